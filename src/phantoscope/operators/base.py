@@ -1,0 +1,94 @@
+"""The one class an operator author subclasses.
+
+An operator turns a batch of decoded RGB images into either one vector each (an *encoder*)
+or a list of crops each (a *processor*). Everything else — decoding base64, fetching URLs,
+batching concurrent requests, health and error reporting — is the serving side's job
+(:mod:`phantoscope.operators.server`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+from PIL import Image
+
+OperatorType = Literal["encoder", "processor"]
+
+
+@dataclass(frozen=True)
+class Box:
+    """A region of an image in pixel coordinates (right and bottom exclusive)."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+    score: float = 1.0
+
+
+@dataclass
+class Crop:
+    """One region a processor found: the cropped image and where it lies in its source."""
+
+    image: Image.Image
+    box: Box
+
+
+class Operator(ABC):
+    """Base of every operator. Subclass :class:`Encoder` or :class:`Processor`.
+
+    Class attributes describe the operator to the engine (they are what ``Identity`` answers).
+    ``load()`` does the slow work (reading weights, building sessions); the server reports
+    ``Healthy`` only after it returned.
+    """
+
+    name: ClassVar[str]
+    type: ClassVar[OperatorType]
+    input: ClassVar[str] = "image"
+    output: ClassVar[str]
+    dimension: ClassVar[int] = 0
+    metric_type: ClassVar[str] = "IP"
+    # Largest number of images handed to one run() call.
+    max_batch_size: ClassVar[int] = 16
+    # Smallest side the model needs. JPEG decoding may shrink larger images down to (not
+    # below) this size for speed; None keeps full resolution (e.g. for detectors).
+    min_image_side: ClassVar[int | None] = None
+
+    def load(self) -> None:  # noqa: B027 - optional hook
+        """Load weights and sessions; called once, before the first run()."""
+
+    @abstractmethod
+    def run(self, images: list[Image.Image]) -> list:
+        """Process a batch of RGB images; one result per image, in order."""
+
+
+class Encoder(Operator):
+    """Turns each image into one vector of ``dimension`` floats."""
+
+    type: ClassVar[OperatorType] = "encoder"
+    output: ClassVar[str] = "vector"
+
+    @abstractmethod
+    def run(self, images: list[Image.Image]) -> np.ndarray | list[list[float]]:
+        """Return an array of shape (len(images), dimension)."""
+
+
+class Processor(Operator):
+    """Turns each image into zero or more crops (faces, objects...)."""
+
+    type: ClassVar[OperatorType] = "processor"
+    output: ClassVar[str] = "image"
+
+    @abstractmethod
+    def run(self, images: list[Image.Image]) -> list[list[Crop]]:
+        """Return, for each image, the crops found in it."""
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Scale each row to unit length (rows of zeros stay zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from PIL import Image
+
+from phantoscope.operators.images import decode_image
 
 OperatorType = Literal["encoder", "processor"]
 
@@ -34,7 +36,7 @@ class Crop:
     """One region a processor found: the cropped image and where it lies in its source."""
 
     image: Image.Image
-    box: Box
+    box: Box | None = None  # None when the operator cannot say (e.g. original-style ones)
 
 
 class Operator(ABC):
@@ -45,12 +47,12 @@ class Operator(ABC):
     ``Healthy`` only after it returned.
     """
 
-    name: ClassVar[str]
-    type: ClassVar[OperatorType]
-    input: ClassVar[str] = "image"
-    output: ClassVar[str]
-    dimension: ClassVar[int] = 0
-    metric_type: ClassVar[str] = "IP"
+    name: str
+    type: OperatorType
+    input: str = "image"
+    output: str
+    dimension: int = 0
+    metric_type: str = "IP"
     # Largest number of images handed to one run() call.
     max_batch_size: ClassVar[int] = 16
     # Smallest side the model needs. JPEG decoding may shrink larger images down to (not
@@ -60,6 +62,14 @@ class Operator(ABC):
     def load(self) -> None:  # noqa: B027 - optional hook
         """Load weights and sessions; called once, before the first run()."""
 
+    def prepare(self, data: bytes, *, max_pixels: int) -> Any:
+        """Turn one item's file bytes into what run() takes: by default an RGB image.
+
+        Raises :class:`~phantoscope.operators.images.BadImageError` for unusable bytes.
+        Called concurrently from request threads, so decoding overlaps inference.
+        """
+        return decode_image(data, min_side=self.min_image_side, max_pixels=max_pixels)
+
     @abstractmethod
     def run(self, images: list[Image.Image]) -> list:
         """Process a batch of RGB images; one result per image, in order."""
@@ -68,8 +78,8 @@ class Operator(ABC):
 class Encoder(Operator):
     """Turns each image into one vector of ``dimension`` floats."""
 
-    type: ClassVar[OperatorType] = "encoder"
-    output: ClassVar[str] = "vector"
+    type: OperatorType = "encoder"
+    output: str = "vector"
 
     @abstractmethod
     def run(self, images: list[Image.Image]) -> np.ndarray | list[list[float]]:
@@ -79,8 +89,8 @@ class Encoder(Operator):
 class Processor(Operator):
     """Turns each image into zero or more crops (faces, objects...)."""
 
-    type: ClassVar[OperatorType] = "processor"
-    output: ClassVar[str] = "image"
+    type: OperatorType = "processor"
+    output: str = "image"
 
     @abstractmethod
     def run(self, images: list[Image.Image]) -> list[list[Crop]]:

@@ -1,0 +1,140 @@
+"""The `phantoscope` command."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from phantoscope.operators.checkup import CheckReport, check_operator
+from phantoscope.zoo import BUILTINS, DEFAULT_ENCODER
+
+app = typer.Typer(no_args_is_help=True, help="Phantoscope: search images with images.")
+operator_app = typer.Typer(no_args_is_help=True, help="Write, serve and check operators.")
+app.add_typer(operator_app, name="operator")
+
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@operator_app.command("new")
+def operator_new(
+    target: Annotated[str, typer.Argument(
+        help="Operator name, or a folder path whose last part names it.")],
+    kind: Annotated[str, typer.Option("--type", "-t", help="encoder or processor")] = "encoder",
+    force: Annotated[bool, typer.Option(help="Write into a folder that is not empty.")] = False,
+) -> None:
+    """Scaffold an operator folder that serves and passes `operator test` as it is."""
+    from phantoscope.operators.scaffold import ScaffoldError, create_operator
+
+    folder = Path(target)
+    try:
+        written = create_operator(folder, kind, force=force)
+    except ScaffoldError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"created {kind} [bold]{folder.name}[/bold] in {folder}/ ({len(written)} files)")
+    console.print(f"next: edit {folder}/custom_operator.py, then "
+                  f"`phantoscope operator serve {folder}` or `cd {folder} && python server.py`")
+
+
+@operator_app.command("serve")
+def operator_serve(
+    target: Annotated[str, typer.Argument(
+        help="A built-in name, a folder with custom_operator.py, or module:Class.")
+    ] = DEFAULT_ENCODER,
+    port: Annotated[int | None, typer.Option(
+        "--port", "-p", help="Port to listen on (default: the port of OP_ENDPOINT).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "[::]",
+    weights: Annotated[str | None, typer.Option(
+        help="Weights file or URL, for built-ins that take them.")] = None,
+) -> None:
+    """Serve an operator over the Phantoscope gRPC protocol until Ctrl-C."""
+    from phantoscope.config import OperatorSettings
+    from phantoscope.operators.loader import TargetError, load_operator
+    from phantoscope.operators.serve import serve_forever
+
+    settings = OperatorSettings()
+    if port is not None and "OP_ENDPOINT" not in os.environ:
+        settings.endpoint = f"127.0.0.1:{port}"
+    options = {"weights": weights} if weights else {}
+    try:
+        operator = load_operator(target, **options)
+    except TargetError as exc:
+        raise _fail(str(exc)) from None
+    serve_forever(operator, settings, host=host, port=port)
+
+
+def _print_report(report: CheckReport) -> None:
+    identity = report.identity
+    if identity is not None:
+        console.print(
+            f"Identity: name={identity.name} type={identity.type} input={identity.input} "
+            f"output={identity.output} dimension={identity.dimension} "
+            f"metric={identity.metric_type} endpoint={identity.endpoint}",
+            highlight=False,
+        )
+    if report.health is not None:
+        console.print(f"Healthy: {report.health}", highlight=False)
+    if report.result is not None:
+        result = report.result
+        console.print(
+            f"Execute: vector size: {len(result.vectors)}; data size: {len(result.crops)} "
+            f"({report.seconds * 1000:.1f} ms)", highlight=False,
+        )
+        if len(result.vectors):
+            console.print(f"vector dim: {result.vectors.shape[1]}", highlight=False)
+        for crop in result.crops:
+            if crop.box is not None:
+                box = crop.box
+                console.print(f"crop box: ({box.left}, {box.top}, {box.right}, {box.bottom}) "
+                              f"score {box.score:.3f}", highlight=False)
+
+
+@operator_app.command("test")
+def operator_test(
+    endpoint: Annotated[str, typer.Option("--endpoint", "-e", help="host:port of the operator.")],
+    image: Annotated[str | None, typer.Option(
+        "--image", "-i", help="Image file or http(s) URL (default: a sample photo).")] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the model to load.")] = 60.0,
+    timeout: Annotated[float, typer.Option(help="Seconds allowed for each call.")] = 60.0,
+) -> None:
+    """Check an operator: identity, health and one execute; exit 1 on any problem."""
+    if image and not image.startswith(("http://", "https://")) and not Path(image).is_file():
+        raise _fail(f"image file {image!r} does not exist")
+    report = check_operator(endpoint, image=image, wait_s=wait, timeout_s=timeout)
+    _print_report(report)
+    if not report.ok:
+        for problem in report.problems:
+            errors.print(f"[red]FAIL[/red] {problem}", highlight=False)
+        raise typer.Exit(1)
+    console.print("[green]OK[/green]")
+
+
+@operator_app.command("list")
+def operator_list() -> None:
+    """List the built-in operators."""
+    table = Table("name", "implementation")
+    for name, path in BUILTINS.items():
+        table.add_row(name + (" (default)" if name == DEFAULT_ENCODER else ""), path)
+    console.print(table)
+
+
+@app.command("up")
+def up(
+    port: Annotated[int | None, typer.Option("--port", "-p")] = None,
+) -> None:
+    """Start the engine on its embedded defaults (for now: the default encoder operator)."""
+    operator_serve(DEFAULT_ENCODER, port=port, host="127.0.0.1", weights=None)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,47 @@
+"""Settings, read from the environment in one place."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from phantoscope.operators.fetch import FetchPolicy
+from phantoscope.operators.images import DEFAULT_MAX_PIXELS
+
+DEFAULT_OPERATOR_ENDPOINT = "127.0.0.1:50001"
+
+
+class OperatorSettings(BaseSettings):
+    """How an operator is served. Environment: ``OP_ENDPOINT`` and ``PHANTOSCOPE_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="PHANTOSCOPE_", extra="ignore")
+
+    # `host:port` the operator reports in Identity and whose port it listens on, as in the
+    # original template (`OP_ENDPOINT`).
+    endpoint: str = Field(
+        DEFAULT_OPERATOR_ENDPOINT, validation_alias=AliasChoices("OP_ENDPOINT")
+    )
+    max_batch_size: int | None = Field(None, ge=1, le=1024)
+    batch_wait_ms: float = Field(2.0, ge=0, le=1000)
+    threads: int = Field(32, ge=1, le=512)
+    max_items_per_request: int = Field(256, ge=1)
+    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
+    fetch_timeout_s: float = Field(10.0, gt=0)
+    fetch_max_bytes: int = Field(32 * 1024 * 1024, ge=1)
+    allow_private_urls: bool = False
+    max_message_bytes: int = 100 * 1024 * 1024
+
+    def fetch_policy(self) -> FetchPolicy:
+        return FetchPolicy(
+            timeout_s=self.fetch_timeout_s,
+            max_bytes=self.fetch_max_bytes,
+            allow_private=self.allow_private_urls,
+        )
+
+
+def endpoint_port(endpoint: str) -> int:
+    """The port of a `host:port` endpoint (IPv6 hosts in brackets)."""
+    _host, sep, port = endpoint.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"endpoint {endpoint!r} is not of the form host:port")
+    return int(port)

@@ -1,0 +1,136 @@
+"""A client for any operator speaking the Phantoscope protocol (ours or the original's)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+
+from phantoscope.operators.base import Box
+from phantoscope.operators.proto import omnisearch_pb2 as pb
+from phantoscope.operators.proto import omnisearch_pb2_grpc as pb_grpc
+
+DEFAULT_MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+
+
+class OperatorCallError(Exception):
+    """A call to an operator failed; ``code`` is the gRPC status name (e.g. ``UNAVAILABLE``)."""
+
+    def __init__(self, endpoint: str, method: str, code: str, details: str) -> None:
+        self.endpoint, self.method, self.code, self.details = endpoint, method, code, details
+        super().__init__(f"{method} at {endpoint} failed with {code}: {details}")
+
+
+@dataclass(frozen=True)
+class OperatorIdentity:
+    """What an operator says about itself."""
+
+    name: str
+    endpoint: str
+    type: str
+    input: str
+    output: str
+    dimension: int
+    metric_type: str
+
+
+@dataclass(frozen=True)
+class CropResult:
+    """One crop a processor returned: base64 JPEG, its box if the operator gave one, and the
+    index of the request item it came from (0 for operators that do not say)."""
+
+    data: str
+    box: Box | None
+    source: int
+
+
+@dataclass(frozen=True)
+class ExecuteResult:
+    vectors: np.ndarray  # (n, dimension) float32; (0, 0) for processors
+    crops: list[CropResult]
+
+
+class OperatorClient:
+    """One long-lived channel to one operator endpoint; share it, it is thread-safe."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout_s: float = 30.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self._channel = grpc.insecure_channel(
+            endpoint,
+            options=[
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", max_message_bytes),
+            ],
+        )
+        self._stub = pb_grpc.OperatorStub(self._channel)
+
+    def _call(self, method: str, request: object, timeout_s: float | None = None):
+        try:
+            return getattr(self._stub, method)(request, timeout=timeout_s or self.timeout_s)
+        except grpc.RpcError as exc:
+            raise OperatorCallError(
+                self.endpoint, method, exc.code().name, exc.details() or ""
+            ) from None
+
+    def identity(self, timeout_s: float | None = None) -> OperatorIdentity:
+        reply = self._call("Identity", pb.IdentityRequest(), timeout_s)
+        try:
+            dimension = int(reply.dimension or 0)
+        except ValueError:
+            raise OperatorCallError(
+                self.endpoint, "Identity", "INVALID_REPLY",
+                f"dimension {reply.dimension!r} is not an integer",
+            ) from None
+        return OperatorIdentity(
+            name=reply.name, endpoint=reply.endpoint, type=reply.type, input=reply.input,
+            output=reply.output, dimension=dimension, metric_type=reply.metricType,
+        )
+
+    def health(self, timeout_s: float | None = None) -> str:
+        """The operator's own word: ``healthy`` when it can serve."""
+        return self._call("Healthy", pb.HealthyRequest(), timeout_s).healthy
+
+    def execute(
+        self,
+        *,
+        urls: Sequence[str] = (),
+        datas: Sequence[str] = (),
+        timeout_s: float | None = None,
+    ) -> ExecuteResult:
+        reply = self._call(
+            "Execute", pb.ExecuteRequest(urls=list(urls), datas=list(datas)), timeout_s
+        )
+        vectors = np.array([list(v.element) for v in reply.vectors], dtype=np.float32)
+        if not reply.vectors:
+            vectors = np.zeros((0, 0), dtype=np.float32)
+        crops = [
+            CropResult(
+                data=meta.data.decode("ascii", errors="replace"),
+                box=_box(meta.box) if meta.HasField("box") else None,
+                source=meta.source,
+            )
+            for meta in reply.metadata
+        ]
+        return ExecuteResult(vectors=vectors, crops=crops)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> OperatorClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _box(box: pb.Box) -> Box:
+    return Box(box.left, box.top, box.right, box.bottom, box.score)

@@ -1,0 +1,90 @@
+"""Turning request items (base64 text or fetched bytes) into RGB images, and back."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import warnings
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Refuse images above this many pixels before decoding them (decompression bombs).
+DEFAULT_MAX_PIXELS = 64_000_000
+
+_DATA_URL = re.compile(r"^data:[\w.+/-]*(;[\w=.+-]+)*;base64,", re.IGNORECASE)
+
+
+class BadImageError(ValueError):
+    """The bytes given are not an image this server can use; the message says why."""
+
+
+def b64_to_bytes(text: str) -> bytes:
+    """Decode a base64 string, bare or as a data URL (``data:image/jpeg;base64,...``)."""
+    payload = _DATA_URL.sub("", text.strip(), count=1)
+    payload = "".join(payload.split())
+    if not payload:
+        raise BadImageError("empty base64 data")
+    try:
+        return base64.b64decode(payload + "=" * (-len(payload) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadImageError(f"not valid base64 ({exc})") from None
+
+
+def decode_image(
+    data: bytes, *, min_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """Decode image file bytes into an upright RGB image.
+
+    ``min_side``: JPEGs may be decoded at a reduced scale (``Image.draft``) as long as both
+    sides stay at least this long; much faster for big photos. ``max_pixels`` refuses
+    decompression bombs before any pixel is decoded.
+    """
+    if not data:
+        raise BadImageError("empty image data")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise BadImageError("not a recognised image format") from None
+    except Exception as exc:  # Pillow raises many types for malformed headers
+        raise BadImageError(f"unreadable image header ({exc})") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise BadImageError(
+            f"image is {width}x{height} pixels; the limit is {max_pixels:,} pixels"
+        )
+    if min_side and image.format == "JPEG":
+        scale = min(width, height) / min_side
+        if scale >= 2:
+            image.draft("RGB", (max(1, int(width / scale)), max(1, int(height / scale))))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image.load()
+        image = ImageOps.exif_transpose(image)
+        return to_rgb(image)
+    except Exception as exc:
+        raise BadImageError(f"image data is corrupt or truncated ({exc})") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any mode to RGB; transparency is composited onto white."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits rather than clipping.
+        image = image.point(lambda value: value / 256).convert("L")
+    return image.convert("RGB")
+
+
+def encode_jpeg_b64(image: Image.Image, quality: int = 90) -> str:
+    """Encode an image as a base64 JPEG string (how processors return crops)."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -1,0 +1,98 @@
+"""Finding the operator a `phantoscope operator serve TARGET` names.
+
+TARGET is a built-in name (see :data:`phantoscope.zoo.BUILTINS`), a `module:Class` path, or
+a folder holding a ``custom_operator.py`` — made by `phantoscope operator new`, or by the
+original Phantoscope template (served through :class:`LegacyOperator`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from phantoscope.operators.base import Operator
+from phantoscope.operators.legacy import LegacyOperator
+from phantoscope.zoo import BUILTINS
+
+OPERATOR_FILE = "custom_operator.py"
+LEGACY_CLASS = "CustomOperator"
+
+
+class TargetError(ValueError):
+    """TARGET names nothing that can be served; the message says what was looked for."""
+
+
+def import_object(path: str) -> Any:
+    """Import ``package.module:Name``."""
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise TargetError(f"{path!r} is not of the form module:Class")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise TargetError(f"cannot import {module_name!r}: {exc}") from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise TargetError(f"module {module_name!r} has no {attribute!r}") from None
+
+
+def _instantiate(cls: Any, options: dict[str, Any]) -> Operator:
+    if inspect.isclass(cls) and issubclass(cls, Operator):
+        return cls(**options)
+    if options:
+        raise TargetError(f"{cls!r} takes no options, got {sorted(options)}")
+    return LegacyOperator(cls())
+
+
+def _load_folder(folder: Path) -> Operator:
+    """Import a folder's custom_operator.py the way `python server.py` in it would."""
+    folder = folder.resolve()
+    source = folder / OPERATOR_FILE
+    folder_text = str(folder)
+    if folder_text not in sys.path:
+        sys.path.insert(0, folder_text)  # lets it import its neighbours (utils.py, rpc/...)
+    os.chdir(folder)  # the original template finds its model under ./data
+    spec = importlib.util.spec_from_file_location("custom_operator", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["custom_operator"] = module
+    spec.loader.exec_module(module)
+    ours = [
+        value for value in vars(module).values()
+        if inspect.isclass(value) and issubclass(value, Operator)
+        and value.__module__ == module.__name__ and not inspect.isabstract(value)
+    ]
+    if len(ours) == 1:
+        return ours[0]()
+    if len(ours) > 1:
+        names = ", ".join(sorted(cls.__name__ for cls in ours))
+        raise TargetError(f"{source} defines several operators ({names}); name one as module:Class")
+    legacy = getattr(module, LEGACY_CLASS, None)
+    if legacy is None:
+        raise TargetError(
+            f"{source} defines neither an Operator subclass nor a {LEGACY_CLASS} class"
+        )
+    return LegacyOperator(legacy())
+
+
+def load_operator(target: str, **options: Any) -> Operator:
+    """Build the operator TARGET names; ``options`` go to a built-in's constructor."""
+    if target in BUILTINS:
+        return _instantiate(import_object(BUILTINS[target]), options)
+    folder = Path(target)
+    if folder.is_dir():
+        if not (folder / OPERATOR_FILE).is_file():
+            raise TargetError(f"folder {target!r} has no {OPERATOR_FILE}")
+        return _load_folder(folder)
+    if ":" in target:
+        return _instantiate(import_object(target), options)
+    builtins = ", ".join(sorted(BUILTINS))
+    raise TargetError(
+        f"{target!r} is not a built-in operator ({builtins}), a folder or a module:Class path"
+    )

@@ -1,0 +1,44 @@
+"""Running an operator server in the foreground until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from phantoscope.config import OperatorSettings
+from phantoscope.operators.base import Operator
+from phantoscope.operators.server import OperatorServer
+
+log = logging.getLogger("phantoscope.operator")
+
+
+def serve_forever(
+    operator: Operator,
+    settings: OperatorSettings | None = None,
+    *,
+    host: str = "[::]",
+    port: int | None = None,
+) -> None:
+    """Serve ``operator`` on ``host`` and the port of ``OP_ENDPOINT`` (or ``port``)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    server = OperatorServer(operator, settings, host=host, port=port)
+    bound = server.start()
+    log.info(
+        "serving %s (%s, dimension %s, metric %s) on %s:%d; Identity reports endpoint %s",
+        operator.name, operator.type, operator.dimension, operator.metric_type,
+        host, bound, server.settings.endpoint,
+    )
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        log.info("stopping %s", operator.name)
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

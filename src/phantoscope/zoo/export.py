@@ -59,10 +59,24 @@ def load_state_dict(weights: str) -> dict[str, torch.Tensor]:
 
 
 def _load_strict(model: nn.Module, weights: str, name: str) -> None:
-    try:
-        model.load_state_dict(load_state_dict(weights), strict=True)
-    except RuntimeError as exc:
-        raise ExportError(f"weights {weights} do not fit {name}: {exc}") from exc
+    """Load every tensor of ``model`` from ``weights``, with a short error if they differ."""
+    state = load_state_dict(weights)
+    if not isinstance(state, dict):
+        raise ExportError(f"weights {weights} hold a {type(state).__name__}, not a state dict")
+    own = model.state_dict()
+    problems = {
+        "missing": [key for key in own if key not in state],
+        "unexpected": [key for key in state if key not in own],
+        "wrong shape": [
+            key
+            for key in own
+            if key in state and getattr(state[key], "shape", None) != own[key].shape
+        ],
+    }
+    found = [f"{len(keys)} {kind} (e.g. {keys[0]})" for kind, keys in problems.items() if keys]
+    if found:
+        raise ExportError(f"weights {weights} do not fit {name}: " + ", ".join(found) + " keys")
+    model.load_state_dict(state, strict=True)
 
 
 def efficientnet_lite0(weights: str | None) -> nn.Module:

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from helpers import PHANTOSCOPE, free_port, run_cli, serving
+from helpers import PHANTOSCOPE, OperatorProcess, free_port, run_cli
 
 # The original template's utils.py and CustomOperator shape: run(images, urls) over base64
 # strings and URLs, properties describing it, model files found under ./data.
@@ -109,7 +109,8 @@ def test_original_template_operator_is_served_unchanged(tmp_path, source, expect
     (folder / "utils.py").write_text(UTILS)
     (folder / "custom_operator.py").write_text(source)
     endpoint = f"127.0.0.1:{free_port()}"
-    with serving([PHANTOSCOPE, "operator", "serve", str(folder)], endpoint,
+    with OperatorProcess(command=[PHANTOSCOPE, "operator", "serve", str(folder)],
+                         endpoint=endpoint,
                  env={"OP_ENDPOINT": endpoint}, cwd=tmp_path):
         result = run_cli("operator", "test", "-e", endpoint)
         broken = run_cli("operator", "test", "-e", endpoint, "--image", __file__)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from helpers import PHANTOSCOPE, free_port, run_cli, serving
+from helpers import PHANTOSCOPE, OperatorProcess, free_port, run_cli
 
 LAYOUT = [
     "custom_operator.py", "server.py", "data/prepare_model.sh", "requirements.txt",
@@ -48,7 +48,8 @@ def _check(endpoint: str, kind: str) -> str:
 def test_python_server_py_with_op_endpoint_answers(scaffold):
     kind, folder = scaffold
     endpoint = f"127.0.0.1:{free_port()}"
-    with serving([sys.executable, "server.py"], endpoint, env={"OP_ENDPOINT": endpoint},
+    with OperatorProcess(command=[sys.executable, "server.py"],
+                         endpoint=endpoint, env={"OP_ENDPOINT": endpoint},
                  cwd=folder):
         out = _check(endpoint, kind)
     if kind == "encoder":
@@ -60,8 +61,8 @@ def test_python_server_py_with_op_endpoint_answers(scaffold):
 def test_operator_serve_folder_with_port_answers(scaffold):
     kind, folder = scaffold
     port = free_port()
-    with serving([PHANTOSCOPE, "operator", "serve", str(folder), "--port", str(port)],
-                 f"127.0.0.1:{port}"):
+    command = [PHANTOSCOPE, "operator", "serve", str(folder), "--port", str(port)]
+    with OperatorProcess(command=command, endpoint=f"127.0.0.1:{port}"):
         out = _check(f"127.0.0.1:{port}", kind)
     assert f"endpoint=127.0.0.1:{port}" in out
 

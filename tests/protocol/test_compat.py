@@ -18,7 +18,7 @@ from google.protobuf import descriptor_pb2
 from grpc_tools import protoc
 from PIL import Image
 
-from helpers import PHANTOSCOPE, REPO, SPEC_PROTO, free_port, run_cli, serving
+from helpers import PHANTOSCOPE, REPO, SPEC_PROTO, OperatorProcess, free_port, run_cli
 from phantoscope.config import OperatorSettings
 from phantoscope.operators import Box, Crop, Encoder, Processor
 from phantoscope.operators.checkup import sample_image
@@ -200,7 +200,8 @@ def test_our_builtin_serve_command_speaks_to_the_original_client(original_stubs,
     folder = tmp_path / "histogram-encoder"
     assert run_cli("operator", "new", str(folder)).returncode == 0
     endpoint = f"127.0.0.1:{free_port()}"
-    with serving([PHANTOSCOPE, "operator", "serve", str(folder)], endpoint,
+    with OperatorProcess(command=[PHANTOSCOPE, "operator", "serve", str(folder)],
+                         endpoint=endpoint,
                  env={"OP_ENDPOINT": endpoint}):
         answer = _original_client(original_stubs, endpoint, sample_image())
     assert answer["identity"]["name"] == "histogram-encoder"

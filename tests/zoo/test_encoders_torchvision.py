@@ -136,6 +136,13 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         ResNet50Encoder(weights=str(missing)).load()
 
 
+def test_not_a_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match="could not read weights"):
+        ResNet50Encoder(weights=str(garbage)).load()
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -34,13 +34,13 @@ class ExportError(Exception):
     """A failure with a message meant for the user (no traceback needed)."""
 
 
-def load_state_dict(weights: str) -> dict[str, torch.Tensor]:
+def load_state_dict(weights: str) -> object:
     """Read a state dict from a local file or an http(s) URL."""
     if not is_url(weights):
         path = Path(weights).expanduser()
         if not path.is_file():
             raise ExportError(f"weights file not found: {path}")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return _read(path, weights)
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "weights.pth"
         try:
@@ -55,7 +55,17 @@ def load_state_dict(weights: str) -> dict[str, torch.Tensor]:
                 "If this machine is offline, fetch the file elsewhere and pass its local path "
                 "(weights=... or PHANTOSCOPE_WEIGHTS)."
             ) from exc
-        return torch.load(target, map_location="cpu", weights_only=True)
+        return _read(target, weights)
+
+
+def _read(path: Path, weights: str) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ExportError(
+            f"could not read weights {weights} ({type(exc).__name__}): expected a file "
+            "written by torch.save(model.state_dict())"
+        ) from exc
 
 
 def _load_strict(model: nn.Module, weights: str, name: str) -> None:

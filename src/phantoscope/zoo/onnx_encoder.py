@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
+import onnxruntime as ort
 from PIL import Image
 
 from phantoscope.operators.base import Encoder, l2_normalize
 from phantoscope.zoo.modelcache import ensure_model, is_url, models_dir, weights_tag
 from phantoscope.zoo.runtime import create_session
-
-if TYPE_CHECKING:
-    import onnxruntime as ort
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,0 +1,106 @@
+"""Running an operator as a child process and waiting until it can serve."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from phantoscope.operators.client import OperatorCallError, OperatorClient
+from phantoscope.operators.server import HEALTHY
+
+PHANTOSCOPE = str(Path(sys.executable).parent / "phantoscope")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class OperatorProcess:
+    """A child process serving an operator at ``endpoint``.
+
+    By default it runs `phantoscope operator serve TARGET` on a free loopback port;
+    ``command`` runs anything else that serves at ``endpoint`` (e.g. `python server.py`).
+    """
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        endpoint: str | None = None,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        if (target is None) == (command is None):
+            raise ValueError("give either a target or a command")
+        self.endpoint = endpoint or f"127.0.0.1:{free_port()}"
+        port = self.endpoint.rpartition(":")[2]
+        self.command = command or [
+            PHANTOSCOPE, "operator", "serve", str(target), "--host", "127.0.0.1",
+            "--port", port,
+        ]
+        self.env = {**os.environ, "OP_ENDPOINT": self.endpoint, **(env or {})}
+        self.cwd = cwd
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> OperatorProcess:
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(
+                self.command, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
+            )
+        finally:
+            if self.log_path:
+                log.close()
+        return self
+
+    def wait_healthy(self, timeout_s: float = 300) -> None:
+        """Block until the operator answers Healthy; raise if it exits or never does."""
+        assert self.process is not None, "start() first"
+        deadline = time.monotonic() + timeout_s
+        with OperatorClient(self.endpoint, timeout_s=2) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    where = f"; see {self.log_path}" if self.log_path else ""
+                    raise RuntimeError(
+                        f"operator process {' '.join(self.command)} exited with "
+                        f"{self.process.returncode}{where}"
+                    )
+                try:
+                    if client.health() == HEALTHY:
+                        return
+                except OperatorCallError:
+                    pass
+                time.sleep(0.2)
+        raise TimeoutError(f"operator at {self.endpoint} not healthy after {timeout_s} s")
+
+    def stop(self, timeout_s: float = 10) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> OperatorProcess:
+        self.start()
+        try:
+            self.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

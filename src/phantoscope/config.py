@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -47,3 +49,45 @@ def endpoint_port(endpoint: str) -> int:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"endpoint {endpoint!r} is not of the form host:port")
     return int(port)
+
+
+class ServerSettings(BaseSettings):
+    """The API server and its stores. Environment: ``PHANTOSCOPE_*``.
+
+    Every store defaults to a place under ``home``: Milvus Lite, SQLite and a folder.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PHANTOSCOPE_", extra="ignore")
+
+    home: Path = Path("data")
+    host: str = "127.0.0.1"
+    port: int = Field(5000, ge=0, le=65535)
+    vectors: str | None = None  # a `.db` path (Milvus Lite) or http://host:19530 (server)
+    meta: str | None = None  # SQLAlchemy URL
+    objects: str | None = None  # a folder path, or s3://KEY:SECRET@host:port
+    operator_timeout_s: float = Field(60.0, gt=0)
+    max_upload_bytes: int = Field(32 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
+    max_batch_images: int = Field(256, ge=1)
+    fetch_timeout_s: float = Field(10.0, gt=0)
+    allow_private_urls: bool = False
+    presign_expires_s: int = Field(3600, ge=60)
+
+    @property
+    def vectors_uri(self) -> str:
+        return self.vectors or str(self.home / "milvus.db")
+
+    @property
+    def meta_url(self) -> str:
+        return self.meta or f"sqlite:///{self.home / 'meta.db'}"
+
+    @property
+    def objects_url(self) -> str:
+        return self.objects or str(self.home / "objects")
+
+    def fetch_policy(self) -> FetchPolicy:
+        return FetchPolicy(
+            timeout_s=self.fetch_timeout_s,
+            max_bytes=self.max_upload_bytes,
+            allow_private=self.allow_private_urls,
+        )

@@ -82,7 +82,7 @@ class LoopbackHTTP(ThreadingHTTPServer):
 def http_server() -> Iterator[LoopbackHTTP]:
     """A :class:`LoopbackHTTP` running in a thread for the duration of one test."""
     server = LoopbackHTTP()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield server

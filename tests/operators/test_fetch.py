@@ -185,9 +185,9 @@ def test_server_dripping_the_body_past_the_timeout_is_cut_off(http_server) -> No
     # Each byte arrives well within the timeout, but the whole body takes several timeouts.
     def drip(handler: BaseHTTPRequestHandler) -> None:
         handler.send_response(200)
-        handler.send_header("Content-Length", "12")
+        handler.send_header("Content-Length", "8")
         handler.end_headers()
-        for _ in range(12):
+        for _ in range(8):
             handler.wfile.write(b"x")
             handler.wfile.flush()
             if handler.server.release.wait(0.1):

@@ -81,7 +81,9 @@ def test_b64_invalid(text: str) -> None:
         b64_to_bytes(text)
 
 
-@pytest.mark.parametrize("text", ["", "   \n\t", "data:image/png;base64,", "data:image/png;base64, \n"])
+@pytest.mark.parametrize(
+    "text", ["", "   \n\t", "data:image/png;base64,", "data:image/png;base64, \n"]
+)
 def test_b64_empty(text: str) -> None:
     with pytest.raises(BadImageError, match="empty"):
         b64_to_bytes(text)

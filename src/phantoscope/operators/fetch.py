@@ -21,6 +21,10 @@ class FetchError(ValueError):
     """A URL that could not or must not be fetched; the message says which and why."""
 
 
+class UrlRefusedError(FetchError):
+    """A URL this server must not fetch (scheme, or an address that is not public)."""
+
+
 @dataclass(frozen=True)
 class FetchPolicy:
     """Limits for fetching by URL."""
@@ -46,7 +50,7 @@ def _resolve(host: str, port: int, policy: FetchPolicy) -> str:
     if not policy.allow_private:
         refused = [a for a in addresses if not _is_public(a)]
         if refused:
-            raise FetchError(
+            raise UrlRefusedError(
                 f"refusing to fetch from {host!r}: it resolves to the non-public address "
                 f"{refused[0]} (loopback, private, link-local and reserved addresses are "
                 "blocked; set PHANTOSCOPE_ALLOW_PRIVATE_URLS=1 to allow them)"
@@ -70,9 +74,9 @@ def fetch_url(url: str, policy: FetchPolicy | None = None) -> bytes:
     for _ in range(MAX_REDIRECTS + 1):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
-            raise FetchError(f"unsupported URL scheme {parts.scheme!r}: use http or https")
+            raise UrlRefusedError(f"unsupported URL scheme {parts.scheme!r}: use http or https")
         if not parts.hostname:
-            raise FetchError(f"URL {url!r} has no host")
+            raise UrlRefusedError(f"URL {url!r} has no host")
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:

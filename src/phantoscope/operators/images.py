@@ -20,6 +20,10 @@ class BadImageError(ValueError):
     """The bytes given are not an image this server can use; the message says why."""
 
 
+class ImageTooLargeError(BadImageError):
+    """The image has more pixels than allowed."""
+
+
 def b64_to_bytes(text: str) -> bytes:
     """Decode a base64 string, bare or as a data URL (``data:image/jpeg;base64,...``)."""
     payload = _DATA_URL.sub("", text.strip(), count=1)
@@ -51,7 +55,7 @@ def decode_image(
         raise BadImageError(f"unreadable image header ({exc})") from None
     width, height = image.size
     if width * height > max_pixels:
-        raise BadImageError(
+        raise ImageTooLargeError(
             f"image is {width}x{height} pixels; the limit is {max_pixels:,} pixels"
         )
     if min_side and image.format == "JPEG":

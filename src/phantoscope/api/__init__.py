@@ -1,0 +1,1 @@
+"""HTTP: the Phantoscope v1 REST API over the engine."""

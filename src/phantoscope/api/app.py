@@ -1,0 +1,45 @@
+"""The FastAPI application: routers, error handlers and the stores it opens."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+
+from phantoscope import __version__
+from phantoscope.api import applications, operators, pipelines
+from phantoscope.api.errors import install_error_handlers
+from phantoscope.config import ServerSettings
+from phantoscope.engine.context import Stores
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """An app that opens its stores on start-up and closes them on shutdown."""
+    settings = settings or ServerSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.stores = Stores.open(settings)
+        try:
+            yield
+        finally:
+            app.state.stores.close()
+
+    app = FastAPI(
+        title="Phantoscope",
+        version=__version__,
+        description="Search images with images: the Phantoscope v1 REST API.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(operators.router)
+    app.include_router(pipelines.router)
+    app.include_router(applications.router)
+
+    @app.get("/v1/settings/ping", response_class=PlainTextResponse, tags=["settings"])
+    def ping() -> str:
+        return "pong"
+
+    return app

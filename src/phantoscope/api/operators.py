@@ -1,0 +1,50 @@
+"""/v1/operator"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from phantoscope.api.deps import stores_of
+from phantoscope.api.serialize import operator_json
+from phantoscope.engine import registry
+
+router = APIRouter(prefix="/v1/operator", tags=["operators"])
+
+
+class RegisterOperator(BaseModel):
+    endpoint: str
+    name: str
+
+
+@router.get("/")
+@router.get("", include_in_schema=False)
+def list_operators(request: Request) -> list[dict]:
+    return [operator_json(row) for row in stores_of(request).meta.list_operators()]
+
+
+@router.post("/regist")
+async def register(body: RegisterOperator, request: Request) -> dict:
+    """Register the operator answering at `endpoint` under `name` (calls its Identity)."""
+    row = await run_in_threadpool(
+        registry.register_operator, stores_of(request), body.name, body.endpoint
+    )
+    return operator_json(row)
+
+
+@router.get("/{name}")
+def get_operator(name: str, request: Request) -> dict:
+    return operator_json(registry.get_operator(stores_of(request), name))
+
+
+@router.delete("/{name}")
+def delete_operator(name: str, request: Request) -> dict:
+    return operator_json(registry.delete_operator(stores_of(request), name))
+
+
+@router.get("/{name}/health", response_class=PlainTextResponse)
+def operator_health(name: str, request: Request) -> str:
+    """The operator's own answer, as bare text: `healthy` when it can serve."""
+    return registry.operator_health(stores_of(request), name)

@@ -1,0 +1,74 @@
+"""JSON shapes of the original API (attributes under their private names), plus ours."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from phantoscope.engine.registry import field_definitions
+from phantoscope.engine.search import Hit, Match
+from phantoscope.operators.base import Box
+from phantoscope.storage.meta import ApplicationRow, EntityRow, OperatorRow, PipelineRow
+
+
+def operator_json(row: OperatorRow) -> dict[str, Any]:
+    return {
+        "_name": row.name, "_backend": row.backend, "_type": row.type, "_input": row.input,
+        "_output": row.output, "_endpoint": row.endpoint, "_metric_type": row.metric_type,
+        "_dimension": row.dimension,
+    }
+
+
+def pipeline_json(row: PipelineRow) -> dict[str, Any]:
+    return {
+        "_pipeline_name": row.name, "_input": row.input, "_output": row.output,
+        "_dimension": row.dimension, "_index_file_size": row.index_file_size,
+        "_metric_type": row.metric_type, "_pipeline_description": row.description,
+        "_processors": row.processors, "_encoder": row.encoder,
+        "_description": row.description,
+    }
+
+
+def application_json(row: ApplicationRow) -> dict[str, Any]:
+    return {"_application_name": row.name, "_fields": field_definitions(row),
+            "_buckets": row.bucket}
+
+
+def box_json(box: Box | None) -> dict[str, Any] | None:
+    if box is None:
+        return None
+    return {"left": box.left, "top": box.top, "right": box.right, "bottom": box.bottom,
+            "score": round(box.score, 6)}
+
+
+def entity_json(
+    entity: EntityRow, application: ApplicationRow, image_url: str, *, id_as_text: bool = False
+) -> dict[str, Any]:
+    """An entity as the original showed it; ``_id`` is text in search answers, as there."""
+    return {
+        "_id": str(entity.id) if id_as_text else entity.id,
+        "_app_name": application.name,
+        "_image_url": image_url,
+        "_fields": field_definitions(application),
+        "field": entity.field,
+        "content_type": entity.content_type,
+        "size": entity.size,
+        "sha256": entity.sha256,
+        "created_at": entity.created_at.isoformat() + "Z",
+        "vectors": [
+            {"id": vector.id, "pipeline": vector.pipeline,
+             "box": box_json(vector.box)}
+            for vector in entity.vectors
+        ],
+    }
+
+
+def match_json(match: Match) -> dict[str, Any]:
+    return {"box": box_json(match.box), "query_box": box_json(match.query_box),
+            "distance": match.distance, "score": match.score}
+
+
+def hit_json(hit: Hit, application: ApplicationRow, image_url: str) -> dict[str, Any]:
+    body = entity_json(hit.entity, application, image_url, id_as_text=True)
+    body.update(distance=hit.best.distance, score=hit.best.score, box=box_json(hit.best.box),
+                matches=[match_json(match) for match in hit.matches])
+    return body

@@ -1,0 +1,47 @@
+"""The stores and services one engine instance works with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from phantoscope.config import ServerSettings
+from phantoscope.engine.intake import IntakeLimits
+from phantoscope.engine.pipeline import OperatorPool, PipelineRunner
+from phantoscope.storage.meta import MetaStore
+from phantoscope.storage.objects import ObjectStore, open_object_store
+from phantoscope.storage.vectors import VectorStore, open_vector_store
+
+
+@dataclass
+class Stores:
+    meta: MetaStore
+    vectors: VectorStore
+    objects: ObjectStore
+    pool: OperatorPool
+    runner: PipelineRunner
+    limits: IntakeLimits
+    settings: ServerSettings
+
+    @classmethod
+    def open(cls, settings: ServerSettings) -> Stores:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        pool = OperatorPool(settings.operator_timeout_s)
+        return cls(
+            meta=MetaStore(settings.meta_url),
+            vectors=open_vector_store(settings.vectors_uri),
+            objects=open_object_store(settings.objects_url),
+            pool=pool,
+            runner=PipelineRunner(pool),
+            limits=IntakeLimits(
+                max_bytes=settings.max_upload_bytes,
+                max_pixels=settings.max_image_pixels,
+                fetch=settings.fetch_policy(),
+            ),
+            settings=settings,
+        )
+
+    def close(self) -> None:
+        self.runner.close()
+        self.pool.close()
+        self.vectors.close()
+        self.meta.close()

@@ -1,0 +1,96 @@
+"""Images as callers give them (base64, URL, file upload), checked before anything is stored."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from dataclasses import dataclass
+
+from PIL import Image
+
+from phantoscope.engine.errors import BadRequestError, TooLargeError
+from phantoscope.operators.fetch import FetchError, FetchPolicy, UrlRefusedError, fetch_url
+from phantoscope.operators.images import (
+    BadImageError,
+    ImageTooLargeError,
+    b64_to_bytes,
+    decode_image,
+)
+
+CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """Image file bytes that decode, with what the stores need to know about them."""
+
+    data: bytes
+    content_type: str
+    sha256: str
+
+    @property
+    def b64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    max_bytes: int
+    max_pixels: int
+    fetch: FetchPolicy
+
+
+def check_image(data: bytes, limits: IntakeLimits, label: str) -> ImageInput:
+    """Accept ``data`` if it is an image within the limits; otherwise a 4xx naming ``label``."""
+    if len(data) > limits.max_bytes:
+        raise TooLargeError(
+            "IMAGE_TOO_LARGE",
+            f"{label}: {len(data):,} bytes; the limit is {limits.max_bytes:,} bytes",
+        )
+    try:
+        decode_image(data, min_side=64, max_pixels=limits.max_pixels)
+        with Image.open(io.BytesIO(data)) as header:
+            image_format = header.format or ""
+    except ImageTooLargeError as exc:
+        raise TooLargeError("IMAGE_TOO_LARGE", f"{label}: {exc}") from None
+    except BadImageError as exc:
+        raise BadRequestError("NOT_AN_IMAGE", f"{label}: {exc}") from None
+    return ImageInput(
+        data=data,
+        content_type=CONTENT_TYPES.get(image_format, "application/octet-stream"),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def image_from_base64(text: object, limits: IntakeLimits, label: str) -> ImageInput:
+    if not isinstance(text, str):
+        raise BadRequestError("INVALID_REQUEST", f"{label}: `data` must be a base64 string")
+    if len(text) > limits.max_bytes * 4 // 3 + 1024:
+        raise TooLargeError(
+            "IMAGE_TOO_LARGE", f"{label}: base64 data over the {limits.max_bytes:,}-byte limit"
+        )
+    try:
+        data = b64_to_bytes(text)
+    except BadImageError as exc:
+        raise BadRequestError("BAD_BASE64", f"{label}: {exc}") from None
+    return check_image(data, limits, label)
+
+
+def image_from_url(url: object, limits: IntakeLimits, label: str) -> ImageInput:
+    if not isinstance(url, str):
+        raise BadRequestError("INVALID_REQUEST", f"{label}: `url` must be a string")
+    try:
+        data = fetch_url(url, limits.fetch)
+    except UrlRefusedError as exc:
+        raise BadRequestError("URL_REFUSED", f"{label}: {exc}") from None
+    except FetchError as exc:
+        raise BadRequestError("URL_FETCH_FAILED", f"{label}: {exc}") from None
+    return check_image(data, limits, label)

@@ -1,0 +1,168 @@
+"""Running a pipeline: processors in order, then the encoder, over gRPC.
+
+Every vector keeps its lineage: which input image it came from and, through processors,
+which box of that image (boxes of nested processors are composed into input coordinates).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from phantoscope.engine.errors import (
+    BadRequestError,
+    OperatorFailedError,
+    OperatorUnavailableError,
+)
+from phantoscope.operators.base import Box
+from phantoscope.operators.client import CropResult, OperatorCallError, OperatorClient
+from phantoscope.storage.meta import OperatorRow
+
+# Images per Execute call to an encoder; processors get one image per call (original
+# processors cannot say which image a crop came from) sent concurrently, which our
+# operator servers batch together again.
+ENCODER_CHUNK = 32
+PROCESSOR_CONCURRENCY = 8
+UNAVAILABLE_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"}
+
+
+class OperatorPool:
+    """One long-lived gRPC client per endpoint, shared by all requests."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._clients: dict[str, OperatorClient] = {}
+        self._lock = threading.Lock()
+
+    def client(self, endpoint: str) -> OperatorClient:
+        with self._lock:
+            if endpoint not in self._clients:
+                self._clients[endpoint] = OperatorClient(endpoint, timeout_s=self.timeout_s)
+            return self._clients[endpoint]
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
+@dataclass(frozen=True)
+class Item:
+    """An image on its way through a pipeline."""
+
+    data: str  # base64
+    source: int  # index of the input image it descends from
+    box: Box | None  # where it lies in that input image; None = the whole image
+
+
+@dataclass(frozen=True)
+class PipelineVector:
+    vector: np.ndarray
+    source: int
+    box: Box | None
+
+
+@dataclass
+class Step:
+    """What one operator produced, for `POST /v1/pipeline/<name>/test`."""
+
+    operator: str
+    type: str
+    items: list[Item] = field(default_factory=list)
+    vectors: np.ndarray | None = None
+
+
+def operator_error(operator: OperatorRow, exc: OperatorCallError) -> Exception:
+    """Translate a failed operator call into what the API tells its caller."""
+    if exc.code == "INVALID_ARGUMENT":
+        return BadRequestError(
+            "OPERATOR_REJECTED_IMAGE",
+            f"operator {operator.name!r} cannot use the image: {exc.details}",
+        )
+    if exc.code in UNAVAILABLE_CODES:
+        return OperatorUnavailableError(
+            "OPERATOR_UNAVAILABLE",
+            f"operator {operator.name!r} at {operator.endpoint} did not answer ({exc.code}): "
+            "check that it is running",
+        )
+    return OperatorFailedError(
+        "OPERATOR_FAILED", f"operator {operator.name!r} failed ({exc.code}): {exc.details}"
+    )
+
+
+def _compose(outer: Box | None, inner: Box | None) -> Box | None:
+    if inner is None:
+        return outer
+    if outer is None:
+        return inner
+    return Box(
+        outer.left + inner.left,
+        outer.top + inner.top,
+        outer.left + inner.right,
+        outer.top + inner.bottom,
+        inner.score,
+    )
+
+
+class PipelineRunner:
+    def __init__(self, pool: OperatorPool) -> None:
+        self.pool = pool
+        self._threads = ThreadPoolExecutor(PROCESSOR_CONCURRENCY, "pipeline-processor")
+
+    def _call(self, operator: OperatorRow, datas: Sequence[str]):
+        try:
+            return self.pool.client(operator.endpoint).execute(datas=datas)
+        except OperatorCallError as exc:
+            raise operator_error(operator, exc) from None
+
+    def _process(self, operator: OperatorRow, items: list[Item]) -> list[Item]:
+        def crops_of(item: Item) -> list[CropResult]:
+            return self._call(operator, [item.data]).crops
+
+        results = list(self._threads.map(crops_of, items))
+        return [
+            Item(crop.data, item.source, _compose(item.box, crop.box))
+            for item, crops in zip(items, results, strict=True)
+            for crop in crops
+        ]
+
+    def _encode(self, operator: OperatorRow, items: list[Item]) -> np.ndarray:
+        chunks = []
+        for start in range(0, len(items), ENCODER_CHUNK):
+            datas = [item.data for item in items[start : start + ENCODER_CHUNK]]
+            vectors = self._call(operator, datas).vectors
+            if len(vectors) != len(datas) or (
+                len(vectors) and vectors.shape[1] != operator.dimension
+            ):
+                raise OperatorFailedError(
+                    "OPERATOR_FAILED",
+                    f"operator {operator.name!r} returned {len(vectors)} vectors of dimension "
+                    f"{vectors.shape[1] if len(vectors) else 0} for {len(datas)} images; "
+                    f"expected dimension {operator.dimension}",
+                )
+            chunks.append(vectors)
+        return np.concatenate(chunks) if chunks else np.zeros((0, operator.dimension))
+
+    def run(
+        self, processors: Sequence[OperatorRow], encoder: OperatorRow, images: Sequence[str]
+    ) -> tuple[list[PipelineVector], list[Step]]:
+        """Run base64 ``images`` through the pipeline; vectors with lineage, and each step."""
+        items = [Item(data, index, None) for index, data in enumerate(images)]
+        steps = []
+        for processor in processors:
+            items = self._process(processor, items) if items else []
+            steps.append(Step(processor.name, processor.type, items=items))
+        vectors = self._encode(encoder, items) if items else np.zeros((0, encoder.dimension))
+        steps.append(Step(encoder.name, encoder.type, vectors=vectors))
+        return [
+            PipelineVector(vector, item.source, item.box)
+            for item, vector in zip(items, vectors, strict=True)
+        ], steps
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False)

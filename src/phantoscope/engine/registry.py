@@ -1,0 +1,284 @@
+"""Operators, pipelines and applications: creating, reading and deleting them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from phantoscope.engine.context import Stores
+from phantoscope.engine.errors import BadRequestError, ConflictError, NotFoundError
+from phantoscope.engine.names import bucket_name, check_name, collection_name
+from phantoscope.operators.client import OperatorCallError, OperatorClient
+from phantoscope.storage.meta import (
+    ApplicationRow,
+    DuplicateError,
+    FieldRow,
+    OperatorRow,
+    PipelineProcessorRow,
+    PipelineRow,
+)
+
+METRICS = ("IP", "L2", "COSINE")
+ENDPOINT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$")
+REGISTER_TIMEOUT_S = 5.0
+
+
+# -- operators ---------------------------------------------------------------------------
+
+
+def get_operator(stores: Stores, name: str) -> OperatorRow:
+    row = stores.meta.get_operator(check_name("operator", name))
+    if row is None:
+        raise NotFoundError("OPERATOR_NOT_FOUND", f"no operator named {name!r}")
+    return row
+
+
+def register_operator(stores: Stores, name: str, endpoint: str) -> OperatorRow:
+    """Ask the operator at ``endpoint`` who it is and remember it under ``name``."""
+    check_name("operator", name)
+    if not isinstance(endpoint, str) or not ENDPOINT.match(endpoint):
+        raise BadRequestError(
+            "INVALID_ENDPOINT", f"endpoint {str(endpoint)[:100]!r} is not of the form host:port"
+        )
+    if stores.meta.get_operator(name) is not None:
+        raise ConflictError("OPERATOR_EXISTS", f"an operator named {name!r} already exists")
+    with OperatorClient(endpoint, timeout_s=REGISTER_TIMEOUT_S) as client:
+        try:
+            identity = client.identity()
+        except OperatorCallError as exc:
+            raise BadRequestError(
+                "OPERATOR_UNREACHABLE",
+                f"no operator answers at {endpoint} ({exc.code}: {exc.details}): start the "
+                "operator or fix the endpoint",
+            ) from None
+    if identity.type not in ("encoder", "processor"):
+        raise BadRequestError(
+            "OPERATOR_INVALID", f"the operator at {endpoint} has unknown type {identity.type!r}"
+        )
+    if identity.type == "encoder" and (
+        identity.dimension <= 0 or identity.metric_type.upper() not in METRICS
+    ):
+        raise BadRequestError(
+            "OPERATOR_INVALID",
+            f"the encoder at {endpoint} reports dimension {identity.dimension} and metric "
+            f"{identity.metric_type!r}; it needs a positive dimension and one of {METRICS}",
+        )
+    row = OperatorRow(
+        name=name,
+        backend=identity.name,
+        type=identity.type,
+        input=identity.input,
+        output=identity.output,
+        endpoint=endpoint,
+        metric_type=identity.metric_type.upper(),
+        dimension=identity.dimension,
+    )
+    try:
+        stores.meta.add(row, "registering an operator")
+    except DuplicateError:
+        raise ConflictError(
+            "OPERATOR_EXISTS", f"an operator named {name!r} already exists"
+        ) from None
+    return row
+
+
+def delete_operator(stores: Stores, name: str) -> OperatorRow:
+    row = get_operator(stores, name)
+    users = stores.meta.pipelines_using(name)
+    if users:
+        raise ConflictError(
+            "OPERATOR_IN_USE",
+            f"operator {name!r} is used by pipeline(s) {', '.join(users)}: delete them first",
+        )
+    stores.meta.delete_operator(name)
+    return row
+
+
+def operator_health(stores: Stores, name: str) -> str:
+    from phantoscope.engine.pipeline import operator_error
+
+    row = get_operator(stores, name)
+    try:
+        return stores.pool.client(row.endpoint).health(timeout_s=REGISTER_TIMEOUT_S)
+    except OperatorCallError as exc:
+        raise operator_error(row, exc) from None
+
+
+# -- pipelines ---------------------------------------------------------------------------
+
+
+def get_pipeline(stores: Stores, name: str) -> PipelineRow:
+    row = stores.meta.get_pipeline(check_name("pipeline", name))
+    if row is None:
+        raise NotFoundError("PIPELINE_NOT_FOUND", f"no pipeline named {name!r}")
+    return row
+
+
+def _operator_of_type(stores: Stores, name: Any, expected: str, role: str) -> OperatorRow:
+    if not isinstance(name, str) or not name:
+        raise BadRequestError("INVALID_REQUEST", f"{role} must be an operator name")
+    row = get_operator(stores, name)
+    if row.type != expected:
+        raise BadRequestError(
+            "PIPELINE_INVALID",
+            f"operator {name!r} is a {row.type}, but a pipeline's {role} must be a {expected}",
+        )
+    return row
+
+
+def pipeline_operators(
+    stores: Stores, pipeline: PipelineRow
+) -> tuple[list[OperatorRow], OperatorRow]:
+    """The pipeline's processors, in order, and its encoder."""
+    processors = [get_operator(stores, name) for name in pipeline.processors]
+    return processors, get_operator(stores, pipeline.encoder)
+
+
+def create_pipeline(
+    stores: Stores,
+    name: str,
+    *,
+    input: str,
+    description: str,
+    processors: list[str],
+    encoder: str,
+    index_file_size: int,
+) -> PipelineRow:
+    check_name("pipeline", name)
+    if input != "image":
+        raise BadRequestError("PIPELINE_INVALID", f"input must be 'image', not {input!r}")
+    if stores.meta.get_pipeline(name) is not None:
+        raise ConflictError("PIPELINE_EXISTS", f"a pipeline named {name!r} already exists")
+    for processor in processors:
+        _operator_of_type(stores, processor, "processor", "processor")
+    coder = _operator_of_type(stores, encoder, "encoder", "encoder")
+    collection = collection_name(name)
+    stores.vectors.create_collection(collection, coder.dimension, coder.metric_type)
+    row = PipelineRow(
+        name=name,
+        input=input,
+        output=coder.output,
+        description=description,
+        encoder=encoder,
+        dimension=coder.dimension,
+        metric_type=coder.metric_type,
+        index_file_size=index_file_size,
+        collection=collection,
+        steps=[PipelineProcessorRow(position=i, operator=p) for i, p in enumerate(processors)],
+    )
+    try:
+        stores.meta.add(row, "creating a pipeline")
+    except BaseException as exc:
+        stores.vectors.drop_collection(collection)
+        if isinstance(exc, DuplicateError):
+            raise ConflictError(
+                "PIPELINE_EXISTS", f"a pipeline named {name!r} already exists"
+            ) from None
+        raise
+    return row
+
+
+def delete_pipeline(stores: Stores, name: str) -> PipelineRow:
+    row = get_pipeline(stores, name)
+    users = stores.meta.applications_using(name)
+    if users:
+        raise ConflictError(
+            "PIPELINE_IN_USE",
+            f"pipeline {name!r} is used by application(s) {', '.join(users)}: delete them first",
+        )
+    stores.meta.delete_pipeline(name)
+    stores.vectors.drop_collection(row.collection)
+    return row
+
+
+# -- applications ------------------------------------------------------------------------
+
+
+def get_application(stores: Stores, name: str) -> ApplicationRow:
+    row = stores.meta.get_application(check_name("application", name))
+    if row is None:
+        raise NotFoundError("APPLICATION_NOT_FOUND", f"no application named {name!r}")
+    return row
+
+
+def _field_rows(stores: Stores, fields: Any) -> list[FieldRow]:
+    if not isinstance(fields, Mapping) or not fields:
+        raise BadRequestError(
+            "INVALID_REQUEST",
+            'fields must be an object such as {"image": {"type": "object", "pipeline": "p"}}',
+        )
+    rows = []
+    for position, (field, spec) in enumerate(fields.items()):
+        check_name("field", field)
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("type"), str):
+            raise BadRequestError(
+                "INVALID_REQUEST", f"field {field!r} needs an object with a string `type`"
+            )
+        if spec["type"] == "object":
+            pipeline = spec.get("pipeline")
+            if not isinstance(pipeline, str):
+                raise BadRequestError(
+                    "INVALID_REQUEST", f"image field {field!r} needs a `pipeline` name"
+                )
+            get_pipeline(stores, pipeline)
+            rows.append(FieldRow(name=field, position=position, type="object", pipeline=pipeline))
+        else:
+            if "value" not in spec:
+                raise BadRequestError(
+                    "INVALID_REQUEST", f"field {field!r} of type {spec['type']!r} needs a `value`"
+                )
+            rows.append(
+                FieldRow(name=field, position=position, type=spec["type"][:16], value=spec["value"])
+            )
+    if not any(row.type == "object" for row in rows):
+        raise BadRequestError(
+            "INVALID_REQUEST", "an application needs at least one field of type 'object'"
+        )
+    return rows
+
+
+def create_application(
+    stores: Stores, name: str, fields: Any, bucket: str | None
+) -> ApplicationRow:
+    check_name("application", name)
+    if stores.meta.get_application(name) is not None:
+        raise ConflictError("APPLICATION_EXISTS", f"an application named {name!r} already exists")
+    field_rows = _field_rows(stores, fields)
+    bucket = bucket or bucket_name(name)
+    try:
+        created = not stores.objects.bucket_exists(bucket)
+    except ValueError as exc:
+        raise BadRequestError("INVALID_BUCKET", str(exc)) from None
+    stores.objects.ensure_bucket(bucket)
+    row = ApplicationRow(name=name, bucket=bucket, fields=field_rows)
+    try:
+        stores.meta.add(row, "creating an application")
+    except BaseException as exc:
+        if created:
+            stores.objects.delete_bucket(bucket)
+        if isinstance(exc, DuplicateError):
+            raise ConflictError(
+                "APPLICATION_EXISTS", f"an application named {name!r} already exists"
+            ) from None
+        raise
+    return row
+
+
+def field_definitions(application: ApplicationRow) -> dict[str, dict[str, Any]]:
+    """The application's fields as the original API shows them."""
+    return {
+        field.name: (
+            {"type": "object", "pipeline": field.pipeline}
+            if field.type == "object"
+            else {"type": field.type, "value": field.value}
+        )
+        for field in application.fields
+    }
+
+
+def try_pipeline(stores: Stores, name: str, image_b64: str) -> list:
+    """Run a pipeline on one image without storing anything; what each step produced."""
+    processors, encoder = pipeline_operators(stores, get_pipeline(stores, name))
+    _, steps = stores.runner.run(processors, encoder, [image_b64])
+    return steps

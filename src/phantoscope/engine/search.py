@@ -1,0 +1,86 @@
+"""Searching an application by image: hits grouped by the image they belong to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from phantoscope.engine.context import Stores
+from phantoscope.engine.entities import embed, image_field
+from phantoscope.engine.errors import BadRequestError
+from phantoscope.engine.intake import ImageInput
+from phantoscope.engine.registry import get_application, get_pipeline
+from phantoscope.operators.base import Box
+from phantoscope.storage.meta import EntityRow
+
+MAX_TOPK = 1000
+# Processor pipelines give several vectors per image: fetch more hits to fill topk images.
+OVERFETCH = 4
+
+
+@dataclass(frozen=True)
+class Match:
+    """One stored vector that matched one query vector."""
+
+    box: Box | None  # the matched region of the stored image
+    query_box: Box | None  # the region of the query image it matched
+    distance: float
+    score: float
+
+
+@dataclass
+class Hit:
+    """One stored image, with every region of it that matched, best first."""
+
+    entity: EntityRow
+    matches: list[Match] = field(default_factory=list)
+
+    @property
+    def best(self) -> Match:
+        return self.matches[0]
+
+
+def score_of(distance: float, metric: str) -> float:
+    """A score where larger is better: similarity for IP/COSINE, 1/(1+d) for L2."""
+    return 1.0 / (1.0 + distance) if metric == "L2" else distance
+
+
+def search(
+    stores: Stores, app_name: str, field_name: str | None, image: ImageInput, topk: int
+) -> list[Hit]:
+    if not isinstance(topk, int) or isinstance(topk, bool) or not 1 <= topk <= MAX_TOPK:
+        raise BadRequestError("INVALID_TOPK", f"topk must be an integer from 1 to {MAX_TOPK}")
+    application = get_application(stores, app_name)
+    _, pipeline_name = image_field(application, field_name)
+    pipeline = get_pipeline(stores, pipeline_name)
+    queries = embed(stores, pipeline, [image])
+    if not queries:
+        found = " (no region was found in it)" if pipeline.processors else ""
+        raise BadRequestError("NO_VECTOR", f"the query image gave no vector{found}")
+    limit = topk * OVERFETCH if pipeline.processors else topk
+    results = stores.vectors.search(
+        pipeline.collection,
+        np.stack([q.vector for q in queries]),
+        limit,
+        partition=application.name,
+    )
+    rows = stores.meta.entities_for_vectors([hit.id for hits in results for hit in hits])
+    by_entity: dict[int, Hit] = {}
+    for query, hits in zip(queries, results, strict=True):
+        for vector_hit in hits:
+            found = rows.get(vector_hit.id)
+            if found is None or found[0].application != application.name:
+                continue
+            entity, vector = found
+            match = Match(
+                box=vector.box,
+                query_box=query.box,
+                distance=vector_hit.distance,
+                score=score_of(vector_hit.distance, pipeline.metric_type),
+            )
+            by_entity.setdefault(entity.id, Hit(entity)).matches.append(match)
+    for hit in by_entity.values():
+        hit.matches.sort(key=lambda m: m.score, reverse=True)
+    ranked = sorted(by_entity.values(), key=lambda hit: hit.best.score, reverse=True)
+    return ranked[:topk]

@@ -1,0 +1,348 @@
+"""Metadata in SQL (SQLite, MySQL/MariaDB, PostgreSQL) through SQLAlchemy 2.
+
+Tables: operators, pipelines (with their ordered processors), applications (with their
+fields), entities (one uploaded image) and vectors (one row per vector in Milvus, with the
+crop box it came from).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    sessionmaker,
+)
+
+from phantoscope.operators.base import Box
+
+NAME = 64
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class MetaStoreError(RuntimeError):
+    """The metadata database failed; the message says what was being done."""
+
+
+class DuplicateError(MetaStoreError):
+    """A row with the same name already exists."""
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class OperatorRow(Base):
+    __tablename__ = "operators"
+    name: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    backend: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(16))
+    input: Mapped[str] = mapped_column(String(32))
+    output: Mapped[str] = mapped_column(String(32))
+    endpoint: Mapped[str] = mapped_column(String(255))
+    metric_type: Mapped[str] = mapped_column(String(16))
+    dimension: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+
+
+class PipelineRow(Base):
+    __tablename__ = "pipelines"
+    name: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    input: Mapped[str] = mapped_column(String(32))
+    output: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text, default="")
+    encoder: Mapped[str] = mapped_column(ForeignKey("operators.name"))
+    dimension: Mapped[int] = mapped_column(Integer)
+    metric_type: Mapped[str] = mapped_column(String(16))
+    index_file_size: Mapped[int] = mapped_column(Integer)
+    collection: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    steps: Mapped[list[PipelineProcessorRow]] = relationship(
+        order_by="PipelineProcessorRow.position", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def processors(self) -> list[str]:
+        return [step.operator for step in self.steps]
+
+
+class PipelineProcessorRow(Base):
+    __tablename__ = "pipeline_processors"
+    pipeline: Mapped[str] = mapped_column(
+        ForeignKey("pipelines.name", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    operator: Mapped[str] = mapped_column(ForeignKey("operators.name"))
+
+
+class ApplicationRow(Base):
+    __tablename__ = "applications"
+    name: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(63))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    fields: Mapped[list[FieldRow]] = relationship(
+        order_by="FieldRow.position", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class FieldRow(Base):
+    __tablename__ = "application_fields"
+    application: Mapped[str] = mapped_column(
+        ForeignKey("applications.name", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(16))
+    pipeline: Mapped[str | None] = mapped_column(ForeignKey("pipelines.name"), nullable=True)
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+
+
+class EntityRow(Base):
+    __tablename__ = "entities"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    application: Mapped[str] = mapped_column(
+        ForeignKey("applications.name", ondelete="CASCADE"), index=True
+    )
+    field: Mapped[str] = mapped_column(String(NAME))
+    object_key: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    vectors: Mapped[list[VectorRow]] = relationship(
+        order_by="VectorRow.id", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class VectorRow(Base):
+    __tablename__ = "vectors"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    entity_id: Mapped[int] = mapped_column(
+        ForeignKey("entities.id", ondelete="CASCADE"), index=True
+    )
+    pipeline: Mapped[str] = mapped_column(String(NAME))
+    box_left: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    box_top: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    box_right: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    box_bottom: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    box_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    @property
+    def box(self) -> Box | None:
+        """The region of the entity's image this vector describes; None for the whole."""
+        if self.box_left is None:
+            return None
+        return Box(self.box_left, self.box_top, self.box_right, self.box_bottom,
+                   1.0 if self.box_score is None else self.box_score)
+
+
+def _enable_sqlite_foreign_keys(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(connection, _record) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+class MetaStore:
+    """Sessions over one database; every method is one transaction."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        if parsed.get_backend_name() == "sqlite":
+            options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self.engine = create_engine(url, **options)
+        if parsed.get_backend_name() == "sqlite":
+            _enable_sqlite_foreign_keys(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        try:
+            Base.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise MetaStoreError(f"cannot open the metadata database: {exc.orig or exc}") from None
+
+    @contextmanager
+    def session(self, doing: str) -> Iterator[Session]:
+        """A transaction; SQL failures become :class:`MetaStoreError` naming ``doing``."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except IntegrityError as exc:
+            session.rollback()
+            raise DuplicateError(f"{doing}: {exc.orig}") from None
+        except SQLAlchemyError as exc:
+            session.rollback()
+            raise MetaStoreError(f"{doing} failed in the metadata database: {exc}") from None
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- operators ------------------------------------------------------------------------
+
+    def add(self, row: Base, doing: str) -> None:
+        with self.session(doing) as session:
+            session.add(row)
+
+    def get_operator(self, name: str) -> OperatorRow | None:
+        with self.session("reading an operator") as session:
+            return session.get(OperatorRow, name)
+
+    def list_operators(self) -> list[OperatorRow]:
+        with self.session("listing operators") as session:
+            return list(session.scalars(select(OperatorRow).order_by(OperatorRow.created_at)))
+
+    def delete_operator(self, name: str) -> None:
+        with self.session("deleting an operator") as session:
+            row = session.get(OperatorRow, name)
+            if row is not None:
+                session.delete(row)
+
+    def pipelines_using(self, operator: str) -> list[str]:
+        with self.session("finding pipelines using an operator") as session:
+            as_encoder = select(PipelineRow.name).where(PipelineRow.encoder == operator)
+            as_processor = select(PipelineProcessorRow.pipeline).where(
+                PipelineProcessorRow.operator == operator
+            )
+            return sorted(set(session.scalars(as_encoder)) | set(session.scalars(as_processor)))
+
+    # -- pipelines ------------------------------------------------------------------------
+
+    def get_pipeline(self, name: str) -> PipelineRow | None:
+        with self.session("reading a pipeline") as session:
+            return session.get(PipelineRow, name)
+
+    def list_pipelines(self) -> list[PipelineRow]:
+        with self.session("listing pipelines") as session:
+            return list(session.scalars(select(PipelineRow).order_by(PipelineRow.created_at)))
+
+    def delete_pipeline(self, name: str) -> None:
+        with self.session("deleting a pipeline") as session:
+            row = session.get(PipelineRow, name)
+            if row is not None:
+                session.delete(row)
+
+    def applications_using(self, pipeline: str) -> list[str]:
+        with self.session("finding applications using a pipeline") as session:
+            query = select(FieldRow.application).where(FieldRow.pipeline == pipeline)
+            return sorted(set(session.scalars(query)))
+
+    # -- applications ---------------------------------------------------------------------
+
+    def get_application(self, name: str) -> ApplicationRow | None:
+        with self.session("reading an application") as session:
+            return session.get(ApplicationRow, name)
+
+    def list_applications(self) -> list[ApplicationRow]:
+        with self.session("listing applications") as session:
+            query = select(ApplicationRow).order_by(ApplicationRow.created_at)
+            return list(session.scalars(query))
+
+    def delete_application(self, name: str) -> None:
+        """Delete the application with all its entity and vector rows."""
+        with self.session("deleting an application") as session:
+            entity_ids = select(EntityRow.id).where(EntityRow.application == name)
+            session.execute(VectorRow.__table__.delete().where(
+                VectorRow.entity_id.in_(entity_ids)))
+            session.execute(EntityRow.__table__.delete().where(EntityRow.application == name))
+            row = session.get(ApplicationRow, name)
+            if row is not None:
+                session.delete(row)
+
+    # -- entities -------------------------------------------------------------------------
+
+    def add_entities(self, entities: Sequence[EntityRow]) -> None:
+        with self.session("saving entities") as session:
+            session.add_all(entities)
+
+    def count_entities(self, application: str) -> int:
+        with self.session("counting entities") as session:
+            query = select(func.count()).select_from(EntityRow).where(
+                EntityRow.application == application)
+            return int(session.scalar(query) or 0)
+
+    def list_entities(self, application: str, offset: int, limit: int) -> list[EntityRow]:
+        with self.session("listing entities") as session:
+            query = (select(EntityRow).where(EntityRow.application == application)
+                     .order_by(EntityRow.id).offset(offset).limit(limit))
+            return list(session.scalars(query))
+
+    def entity_vectors(self, application: str) -> list[tuple[str, int]]:
+        """(pipeline, vector id) of every vector of the application's entities."""
+        with self.session("listing an application's vectors") as session:
+            query = (select(VectorRow.pipeline, VectorRow.id).join(EntityRow)
+                     .where(EntityRow.application == application))
+            return [(pipeline, vector_id) for pipeline, vector_id in session.execute(query)]
+
+    def entity_object_keys(self, application: str) -> list[str]:
+        with self.session("listing an application's objects") as session:
+            query = select(EntityRow.object_key).where(EntityRow.application == application)
+            return list(session.scalars(query))
+
+    def get_entity(self, application: str, entity_id: int) -> EntityRow | None:
+        with self.session("reading an entity") as session:
+            row = session.get(EntityRow, entity_id)
+            return row if row is not None and row.application == application else None
+
+    def find_entity_by_hash(self, application: str, sha256: str) -> EntityRow | None:
+        with self.session("finding an entity by content") as session:
+            query = select(EntityRow).where(
+                EntityRow.application == application, EntityRow.sha256 == sha256).limit(1)
+            return session.scalars(query).first()
+
+    def delete_entity(self, entity_id: int) -> None:
+        with self.session("deleting an entity") as session:
+            row = session.get(EntityRow, entity_id)
+            if row is not None:
+                session.delete(row)
+
+    def entities_for_vectors(
+        self, vector_ids: Sequence[int]
+    ) -> dict[int, tuple[EntityRow, VectorRow]]:
+        """Map vector ids to their entity and vector rows (ids without rows are left out)."""
+        if not vector_ids:
+            return {}
+        with self.session("looking up search hits") as session:
+            vectors = list(session.scalars(
+                select(VectorRow).where(VectorRow.id.in_(list(vector_ids)))))
+            entity_ids = {vector.entity_id for vector in vectors}
+            entities = {entity.id: entity for entity in session.scalars(
+                select(EntityRow).where(EntityRow.id.in_(entity_ids)))}
+            return {vector.id: (entities[vector.entity_id], vector) for vector in vectors
+                    if vector.entity_id in entities}

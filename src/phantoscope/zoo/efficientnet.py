@@ -10,8 +10,8 @@ from phantoscope.zoo.onnx_encoder import TF_MEAN, TF_STD, OnnxImageEncoder
 class EfficientNetLite0Encoder(OnnxImageEncoder):
     """1280-d average-pooled features of EfficientNet-Lite0; the default encoder."""
 
-    name: ClassVar[str] = "efficientnet-lite0-encoder"
-    dimension: ClassVar[int] = 1280
+    name = "efficientnet-lite0-encoder"
+    dimension = 1280
     export_name: ClassVar[str] = "efficientnet-lite0"
     weights_id: ClassVar[str] = "57934424"  # the packaged efficientnet-lite0-57934424.pth
     mean = TF_MEAN

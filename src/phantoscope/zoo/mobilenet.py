@@ -10,7 +10,7 @@ from phantoscope.zoo.onnx_encoder import OnnxImageEncoder
 class MobileNetV2Encoder(OnnxImageEncoder):
     """1280-d average-pooled features of MobileNetV2."""
 
-    name: ClassVar[str] = "mobilenet-v2-encoder"
-    dimension: ClassVar[int] = 1280
+    name = "mobilenet-v2-encoder"
+    dimension = 1280
     export_name: ClassVar[str] = "mobilenet-v2"
     weights_id: ClassVar[str] = "b0353104"  # the packaged mobilenet_v2-b0353104.pth

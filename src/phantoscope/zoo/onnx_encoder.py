@@ -35,7 +35,7 @@ class OnnxImageEncoder(Encoder):
 
     export_name: ClassVar[str]
     weights_id: ClassVar[str]
-    metric_type: ClassVar[str] = "IP"
+    metric_type = "IP"
     max_batch_size: ClassVar[int] = 16
     # Resize the shorter side to resize_size, then centre-crop image_size x image_size.
     image_size: ClassVar[int] = 224

@@ -15,7 +15,7 @@ class ResNet50Encoder(TorchvisionWeightsEncoder):
     once when the model is first exported.
     """
 
-    name: ClassVar[str] = "resnet50-encoder"
-    dimension: ClassVar[int] = 2048
+    name = "resnet50-encoder"
+    dimension = 2048
     export_name: ClassVar[str] = "resnet50"
     default_weights: ClassVar[str] = "https://download.pytorch.org/models/resnet50-0676ba61.pth"

@@ -15,7 +15,7 @@ class VGG16Encoder(TorchvisionWeightsEncoder):
     model is first exported.
     """
 
-    name: ClassVar[str] = "vgg16-encoder"
-    dimension: ClassVar[int] = 512
+    name = "vgg16-encoder"
+    dimension = 512
     export_name: ClassVar[str] = "vgg16"
     default_weights: ClassVar[str] = "https://download.pytorch.org/models/vgg16-397923af.pth"

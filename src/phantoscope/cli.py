@@ -28,8 +28,9 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 @operator_app.command("new")
 def operator_new(
-    target: Annotated[str, typer.Argument(
-        help="Operator name, or a folder path whose last part names it.")],
+    target: Annotated[
+        str, typer.Argument(help="Operator name, or a folder path whose last part names it.")
+    ],
     kind: Annotated[str, typer.Option("--type", "-t", help="encoder or processor")] = "encoder",
     force: Annotated[bool, typer.Option(help="Write into a folder that is not empty.")] = False,
 ) -> None:
@@ -42,20 +43,26 @@ def operator_new(
     except ScaffoldError as exc:
         raise _fail(str(exc)) from None
     console.print(f"created {kind} [bold]{folder.name}[/bold] in {folder}/ ({len(written)} files)")
-    console.print(f"next: edit {folder}/custom_operator.py, then "
-                  f"`phantoscope operator serve {folder}` or `cd {folder} && python server.py`")
+    console.print(
+        f"next: edit {folder}/custom_operator.py, then "
+        f"`phantoscope operator serve {folder}` or `cd {folder} && python server.py`"
+    )
 
 
 @operator_app.command("serve")
 def operator_serve(
-    target: Annotated[str, typer.Argument(
-        help="A built-in name, a folder with custom_operator.py, or module:Class.")
+    target: Annotated[
+        str,
+        typer.Argument(help="A built-in name, a folder with custom_operator.py, or module:Class."),
     ] = DEFAULT_ENCODER,
-    port: Annotated[int | None, typer.Option(
-        "--port", "-p", help="Port to listen on (default: the port of OP_ENDPOINT).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", "-p", help="Port to listen on (default: the port of OP_ENDPOINT)."),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "[::]",
-    weights: Annotated[str | None, typer.Option(
-        help="Weights file or URL, for built-ins that take them.")] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="Weights file or URL, for built-ins that take them.")
+    ] = None,
 ) -> None:
     """Serve an operator over the Phantoscope gRPC protocol until Ctrl-C."""
     from phantoscope.config import OperatorSettings
@@ -88,22 +95,28 @@ def _print_report(report: CheckReport) -> None:
         result = report.result
         console.print(
             f"Execute: vector size: {len(result.vectors)}; data size: {len(result.crops)} "
-            f"({report.seconds * 1000:.1f} ms)", highlight=False,
+            f"({report.seconds * 1000:.1f} ms)",
+            highlight=False,
         )
         if len(result.vectors):
             console.print(f"vector dim: {result.vectors.shape[1]}", highlight=False)
         for crop in result.crops:
             if crop.box is not None:
                 box = crop.box
-                console.print(f"crop box: ({box.left}, {box.top}, {box.right}, {box.bottom}) "
-                              f"score {box.score:.3f}", highlight=False)
+                console.print(
+                    f"crop box: ({box.left}, {box.top}, {box.right}, {box.bottom}) "
+                    f"score {box.score:.3f}",
+                    highlight=False,
+                )
 
 
 @operator_app.command("test")
 def operator_test(
     endpoint: Annotated[str, typer.Option("--endpoint", "-e", help="host:port of the operator.")],
-    image: Annotated[str | None, typer.Option(
-        "--image", "-i", help="Image file or http(s) URL (default: a sample photo).")] = None,
+    image: Annotated[
+        str | None,
+        typer.Option("--image", "-i", help="Image file or http(s) URL (default: a sample photo)."),
+    ] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the model to load.")] = 60.0,
     timeout: Annotated[float, typer.Option(help="Seconds allowed for each call.")] = 60.0,
 ) -> None:
@@ -130,10 +143,43 @@ def operator_list() -> None:
 
 @app.command("up")
 def up(
-    port: Annotated[int | None, typer.Option("--port", "-p")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", "-p", help="Port (default 5000).")] = None,
 ) -> None:
-    """Start the engine on its embedded defaults (for now: the default encoder operator)."""
-    operator_serve(DEFAULT_ENCODER, port=port, host="127.0.0.1", weights=None)
+    """Start the engine on its embedded defaults: API server, default operator, stores."""
+    from phantoscope.config import ServerSettings
+    from phantoscope.launcher import up as start
+
+    settings = ServerSettings()
+    if host is not None:
+        settings.host = host
+    if port is not None:
+        settings.port = port
+    start(settings)
+
+
+@app.command("api")
+def api(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", "-p", help="Port (default 5000).")] = None,
+) -> None:
+    """Run only the API server, with stores from PHANTOSCOPE_* settings (no operator)."""
+    import uvicorn
+
+    from phantoscope.api.app import create_app
+    from phantoscope.config import ServerSettings
+
+    settings = ServerSettings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+    )
 
 
 if __name__ == "__main__":

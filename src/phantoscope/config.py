@@ -71,7 +71,7 @@ class ServerSettings(BaseSettings):
     max_batch_images: int = Field(256, ge=1)
     fetch_timeout_s: float = Field(10.0, gt=0)
     allow_private_urls: bool = False
-    presign_expires_s: int = Field(3600, ge=60)
+    presign_expires_s: int = Field(3600, ge=60, le=604800)
 
     @property
     def vectors_uri(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -15,14 +15,19 @@ from phantoscope.config import ServerSettings
 from phantoscope.engine.context import Stores
 
 
-def create_app(settings: ServerSettings | None = None) -> FastAPI:
-    """An app that opens its stores on start-up and closes them on shutdown."""
+def create_app(
+    settings: ServerSettings | None = None, on_start: Callable[[Stores], None] | None = None
+) -> FastAPI:
+    """An app that opens its stores on start-up (then calls ``on_start``) and closes them on
+    shutdown."""
     settings = settings or ServerSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.stores = Stores.open(settings)
         try:
+            if on_start is not None:
+                on_start(app.state.stores)
             yield
         finally:
             app.state.stores.close()

@@ -49,11 +49,22 @@ class BatchBody(BaseModel):
     images: list[BatchItem] = Field(min_length=1)
 
 
-IMAGE_BODY = {"requestBody": {"content": {
-    "application/json": {"schema": {"type": "object"}},
-    MULTIPART: {"schema": {"type": "object", "properties": {
-        "file": {"type": "string", "format": "binary"}, "field": {"type": "string"}}}},
-}}}
+IMAGE_BODY = {
+    "requestBody": {
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            MULTIPART: {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "field": {"type": "string"},
+                    },
+                }
+            },
+        }
+    }
+}
 
 
 def _invalid(exc: ValidationError) -> EngineError:
@@ -84,12 +95,18 @@ async def _body(request: Request, model: type[BaseModel]) -> BaseModel | FormDat
 
 
 async def _files(form: FormData) -> list[tuple[str, bytes]]:
-    uploads = [value for key in ("file", "files") for value in form.getlist(key)
-               if isinstance(value, UploadFile)]
+    uploads = [
+        value
+        for key in ("file", "files")
+        for value in form.getlist(key)
+        if isinstance(value, UploadFile)
+    ]
     if not uploads:
         raise BadRequestError("INVALID_REQUEST", "the form has no `file` (or `files`) part")
-    return [(upload.filename or f"file {index}", await upload.read())
-            for index, upload in enumerate(uploads)]
+    return [
+        (upload.filename or f"file {index}", await upload.read())
+        for index, upload in enumerate(uploads)
+    ]
 
 
 def _field(form: FormData) -> str | None:
@@ -136,8 +153,10 @@ def _entities_answer(request: Request, app_name: str, outcomes) -> list[dict]:
 
 
 def _read_items(stores: Stores, refs: list[tuple[str | None, ImageRef]]):
-    return [entities.UploadItem(field, read_image(stores, ref, f"fields.{field}"))
-            for field, ref in refs]
+    return [
+        entities.UploadItem(field, read_image(stores, ref, f"fields.{field}"))
+        for field, ref in refs
+    ]
 
 
 @router.post("/{name}/upload", openapi_extra=IMAGE_BODY)
@@ -152,8 +171,11 @@ async def upload(name: str, request: Request) -> list[dict]:
         if len(files) != 1:
             raise BadRequestError("INVALID_REQUEST", "upload takes one file; use upload/batch")
         label, data = files[0]
-        items = [entities.UploadItem(_field(body), await run_in_threadpool(
-            read_file, stores, data, label))]
+        items = [
+            entities.UploadItem(
+                _field(body), await run_in_threadpool(read_file, stores, data, label)
+            )
+        ]
     else:
         items = await run_in_threadpool(_read_items, stores, list(body.fields.items()))
     outcomes = await run_in_threadpool(entities.upload, stores, name, items)
@@ -198,21 +220,26 @@ async def upload_batch(name: str, request: Request) -> dict:
     limit = stores.settings.max_batch_images
     if len(read) > limit:
         raise TooLargeError("BATCH_TOO_LARGE", f"{len(read)} images; the limit is {limit}")
-    good = [(index, item) for index, item in enumerate(read)
-            if isinstance(item, entities.UploadItem)]
+    good = [
+        (index, item) for index, item in enumerate(read) if isinstance(item, entities.UploadItem)
+    ]
     outcomes = await run_in_threadpool(
         entities.upload, stores, name, [item for _, item in good], atomic=False
     )
-    results: list[dict] = [{"index": index, "error": _error_json(item)}
-                           for index, item in enumerate(read) if isinstance(item, EngineError)]
+    results: list[dict] = [
+        {"index": index, "error": _error_json(item)}
+        for index, item in enumerate(read)
+        if isinstance(item, EngineError)
+    ]
     application = registry.get_application(stores, name)
     for (index, _), outcome in zip(good, outcomes, strict=True):
         if outcome.error is not None:
             results.append({"index": index, "error": _error_json(outcome.error)})
         else:
             url = image_url(request, application, outcome.entity)
-            results.append({"index": index,
-                            "entity": entity_json(outcome.entity, application, url)})
+            results.append(
+                {"index": index, "entity": entity_json(outcome.entity, application, url)}
+            )
     results.sort(key=lambda result: result["index"])
     imported = sum("entity" in result for result in results)
     return {"imported": imported, "failed": len(results) - imported, "results": results}
@@ -238,8 +265,7 @@ async def search(name: str, request: Request) -> list[dict]:
         image = await run_in_threadpool(read_image, stores, ref, f"fields.{field}")
     hits = await run_in_threadpool(search_images, stores, name, field, image, topk)
     application = registry.get_application(stores, name)
-    return [hit_json(hit, application, image_url(request, application, hit.entity))
-            for hit in hits]
+    return [hit_json(hit, application, image_url(request, application, hit.entity)) for hit in hits]
 
 
 @router.get("/{name}/entity")
@@ -272,12 +298,14 @@ def entity_image(name: str, entity_id: int, request: Request) -> Response:
     application = registry.get_application(stores, name)
     row = entities.get_entity(stores, name, entity_id)
     presigned = stores.objects.presigned_url(
-        application.bucket, row.object_key, stores.settings.presign_expires_s)
+        application.bucket, row.object_key, stores.settings.presign_expires_s
+    )
     if presigned:
         return RedirectResponse(presigned)
     data, content_type = stores.objects.get(application.bucket, row.object_key)
-    return Response(data, media_type=content_type,
-                    headers={"Cache-Control": "private, max-age=86400"})
+    return Response(
+        data, media_type=content_type, headers={"Cache-Control": "private, max-age=86400"}
+    )
 
 
 @router.delete("/{name}/entity/{entity_id}")

@@ -16,8 +16,12 @@ from phantoscope.storage.vectors import VectorStoreError
 
 log = logging.getLogger(__name__)
 
-HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "REQUEST_TOO_LARGE",
-              415: "UNSUPPORTED_MEDIA_TYPE"}
+HTTP_CODES = {
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "REQUEST_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
 
 
 def error_response(status: int, code: str, message: str, error: str = "RequestError"):

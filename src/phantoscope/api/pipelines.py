@@ -46,8 +46,12 @@ def get_pipeline(name: str, request: Request) -> dict:
 @router.post("/{name}")
 def create_pipeline(name: str, body: CreatePipeline, request: Request) -> dict:
     row = registry.create_pipeline(
-        stores_of(request), name, input=body.input, description=body.description,
-        processors=body.processor_names(), encoder=body.encoder,
+        stores_of(request),
+        name,
+        input=body.input,
+        description=body.description,
+        processors=body.processor_names(),
+        encoder=body.encoder,
         index_file_size=body.index_file_size,
     )
     return pipeline_json(row)
@@ -68,10 +72,17 @@ async def test_pipeline(name: str, body: ImageRef, request: Request) -> dict[str
     return {
         "pipeline": name,
         "steps": [
-            {"operator": step.operator, "type": step.type,
-             "crops": [{"box": box_json(item.box), "source": item.source, "data": item.data}
-                       for item in step.items] if step.type == "processor" else None,
-             "vectors": step.vectors.tolist() if step.vectors is not None else None}
+            {
+                "operator": step.operator,
+                "type": step.type,
+                "crops": [
+                    {"box": box_json(item.box), "source": item.source, "data": item.data}
+                    for item in step.items
+                ]
+                if step.type == "processor"
+                else None,
+                "vectors": step.vectors.tolist() if step.vectors is not None else None,
+            }
             for step in steps
         ],
     }

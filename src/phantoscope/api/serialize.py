@@ -12,32 +12,50 @@ from phantoscope.storage.meta import ApplicationRow, EntityRow, OperatorRow, Pip
 
 def operator_json(row: OperatorRow) -> dict[str, Any]:
     return {
-        "_name": row.name, "_backend": row.backend, "_type": row.type, "_input": row.input,
-        "_output": row.output, "_endpoint": row.endpoint, "_metric_type": row.metric_type,
+        "_name": row.name,
+        "_backend": row.backend,
+        "_type": row.type,
+        "_input": row.input,
+        "_output": row.output,
+        "_endpoint": row.endpoint,
+        "_metric_type": row.metric_type,
         "_dimension": row.dimension,
     }
 
 
 def pipeline_json(row: PipelineRow) -> dict[str, Any]:
     return {
-        "_pipeline_name": row.name, "_input": row.input, "_output": row.output,
-        "_dimension": row.dimension, "_index_file_size": row.index_file_size,
-        "_metric_type": row.metric_type, "_pipeline_description": row.description,
-        "_processors": row.processors, "_encoder": row.encoder,
+        "_pipeline_name": row.name,
+        "_input": row.input,
+        "_output": row.output,
+        "_dimension": row.dimension,
+        "_index_file_size": row.index_file_size,
+        "_metric_type": row.metric_type,
+        "_pipeline_description": row.description,
+        "_processors": row.processors,
+        "_encoder": row.encoder,
         "_description": row.description,
     }
 
 
 def application_json(row: ApplicationRow) -> dict[str, Any]:
-    return {"_application_name": row.name, "_fields": field_definitions(row),
-            "_buckets": row.bucket}
+    return {
+        "_application_name": row.name,
+        "_fields": field_definitions(row),
+        "_buckets": row.bucket,
+    }
 
 
 def box_json(box: Box | None) -> dict[str, Any] | None:
     if box is None:
         return None
-    return {"left": box.left, "top": box.top, "right": box.right, "bottom": box.bottom,
-            "score": round(box.score, 6)}
+    return {
+        "left": box.left,
+        "top": box.top,
+        "right": box.right,
+        "bottom": box.bottom,
+        "score": round(box.score, 6),
+    }
 
 
 def entity_json(
@@ -55,20 +73,27 @@ def entity_json(
         "sha256": entity.sha256,
         "created_at": entity.created_at.isoformat() + "Z",
         "vectors": [
-            {"id": vector.id, "pipeline": vector.pipeline,
-             "box": box_json(vector.box)}
+            {"id": vector.id, "pipeline": vector.pipeline, "box": box_json(vector.box)}
             for vector in entity.vectors
         ],
     }
 
 
 def match_json(match: Match) -> dict[str, Any]:
-    return {"box": box_json(match.box), "query_box": box_json(match.query_box),
-            "distance": match.distance, "score": match.score}
+    return {
+        "box": box_json(match.box),
+        "query_box": box_json(match.query_box),
+        "distance": match.distance,
+        "score": match.score,
+    }
 
 
 def hit_json(hit: Hit, application: ApplicationRow, image_url: str) -> dict[str, Any]:
     body = entity_json(hit.entity, application, image_url, id_as_text=True)
-    body.update(distance=hit.best.distance, score=hit.best.score, box=box_json(hit.best.box),
-                matches=[match_json(match) for match in hit.matches])
+    body.update(
+        distance=hit.best.distance,
+        score=hit.best.score,
+        box=box_json(hit.best.box),
+        matches=[match_json(match) for match in hit.matches],
+    )
     return body

@@ -44,4 +44,5 @@ class Stores:
         self.runner.close()
         self.pool.close()
         self.vectors.close()
+        self.objects.close()
         self.meta.close()

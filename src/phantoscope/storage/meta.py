@@ -228,6 +228,12 @@ class MetaStore:
         with self.session("listing operators") as session:
             return list(session.scalars(select(OperatorRow).order_by(OperatorRow.created_at)))
 
+    def set_operator_endpoint(self, name: str, endpoint: str) -> None:
+        with self.session("updating an operator's endpoint") as session:
+            row = session.get(OperatorRow, name)
+            if row is not None:
+                row.endpoint = endpoint
+
     def delete_operator(self, name: str) -> None:
         with self.session("deleting an operator") as session:
             row = session.get(OperatorRow, name)

@@ -356,11 +356,11 @@ class FolderObjectStore(ObjectStore):
         try:
             data = path.read_bytes()
         except (FileNotFoundError, NotADirectoryError) as e:
-            where = "bucket" if not bdir.is_dir() else "object"
-            what = f"bucket '{bucket}' does not exist" if where == "bucket" else (
-                f"no object '{key}' in bucket '{bucket}'"
-            )
-            raise ObjectNotFoundError(what, bucket=bucket, key=key) from e
+            if bdir.is_dir():
+                what = f"no object '{key}' in bucket '{bucket}'"
+            else:
+                what = f"bucket '{bucket}' does not exist"
+            raise ObjectNotFoundError(f"cannot read '{key}': {what}", bucket=bucket, key=key) from e
         except OSError as e:
             raise ObjectStoreError(
                 f"cannot read '{key}' from bucket '{bucket}': {_os_reason(e)}",
@@ -498,8 +498,11 @@ class S3ObjectStore(ObjectStore):
                     if code == "NoSuchBucket" or key is None
                     else f"no object '{key}' in bucket '{bucket}'"
                 )
-                cls = ObjectNotFoundError if key is not None else ObjectStoreError
-                return cls(f"cannot {action} {what}: {reason}", bucket=bucket, key=key)
+                if key is None:
+                    return ObjectStoreError(f"cannot {action} {what}: {reason}", bucket=bucket)
+                return ObjectNotFoundError(
+                    f"cannot {action} '{key}': {reason}", bucket=bucket, key=key
+                )
             detail = f"{code}: {message}" if message and message != code else code
             return ObjectStoreError(
                 f"cannot {action} {what} on {self._where}: {detail}", bucket=bucket, key=key

@@ -10,6 +10,7 @@ bucket names, or call ``s3.reset()`` to forget every bucket.
 
 from __future__ import annotations
 
+import logging
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ def s3_test_server(
     access_key: str = "phantoscope-test",
     secret_key: str = "phantoscope-test-secret",
     region: str = "us-east-1",
+    quiet: bool = True,
 ) -> Iterator[S3TestServer]:
     """Start moto's S3 server on 127.0.0.1 (a port the OS picks); stop it on exit."""
     try:
@@ -66,6 +68,11 @@ def s3_test_server(
     # Port 0: the OS picks a free port when the server binds, so there is no race between
     # finding a port and taking it.
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    # werkzeug logs every request moto serves; keep that out of test output unless asked.
+    log = logging.getLogger("werkzeug")
+    level = log.level
+    if quiet:
+        log.setLevel(logging.WARNING)
     server.start()
     try:
         host, port = server.get_host_and_port()
@@ -79,3 +86,5 @@ def s3_test_server(
         )
     finally:
         server.stop()
+        if quiet:
+            log.setLevel(level)

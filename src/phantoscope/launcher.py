@@ -1,0 +1,93 @@
+"""`phantoscope up` / `make run`: the engine on its embedded defaults, in one command.
+
+Starts the default encoder as an operator process, then the API server; registers the
+operator and makes a ready pipeline and application on first start. Ctrl-C stops both.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+from rich.console import Console
+
+from phantoscope.api.app import create_app
+from phantoscope.config import ServerSettings
+from phantoscope.engine import registry
+from phantoscope.engine.context import Stores
+from phantoscope.operators.process import OperatorProcess, free_port
+from phantoscope.zoo import DEFAULT_ENCODER
+
+DEFAULT_OPERATOR = "efficientnet-lite0"
+DEFAULT_PIPELINE = "default"
+DEFAULT_APPLICATION = "default"
+DEFAULT_FIELD = "image"
+OPERATOR_PORT = 50001
+
+log = logging.getLogger("phantoscope")
+
+
+def ensure_defaults(stores: Stores, operator_endpoint: str) -> None:
+    """The default operator at its current endpoint, and a pipeline and application on it."""
+    if stores.meta.get_operator(DEFAULT_OPERATOR) is None:
+        registry.register_operator(stores, DEFAULT_OPERATOR, operator_endpoint)
+    else:
+        stores.meta.set_operator_endpoint(DEFAULT_OPERATOR, operator_endpoint)
+    if stores.meta.get_pipeline(DEFAULT_PIPELINE) is None:
+        registry.create_pipeline(
+            stores,
+            DEFAULT_PIPELINE,
+            input="image",
+            description=f"{DEFAULT_ENCODER}, 1280-d",
+            processors=[],
+            encoder=DEFAULT_OPERATOR,
+            index_file_size=1024,
+        )
+    if stores.meta.get_application(DEFAULT_APPLICATION) is None:
+        registry.create_application(
+            stores,
+            DEFAULT_APPLICATION,
+            {DEFAULT_FIELD: {"type": "object", "pipeline": DEFAULT_PIPELINE}},
+            None,
+        )
+
+
+def _operator_port() -> int:
+    try:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", OPERATOR_PORT))
+        return OPERATOR_PORT
+    except OSError:
+        return free_port()
+
+
+def up(settings: ServerSettings) -> None:
+    console = Console(soft_wrap=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings.home.mkdir(parents=True, exist_ok=True)
+    logs = settings.home / "logs"
+    logs.mkdir(exist_ok=True)
+    endpoint = f"127.0.0.1:{_operator_port()}"
+    operator = OperatorProcess(DEFAULT_ENCODER, endpoint=endpoint, log_path=logs / "operator.log")
+    console.print(
+        f"starting operator {DEFAULT_ENCODER} on {endpoint} "
+        f"(log: {logs / 'operator.log'}; the first start exports the model)"
+    )
+    operator.start()
+    try:
+        operator.wait_healthy(timeout_s=900)
+        app = create_app(settings, on_start=lambda stores: ensure_defaults(stores, endpoint))
+        url = f"http://{settings.host}:{settings.port}"
+        console.print(
+            f"vectors: {settings.vectors_uri}\nmetadata: {settings.meta_url}\n"
+            f"images: {settings.objects_url}\n"
+            f"API: {url}/v1 (docs at {url}/docs); application {DEFAULT_APPLICATION!r}, "
+            f"field {DEFAULT_FIELD!r}, pipeline {DEFAULT_PIPELINE!r}\nCtrl-C stops everything."
+        )
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    finally:
+        operator.stop()

@@ -70,9 +70,9 @@ def other_vectors(encoder: FaceEncoder, other_faces: list[Image.Image]) -> np.nd
 
 
 def edited(image: Image.Image, box: Box) -> Image.Image:
-    """The face in box, turned 10 degrees, framed differently, shrunk, recoloured, mirrored."""
+    """The face in box, turned 20 degrees, framed differently, shrunk, recoloured, mirrored."""
     cx, cy = (box.left + box.right) / 2, (box.top + box.bottom) / 2
-    turned = image.rotate(10, center=(cx, cy), resample=Image.Resampling.BICUBIC)
+    turned = image.rotate(20, center=(cx, cy), resample=Image.Resampling.BICUBIC)
     half = 0.6 * (box.right - box.left)
     face = turned.crop(
         (round(cx - half + 8), round(cy - half - 4), round(cx + half + 8), round(cy + half - 4))

@@ -25,7 +25,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 class OperatorProcess:
     """A child process serving an operator at ``endpoint``.
 
-    By default it runs `phantoscope operator serve TARGET` on a free loopback port;
+    By default it runs `phantoscope operator serve TARGET [OPTIONS]` on a free loopback port;
     ``command`` runs anything else that serves at ``endpoint`` (e.g. `python server.py`).
     """
 
@@ -35,6 +35,7 @@ class OperatorProcess:
         *,
         endpoint: str | None = None,
         command: list[str] | None = None,
+        options: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         log_path: Path | None = None,
@@ -45,7 +46,7 @@ class OperatorProcess:
         port = self.endpoint.rpartition(":")[2]
         self.command = command or [
             PHANTOSCOPE, "operator", "serve", str(target), "--host", "127.0.0.1",
-            "--port", port,
+            "--port", port, *options,
         ]
         self.env = {**os.environ, "OP_ENDPOINT": self.endpoint, **(env or {})}
         self.cwd = cwd

@@ -30,7 +30,7 @@ def run_threads(count: int, target: Callable[[int], object]) -> list[object]:
         except BaseException as exc:
             results[index] = exc
 
-    threads = [threading.Thread(target=body, args=(i,)) for i in range(count)]
+    threads = [threading.Thread(target=body, args=(i,), daemon=True) for i in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -140,7 +140,7 @@ def _start(batcher: Batcher, values: list[object], out: dict[str, object], key: 
         except BaseException as exc:
             out[key] = exc
 
-    thread = threading.Thread(target=body)
+    thread = threading.Thread(target=body, daemon=True)
     thread.start()
     return thread
 
@@ -159,6 +159,7 @@ def test_error_reaches_every_caller_in_the_batch_and_batcher_recovers() -> None:
         gate.release.set()
         for thread in threads:
             thread.join(10)
+            assert not thread.is_alive(), "a caller never got an answer"
         assert out["first"] == [("done", "first")]
         assert gate.batches[1] == ["a", "boom", "b"]
         for key in ("a", "b"):
@@ -185,6 +186,7 @@ def test_wrong_number_of_results_is_an_error_for_callers() -> None:
         gate.release.set()
         for thread in threads:
             thread.join(10)
+            assert not thread.is_alive(), "a caller never got an answer"
         for key in ("x", "y"):
             assert isinstance(out[key], RuntimeError), out[key]
             assert "returned 2 results for 3 images" in str(out[key])

@@ -70,6 +70,7 @@ class Batcher:
         self.stats = BatchStats()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
+        self._closing = threading.Lock()  # makes "check closed, then enqueue" atomic
         self._worker = threading.Thread(target=self._work, name=name, daemon=True)
         self._worker.start()
 
@@ -77,11 +78,12 @@ class Batcher:
         """Run ``values`` through the model (within shared batches); return results in order."""
         if not values:
             return []
-        if self._closed:
-            raise BatcherClosedError("the operator is shutting down")
         request = _Request(results=[None] * len(values), remaining=len(values))
-        for index, value in enumerate(values):
-            self._queue.put(_Item(value, request, index))
+        with self._closing:
+            if self._closed:
+                raise BatcherClosedError("the operator is shutting down")
+            for index, value in enumerate(values):
+                self._queue.put(_Item(value, request, index))
         request.done.wait()
         if request.error is not None:
             raise request.error
@@ -89,8 +91,9 @@ class Batcher:
 
     def close(self) -> None:
         """Stop the worker; requests still queued fail with :class:`BatcherClosedError`."""
-        self._closed = True
-        self._queue.put(_STOP)
+        with self._closing:
+            self._closed = True
+            self._queue.put(_STOP)
         self._worker.join()
         while True:
             try:
@@ -132,6 +135,10 @@ class Batcher:
 
     def _run(self, batch: list[_Item]) -> None:
         live = [item for item in batch if not item.request.done.is_set()]
+        if self._closed:
+            for item in live:
+                item.request.fail(BatcherClosedError("the operator is shutting down"))
+            return
         if not live:
             return
         self.stats.calls += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -46,6 +47,8 @@ def _resolve(host: str, port: int, policy: FetchPolicy) -> str:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise FetchError(f"cannot resolve host {host!r} ({exc.strerror})") from None
+    except UnicodeError:
+        raise FetchError(f"host {host[:100]!r} is not a valid host name") from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     if not policy.allow_private:
         refused = [a for a in addresses if not _is_public(a)]
@@ -71,20 +74,25 @@ def _pool(scheme: str, host: str, address: str, port: int, timeout_s: float):
 def fetch_url(url: str, policy: FetchPolicy | None = None) -> bytes:
     """Download ``url`` (http or https) within ``policy``'s limits and return its body."""
     policy = policy or FetchPolicy()
+    deadline = time.monotonic() + policy.timeout_s
     for _ in range(MAX_REDIRECTS + 1):
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise UrlRefusedError(f"unsupported URL scheme {parts.scheme!r}: use http or https")
-        if not parts.hostname:
-            raise UrlRefusedError(f"URL {url!r} has no host")
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname
+        except ValueError as exc:
+            raise FetchError(f"URL {url[:200]!r} is malformed ({exc})") from None
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
-            raise FetchError(f"URL {url!r} has an invalid port") from None
-        address = _resolve(parts.hostname, port, policy)
+            raise FetchError(f"URL {url[:200]!r} has an invalid port") from None
+        if parts.scheme not in ("http", "https"):
+            raise UrlRefusedError(f"unsupported URL scheme {parts.scheme!r}: use http or https")
+        if not hostname:
+            raise UrlRefusedError(f"URL {url!r} has no host")
+        address = _resolve(hostname, port, policy)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host_header = parts.netloc.rsplit("@", 1)[-1]
-        with _pool(parts.scheme, parts.hostname, address, port, policy.timeout_s) as pool:
+        with _pool(parts.scheme, hostname, address, port, policy.timeout_s) as pool:
             try:
                 response = pool.urlopen(
                     "GET", path, headers={"Host": host_header}, redirect=False,
@@ -101,19 +109,24 @@ def fetch_url(url: str, policy: FetchPolicy | None = None) -> bytes:
                     continue
                 if response.status != 200:
                     raise FetchError(f"fetching {url!r} answered HTTP {response.status}")
-                return _read_capped(response, url, policy.max_bytes)
+                return _read_capped(response, url, policy.max_bytes, deadline)
             finally:
                 response.release_conn()
     raise FetchError(f"too many redirects (more than {MAX_REDIRECTS}) from {url!r}")
 
 
-def _read_capped(response: urllib3.BaseHTTPResponse, url: str, max_bytes: int) -> bytes:
+def _read_capped(
+    response: urllib3.BaseHTTPResponse, url: str, max_bytes: int, deadline: float
+) -> bytes:
+    """The body, refused past ``max_bytes`` or once ``deadline`` (the whole fetch's) passes."""
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(f"{url!r} is {int(declared):,} bytes; the limit is {max_bytes:,}")
     chunks, total = [], 0
     try:
-        for chunk in response.stream(64 * 1024):
+        while chunk := response.read1(64 * 1024):
+            if time.monotonic() > deadline:
+                raise FetchError(f"fetching {url!r} took longer than the time limit")
             total += len(chunk)
             if total > max_bytes:
                 raise FetchError(f"{url!r} is larger than the limit of {max_bytes:,} bytes")

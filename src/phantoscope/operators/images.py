@@ -12,6 +12,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Refuse images above this many pixels before decoding them (decompression bombs).
 DEFAULT_MAX_PIXELS = 64_000_000
+# decode_image checks every image against its caller's limit before decoding; Pillow's own
+# process-wide cap would refuse first, without saying the size, and cap every limit at 179 MP.
+Image.MAX_IMAGE_PIXELS = None
 
 _DATA_URL = re.compile(r"^data:[\w.+/-]*(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 

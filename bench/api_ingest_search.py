@@ -1,0 +1,129 @@
+"""Ingest rate and search latency of `phantoscope up` (what `make run` starts), embedded
+defaults (Milvus Lite, SQLite, a folder), on N photos made from scikit-image's samples.
+
+    .venv/bin/python bench/api_ingest_search.py [--images 1000] [--searches 200]
+
+Ingest is measured two ways in the same run: one JSON request per image (the original's
+shape) and the batch endpoint (32 images a request, 2 concurrent requests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from PIL import ImageEnhance, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from phantoscope.operators.process import PHANTOSCOPE, free_port
+from photos import PHOTO_NAMES, photo
+
+
+def variants(count: int) -> list[bytes]:
+    """Distinct JPEGs: crops, flips, colour and size changes of the sample photos."""
+    bases = [photo(name) for name in PHOTO_NAMES]
+    out = []
+    for index in range(count):
+        image = bases[index % len(bases)]
+        step = index // len(bases)
+        width, height = image.size
+        cut = (step * 7) % 30 / 100
+        image = image.crop((int(width * cut / 2), int(height * cut / 3),
+                            width - int(width * cut / 3), height - int(height * cut / 2)))
+        if step % 2:
+            image = ImageOps.mirror(image)
+        image = ImageEnhance.Color(image).enhance(0.6 + (step % 9) / 10)
+        scale = (0.6, 1.0, 1.6, 2.4)[step % 4]
+        size = (max(32, int(image.width * scale)), max(32, int(image.height * scale)))
+        image = image.resize(size)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=85)
+        out.append(buffer.getvalue())
+    return out
+
+
+def start_engine(home: Path, port: int) -> subprocess.Popen:
+    process = subprocess.Popen([PHANTOSCOPE, "up", "--port", str(port)],
+                               env={**os.environ, "PHANTOSCOPE_HOME": str(home)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/settings/ping").text == "pong":
+                return process
+        except httpx.TransportError:
+            time.sleep(0.5)
+    raise RuntimeError("engine did not start")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--searches", type=int, default=200)
+    args = parser.parse_args()
+    images = [base64.b64encode(data).decode() for data in variants(args.images)]
+    half = len(images) // 2
+    with tempfile.TemporaryDirectory() as home:
+        port = free_port()
+        process = start_engine(Path(home), port)
+        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
+        try:
+            started = time.perf_counter()
+            for data in images[:half]:
+                answer = api.post("/v1/application/default/upload",
+                                  json={"fields": {"image": {"data": data}}})
+                answer.raise_for_status()
+            single_rate = half / (time.perf_counter() - started)
+
+            batches = [images[i:i + 32] for i in range(half, len(images), 32)]
+
+            def send(batch: list[str]) -> int:
+                answer = api.post("/v1/application/default/upload/batch",
+                                  json={"images": [{"data": data} for data in batch]})
+                answer.raise_for_status()
+                return answer.json()["imported"]
+
+            started = time.perf_counter()
+            with ThreadPoolExecutor(2) as pool:
+                imported = sum(pool.map(send, batches))
+            batch_rate = imported / (time.perf_counter() - started)
+            count = api.get("/v1/application/default/entity/count").json()["count"]
+
+            latencies = []
+            for index in range(args.searches):
+                query = images[(index * 37) % len(images)]
+                started = time.perf_counter()
+                answer = api.post("/v1/application/default/search",
+                                  json={"fields": {"image": {"data": query}}, "topk": 10})
+                latencies.append((time.perf_counter() - started) * 1000)
+                answer.raise_for_status()
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=120)
+    print(f"phantoscope up (Milvus Lite, SQLite, folder), {count} images stored, "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'ingest, one JSON request per image':44} {single_rate:8.1f} images/s  1.00x")
+    print(f"{'ingest, batch endpoint (32/request, 2 at once)':44} {batch_rate:8.1f} images/s "
+          f"{batch_rate / single_rate:5.2f}x")
+    print(f"search by image, topk 10, {args.searches} queries: p50 "
+          f"{statistics.median(latencies):.1f} ms, p95 {percentile(latencies, 95):.1f} ms, "
+          f"p99 {percentile(latencies, 99):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

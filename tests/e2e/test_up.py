@@ -1,0 +1,76 @@
+"""`phantoscope up` (what `make run` runs): one command, embedded stores, ready to use."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import httpx
+
+from helpers import PHANTOSCOPE, free_port
+from phantoscope.operators.client import OperatorCallError, OperatorClient
+from photos import b64, edited_copy, jpeg, photo
+
+
+def start(home, port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [PHANTOSCOPE, "up", "--port", str(port)], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, env={**os.environ, "PHANTOSCOPE_HOME": str(home)},
+    )
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/settings/ping").text == "pong":
+                return process
+        except httpx.TransportError:
+            time.sleep(0.3)
+    raise AssertionError("phantoscope up did not answer")
+
+
+def stop(process: subprocess.Popen) -> str:
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    return output
+
+
+def test_up_serves_a_ready_application_and_ctrl_c_stops_everything(tmp_path):
+    port = free_port()
+    api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+    process = start(tmp_path, port)
+    try:
+        operator = api.get("/v1/operator/efficientnet-lite0").json()
+        assert operator["_backend"] == "efficientnet-lite0-encoder"
+        assert api.get("/v1/operator/efficientnet-lite0/health").text == "healthy"
+        assert api.get("/v1/application/default").json()["_fields"] == {
+            "image": {"type": "object", "pipeline": "default"}}
+        for name in ("coffee", "rocket", "chelsea"):
+            answer = api.post("/v1/application/default/upload",
+                              json={"fields": {"image": {"data": b64(jpeg(photo(name)))}}})
+            assert answer.status_code == 200, answer.text
+        hits = api.post("/v1/application/default/search", json={
+            "fields": {"image": {"data": b64(edited_copy(photo("rocket")))}}, "topk": 3}).json()
+        rocket = hits[0]["_id"]
+        assert api.get("/docs").status_code == 200
+    finally:
+        output = stop(process)
+    assert process.returncode == 0, output
+    assert "application 'default'" in output and str(tmp_path) in output
+    with OperatorClient(operator["_endpoint"], timeout_s=2) as client:
+        try:
+            client.health()
+            raise AssertionError("the operator outlived Ctrl-C")
+        except OperatorCallError as exc:
+            assert exc.code == "UNAVAILABLE"
+
+    # Restarting keeps everything.
+    process = start(tmp_path, port)
+    try:
+        assert api.get("/v1/application/default/entity/count").json() == {"count": 3}
+        hits = api.post("/v1/application/default/search", json={
+            "fields": {"image": {"data": b64(edited_copy(photo("rocket")))}}, "topk": 1}).json()
+        assert hits[0]["_id"] == rocket
+    finally:
+        stop(process)

@@ -90,14 +90,18 @@ def _free_ports(count: int) -> list[int]:
 class LocalMilvusServer:
     """One Milvus standalone process with its data, logs and config under `base_dir`.
 
-    `port` is the gRPC port clients use (a free one when None). `start()` blocks until the
-    server answers its health check and returns the URI (``http://127.0.0.1:PORT``).
+    `port` is the gRPC port clients use (a free one when None). `config` overrides keys of
+    milvus.yaml by dotted path (``{"queryCoord.checkInterval": 200}``); only keys the
+    package's template already has can be set. `start()` blocks until the server answers its
+    health check and returns the URI (``http://127.0.0.1:PORT``).
     """
 
     def __init__(self, base_dir: str | os.PathLike[str], *, port: int | None = None,
+                 config: dict[str, object] | None = None,
                  startup_timeout_s: float = STARTUP_TIMEOUT_S, grace_s: float = 3.0) -> None:
         self.base_dir = Path(base_dir).resolve()
         self._port = port
+        self.config = dict(config or {})
         self.startup_timeout_s = startup_timeout_s
         self.grace_s = grace_s
         self.metrics_port: int | None = None
@@ -148,6 +152,8 @@ class LocalMilvusServer:
         chosen["proxy_port"] = self._port
 
         config = milvus.MilvusServerConfig(data_dir=str(self.base_dir), **chosen)
+        for key, value in self.config.items():
+            config.set(key, value)
         config.resolve()  # writes configs/milvus.yaml and creates logs/ and data/
         self._add_etcd_config(etcd_client_port, etcd_peer_port)
 

@@ -1,23 +1,598 @@
 """Vector collections in Milvus: embedded Milvus Lite (a `.db` path) or a server (`http://`).
 
-INTERFACE CONTRACT (implementation pending):
+One class, `MilvusVectorStore`, serves both; only the URI differs::
 
-    @dataclass(frozen=True)
-    class VectorHit:
-        id: int          # the int64 primary key given at insert
-        distance: float  # as Milvus reports it for the collection's metric
+    store = open_vector_store("data/vectors.db")            # Milvus Lite, in this process
+    store = open_vector_store("http://milvus:19530")        # a Milvus server or cluster
 
-    class VectorStoreError(RuntimeError): ...   # backend failures, message says what failed
+A collection holds an INT64 primary key `id` (given by the caller, never generated) and a
+FLOAT_VECTOR `vector` of a fixed dimension, searched with one metric (IP, L2 or COSINE).
 
-    class VectorStore:
-        def create_collection(self, name: str, dimension: int, metric: str) -> None
-        def drop_collection(self, name: str) -> None            # no error if absent
-        def has_collection(self, name: str) -> bool
-        def insert(self, name: str, ids: Sequence[int], vectors: np.ndarray) -> None
-        def delete(self, name: str, ids: Sequence[int]) -> None
-        def search(self, name: str, vectors: np.ndarray, topk: int) -> list[list[VectorHit]]
-        def count(self, name: str) -> int
-        def close(self) -> None
+How each backend is driven (measured; see bench/vector_store.py and the storage notes):
 
-    def open_vector_store(uri: str) -> VectorStore
+- Index: HNSW (M=16, efConstruction=200; ef = max(64, topk) at search) on both backends,
+  so results and tuning are the same from laptop to cluster. `index_type` can pick FLAT,
+  IVF_FLAT or AUTOINDEX instead.
+- Read-your-writes, server: searches use `Session` consistency (this process sees its own
+  writes, ~2 ms) and `count` uses `Strong` (sees every client's writes, waits for the next
+  time tick, ~200 ms). Rows are visible to both as soon as `insert` returns.
+- Read-your-writes, Milvus Lite: rows are visible as soon as `insert` returns, but unflushed
+  rows are searched by a slow pure-Python scan (~0.06 ms per 1280-d row) until a `flush`
+  turns them into an indexed segment. So the store flushes after an insert once the unflushed
+  rows reach `lite_flush_bytes` (256 KiB: 51 rows of 1280-d), bounding that scan to a few ms,
+  and flushes the rest on `close()`.
+- Milvus Lite is not safe for concurrent writes (its insert path takes no lock), so every
+  call on one Lite database goes through one lock shared by all stores on that path in this
+  process. The server's gRPC client is thread-safe and takes no lock.
+- After reopening a Lite database its collections are released; the first call on each one
+  loads it (builds or reads its index: seconds for tens of thousands of vectors).
 """
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+__all__ = [
+    "INDEX_TYPES",
+    "METRICS",
+    "MilvusVectorStore",
+    "VectorHit",
+    "VectorStore",
+    "VectorStoreError",
+    "open_vector_store",
+]
+
+log = logging.getLogger(__name__)
+
+METRICS = ("IP", "L2", "COSINE")
+INDEX_TYPES = ("HNSW", "FLAT", "IVF_FLAT", "AUTOINDEX")
+MAX_DIMENSION = 32768  # Milvus's limit for FLOAT_VECTOR
+MAX_TOPK = 16384  # Milvus's limit for a search's limit
+SERVER_SCHEMES = ("http://", "https://", "tcp://")
+TOKEN_ENV = "PHANTOSCOPE_MILVUS_TOKEN"
+
+_INDEX_PARAMS: dict[str, dict[str, int]] = {
+    "HNSW": {"M": 16, "efConstruction": 200},
+    "IVF_FLAT": {"nlist": 128},
+    "FLAT": {},
+    "AUTOINDEX": {},
+}
+HNSW_MIN_EF = 64
+IVF_NPROBE = 16
+INSERT_BATCH_BYTES = 16 * 1024 * 1024  # well under the server's 64 MiB gRPC message limit
+LITE_FLUSH_BYTES = 256 * 1024
+CALL_TIMEOUT_S = 60.0
+LOAD_TIMEOUT_S = 600.0
+
+T = TypeVar("T")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    id: int  # the int64 primary key given at insert
+    distance: float  # as Milvus reports it for the collection's metric
+
+
+class VectorStoreError(RuntimeError):
+    """A vector backend failure; the message says what failed."""
+
+
+class VectorStore(ABC):
+    """Vector collections: create, insert, delete, search, count."""
+
+    @abstractmethod
+    def create_collection(self, name: str, dimension: int, metric: str) -> None:
+        """Create a loaded collection; a no-op if it exists with the same dimension and metric."""
+
+    @abstractmethod
+    def drop_collection(self, name: str) -> None:
+        """Drop a collection; no error if it is absent."""
+
+    @abstractmethod
+    def has_collection(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def insert(self, name: str, ids: Sequence[int], vectors: np.ndarray) -> None:
+        """Insert rows; visible to `count` and `search` when this returns."""
+
+    @abstractmethod
+    def delete(self, name: str, ids: Sequence[int]) -> None: ...
+
+    @abstractmethod
+    def search(self, name: str, vectors: np.ndarray, topk: int) -> list[list[VectorHit]]:
+        """For each query vector, up to `topk` hits, best first."""
+
+    @abstractmethod
+    def count(self, name: str) -> int:
+        """The exact number of rows (deleted ones excluded)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Collection:
+    dimension: int
+    metric: str
+    index_type: str
+
+
+def _reason(exc: BaseException) -> str:
+    """A readable reason from a pymilvus or gRPC error (never its repr)."""
+    message = getattr(exc, "message", None)
+    if isinstance(message, str) and message:
+        code = getattr(exc, "code", None)
+        return f"{message} (code {code})" if code not in (None, 0, 1, -1) else message
+    details = getattr(exc, "details", None)
+    if callable(details):
+        try:
+            text = details()
+        except Exception:  # pragma: no cover - defensive: a broken error object
+            text = None
+        if text:
+            return str(text)
+    return str(exc) or type(exc).__name__
+
+
+class _LiteRegistry:
+    """Milvus Lite databases open in this process: one lock and a use count per path.
+
+    pymilvus starts one in-process Milvus Lite server per path and shares it between clients;
+    we stop it (releasing the data folder's lock) when the last store on that path closes.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._entries: dict[str, list[Any]] = {}  # path -> [RLock, use count]
+
+    def acquire(self, path: str) -> threading.RLock:
+        with self._guard:
+            entry = self._entries.setdefault(path, [threading.RLock(), 0])
+            entry[1] += 1
+            return entry[0]
+
+    def release(self, path: str) -> None:
+        with self._guard:
+            entry = self._entries.get(path)
+            if entry is None:
+                return
+            entry[1] -= 1
+            if entry[1] > 0:
+                return
+            del self._entries[path]
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(path)
+
+
+_LITE = _LiteRegistry()
+
+
+def _is_server_uri(uri: str) -> bool:
+    return uri.lower().startswith(SERVER_SCHEMES)
+
+
+class MilvusVectorStore(VectorStore):
+    """A `VectorStore` on Milvus Lite (`uri` is a path ending in `.db`) or a Milvus server."""
+
+    def __init__(self, uri: str, *, token: str | None = None, index_type: str = "HNSW",
+                 lite_flush_bytes: int = LITE_FLUSH_BYTES,
+                 timeout_s: float = CALL_TIMEOUT_S) -> None:
+        from pymilvus import MilvusClient
+
+        index_type = index_type.upper()
+        if index_type not in INDEX_TYPES:
+            raise ValueError(f"index type {index_type!r} is not one of {', '.join(INDEX_TYPES)}")
+        self.index_type = index_type
+        self.lite_flush_bytes = lite_flush_bytes
+        self.timeout_s = timeout_s
+        self.is_lite = not _is_server_uri(uri)
+        self._collections: dict[str, _Collection] = {}
+        self._unflushed_bytes: dict[str, int] = {}
+        self._state_lock = threading.Lock()
+        self._closed = False
+
+        if self.is_lite:
+            path = Path(uri).expanduser()
+            if path.suffix != ".db":
+                raise ValueError(
+                    f"vector store URI {uri!r} is neither a Milvus Lite path ending in .db "
+                    "nor a server URI (http://, https://, tcp://)")
+            path = path.resolve()
+            if path.is_file():
+                raise VectorStoreError(
+                    f"cannot open Milvus Lite at {path}: it is a file, probably from Milvus Lite "
+                    "2.x; Milvus Lite 3.x keeps a database in a folder of that name")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise VectorStoreError(
+                    f"cannot create the folder for Milvus Lite at {path}: {exc}") from exc
+            self.uri = str(path)
+            self._lock: threading.RLock | None = _LITE.acquire(self.uri)
+            try:
+                with self._lock:
+                    self._client = self._call(
+                        f"open Milvus Lite at {self.uri} (is another process using it?)",
+                        lambda: MilvusClient(self.uri, dedicated=True, timeout=timeout_s))
+            except BaseException:
+                _LITE.release(self.uri)
+                raise
+        else:
+            self.uri = uri
+            self._lock = None
+            token = token if token is not None else os.environ.get(TOKEN_ENV, "")
+            self._client = self._call(
+                f"connect to the Milvus server at {_redact(uri)}",
+                lambda: MilvusClient(uri=uri, token=token, dedicated=True, timeout=timeout_s))
+
+    def __repr__(self) -> str:
+        where = self.uri if self.is_lite else _redact(self.uri)
+        return f"MilvusVectorStore({where!r}, index_type={self.index_type!r})"
+
+    # -- the contract -------------------------------------------------------------------
+
+    def create_collection(self, name: str, dimension: int, metric: str) -> None:
+        _check_name(name)
+        metric = _check_metric(metric)
+        dimension = _check_dimension(dimension)
+        with self._serial():
+            if self._call(f"check for vector collection {name!r}",
+                          lambda: self._client.has_collection(name, timeout=self.timeout_s)):
+                info = self._describe(name)
+                if (info.dimension, info.metric) != (dimension, metric):
+                    raise VectorStoreError(
+                        f"vector collection {name!r} already exists with {info.dimension}-d "
+                        f"vectors and metric {info.metric}, not {dimension}-d and {metric}")
+                self._ensure_loaded(name)
+                return
+            self._call(f"create vector collection {name!r} ({dimension}-d, {metric})",
+                       lambda: self._create(name, dimension, metric))
+            self._ensure_loaded(name)
+            with self._state_lock:
+                self._collections[name] = _Collection(dimension, metric, self.index_type)
+                self._unflushed_bytes[name] = 0
+
+    def drop_collection(self, name: str) -> None:
+        with self._serial():
+            self._forget(name)
+
+            def drop() -> None:
+                if self._client.has_collection(name, timeout=self.timeout_s):
+                    self._client.drop_collection(name, timeout=self.timeout_s)
+
+            self._call(f"drop vector collection {name!r}", drop)
+
+    def has_collection(self, name: str) -> bool:
+        with self._serial():
+            return bool(self._call(
+                f"check for vector collection {name!r}",
+                lambda: self._client.has_collection(name, timeout=self.timeout_s)))
+
+    def insert(self, name: str, ids: Sequence[int], vectors: np.ndarray) -> None:
+        id_array = _check_ids(ids)
+        matrix = _as_matrix(vectors, "vectors")
+        if len(id_array) != len(matrix):
+            raise ValueError(f"{len(id_array)} ids for {len(matrix)} vectors")
+        if len(id_array) == 0:
+            return
+        if not np.isfinite(matrix).all():
+            raise ValueError("vectors contain NaN or infinity")
+        with self._serial():
+            info = self._ready(name)
+            _check_width(name, info, matrix, "insert")
+            rows_per_call = max(1, INSERT_BATCH_BYTES // (4 * info.dimension))
+            for start in range(0, len(matrix), rows_per_call):
+                chunk_ids = id_array[start:start + rows_per_call].tolist()
+                chunk = matrix[start:start + rows_per_call]
+                rows = [{"id": i, "vector": v} for i, v in zip(chunk_ids, chunk, strict=True)]
+                self._call(f"insert {len(rows)} vectors into {name!r}",
+                           lambda rows=rows: self._client.insert(
+                               name, rows, timeout=self.timeout_s), collection=name)
+            if self.is_lite:
+                self._after_lite_write(name, matrix.nbytes)
+
+    def delete(self, name: str, ids: Sequence[int]) -> None:
+        id_array = _check_ids(ids)
+        if len(id_array) == 0:
+            return
+        with self._serial():
+            self._ready(name)
+            self._call(f"delete {len(id_array)} vectors from {name!r}",
+                       lambda: self._client.delete(name, ids=id_array.tolist(),
+                                                   timeout=self.timeout_s), collection=name)
+
+    def search(self, name: str, vectors: np.ndarray, topk: int) -> list[list[VectorHit]]:
+        matrix = _as_matrix(vectors, "query vectors", allow_1d=True)
+        if not isinstance(topk, int | np.integer) or not 1 <= topk <= MAX_TOPK:
+            raise ValueError(f"topk must be an integer from 1 to {MAX_TOPK}, not {topk!r}")
+        topk = int(topk)
+        if len(matrix) == 0:
+            return []
+        if not np.isfinite(matrix).all():
+            raise ValueError("query vectors contain NaN or infinity")
+        with self._serial():
+            info = self._ready(name)
+            _check_width(name, info, matrix, "search")
+            params: dict[str, Any] = {"metric_type": info.metric, "params": {}}
+            if info.index_type == "HNSW":
+                params["params"]["ef"] = max(HNSW_MIN_EF, topk)
+            elif info.index_type == "IVF_FLAT":
+                params["params"]["nprobe"] = IVF_NPROBE
+            extra = {} if self.is_lite else {"consistency_level": "Session"}
+            result = self._call(
+                f"search {len(matrix)} vectors in {name!r}",
+                lambda: self._client.search(
+                    name, data=list(matrix), limit=topk, anns_field="vector",
+                    search_params=params, output_fields=[], timeout=self.timeout_s, **extra),
+                collection=name)
+        larger_is_better = info.metric != "L2"
+        out = []
+        for hits in result:
+            row = [VectorHit(int(h["id"]), float(h["distance"])) for h in hits]
+            row.sort(key=lambda h: -h.distance if larger_is_better else h.distance)
+            out.append(row)
+        return out
+
+    def count(self, name: str) -> int:
+        with self._serial():
+            self._ready(name)
+            if self.is_lite:
+                # Exact on Milvus Lite: counts unflushed rows and applies deletes.
+                stats = self._call(
+                    f"count vectors in {name!r}",
+                    lambda: self._client.get_collection_stats(name, timeout=self.timeout_s),
+                    collection=name)
+                return int(stats["row_count"])
+            # On a server the statistics lag and ignore deletes; count(*) with Strong is exact.
+            rows = self._call(
+                f"count vectors in {name!r}",
+                lambda: self._client.query(name, filter="", output_fields=["count(*)"],
+                                           consistency_level="Strong",
+                                           timeout=self.timeout_s), collection=name)
+            return int(rows[0]["count(*)"])
+
+    def flush(self, name: str) -> None:
+        """Persist unflushed rows as a sealed segment (and index it). Rarely needed."""
+        with self._serial():
+            self._ready(name)
+            self._call(f"flush {name!r}",
+                       lambda: self._client.flush(name, timeout=LOAD_TIMEOUT_S),
+                       collection=name)
+            with self._state_lock:
+                self._unflushed_bytes[name] = 0
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            with self._serial():
+                self._closed = True
+                if self.is_lite:
+                    # A reopened database replays unflushed rows into the slow unindexed
+                    # buffer; flushing now keeps the next start fast.
+                    for name, pending in list(self._unflushed_bytes.items()):
+                        if pending:
+                            try:
+                                self._client.flush(name, timeout=LOAD_TIMEOUT_S)
+                            except Exception as exc:  # the data is in the WAL either way
+                                log.warning("could not flush %r on close: %s", name,
+                                            _reason(exc))
+                try:
+                    self._client.close()
+                except Exception as exc:  # pragma: no cover - closing a channel rarely fails
+                    log.warning("closing the Milvus client failed: %s", _reason(exc))
+        finally:
+            if self.is_lite:
+                _LITE.release(self.uri)
+
+    def __enter__(self) -> MilvusVectorStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _serial(self) -> threading.RLock | _NoLock:
+        if self._closed:
+            raise VectorStoreError("the vector store is closed")
+        return self._lock if self._lock is not None else _NO_LOCK
+
+    def _call(self, what: str, fn: Callable[[], T], collection: str | None = None) -> T:
+        """Run one pymilvus call; turn its failures into `VectorStoreError("cannot WHAT: ...")`."""
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            return fn()
+        except (MilvusException, OSError) as exc:
+            failure = exc
+        except Exception as exc:
+            import grpc
+
+            if not isinstance(exc, grpc.RpcError):
+                raise
+            failure = exc
+        if collection is not None:
+            self._forget(collection)  # it may have been dropped or changed elsewhere
+        raise VectorStoreError(f"cannot {what}: {_reason(failure)}") from failure
+
+    def _create(self, name: str, dimension: int, metric: str) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        index = self._client.prepare_index_params()
+        index.add_index(field_name="vector", index_type=self.index_type, metric_type=metric,
+                        params=dict(_INDEX_PARAMS[self.index_type]))
+        # Created, indexed and loaded in three calls rather than one: MilvusClient's
+        # create_collection(index_params=...) waits for the index with a 0.5 s poll.
+        self._client.create_collection(name, schema=schema, consistency_level="Session",
+                                       timeout=self.timeout_s)
+        self._client.create_index(name, index, sync=False, timeout=self.timeout_s)
+        self._client.load_collection(name, timeout=LOAD_TIMEOUT_S)
+
+    def _describe(self, name: str) -> _Collection:
+        def describe() -> _Collection:
+            if not self._client.has_collection(name, timeout=self.timeout_s):
+                raise VectorStoreError(f"there is no vector collection named {name!r}")
+            desc = self._client.describe_collection(name, timeout=self.timeout_s)
+            fields = {f["name"]: f for f in desc["fields"]}
+            vector = fields.get("vector")
+            if vector is None or "id" not in fields:
+                raise VectorStoreError(
+                    f"collection {name!r} was not made by Phantoscope "
+                    "(it has no `id` and `vector` fields)")
+            dim = int(vector.get("params", {}).get("dim", 0))
+            names = self._client.list_indexes(name, field_name="vector",
+                                              timeout=self.timeout_s)
+            index = self._client.describe_index(
+                name, index_name=names[0], timeout=self.timeout_s) if names else {}
+            index = index or {}
+            metric = str(index.get("metric_type", "")).upper()
+            index_type = str(index.get("index_type", "")).upper()
+            if metric not in METRICS:
+                raise VectorStoreError(
+                    f"vector collection {name!r} has no index with a known metric "
+                    f"(found {metric or 'none'})")
+            return _Collection(dim, metric, index_type)
+
+        return self._call(f"describe vector collection {name!r}", describe)
+
+    def _ensure_loaded(self, name: str) -> None:
+        from pymilvus.client.types import LoadState
+
+        def load() -> None:
+            state = self._client.get_load_state(name, timeout=self.timeout_s).get("state")
+            if state != LoadState.Loaded:
+                self._client.load_collection(name, timeout=LOAD_TIMEOUT_S)
+
+        self._call(f"load vector collection {name!r}", load)
+
+    def _ready(self, name: str) -> _Collection:
+        """The collection's shape, describing and loading it on first use by this store."""
+        with self._state_lock:
+            info = self._collections.get(name)
+        if info is not None:
+            return info
+        info = self._describe(name)
+        self._ensure_loaded(name)
+        with self._state_lock:
+            self._collections[name] = info
+            self._unflushed_bytes.setdefault(name, 0)
+        return info
+
+    def _forget(self, name: str) -> None:
+        with self._state_lock:
+            self._collections.pop(name, None)
+            self._unflushed_bytes.pop(name, None)
+
+    def _after_lite_write(self, name: str, nbytes: int) -> None:
+        with self._state_lock:
+            pending = self._unflushed_bytes.get(name, 0) + nbytes
+            self._unflushed_bytes[name] = pending
+        if pending >= self.lite_flush_bytes:
+            self._call(f"flush {name!r}",
+                       lambda: self._client.flush(name, timeout=LOAD_TIMEOUT_S),
+                       collection=name)
+            with self._state_lock:
+                self._unflushed_bytes[name] = 0
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
+
+
+def _redact(uri: str) -> str:
+    """The URI without a password (``https://user:secret@host`` → ``https://user:***@host``)."""
+    scheme, sep, rest = uri.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at or ":" not in creds:
+        return uri
+    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+
+
+def _check_name(name: str) -> None:
+    # Milvus's rule for collection names; Milvus Lite does not check it (and makes a folder
+    # of that name), so check here for both.
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(
+            f"collection name {name!r} must start with a letter or underscore and hold only "
+            "letters, digits and underscores (at most 255)")
+
+
+def _check_metric(metric: str) -> str:
+    upper = metric.upper() if isinstance(metric, str) else metric
+    if upper not in METRICS:
+        raise ValueError(f"metric {metric!r} is not one of {', '.join(METRICS)}")
+    return upper
+
+
+def _check_dimension(dimension: int) -> int:
+    if (isinstance(dimension, bool) or not isinstance(dimension, int | np.integer)
+            or not 1 <= dimension <= MAX_DIMENSION):
+        raise ValueError(f"dimension must be an integer from 1 to {MAX_DIMENSION}, "
+                         f"not {dimension!r}")
+    return int(dimension)
+
+
+def _check_ids(ids: Sequence[int]) -> np.ndarray:
+    array = np.asarray(ids)
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        raise ValueError("ids must be a flat sequence of integers")
+    if array.dtype.kind == "u" and array.max() > np.iinfo(np.int64).max:
+        raise ValueError("ids must fit in a signed 64-bit integer")
+    return array.astype(np.int64, copy=False)
+
+
+def _as_matrix(vectors: np.ndarray, what: str, allow_1d: bool = False) -> np.ndarray:
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim == 1 and allow_1d:
+        matrix = matrix[None, :]
+    if matrix.size == 0:
+        return matrix.reshape(0, matrix.shape[-1] if matrix.ndim == 2 else 0)
+    if matrix.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D array (one row per vector), "
+                         f"not shape {matrix.shape}")
+    return np.ascontiguousarray(matrix)
+
+
+def _check_width(name: str, info: _Collection, matrix: np.ndarray, action: str) -> None:
+    if matrix.shape[1] != info.dimension:
+        raise VectorStoreError(
+            f"cannot {action} {matrix.shape[1]}-d vectors: collection {name!r} holds "
+            f"{info.dimension}-d vectors")
+
+
+def open_vector_store(uri: str, **options: Any) -> VectorStore:
+    """Open vector collections by URI.
+
+    ``path/to/vectors.db`` (relative or absolute; its parent folder is created): embedded
+    Milvus Lite. ``http://host:19530``, ``https://…`` or ``tcp://…``: a Milvus server (token
+    from ``$PHANTOSCOPE_MILVUS_TOKEN``, or ``user:password@`` in the URI). `options` go to
+    `MilvusVectorStore` (`index_type`, `token`, `lite_flush_bytes`, `timeout_s`).
+    """
+    if not isinstance(uri, str) or not uri.strip():
+        raise ValueError("the vector store URI is empty")
+    return MilvusVectorStore(uri.strip(), **options)

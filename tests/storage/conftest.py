@@ -1,0 +1,40 @@
+"""Fixtures for the storage tests.
+
+`milvus_server_uri` (session scope) is a real Milvus server for the whole test session:
+started once with `phantoscope.storage.milvus_server.LocalMilvusServer` (7-10 s, ~1.2 GB),
+or taken from ``$PHANTOSCOPE_TEST_MILVUS_URI`` when that names a running server. Other test
+folders can use it by importing it into their conftest:
+``from phantoscope.storage.milvus_server import ...`` or by moving this fixture to
+tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URI of a Milvus server shared by the test session (``http://127.0.0.1:PORT``)."""
+    if uri := os.environ.get("PHANTOSCOPE_TEST_MILVUS_URI"):
+        yield uri
+        return
+    pytest.importorskip("milvus", reason="the `milvus` package (dev extra) runs a Milvus server")
+    from phantoscope.storage.milvus_server import LocalMilvusServer
+
+    server = LocalMilvusServer(tmp_path_factory.mktemp("milvus-server"), grace_s=1)
+    server.start()
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def collection_name() -> str:
+    """A collection name no other test (or test session on a shared server) uses."""
+    return f"t_{uuid.uuid4().hex[:16]}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
 from phantoscope import __version__
@@ -13,6 +13,7 @@ from phantoscope.api import applications, operators, pipelines
 from phantoscope.api.errors import install_error_handlers
 from phantoscope.config import ServerSettings
 from phantoscope.engine.context import Stores
+from phantoscope.engine.stats import store_counts
 
 
 def create_app(
@@ -46,5 +47,10 @@ def create_app(
     @app.get("/v1/settings/ping", response_class=PlainTextResponse, tags=["settings"])
     def ping() -> str:
         return "pong"
+
+    @app.get("/v1/settings/stats", tags=["settings"])
+    def stats(request: Request) -> dict[str, int]:
+        """How much each store holds: SQL rows, Milvus vectors, stored images."""
+        return store_counts(request.app.state.stores)
 
     return app

@@ -14,6 +14,7 @@ from phantoscope.engine.context import Stores
 from phantoscope.engine.errors import BadRequestError, ConflictError, EngineError, NotFoundError
 from phantoscope.engine.ids import new_id
 from phantoscope.engine.intake import ImageInput
+from phantoscope.engine.names import partition_name
 from phantoscope.engine.pipeline import PipelineVector
 from phantoscope.engine.registry import get_application, get_pipeline, pipeline_operators
 from phantoscope.storage.meta import ApplicationRow, EntityRow, PipelineRow, VectorRow
@@ -201,7 +202,9 @@ def _write(
             )
         for collection, (ids, vectors) in collection_writes.items():
             undo.append(lambda c=collection, i=ids: stores.vectors.delete(c, i))
-            stores.vectors.insert(collection, ids, np.stack(vectors))
+            stores.vectors.insert(
+                collection, ids, np.stack(vectors), partition=partition_name(application.name)
+            )
         stores.meta.add_entities(entities)
     except BaseException:
         _undoing(undo)
@@ -263,6 +266,10 @@ def delete_application(stores: Stores, name: str, force: bool) -> ApplicationRow
     _delete_vectors(stores, stores.meta.entity_vectors(name))
     for key in stores.meta.entity_object_keys(name):
         stores.objects.delete(application.bucket, key)
+    for field in application.fields:
+        pipeline = stores.meta.get_pipeline(field.pipeline) if field.pipeline else None
+        if pipeline is not None:
+            stores.vectors.drop_partition(pipeline.collection, partition_name(name))
     stores.meta.delete_application(name)
     if not any(app.bucket == application.bucket for app in stores.meta.list_applications()):
         stores.objects.delete_bucket(application.bucket)

@@ -21,9 +21,19 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+def _milvus_safe(name: str) -> str:
+    """Milvus names allow only letters, digits and '_': escape '_' and '-' reversibly."""
+    return name.replace("_", "_0").replace("-", "_1")
+
+
 def collection_name(pipeline: str) -> str:
-    """The Milvus collection of a pipeline (Milvus allows only letters, digits and '_')."""
-    return "pipeline_" + pipeline.replace("_", "_0").replace("-", "_1")
+    """The Milvus collection of a pipeline."""
+    return "pipeline_" + _milvus_safe(pipeline)
+
+
+def partition_name(application: str) -> str:
+    """The partition holding an application's vectors in each of its pipelines' collections."""
+    return "app_" + _milvus_safe(application)
 
 
 def bucket_name(application: str) -> str:

@@ -10,6 +10,7 @@ from phantoscope.engine.context import Stores
 from phantoscope.engine.entities import embed, image_field
 from phantoscope.engine.errors import BadRequestError
 from phantoscope.engine.intake import ImageInput
+from phantoscope.engine.names import partition_name
 from phantoscope.engine.registry import get_application, get_pipeline
 from phantoscope.operators.base import Box
 from phantoscope.storage.meta import EntityRow
@@ -63,7 +64,7 @@ def search(
         pipeline.collection,
         np.stack([q.vector for q in queries]),
         limit,
-        partition=application.name,
+        partition=partition_name(application.name),
     )
     rows = stores.meta.entities_for_vectors([hit.id for hits in results for hit in hits])
     by_entity: dict[int, Hit] = {}

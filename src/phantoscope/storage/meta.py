@@ -214,6 +214,14 @@ class MetaStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    def row_counts(self) -> dict[str, int]:
+        """Rows in every table, by table name."""
+        with self.session("counting rows") as session:
+            return {
+                table.name: int(session.scalar(select(func.count()).select_from(table)) or 0)
+                for table in Base.metadata.sorted_tables
+            }
+
     # -- operators ------------------------------------------------------------------------
 
     def add(self, row: Base, doing: str) -> None:

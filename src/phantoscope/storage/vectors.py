@@ -103,19 +103,26 @@ class VectorStore(ABC):
     def has_collection(self, name: str) -> bool: ...
 
     @abstractmethod
-    def insert(self, name: str, ids: Sequence[int], vectors: np.ndarray) -> None:
-        """Insert rows; visible to `count` and `search` when this returns."""
+    def insert(self, name: str, ids: Sequence[int], vectors: np.ndarray,
+               partition: str | None = None) -> None:
+        """Insert rows (into ``partition``, made on first use); visible to `count` and
+        `search` when this returns."""
 
     @abstractmethod
     def delete(self, name: str, ids: Sequence[int]) -> None: ...
 
     @abstractmethod
-    def search(self, name: str, vectors: np.ndarray, topk: int) -> list[list[VectorHit]]:
-        """For each query vector, up to `topk` hits, best first."""
+    def search(self, name: str, vectors: np.ndarray, topk: int,
+               partition: str | None = None) -> list[list[VectorHit]]:
+        """For each query vector, up to `topk` hits (within ``partition``), best first."""
 
     @abstractmethod
-    def count(self, name: str) -> int:
-        """The exact number of rows (deleted ones excluded)."""
+    def count(self, name: str, partition: str | None = None) -> int:
+        """The exact number of rows (deleted ones excluded), in all or one partition."""
+
+    @abstractmethod
+    def drop_partition(self, name: str, partition: str) -> None:
+        """Drop a partition with its rows; no error if it is absent."""
 
     @abstractmethod
     def close(self) -> None: ...
@@ -200,6 +207,7 @@ class MilvusVectorStore(VectorStore):
         self.is_lite = not _is_server_uri(uri)
         self._collections: dict[str, _Collection] = {}
         self._unflushed_bytes: dict[str, int] = {}
+        self._partitions: dict[str, set[str]] = {}  # known to exist, by collection
         self._state_lock = threading.Lock()
         self._closed = False
 
@@ -280,7 +288,8 @@ class MilvusVectorStore(VectorStore):
                 f"check for vector collection {name!r}",
                 lambda: self._client.has_collection(name, timeout=self.timeout_s)))
 
-    def insert(self, name: str, ids: Sequence[int], vectors: np.ndarray) -> None:
+    def insert(self, name: str, ids: Sequence[int], vectors: np.ndarray,
+               partition: str | None = None) -> None:
         id_array = _check_ids(ids)
         matrix = _as_matrix(vectors, "vectors")
         if len(id_array) != len(matrix):
@@ -292,6 +301,10 @@ class MilvusVectorStore(VectorStore):
         with self._serial():
             info = self._ready(name)
             _check_width(name, info, matrix, "insert")
+            target = {}
+            if partition is not None:
+                self._ensure_partition(name, partition)
+                target = {"partition_name": partition}
             rows_per_call = max(1, INSERT_BATCH_BYTES // (4 * info.dimension))
             for start in range(0, len(matrix), rows_per_call):
                 chunk_ids = id_array[start:start + rows_per_call].tolist()
@@ -299,7 +312,7 @@ class MilvusVectorStore(VectorStore):
                 rows = [{"id": i, "vector": v} for i, v in zip(chunk_ids, chunk, strict=True)]
                 self._call(f"insert {len(rows)} vectors into {name!r}",
                            lambda rows=rows: self._client.insert(
-                               name, rows, timeout=self.timeout_s), collection=name)
+                               name, rows, timeout=self.timeout_s, **target), collection=name)
             if self.is_lite:
                 self._after_lite_write(name, matrix.nbytes)
 
@@ -313,7 +326,8 @@ class MilvusVectorStore(VectorStore):
                        lambda: self._client.delete(name, ids=id_array.tolist(),
                                                    timeout=self.timeout_s), collection=name)
 
-    def search(self, name: str, vectors: np.ndarray, topk: int) -> list[list[VectorHit]]:
+    def search(self, name: str, vectors: np.ndarray, topk: int,
+               partition: str | None = None) -> list[list[VectorHit]]:
         matrix = _as_matrix(vectors, "query vectors", allow_1d=True)
         if not isinstance(topk, int | np.integer) or not 1 <= topk <= MAX_TOPK:
             raise ValueError(f"topk must be an integer from 1 to {MAX_TOPK}, not {topk!r}")
@@ -330,7 +344,11 @@ class MilvusVectorStore(VectorStore):
                 params["params"]["ef"] = max(HNSW_MIN_EF, topk)
             elif info.index_type == "IVF_FLAT":
                 params["params"]["nprobe"] = IVF_NPROBE
-            extra = {} if self.is_lite else {"consistency_level": "Session"}
+            extra: dict[str, Any] = {} if self.is_lite else {"consistency_level": "Session"}
+            if partition is not None:
+                if not self._has_partition(name, partition):
+                    return [[] for _ in matrix]
+                extra["partition_names"] = [partition]
             result = self._call(
                 f"search {len(matrix)} vectors in {name!r}",
                 lambda: self._client.search(
@@ -345,23 +363,44 @@ class MilvusVectorStore(VectorStore):
             out.append(row)
         return out
 
-    def count(self, name: str) -> int:
+    def count(self, name: str, partition: str | None = None) -> int:
         with self._serial():
             self._ready(name)
+            if partition is not None and not self._has_partition(name, partition):
+                return 0
             if self.is_lite:
                 # Exact on Milvus Lite: counts unflushed rows and applies deletes.
-                stats = self._call(
-                    f"count vectors in {name!r}",
-                    lambda: self._client.get_collection_stats(name, timeout=self.timeout_s),
-                    collection=name)
-                return int(stats["row_count"])
+                def stats() -> dict:
+                    if partition is None:
+                        return self._client.get_collection_stats(name, timeout=self.timeout_s)
+                    return self._client.get_partition_stats(name, partition,
+                                                            timeout=self.timeout_s)
+
+                return int(self._call(f"count vectors in {name!r}", stats,
+                                      collection=name)["row_count"])
             # On a server the statistics lag and ignore deletes; count(*) with Strong is exact.
+            within = {} if partition is None else {"partition_names": [partition]}
             rows = self._call(
                 f"count vectors in {name!r}",
                 lambda: self._client.query(name, filter="", output_fields=["count(*)"],
                                            consistency_level="Strong",
-                                           timeout=self.timeout_s), collection=name)
+                                           timeout=self.timeout_s, **within), collection=name)
             return int(rows[0]["count(*)"])
+
+    def drop_partition(self, name: str, partition: str) -> None:
+        with self._serial():
+            self._ready(name)
+            if not self._has_partition(name, partition):
+                return
+
+            def drop() -> None:
+                if not self.is_lite:  # a server refuses to drop a loaded partition
+                    self._client.release_partitions(name, [partition], timeout=self.timeout_s)
+                self._client.drop_partition(name, partition, timeout=self.timeout_s)
+
+            self._call(f"drop partition {partition!r} of {name!r}", drop, collection=name)
+            with self._state_lock:
+                self._partitions.get(name, set()).discard(partition)
 
     def flush(self, name: str) -> None:
         """Persist unflushed rows as a sealed segment (and index it). Rarely needed."""
@@ -498,6 +537,34 @@ class MilvusVectorStore(VectorStore):
         with self._state_lock:
             self._collections.pop(name, None)
             self._unflushed_bytes.pop(name, None)
+            self._partitions.pop(name, None)
+
+    def _has_partition(self, name: str, partition: str) -> bool:
+        _check_name(partition)
+        with self._state_lock:
+            if partition in self._partitions.get(name, ()):
+                return True
+        exists = bool(self._call(
+            f"check for partition {partition!r} of {name!r}",
+            lambda: self._client.has_partition(name, partition, timeout=self.timeout_s),
+            collection=name))
+        if exists:
+            with self._state_lock:
+                self._partitions.setdefault(name, set()).add(partition)
+        return exists
+
+    def _ensure_partition(self, name: str, partition: str) -> None:
+        if self._has_partition(name, partition):
+            return
+
+        def create() -> None:
+            self._client.create_partition(name, partition, timeout=self.timeout_s)
+            if not self.is_lite:  # a partition made after the collection was loaded is not
+                self._client.load_partitions(name, [partition], timeout=LOAD_TIMEOUT_S)
+
+        self._call(f"create partition {partition!r} of {name!r}", create, collection=name)
+        with self._state_lock:
+            self._partitions.setdefault(name, set()).add(partition)
 
     def _after_lite_write(self, name: str, nbytes: int) -> None:
         with self._state_lock:

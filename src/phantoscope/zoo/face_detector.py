@@ -29,14 +29,20 @@ class FaceDetector(Processor):
     80 pixels and up, each doubling halves that and costs four times the time. ``margin`` is
     the fraction of the face's width and height added on each side of its crop (clipped to
     the image); each crop's ``Box`` is the crop's own region and carries the detector's score
-    (HOG: the SVM's margin; CNN: its confidence).
+    (HOG: the SVM's margin; CNN: its confidence). ``hog_threshold`` drops HOG detections
+    scoring below it: JPEG artefacts on the astronaut's suit score 0.002-0.1, her face 1.5.
     """
 
     name: ClassVar[str] = "face-detector"
     min_image_side: ClassVar[int | None] = None
 
     def __init__(
-        self, *, model: Literal["hog", "cnn"] = "hog", upsample: int = 0, margin: float = 0.2
+        self,
+        *,
+        model: Literal["hog", "cnn"] = "hog",
+        upsample: int = 0,
+        margin: float = 0.2,
+        hog_threshold: float = 0.3,
     ) -> None:
         if model not in ("hog", "cnn"):
             raise ValueError(f"model must be 'hog' or 'cnn', not {model!r}")
@@ -45,6 +51,7 @@ class FaceDetector(Processor):
         self.model = model
         self.upsample = upsample
         self.margin = margin
+        self.hog_threshold = hog_threshold
         self._detect: Callable[[np.ndarray], list[Detection]] | None = None
 
     def load(self) -> None:
@@ -53,7 +60,7 @@ class FaceDetector(Processor):
             hog = dlib.get_frontal_face_detector()
 
             def detect(array: np.ndarray) -> list[Detection]:
-                rects, scores, _ = hog.run(array, self.upsample, 0.0)
+                rects, scores, _ = hog.run(array, self.upsample, self.hog_threshold)
                 return list(zip(rects, scores, strict=True))
         else:
             cnn = dlib.cnn_face_detection_model_v1(str(model_path(CNN_FACE_DETECTOR)))

@@ -1,0 +1,207 @@
+"""Bad input gets a clear 4xx with a stable code, and changes nothing in any store."""
+
+from __future__ import annotations
+
+import pytest
+
+from photos import b64, huge_png_header, jpeg, photo
+
+MAX_UPLOAD = 2_000_000
+
+
+@pytest.fixture(scope="module")
+def world(request, tmp_path_factory):
+    """A server with an operator, a processor, pipelines and an application holding 2 images."""
+    from api_server import ApiServer
+
+    encoder = request.getfixturevalue("encoder_endpoint")
+    detector, _ = request.getfixturevalue("face_endpoints")
+    server = ApiServer(tmp_path_factory.mktemp("bad-input"),
+                       {"PHANTOSCOPE_MAX_UPLOAD_BYTES": str(MAX_UPLOAD)}).start()
+    api = server.client
+    for name, endpoint in (("enc", encoder), ("faces", detector)):
+        assert api.post("/v1/operator/regist", json={"endpoint": endpoint, "name": name}
+                        ).status_code == 200
+    assert api.post("/v1/pipeline/pipe", json={"encoder": "enc"}).status_code == 200
+    assert api.post("/v1/application/app", json={
+        "fields": {"image": {"type": "object", "pipeline": "pipe"},
+                   "note": {"type": "string", "value": "x"}}}).status_code == 200
+    entity_ids = []
+    for name in ("coffee", "rocket"):
+        answer = api.post("/v1/application/app/upload",
+                          json={"fields": {"image": {"data": b64(jpeg(photo(name)))}}})
+        assert answer.status_code == 200, answer.text
+        entity_ids.append(answer.json()[0]["_id"])
+    yield server
+    server.stop()
+
+
+GOOD = b64(jpeg(photo("chelsea")))
+TRUNCATED = b64(jpeg(photo("chelsea"))[:3000])
+TEXT = b64(b"this is not an image, just text\n" * 10)
+HUGE = b64(huge_png_header())
+LONG = "x" * 300
+
+
+def upload(ref: dict) -> dict:
+    return {"json": {"fields": {"image": ref}}}
+
+
+# (id, method, path, request kwargs, status, code)
+CASES = [
+    ("malformed json", "POST", "/v1/operator/regist", {"content": b'{"name": ',
+     "headers": {"content-type": "application/json"}}, 400, "MALFORMED_JSON"),
+    ("missing endpoint", "POST", "/v1/operator/regist", {"json": {"name": "x"}}, 422,
+     "INVALID_REQUEST"),
+    ("name not a string", "POST", "/v1/operator/regist",
+     {"json": {"name": 123, "endpoint": "127.0.0.1:1"}}, 422, "INVALID_REQUEST"),
+    ("json array body", "POST", "/v1/operator/regist", {"json": [1, 2]}, 422,
+     "INVALID_REQUEST"),
+    ("name with space", "POST", "/v1/operator/regist",
+     {"json": {"name": "bad name", "endpoint": "127.0.0.1:1"}}, 400, "INVALID_NAME"),
+    ("name with quotes", "POST", "/v1/operator/regist",
+     {"json": {"name": 'a"b\'c', "endpoint": "127.0.0.1:1"}}, 400, "INVALID_NAME"),
+    ("name of 300 chars", "POST", "/v1/operator/regist",
+     {"json": {"name": LONG, "endpoint": "127.0.0.1:1"}}, 400, "INVALID_NAME"),
+    ("name with dots", "POST", "/v1/operator/regist",
+     {"json": {"name": "..", "endpoint": "127.0.0.1:1"}}, 400, "INVALID_NAME"),
+    ("name with slash", "POST", "/v1/operator/regist",
+     {"json": {"name": "a/b", "endpoint": "127.0.0.1:1"}}, 400, "INVALID_NAME"),
+    ("duplicate operator", "POST", "/v1/operator/regist",
+     {"json": {"name": "enc", "endpoint": "127.0.0.1:1"}}, 409, "OPERATOR_EXISTS"),
+    ("nothing at endpoint", "POST", "/v1/operator/regist",
+     {"json": {"name": "ghost", "endpoint": "127.0.0.1:9"}}, 400, "OPERATOR_UNREACHABLE"),
+    ("endpoint not host:port", "POST", "/v1/operator/regist",
+     {"json": {"name": "ghost", "endpoint": "http://x/y"}}, 400, "INVALID_ENDPOINT"),
+    ("unknown operator", "GET", "/v1/operator/nope", {}, 404, "OPERATOR_NOT_FOUND"),
+    ("operator in use", "DELETE", "/v1/operator/enc", {}, 409, "OPERATOR_IN_USE"),
+    ("pipeline unknown encoder", "POST", "/v1/pipeline/p2", {"json": {"encoder": "nope"}},
+     404, "OPERATOR_NOT_FOUND"),
+    ("pipeline encoder is a processor", "POST", "/v1/pipeline/p2",
+     {"json": {"encoder": "faces"}}, 400, "PIPELINE_INVALID"),
+    ("pipeline processor is an encoder", "POST", "/v1/pipeline/p2",
+     {"json": {"encoder": "enc", "processors": "enc"}}, 400, "PIPELINE_INVALID"),
+    ("pipeline input not image", "POST", "/v1/pipeline/p2",
+     {"json": {"encoder": "enc", "input": "text"}}, 400, "PIPELINE_INVALID"),
+    ("duplicate pipeline", "POST", "/v1/pipeline/pipe", {"json": {"encoder": "enc"}}, 409,
+     "PIPELINE_EXISTS"),
+    ("pipeline missing encoder", "POST", "/v1/pipeline/p2", {"json": {}}, 422,
+     "INVALID_REQUEST"),
+    ("index size not a number", "POST", "/v1/pipeline/p2",
+     {"json": {"encoder": "enc", "indexFileSize": "big"}}, 422, "INVALID_REQUEST"),
+    ("pipeline name with dots", "POST", "/v1/pipeline/a..b", {"json": {"encoder": "enc"}},
+     400, "INVALID_NAME"),
+    ("pipeline name with slash", "POST", "/v1/pipeline/a/b", {"json": {"encoder": "enc"}},
+     404, "NOT_FOUND"),
+    ("pipeline in use", "DELETE", "/v1/pipeline/pipe", {}, 409, "PIPELINE_IN_USE"),
+    ("unknown pipeline", "GET", "/v1/pipeline/nope", {}, 404, "PIPELINE_NOT_FOUND"),
+    ("application without fields", "POST", "/v1/application/a2", {"json": {}}, 422,
+     "INVALID_REQUEST"),
+    ("application unknown pipeline", "POST", "/v1/application/a2",
+     {"json": {"fields": {"i": {"type": "object", "pipeline": "nope"}}}}, 404,
+     "PIPELINE_NOT_FOUND"),
+    ("image field without pipeline", "POST", "/v1/application/a2",
+     {"json": {"fields": {"i": {"type": "object"}}}}, 400, "INVALID_REQUEST"),
+    ("no image field", "POST", "/v1/application/a2",
+     {"json": {"fields": {"t": {"type": "string", "value": "v"}}}}, 400, "INVALID_REQUEST"),
+    ("duplicate application", "POST", "/v1/application/app",
+     {"json": {"fields": {"i": {"type": "object", "pipeline": "pipe"}}}}, 409,
+     "APPLICATION_EXISTS"),
+    ("bad bucket name", "POST", "/v1/application/a2",
+     {"json": {"fields": {"i": {"type": "object", "pipeline": "pipe"}},
+               "s3Buckets": "Bad_Bucket"}}, 400, "INVALID_BUCKET"),
+    ("application name with space", "POST", "/v1/application/a%20b",
+     {"json": {"fields": {"i": {"type": "object", "pipeline": "pipe"}}}}, 400,
+     "INVALID_NAME"),
+    ("application not empty", "DELETE", "/v1/application/app", {}, 409,
+     "APPLICATION_NOT_EMPTY"),
+    ("unknown application", "GET", "/v1/application/nope", {}, 404, "APPLICATION_NOT_FOUND"),
+    ("upload to unknown app", "POST", "/v1/application/nope/upload", upload({"data": GOOD}),
+     404, "APPLICATION_NOT_FOUND"),
+    ("upload unknown field", "POST", "/v1/application/app/upload",
+     {"json": {"fields": {"nope": {"data": GOOD}}}}, 400, "UNKNOWN_FIELD"),
+    ("upload to a non-image field", "POST", "/v1/application/app/upload",
+     {"json": {"fields": {"note": {"data": GOOD}}}}, 400, "UNKNOWN_FIELD"),
+    ("bad base64", "POST", "/v1/application/app/upload", upload({"data": "@@not base64@@"}),
+     400, "BAD_BASE64"),
+    ("not an image", "POST", "/v1/application/app/upload", upload({"data": TEXT}), 400,
+     "NOT_AN_IMAGE"),
+    ("truncated jpeg", "POST", "/v1/application/app/upload", upload({"data": TRUNCATED}), 400,
+     "NOT_AN_IMAGE"),
+    ("20000 x 20000 image", "POST", "/v1/application/app/upload", upload({"data": HUGE}), 413,
+     "IMAGE_TOO_LARGE"),
+    ("url to loopback", "POST", "/v1/application/app/upload",
+     upload({"url": "http://127.0.0.1:5000/x.jpg"}), 400, "URL_REFUSED"),
+    ("url to localhost", "POST", "/v1/application/app/upload",
+     upload({"url": "http://localhost/x.jpg"}), 400, "URL_REFUSED"),
+    ("url to private address", "POST", "/v1/application/app/upload",
+     upload({"url": "http://10.1.2.3/x.jpg"}), 400, "URL_REFUSED"),
+    ("url to link-local metadata", "POST", "/v1/application/app/upload",
+     upload({"url": "http://169.254.169.254/latest/meta-data"}), 400, "URL_REFUSED"),
+    ("file url", "POST", "/v1/application/app/upload", upload({"url": "file:///etc/passwd"}),
+     400, "URL_REFUSED"),
+    ("url and data both", "POST", "/v1/application/app/upload",
+     upload({"url": "http://example.com/a.jpg", "data": GOOD}), 400, "INVALID_REQUEST"),
+    ("neither url nor data", "POST", "/v1/application/app/upload", upload({}), 400,
+     "INVALID_REQUEST"),
+    ("empty fields", "POST", "/v1/application/app/upload", {"json": {"fields": {}}}, 422,
+     "INVALID_REQUEST"),
+    ("multipart without file", "POST", "/v1/application/app/upload",
+     {"data": {"field": "image"}, "files": {"other": ("x.txt", b"x")}}, 400,
+     "INVALID_REQUEST"),
+    ("multipart non-image", "POST", "/v1/application/app/upload",
+     {"files": {"file": ("notes.txt", b"hello", "text/plain")}}, 400, "NOT_AN_IMAGE"),
+    ("body over the size limit", "POST", "/v1/application/app/upload",
+     {"content": b"{" + b" " * (MAX_UPLOAD * 2 + 10) + b"}",
+      "headers": {"content-type": "application/json"}}, 413, "REQUEST_TOO_LARGE"),
+    ("image over the byte limit", "POST", "/v1/application/app/upload/batch",
+     {"files": {"files": ("big.bmp", b"BM" + b"\0" * (MAX_UPLOAD + 1), "image/bmp")}}, 200,
+     None),
+    ("search topk 0", "POST", "/v1/application/app/search",
+     {"json": {"fields": {"image": {"data": GOOD}}, "topk": 0}}, 400, "INVALID_TOPK"),
+    ("search topk not a number", "POST", "/v1/application/app/search",
+     {"json": {"fields": {"image": {"data": GOOD}}, "topk": "ten"}}, 422, "INVALID_REQUEST"),
+    ("search without topk", "POST", "/v1/application/app/search",
+     {"json": {"fields": {"image": {"data": GOOD}}}}, 422, "INVALID_REQUEST"),
+    ("search bad base64", "POST", "/v1/application/app/search",
+     {"json": {"fields": {"image": {"data": "!!"}}, "topk": 3}}, 400, "BAD_BASE64"),
+    ("entity id not a number", "GET", "/v1/application/app/entity/abc", {}, 422,
+     "INVALID_REQUEST"),
+    ("unknown entity", "GET", "/v1/application/app/entity/12345", {}, 404, "ENTITY_NOT_FOUND"),
+    ("delete unknown entity", "DELETE", "/v1/application/app/entity/12345", {}, 404,
+     "ENTITY_NOT_FOUND"),
+    ("page size 0", "GET", "/v1/application/app/entity?num=0", {}, 400, "INVALID_PAGE"),
+    ("pipeline test bad image", "POST", "/v1/pipeline/pipe/test", {"json": {"data": TEXT}},
+     400, "NOT_AN_IMAGE"),
+    ("batch of bad items", "POST", "/v1/application/app/upload/batch",
+     {"json": {"images": [{"data": TEXT}, {"url": "http://127.0.0.1/x"}, {"data": "%%"}]}},
+     200, None),
+]
+
+
+@pytest.mark.parametrize(("case", "method", "path", "kwargs", "status", "code"), CASES,
+                         ids=[case[0] for case in CASES])
+def test_bad_input_changes_nothing(world, case, method, path, kwargs, status, code):
+    before = world.counts()
+    answer = world.client.request(method, path, **kwargs)
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    if code is None:  # batch answers: every item failed, each with its own error
+        assert body["imported"] == 0 and body["failed"] == len(body["results"]) >= 1
+        for result in body["results"]:
+            assert 400 <= result["error"]["status"] < 500 and result["error"]["message"]
+    else:
+        assert body["code"] == code, body
+        assert body["message"] and "Traceback" not in body["message"]
+        assert "object at 0x" not in body["message"]
+    assert world.counts() == before
+    assert world.client.get("/v1/settings/ping").text == "pong"
+
+
+def test_a_good_upload_still_works_after_all_that(world):
+    before = world.counts()
+    answer = world.client.post("/v1/application/app/upload", **upload({"data": GOOD}))
+    assert answer.status_code == 200, answer.text
+    after = world.counts()
+    assert after["entities"] == before["entities"] + 1
+    assert after["vectors"] == before["vectors"] + 1 and after["objects"] == before["objects"] + 1

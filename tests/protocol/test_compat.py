@@ -138,7 +138,8 @@ def test_original_client_reads_crops_and_ignores_boxes(original_stubs):
     assert answer["nums"] == 2 and answer["vectors"] == []
     sizes = [Image.open(io.BytesIO(base64.b64decode(d))).size
              for d in answer["metadata"]]
-    assert sizes == [(160, 320), (160, 320)]
+    width, height = Image.open(io.BytesIO(sample_image())).size
+    assert sizes == [(width // 2, height), (width - width // 2, height)]
 
 
 ORIGINAL_SERVER = textwrap.dedent("""

@@ -1,11 +1,10 @@
 """Fixtures for the storage tests.
 
 `milvus_server_uri` (session scope) is a real Milvus server for the whole test session:
-started once with `phantoscope.storage.milvus_server.LocalMilvusServer` (7-10 s, ~1.2 GB),
-or taken from ``$PHANTOSCOPE_TEST_MILVUS_URI`` when that names a running server. Other test
-folders can use it by importing it into their conftest:
-``from phantoscope.storage.milvus_server import ...`` or by moving this fixture to
-tests/conftest.py.
+started once with `phantoscope.storage.milvus_server.LocalMilvusServer` (2-10 s, ~1.2 GB,
+free ports, so parallel sessions do not collide), or taken from
+``$PHANTOSCOPE_TEST_MILVUS_URI`` when that names a running server. Fixtures here are seen
+only under tests/storage/; to share it with the API tests, move it to tests/conftest.py.
 """
 
 from __future__ import annotations

@@ -8,24 +8,29 @@ One class, `MilvusVectorStore`, serves both; only the URI differs::
 A collection holds an INT64 primary key `id` (given by the caller, never generated) and a
 FLOAT_VECTOR `vector` of a fixed dimension, searched with one metric (IP, L2 or COSINE).
 
-How each backend is driven (measured; see bench/vector_store.py and the storage notes):
+How each backend is driven (measured with bench/vector_store.py, 10k clustered 1280-d, IP,
+milvus-lite 3.2.2 and Milvus 2.3.5 on 2 cores):
 
 - Index: HNSW (M=16, efConstruction=200; ef = max(64, topk) at search) on both backends,
-  so results and tuning are the same from laptop to cluster. `index_type` can pick FLAT,
+  so results and tuning are the same from laptop to cluster (recall@10 1.000 at 10k, 0.998
+  at 100k). Lite search 5.7 ms (FLAT 9.2, IVF_FLAT 4.8 but faiss warns on small segments);
+  server 1.6 ms (FLAT 3.6, AUTOINDEX 2.0 with recall 0.981). `index_type` can pick FLAT,
   IVF_FLAT or AUTOINDEX instead.
 - Read-your-writes, server: searches use `Session` consistency (this process sees its own
-  writes, ~2 ms) and `count` uses `Strong` (sees every client's writes, waits for the next
-  time tick, ~200 ms). Rows are visible to both as soon as `insert` returns.
+  writes; 1.6 ms, but ~200 ms, one time tick, when this process has just written) and
+  `count` uses `Strong` (sees every client's writes; always waits for a time tick, ~200 ms).
 - Read-your-writes, Milvus Lite: rows are visible as soon as `insert` returns, but unflushed
-  rows are searched by a slow pure-Python scan (~0.06 ms per 1280-d row) until a `flush`
-  turns them into an indexed segment. So the store flushes after an insert once the unflushed
-  rows reach `lite_flush_bytes` (256 KiB: 51 rows of 1280-d), bounding that scan to a few ms,
-  and flushes the rest on `close()`.
-- Milvus Lite is not safe for concurrent writes (its insert path takes no lock), so every
-  call on one Lite database goes through one lock shared by all stores on that path in this
-  process. The server's gRPC client is thread-safe and takes no lock.
+  rows are searched by a pure-Python scan (~0.06 ms per 1280-d row: 660 ms a search with
+  10k rows unflushed) until a `flush` makes them an indexed segment. So the store flushes
+  after an insert once the unflushed rows reach `lite_flush_bytes` (256 KiB: 51 rows of
+  1280-d), keeping that scan to a few ms, and flushes the rest on `close()`. Bulk inserts
+  cost for it: 2,500 vectors/s instead of 4,450.
+- Milvus Lite is not safe for concurrent writes (its insert path takes no lock: concurrent
+  insert + flush fails with "current_seq is monotonic"), so every call on one Lite database
+  goes through one lock shared by all stores on that path in this process. The server's
+  gRPC client is thread-safe and takes no lock.
 - After reopening a Lite database its collections are released; the first call on each one
-  loads it (builds or reads its index: seconds for tens of thousands of vectors).
+  loads it (reads the saved indexes: 0.1 s at 10k, 2.5 s at 100k).
 """
 
 from __future__ import annotations

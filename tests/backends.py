@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
+
+import sqlalchemy
 
 
 @dataclass(frozen=True)
@@ -23,3 +26,47 @@ ALL_BACKENDS = [
     for objects in ("folder", "s3")
 ]
 DEFAULT_BACKENDS = Backends("lite", "sqlite", "folder")
+
+ADMIN_URLS = {
+    "mariadb": "mysql+pymysql://root@127.0.0.1:3306/test",
+    "postgres": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+}
+DATABASE_URLS = {
+    "mariadb": "mysql+pymysql://root@127.0.0.1:3306/{name}",
+    "postgres": "postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
+}
+
+
+def fresh_database(kind: str) -> str:
+    """Create an empty database on the local MariaDB or PostgreSQL server; its URL."""
+    name = f"phantoscope_test_{secrets.token_hex(4)}"
+    engine = sqlalchemy.create_engine(ADMIN_URLS[kind], isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return DATABASE_URLS[kind].format(name=name)
+
+
+def drop_database(url: str) -> None:
+    kind = "mariadb" if url.startswith("mysql") else "postgres"
+    name = url.rsplit("/", 1)[1]
+    engine = sqlalchemy.create_engine(ADMIN_URLS[kind], isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        if kind == "postgres":
+            connection.execute(sqlalchemy.text(
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+        connection.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name}"))
+    engine.dispose()
+
+
+def backend_env(request, backends: Backends, databases: list[str]) -> dict[str, str]:
+    """PHANTOSCOPE_* settings for ``backends``; new databases are added to ``databases``."""
+    env = {}
+    if backends.vectors == "server":
+        env["PHANTOSCOPE_VECTORS"] = request.getfixturevalue("milvus_uri")
+    if backends.meta != "sqlite":
+        databases.append(fresh_database(backends.meta))
+        env["PHANTOSCOPE_META"] = databases[-1]
+    if backends.objects == "s3":
+        env["PHANTOSCOPE_OBJECTS"] = request.getfixturevalue("s3_url")
+    return env

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import pytest
+from conftest import backend_env, drop_database
 
+from api_server import ApiServer
+from backends import ALL_BACKENDS
 from photos import b64, huge_png_header, jpeg, photo
 
 MAX_UPLOAD = 2_000_000
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=ALL_BACKENDS, ids=lambda backends: backends.id)
 def world(request, tmp_path_factory):
-    """A server with an operator, a processor, pipelines and an application holding 2 images."""
-    from api_server import ApiServer
-
+    """A server with an operator, a processor, pipelines and an application holding 2 images,
+    over each backend combination in turn."""
     encoder = request.getfixturevalue("encoder_endpoint")
     detector, _ = request.getfixturevalue("face_endpoints")
-    server = ApiServer(tmp_path_factory.mktemp("bad-input"),
-                       {"PHANTOSCOPE_MAX_UPLOAD_BYTES": str(MAX_UPLOAD)}).start()
+    databases: list[str] = []
+    env = backend_env(request, request.param, databases)
+    env["PHANTOSCOPE_MAX_UPLOAD_BYTES"] = str(MAX_UPLOAD)
+    server = ApiServer(tmp_path_factory.mktemp("bad-input"), env).start()
     api = server.client
     for name, endpoint in (("enc", encoder), ("faces", detector)):
         assert api.post("/v1/operator/regist", json={"endpoint": endpoint, "name": name}
@@ -33,7 +37,12 @@ def world(request, tmp_path_factory):
         assert answer.status_code == 200, answer.text
         entity_ids.append(answer.json()[0]["_id"])
     yield server
+    # Leave a shared Milvus server as it was found, for the next backend combination.
+    assert api.delete("/v1/application/app", params={"force": "true"}).status_code == 200
+    assert api.delete("/v1/pipeline/pipe").status_code == 200
     server.stop()
+    for url in databases:
+        drop_database(url)
 
 
 GOOD = b64(jpeg(photo("chelsea")))

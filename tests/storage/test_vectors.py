@@ -299,6 +299,40 @@ def test_deleted_ids_never_come_back(filled) -> None:
     assert store.count(name) == 900
 
 
+# -- partitions ------------------------------------------------------------------------
+
+
+def test_partitions_keep_searches_and_counts_apart(store: VectorStore,
+                                                   collection_name: str) -> None:
+    vectors = unit_vectors(300, seed=6)
+    store.create_collection(collection_name, DIM, "IP")
+    store.insert(collection_name, list(range(100)), vectors[:100], partition="app_a")
+    store.insert(collection_name, list(range(100, 300)), vectors[100:], partition="app_b")
+    assert store.count(collection_name) == 300
+    assert store.count(collection_name, partition="app_a") == 100
+    assert store.count(collection_name, partition="app_b") == 200
+    assert store.count(collection_name, partition="app_none") == 0
+
+    [in_a] = store.search(collection_name, vectors[150], 10, partition="app_a")
+    assert len(in_a) == 10 and all(h.id < 100 for h in in_a)
+    [in_b] = store.search(collection_name, vectors[150], 10, partition="app_b")
+    assert in_b[0].id == 150
+    [anywhere] = store.search(collection_name, vectors[5], 1)
+    assert anywhere[0].id == 5
+    assert store.search(collection_name, vectors[:2], 5, partition="app_none") == [[], []]
+
+    store.delete(collection_name, [0, 1])
+    assert store.count(collection_name, partition="app_a") == 98
+    store.drop_partition(collection_name, "app_b")
+    store.drop_partition(collection_name, "app_b")  # absent: no error
+    assert store.count(collection_name) == 98
+    assert store.search(collection_name, vectors[150], 3, partition="app_b") == [[]]
+    [left] = store.search(collection_name, vectors[150], 50)
+    assert all(h.id < 100 for h in left)
+    store.insert(collection_name, [500], vectors[150][None, :], partition="app_b")  # again
+    assert store.count(collection_name, partition="app_b") == 1
+
+
 # -- several threads -------------------------------------------------------------------
 
 

@@ -62,12 +62,20 @@ class OnnxImageEncoder(Encoder):
         self._session = create_session(path)
         self._input_name = self._session.get_inputs()[0].name
 
-    def preprocess(self, images: list[Image.Image]) -> np.ndarray:
-        """Resize, centre-crop and normalise: an (N, 3, S, S) float32 array."""
-        size = self.image_size
-        batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
-        for i, image in enumerate(images):
-            batch[i] = np.asarray(self._resize_crop(image.convert("RGB")))
+    def prepare(self, data: bytes, *, max_pixels: int) -> np.ndarray:
+        """Decode and resize in the request's thread, so the model's thread only infers."""
+        return self._pixels(super().prepare(data, max_pixels=max_pixels))
+
+    def _pixels(self, image: Image.Image | np.ndarray) -> np.ndarray:
+        """The centre crop at model size, (S, S, 3) uint8 (arrays pass as they are)."""
+        if isinstance(image, np.ndarray):
+            return image
+        return np.asarray(self._resize_crop(image.convert("RGB")))
+
+    def preprocess(self, images: list[Image.Image] | list[np.ndarray]) -> np.ndarray:
+        """Resize, centre-crop and normalise: an (N, 3, S, S) float32 array. Takes images,
+        or the crops `prepare` made."""
+        batch = np.stack([self._pixels(image) for image in images])
         mean = np.asarray(self.mean, dtype=np.float32) * 255
         scale = 1 / (np.asarray(self.std, dtype=np.float32) * 255)
         array = (batch.astype(np.float32) - mean) * scale
@@ -85,8 +93,9 @@ class OnnxImageEncoder(Encoder):
             box=(left, top, left + side, top + side),
         )
 
-    def run(self, images: list[Image.Image]) -> np.ndarray:
-        """Encode a batch: an (N, dimension) float32 array of unit-length rows."""
+    def run(self, images: list[Image.Image] | list[np.ndarray]) -> np.ndarray:
+        """Encode a batch (images, or what `prepare` made of them): an (N, dimension) float32
+        array of unit-length rows."""
         if not images:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if self._session is None:

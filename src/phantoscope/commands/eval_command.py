@@ -1,0 +1,100 @@
+"""`phantoscope eval FOLDER --pipeline P ...`: retrieval quality and latency per pipeline."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+DEFAULT_KS = [1, 5, 10]
+DEFAULT_URL = "http://127.0.0.1:5000"
+
+
+def eval_command(
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="One sub-folder of images per class.", exists=True, file_okay=False
+        ),
+    ],
+    pipeline: Annotated[
+        list[str], typer.Option("--pipeline", "-p", help="Pipeline to evaluate (repeatable).")
+    ],
+    k: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--k", "-k", min=1, help="Cut-off for the metrics (repeatable; default 1, 5, 10)."
+        ),
+    ] = None,
+    url: Annotated[
+        str, typer.Option(envvar="PHANTOSCOPE_URL", help="The API server.")
+    ] = DEFAULT_URL,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for results.json and results.png (default ./eval-<time>/)."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=256, help="Images per upload request.")
+    ] = 16,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each request.")] = 300.0,
+) -> None:
+    """Index FOLDER in a throw-away application per pipeline, query with every image, and
+    report mAP@k, recall@k, precision@k (same class = relevant, self excluded) and latency.
+
+    The applications are deleted afterwards, also on errors.
+    """
+    from phantoscope.evaluation.dataset import DatasetError, load_folder
+    from phantoscope.evaluation.report import results_table, write_chart, write_json
+    from phantoscope.evaluation.runner import EvalError, PipelineRun, evaluate_pipeline
+
+    console = Console()
+    if not console.is_terminal:  # a file or pipe: do not squeeze the table into 80 columns
+        console.width = max(console.width, 160)
+    notes = Console(stderr=True, soft_wrap=True, highlight=False)
+    ks = sorted(set(k or DEFAULT_KS))
+    started = datetime.now(timezone.utc)
+    out = out or Path(f"eval-{started.astimezone():%Y%m%d-%H%M%S}")
+    try:
+        images = load_folder(folder)
+    except DatasetError as exc:
+        notes.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    classes = len({image.label for image in images})
+    notes.out(f"{len(images)} images in {classes} classes; server {url}")
+    runs: list[PipelineRun] = []
+    clock = time.perf_counter()
+    with httpx.Client(base_url=url, timeout=timeout) as client:
+        for name in pipeline:
+            try:
+                run = evaluate_pipeline(
+                    client, name, folder, images, ks, batch_size=batch_size, progress=notes.out
+                )
+            except (EvalError, httpx.HTTPError) as exc:
+                notes.print(f"[red]error:[/red] {escape(f'pipeline {name}: {exc}')}")
+                raise typer.Exit(1) from None
+            for skipped in run.skipped:
+                notes.print(
+                    f"[yellow]skipped[/yellow] {escape(skipped['image'])}: "
+                    f"{escape(skipped['error'])}"
+                )
+            runs.append(run)
+    out.mkdir(parents=True, exist_ok=True)
+    context = {
+        "folder": str(folder.resolve()),
+        "url": url,
+        "ks": ks,
+        "started_at": started.isoformat(),
+        "seconds": round(time.perf_counter() - clock, 3),
+        "classes": classes,
+        "images": len(images),
+    }
+    json_path = write_json(runs, context, out / "results.json")
+    chart_path = write_chart(runs, ks, out / "results.png")
+    console.print(results_table(runs, ks))
+    console.print(f"wrote {json_path} and {chart_path}", highlight=False)

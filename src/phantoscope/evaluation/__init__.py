@@ -1,0 +1,1 @@
+"""Measure retrieval quality and latency of pipelines on a labelled image set."""

@@ -1,0 +1,241 @@
+"""Evaluate pipelines over the REST API: index a labelled set in a throw-away application,
+query with every image, score the answers.
+
+Only the HTTP API is used (httpx), so it measures a running server as clients see it.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from phantoscope.evaluation.dataset import LabelledImage
+from phantoscope.evaluation.metrics import Scores, latency_summary, mean_scores, query_scores
+
+FIELD = "image"
+BATCH_BYTES = 16 * 1024 * 1024  # well under the server's request limit (2 x max upload)
+
+Progress = Callable[[str], None]
+
+
+class EvalError(RuntimeError):
+    """The server refused or failed a step of the evaluation."""
+
+
+@dataclass(frozen=True)
+class QueryRecord:
+    """One query: its image, what came back (own entity removed) and how long it took."""
+
+    image: str
+    label: str
+    entity_id: int
+    relevant: int  # R: indexed images of the same class, minus the query
+    ranked_ids: list[int]
+    ranked_labels: list[str | None]  # None: an entity this evaluation did not upload
+    self_rank: int | None  # 1-based rank of the query's own entity in the raw answer
+    latency_ms: float
+
+    def scores(self, ks: Sequence[int]) -> Scores:
+        return query_scores(self.ranked_labels, self.label, self.relevant, ks)
+
+
+@dataclass
+class PipelineRun:
+    """Everything measured for one pipeline."""
+
+    pipeline: str
+    application: str
+    ks: list[int]
+    indexed: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    upload_s: float = 0.0
+    queries: list[QueryRecord] = field(default_factory=list)
+
+    def metrics(self) -> Scores:
+        return mean_scores([query.scores(self.ks) for query in self.queries], self.ks)
+
+    def latency_ms(self) -> dict[str, float | None]:
+        return latency_summary([query.latency_ms for query in self.queries])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "application": self.application,
+            "indexed": self.indexed,
+            "skipped": self.skipped,
+            "upload_seconds": round(self.upload_s, 3),
+            "queries_scored": sum(query.relevant > 0 for query in self.queries),
+            "metrics": self.metrics(),
+            "latency_ms": self.latency_ms(),
+            "queries": [
+                {
+                    "image": query.image,
+                    "label": query.label,
+                    "entity_id": query.entity_id,
+                    "relevant": query.relevant,
+                    "self_rank": query.self_rank,
+                    "latency_ms": round(query.latency_ms, 3),
+                    "ranked": [
+                        {"id": entity, "label": label}
+                        for entity, label in zip(query.ranked_ids, query.ranked_labels, strict=True)
+                    ],
+                    "scores": query.scores(self.ks),
+                }
+                for query in self.queries
+            ],
+        }
+
+
+def _answer(response: httpx.Response, doing: str) -> Any:
+    if response.is_success:
+        return response.json()
+    try:
+        body = response.json()
+        detail = f"{body.get('code', '')}: {body.get('message', response.text)}"
+    except ValueError:
+        detail = response.text[:500]
+    raise EvalError(f"{doing}: HTTP {response.status_code} {detail}")
+
+
+def _part(image: LabelledImage, data: bytes) -> tuple[str, bytes, str]:
+    kind = mimetypes.guess_type(image.path.name)[0] or "application/octet-stream"
+    return image.path.name, data, kind
+
+
+def _batches(
+    images: Sequence[LabelledImage], size: int
+) -> Iterator[list[tuple[LabelledImage, bytes]]]:
+    """Images with their bytes, at most ``size`` and about BATCH_BYTES per batch."""
+    batch: list[tuple[LabelledImage, bytes]] = []
+    held = 0
+    for image in images:
+        data = image.path.read_bytes()
+        if batch and (len(batch) >= size or held + len(data) > BATCH_BYTES):
+            yield batch
+            batch, held = [], 0
+        batch.append((image, data))
+        held += len(data)
+    if batch:
+        yield batch
+
+
+class _Evaluation:
+    """One pipeline's run against one throw-away application."""
+
+    def __init__(self, client: httpx.Client, folder: Path, run: PipelineRun) -> None:
+        self.client = client
+        self.folder = folder
+        self.run = run
+        self.uploaded: dict[int, LabelledImage] = {}
+
+    @property
+    def path(self) -> str:
+        return f"/v1/application/{self.run.application}"
+
+    def create(self) -> None:
+        fields = {FIELD: {"type": "object", "pipeline": self.run.pipeline}}
+        response = self.client.post(self.path, json={"fields": fields})
+        _answer(response, f"creating application {self.run.application}")
+
+    def delete(self) -> None:
+        response = self.client.delete(self.path, params={"force": "true"})
+        if response.status_code != 404:
+            _answer(response, f"deleting application {self.run.application}")
+
+    def upload(self, images: Sequence[LabelledImage], batch_size: int, progress: Progress) -> None:
+        started = time.perf_counter()
+        for batch in _batches(images, batch_size):
+            files = [("files", _part(image, data)) for image, data in batch]
+            response = self.client.post(
+                f"{self.path}/upload/batch", files=files, data={"field": FIELD}
+            )
+            answer = _answer(response, f"uploading to {self.run.application}")
+            for result in answer["results"]:
+                image = batch[result["index"]][0]
+                if "entity" in result:
+                    self.uploaded[result["entity"]["_id"]] = image
+                else:
+                    error = result["error"]
+                    self.run.skipped.append({
+                        "image": image.relative_to(self.folder),
+                        "error": f"{error['code']}: {error['message']}",
+                    })
+            progress(f"{self.run.pipeline}: uploaded {len(self.uploaded)}/{len(images)}")
+        self.run.upload_s = time.perf_counter() - started
+        self.run.indexed = len(self.uploaded)
+        if not self.uploaded:
+            first = self.run.skipped[0]["error"] if self.run.skipped else "no answer"
+            raise EvalError(f"none of the {len(images)} images could be indexed: {first}")
+
+    def search(self, image: LabelledImage, topk: int) -> tuple[list[int], float]:
+        """Entity ids answered for ``image``, best first, and the request's milliseconds."""
+        part = _part(image, image.path.read_bytes())
+        started = time.perf_counter()
+        response = self.client.post(
+            f"{self.path}/search", files={"file": part}, data={"topk": str(topk), "field": FIELD}
+        )
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        hits = _answer(response, f"searching {self.run.application} with {image.path.name}")
+        return [int(hit["_id"]) for hit in hits], elapsed_ms
+
+    def query_all(self, progress: Progress) -> None:
+        """Query with every uploaded image, after one unmeasured warm-up query."""
+        depth = max(self.run.ks)
+        sizes = Counter(image.label for image in self.uploaded.values())
+        labels = {entity: image.label for entity, image in self.uploaded.items()}
+        self.search(next(iter(self.uploaded.values())), depth + 1)
+        for count, (entity, image) in enumerate(self.uploaded.items(), start=1):
+            raw, elapsed_ms = self.search(image, depth + 1)
+            ranked = [hit for hit in raw if hit != entity][:depth]
+            self.run.queries.append(QueryRecord(
+                image=image.relative_to(self.folder),
+                label=image.label,
+                entity_id=entity,
+                relevant=sizes[image.label] - 1,
+                ranked_ids=ranked,
+                ranked_labels=[labels.get(hit) for hit in ranked],
+                self_rank=raw.index(entity) + 1 if entity in raw else None,
+                latency_ms=elapsed_ms,
+            ))
+            if count % 10 == 0 or count == len(self.uploaded):
+                progress(f"{self.run.pipeline}: queried {count}/{len(self.uploaded)}")
+
+
+def evaluate_pipeline(
+    client: httpx.Client,
+    pipeline: str,
+    folder: Path,
+    images: Sequence[LabelledImage],
+    ks: Sequence[int],
+    *,
+    batch_size: int = 16,
+    progress: Progress = lambda _: None,
+) -> PipelineRun:
+    """Index ``images`` in a new application on ``pipeline``, query with each, and delete the
+    application again (with everything in it) whatever happens.
+
+    Images the server refuses are listed in ``skipped`` and neither indexed nor queried.
+    Each query asks for max(ks) + 1 answers and drops its own entity.
+    """
+    run = PipelineRun(pipeline, f"eval-{secrets.token_hex(6)}", sorted(set(ks)))
+    evaluation = _Evaluation(client, folder, run)
+    evaluation.create()
+    try:
+        evaluation.upload(images, batch_size, progress)
+        evaluation.query_all(progress)
+    except BaseException:
+        try:
+            evaluation.delete()
+        except (httpx.HTTPError, EvalError) as exc:
+            progress(f"could not delete application {run.application}: {exc}")
+        raise
+    evaluation.delete()
+    return run

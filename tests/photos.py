@@ -5,25 +5,17 @@ from __future__ import annotations
 import base64
 import io
 
-import numpy as np
 from PIL import Image, ImageEnhance
+
+from phantoscope.evaluation.photoset import sample_photo as photo
+
+__all__ = ["PHOTO_NAMES", "b64", "edited_copy", "huge_png_header", "jpeg", "photo"]
 
 PHOTO_NAMES = [
     "astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
     "retina", "stereo_motorcycle", "camera", "coins", "brick", "grass", "gravel", "page",
     "moon", "text", "clock", "horse", "cell", "colorwheel",
 ]
-
-
-def photo(name: str) -> Image.Image:
-    import skimage.data
-
-    array = getattr(skimage.data, name)()
-    if isinstance(array, tuple):  # stereo_motorcycle: (left, right, disparity)
-        array = array[0]
-    if array.dtype == bool:
-        array = array.astype(np.uint8) * 255
-    return Image.fromarray(array).convert("RGB")
 
 
 def jpeg(image: Image.Image, quality: int = 90) -> bytes:

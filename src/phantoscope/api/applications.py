@@ -16,7 +16,7 @@ from phantoscope.api.images import ImageRef, read_file, read_image
 from phantoscope.api.serialize import application_json, box_json, entity_json, hit_json
 from phantoscope.engine import entities, registry
 from phantoscope.engine.context import Stores
-from phantoscope.engine.errors import BadRequestError, EngineError, TooLargeError
+from phantoscope.engine.errors import BadRequestError, EngineError, SchemaError, TooLargeError
 from phantoscope.engine.search import search as search_images
 
 router = APIRouter(prefix="/v1/application", tags=["applications"])
@@ -67,12 +67,10 @@ IMAGE_BODY = {
 }
 
 
-def _invalid(exc: ValidationError) -> EngineError:
+def _invalid(exc: ValidationError) -> SchemaError:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first.get("loc", ())) or "body"
-    error = EngineError("INVALID_REQUEST", f"{where}: {first.get('msg', 'invalid')}")
-    error.status = 422
-    return error
+    return SchemaError("INVALID_REQUEST", f"{where}: {first.get('msg', 'invalid')}")
 
 
 async def _body(request: Request, model: type[BaseModel]) -> BaseModel | FormData:

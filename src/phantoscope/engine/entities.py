@@ -17,6 +17,7 @@ from phantoscope.engine.intake import ImageInput
 from phantoscope.engine.names import partition_name
 from phantoscope.engine.pipeline import PipelineVector
 from phantoscope.engine.registry import get_application, get_pipeline, pipeline_operators
+from phantoscope.operators.base import Box
 from phantoscope.storage.meta import ApplicationRow, EntityRow, PipelineRow, VectorRow
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def upload(
         fields.append(field)
         by_pipeline[pipeline].append(index)
 
-    entities: list[EntityRow] = []
+    stored: list[tuple[EntityRow, ImageInput]] = []
     collection_writes: dict[str, tuple[list[int], list[np.ndarray]]] = defaultdict(lambda: ([], []))
     for pipeline_name, indexes in by_pipeline.items():
         pipeline = get_pipeline(stores, pipeline_name)
@@ -138,62 +139,57 @@ def upload(
             if isinstance(result, EngineError):
                 outcomes[index].error = result
                 continue
-            image = items[index].image
-            entity = EntityRow(
-                id=new_id(),
-                application=application.name,
-                field=fields[index],
-                object_key=f"{application.name}-{uuid.uuid4().hex}",
-                content_type=image.content_type,
-                sha256=image.sha256,
-                size=len(image.data),
-            )
+            entity = _entity_row(application, fields[index], items[index].image)
             ids, vectors = collection_writes[pipeline.collection]
             for vector in result:
-                vector_id = new_id()
-                box = vector.box
-                entity.vectors.append(
-                    VectorRow(
-                        id=vector_id,
-                        pipeline=pipeline.name,
-                        box_left=box.left if box else None,
-                        box_top=box.top if box else None,
-                        box_right=box.right if box else None,
-                        box_bottom=box.bottom if box else None,
-                        box_score=box.score if box else None,
-                    )
-                )
-                ids.append(vector_id)
+                entity.vectors.append(_vector_row(pipeline.name, vector.box))
+                ids.append(entity.vectors[-1].id)
                 vectors.append(vector.vector)
             outcomes[index].entity = entity
-            entities.append(entity)
+            stored.append((entity, items[index].image))
     if atomic:
         for outcome in outcomes:
             if outcome.error is not None:
                 raise outcome.error
-    if entities:
-        _write(stores, application, entities, items, outcomes, collection_writes)
+    if stored:
+        _write(stores, application, stored, collection_writes)
     return outcomes
+
+
+def _entity_row(application: ApplicationRow, field: str, image: ImageInput) -> EntityRow:
+    return EntityRow(
+        id=new_id(),
+        application=application.name,
+        field=field,
+        object_key=f"{application.name}-{uuid.uuid4().hex}",
+        content_type=image.content_type,
+        sha256=image.sha256,
+        size=len(image.data),
+    )
+
+
+def _vector_row(pipeline: str, box: Box | None) -> VectorRow:
+    return VectorRow(
+        id=new_id(),
+        pipeline=pipeline,
+        box_left=box.left if box else None,
+        box_top=box.top if box else None,
+        box_right=box.right if box else None,
+        box_bottom=box.bottom if box else None,
+        box_score=box.score if box else None,
+    )
 
 
 def _write(
     stores: Stores,
     application: ApplicationRow,
-    entities: list[EntityRow],
-    items: Sequence[UploadItem],
-    outcomes: list[UploadOutcome],
+    stored: list[tuple[EntityRow, ImageInput]],
     collection_writes: dict[str, tuple[list[int], list[np.ndarray]]],
 ) -> None:
     """Write objects, then vectors, then rows; on any failure undo what was written."""
     undo: list[Callable[[], None]] = []
-    images = {
-        id(outcome.entity): item.image
-        for outcome, item in zip(outcomes, items, strict=True)
-        if outcome.entity is not None
-    }
     try:
-        for entity in entities:
-            image = images[id(entity)]
+        for entity, image in stored:
             stores.objects.put(
                 application.bucket, entity.object_key, image.data, image.content_type
             )
@@ -205,7 +201,7 @@ def _write(
             stores.vectors.insert(
                 collection, ids, np.stack(vectors), partition=partition_name(application.name)
             )
-        stores.meta.add_entities(entities)
+        stores.meta.add_entities([entity for entity, _ in stored])
     except BaseException:
         _undoing(undo)
         raise

@@ -18,6 +18,12 @@ class BadRequestError(EngineError):
     status, error = 400, "RequestError"
 
 
+class SchemaError(EngineError):
+    """The request does not have the shape the endpoint takes."""
+
+    status, error = 422, "RequestError"
+
+
 class NotFoundError(EngineError):
     status, error = 404, "NotExistError"
 

@@ -9,6 +9,7 @@ from typing import Any
 from phantoscope.engine.context import Stores
 from phantoscope.engine.errors import BadRequestError, ConflictError, NotFoundError
 from phantoscope.engine.names import bucket_name, check_name, collection_name
+from phantoscope.engine.pipeline import operator_error
 from phantoscope.operators.client import OperatorCallError, OperatorClient
 from phantoscope.storage.meta import (
     ApplicationRow,
@@ -96,8 +97,6 @@ def delete_operator(stores: Stores, name: str) -> OperatorRow:
 
 
 def operator_health(stores: Stores, name: str) -> str:
-    from phantoscope.engine.pipeline import operator_error
-
     row = get_operator(stores, name)
     try:
         return stores.pool.client(row.endpoint).health(timeout_s=REGISTER_TIMEOUT_S)

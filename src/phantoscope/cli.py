@@ -10,11 +10,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from phantoscope.commands import register
 from phantoscope.operators.checkup import CheckReport, check_operator
 from phantoscope.zoo import BUILTINS, DEFAULT_ENCODER
 
 app = typer.Typer(no_args_is_help=True, help="Phantoscope: search images with images.")
-operator_app = typer.Typer(no_args_is_help=True, help="Write, serve and check operators.")
+operator_app = typer.Typer(
+    no_args_is_help=True, help="Write, serve and check operators; register them with a server."
+)
 app.add_typer(operator_app, name="operator")
 
 console = Console(soft_wrap=True)
@@ -132,8 +135,8 @@ def operator_test(
     console.print("[green]OK[/green]")
 
 
-@operator_app.command("list")
-def operator_list() -> None:
+@operator_app.command("builtins")
+def operator_builtins() -> None:
     """List the built-in operators."""
     table = Table("name", "implementation")
     for name, path in BUILTINS.items():
@@ -141,46 +144,44 @@ def operator_list() -> None:
     console.print(table)
 
 
-@app.command("up")
-def up(
-    host: Annotated[
-        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
-    ] = None,
-    port: Annotated[int | None, typer.Option("--port", "-p", help="Port (default 5000).")] = None,
-) -> None:
-    """Start the engine on its embedded defaults: API server, default operator, stores."""
+HostOption = Annotated[
+    str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
+]
+PortOption = Annotated[int | None, typer.Option("--port", "-p", help="Port (default 5000).")]
+
+
+def _server_settings(host: str | None, port: int | None):
+    """PHANTOSCOPE_* settings, with the command line's host and port over them."""
     from phantoscope.config import ServerSettings
-    from phantoscope.launcher import up as start
 
     settings = ServerSettings()
     if host is not None:
         settings.host = host
     if port is not None:
         settings.port = port
-    start(settings)
+    return settings
+
+
+@app.command("up")
+def up(host: HostOption = None, port: PortOption = None) -> None:
+    """Start the engine on its embedded defaults: API server, default operator, stores."""
+    from phantoscope.launcher import up as start
+
+    start(_server_settings(host, port))
 
 
 @app.command("api")
-def api(
-    host: Annotated[
-        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
-    ] = None,
-    port: Annotated[int | None, typer.Option("--port", "-p", help="Port (default 5000).")] = None,
-) -> None:
+def api(host: HostOption = None, port: PortOption = None) -> None:
     """Run only the API server, with stores from PHANTOSCOPE_* settings (no operator)."""
     import uvicorn
 
     from phantoscope.api.app import create_app
-    from phantoscope.config import ServerSettings
 
-    settings = ServerSettings()
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level="info",
-    )
+    settings = _server_settings(host, port)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
+
+register(app, operator_app)
 
 if __name__ == "__main__":
     app()

@@ -19,9 +19,7 @@ DEFAULT_URL = "http://127.0.0.1:5000"
 def eval_command(
     folder: Annotated[
         Path,
-        typer.Argument(
-            help="One sub-folder of images per class.", exists=True, file_okay=False
-        ),
+        typer.Argument(help="One sub-folder of images per class.", exists=True, file_okay=False),
     ],
     pipeline: Annotated[
         list[str], typer.Option("--pipeline", "-p", help="Pipeline to evaluate (repeatable).")

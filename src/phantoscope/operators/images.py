@@ -86,7 +86,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return background
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit greyscale: scale to 8 bits rather than clipping.
-        image = image.point(lambda value: value / 256).convert("L")
+        image = image.convert("I").point(lambda value: value / 256).convert("L")
     return image.convert("RGB")
 
 

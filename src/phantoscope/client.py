@@ -1,0 +1,565 @@
+"""A typed, synchronous client for the Phantoscope REST API.
+
+    with PhantoscopeClient("http://127.0.0.1:5000") as client:
+        client.operators.register("encoder", "127.0.0.1:50001")
+        client.pipelines.create("photos", encoder="encoder")
+        client.applications.create("gallery", pipeline="photos")
+        client.upload("gallery", Path("cat.jpg"))
+        hits = client.search("gallery", Path("query.jpg"), topk=5)
+
+Images are given as bytes, a path (``str`` or ``os.PathLike``) or an ``http(s)://`` URL,
+which the server fetches itself. Every error answer of the API, and failing to reach it,
+raises :class:`PhantoscopeError`; reading a local image file may raise ``OSError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeAlias
+from urllib.parse import quote
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:5000"
+
+ImageSource: TypeAlias = bytes | str | os.PathLike[str]
+
+
+class PhantoscopeError(Exception):
+    """An error answer of the API: HTTP ``status``, stable ``code`` and ``message``.
+
+    ``status`` is 0 when the server could not be reached or did not answer in time.
+    """
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"PhantoscopeError({self.status}, {self.code!r}, {self.message!r})"
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> PhantoscopeError:
+        """The error a response's JSON body (``{"code", "error", "message"}``) describes."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            code = body.get("code") or body.get("error") or "HTTP_ERROR"
+            return cls(response.status_code, str(code), body["message"])
+        text = response.text.strip()[:300] or response.reason_phrase
+        return cls(response.status_code, "HTTP_ERROR", text)
+
+
+# -- what the API answers ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Box:
+    """A region of an image in pixels (right and bottom exclusive), with its detector score."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+    score: float
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any] | None) -> Box | None:
+        if body is None:
+            return None
+        return cls(body["left"], body["top"], body["right"], body["bottom"], body["score"])
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str
+    backend: str  # the name the operator gives itself
+    type: str  # encoder | processor
+    input: str
+    output: str
+    endpoint: str
+    metric_type: str
+    dimension: int
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> Operator:
+        return cls(
+            name=body["_name"],
+            backend=body["_backend"],
+            type=body["_type"],
+            input=body["_input"],
+            output=body["_output"],
+            endpoint=body["_endpoint"],
+            metric_type=body["_metric_type"],
+            dimension=int(body["_dimension"]),
+        )
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    input: str
+    output: str
+    dimension: int
+    index_file_size: int
+    metric_type: str
+    description: str
+    processors: tuple[str, ...]
+    encoder: str
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> Pipeline:
+        return cls(
+            name=body["_pipeline_name"],
+            input=body["_input"],
+            output=body["_output"],
+            dimension=int(body["_dimension"]),
+            index_file_size=int(body["_index_file_size"]),
+            metric_type=body["_metric_type"],
+            description=body["_description"],
+            processors=tuple(name for name in body["_processors"] if name),
+            encoder=body["_encoder"],
+        )
+
+
+@dataclass(frozen=True)
+class Application:
+    name: str
+    fields: Mapping[str, Mapping[str, Any]]  # as the API shows them: {"type", "pipeline"|"value"}
+    bucket: str
+
+    @property
+    def image_fields(self) -> dict[str, str]:
+        """Image fields and the pipeline of each."""
+        return {
+            name: spec["pipeline"] for name, spec in self.fields.items() if spec["type"] == "object"
+        }
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> Application:
+        return cls(body["_application_name"], body["_fields"], body["_buckets"])
+
+
+@dataclass(frozen=True)
+class EntityVector:
+    """One vector stored for an entity: a whole image, or one region a processor found."""
+
+    id: int
+    pipeline: str
+    box: Box | None
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A stored image. ``box``: the region of the vector an upload answer object is about."""
+
+    id: int
+    app_name: str
+    image_url: str
+    field: str
+    content_type: str
+    size: int
+    sha256: str
+    created_at: datetime
+    vectors: tuple[EntityVector, ...]
+    box: Box | None = None
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> Entity:
+        created = datetime.fromisoformat(body["created_at"].removesuffix("Z"))
+        return cls(
+            id=int(body["_id"]),  # a number in upload answers, text in search answers
+            app_name=body["_app_name"],
+            image_url=body["_image_url"],
+            field=body["field"],
+            content_type=body["content_type"],
+            size=body["size"],
+            sha256=body["sha256"],
+            created_at=created if created.tzinfo else created.replace(tzinfo=timezone.utc),
+            vectors=tuple(
+                EntityVector(int(v["id"]), v["pipeline"], Box.parse(v["box"]))
+                for v in body["vectors"]
+            ),
+            box=Box.parse(body.get("box")),
+        )
+
+
+@dataclass(frozen=True)
+class Match:
+    """One stored region that matched one region of the query image."""
+
+    box: Box | None
+    query_box: Box | None
+    distance: float
+    score: float
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A stored image found by a search: its best match first in ``matches``."""
+
+    entity: Entity
+    score: float  # larger is better
+    distance: float  # in the pipeline's metric
+    box: Box | None
+    matches: tuple[Match, ...]
+
+    @property
+    def id(self) -> int:
+        return self.entity.id
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> Hit:
+        return cls(
+            entity=Entity.parse(body),
+            score=body["score"],
+            distance=body["distance"],
+            box=Box.parse(body["box"]),
+            matches=tuple(
+                Match(Box.parse(m["box"]), Box.parse(m["query_box"]), m["distance"], m["score"])
+                for m in body["matches"]
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """The outcome of one image of a batch upload: its entity or its error."""
+
+    index: int
+    entity: Entity | None
+    error: PhantoscopeError | None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    imported: int
+    failed: int
+    results: tuple[BatchItem, ...]  # one per image, in the order given
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> BatchResult:
+        items = []
+        for result in body["results"]:
+            error = result.get("error")
+            items.append(
+                BatchItem(
+                    index=result["index"],
+                    entity=Entity.parse(result["entity"]) if "entity" in result else None,
+                    error=PhantoscopeError(error["status"], error["code"], error["message"])
+                    if error
+                    else None,
+                )
+            )
+        return cls(body["imported"], body["failed"], tuple(items))
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A region a processor found while testing a pipeline, as a base64 JPEG."""
+
+    box: Box | None
+    source: int  # index of the image it was cut from
+    data: str
+
+
+@dataclass(frozen=True)
+class PipelineStep:
+    """What one operator of a pipeline produced: crops (processors) or vectors (encoders)."""
+
+    operator: str
+    type: str
+    crops: tuple[Crop, ...]
+    vectors: tuple[tuple[float, ...], ...]
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> PipelineStep:
+        return cls(
+            operator=body["operator"],
+            type=body["type"],
+            crops=tuple(
+                Crop(Box.parse(c["box"]), c["source"], c["data"]) for c in body["crops"] or ()
+            ),
+            vectors=tuple(tuple(vector) for vector in body["vectors"] or ()),
+        )
+
+
+# -- the client ----------------------------------------------------------------------------
+
+
+def is_url(image: ImageSource) -> bool:
+    """Whether ``image`` is an http(s) URL for the server to fetch (else bytes or a path)."""
+    return isinstance(image, str) and image.startswith(("http://", "https://"))
+
+
+def _file(image: ImageSource) -> tuple[str, bytes]:
+    """(file name, bytes) of an image given as bytes or a path."""
+    if isinstance(image, bytes | bytearray):
+        return "image", bytes(image)
+    path = Path(image)
+    return path.name, path.read_bytes()
+
+
+def _ref(image: ImageSource) -> dict[str, str]:
+    """The API's image reference: ``{"url"}`` or ``{"data"}`` (base64)."""
+    if is_url(image):
+        return {"url": str(image)}
+    return {"data": base64.b64encode(_file(image)[1]).decode("ascii")}
+
+
+def _segment(name: str | int) -> str:
+    return quote(str(name), safe="")
+
+
+class PhantoscopeClient:
+    """One connection pool to a Phantoscope server; use it as a context manager, or close().
+
+    Thread-safe: one client can serve many threads at once.
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, timeout: float = 120.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        self.operators = Operators(self)
+        self.pipelines = Pipelines(self)
+        self.applications = Applications(self)
+        self.entities = Entities(self)
+
+    def __enter__(self) -> PhantoscopeClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request; an error answer or no answer raises :class:`PhantoscopeError`."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            message = f"{self.url} did not answer in time ({exc})"
+            raise PhantoscopeError(0, "TIMEOUT", message) from None
+        except httpx.TransportError as exc:
+            raise PhantoscopeError(0, "UNREACHABLE", f"cannot reach {self.url}: {exc}") from None
+        if response.status_code >= 400:
+            raise PhantoscopeError.from_response(response)
+        return response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.request(method, path, **kwargs).json()
+
+    def ping(self) -> bool:
+        """Whether the server answers ``pong``."""
+        return self.request("GET", "/v1/settings/ping").text == "pong"
+
+    def stats(self) -> dict[str, int]:
+        """How much each store holds: operators, pipelines, applications, entities, vectors..."""
+        return self.json("GET", "/v1/settings/stats")
+
+    def _image_field(self, app: str, field: str | None) -> str:
+        """``field``, or the application's only image field (JSON requests must name one)."""
+        if field is not None:
+            return field
+        fields = self.applications.get(app).image_fields
+        if len(fields) != 1:
+            raise PhantoscopeError(
+                400,
+                "FIELD_REQUIRED",
+                f"application {app!r} has image fields {', '.join(fields)}: say which one",
+            )
+        return next(iter(fields))
+
+    def upload(self, app: str, image: ImageSource, field: str | None = None) -> list[Entity]:
+        """Store one image; one entity object per vector produced (a region each, with
+        processors). ``field`` may be left out when the application has one image field."""
+        path = f"/v1/application/{_segment(app)}/upload"
+        if is_url(image):
+            field = self._image_field(app, field)
+            body = self.json("POST", path, json={"fields": {field: _ref(image)}})
+        else:
+            form = {"field": field} if field else {}
+            body = self.json("POST", path, files={"file": _file(image)}, data=form)
+        return [Entity.parse(item) for item in body]
+
+    def upload_batch(
+        self, app: str, images: Sequence[ImageSource], field: str | None = None
+    ) -> BatchResult:
+        """Store many images in one request; each succeeds or fails on its own.
+
+        Files and bytes travel as multipart parts; with any URL among them, all go as JSON.
+        """
+        path = f"/v1/application/{_segment(app)}/upload/batch"
+        if any(is_url(image) for image in images):
+            items = [{**_ref(image), "field": field} for image in images]
+            body = self.json("POST", path, json={"images": items})
+        else:
+            files = [("files", _file(image)) for image in images]
+            body = self.json("POST", path, files=files, data={"field": field} if field else {})
+        return BatchResult.parse(body)
+
+    def search(
+        self, app: str, image: ImageSource, topk: int = 10, field: str | None = None
+    ) -> list[Hit]:
+        """The ``topk`` stored images nearest to ``image``, best first."""
+        path = f"/v1/application/{_segment(app)}/search"
+        if is_url(image):
+            field = self._image_field(app, field)
+            body = self.json("POST", path, json={"fields": {field: _ref(image)}, "topk": topk})
+        else:
+            form = {"topk": str(topk), **({"field": field} if field else {})}
+            body = self.json("POST", path, files={"file": _file(image)}, data=form)
+        return [Hit.parse(item) for item in body]
+
+
+class _Resource:
+    def __init__(self, client: PhantoscopeClient) -> None:
+        self._client = client
+
+
+class Operators(_Resource):
+    """/v1/operator: operators registered with the server."""
+
+    def list(self) -> list[Operator]:
+        return [Operator.parse(item) for item in self._client.json("GET", "/v1/operator/")]
+
+    def get(self, name: str) -> Operator:
+        return Operator.parse(self._client.json("GET", f"/v1/operator/{_segment(name)}"))
+
+    def register(self, name: str, endpoint: str) -> Operator:
+        """Register the operator serving at ``endpoint`` (``host:port``) under ``name``."""
+        body = {"name": name, "endpoint": endpoint}
+        return Operator.parse(self._client.json("POST", "/v1/operator/regist", json=body))
+
+    def delete(self, name: str) -> Operator:
+        return Operator.parse(self._client.json("DELETE", f"/v1/operator/{_segment(name)}"))
+
+    def health(self, name: str) -> str:
+        """The operator's own answer: ``healthy`` when it can serve."""
+        return self._client.request("GET", f"/v1/operator/{_segment(name)}/health").text
+
+
+class Pipelines(_Resource):
+    """/v1/pipeline: processors, in order, then one encoder."""
+
+    def list(self) -> list[Pipeline]:
+        return [Pipeline.parse(item) for item in self._client.json("GET", "/v1/pipeline/")]
+
+    def get(self, name: str) -> Pipeline:
+        return Pipeline.parse(self._client.json("GET", f"/v1/pipeline/{_segment(name)}"))
+
+    def create(
+        self,
+        name: str,
+        encoder: str,
+        processors: Sequence[str] = (),
+        description: str = "",
+        index_file_size: int = 1024,
+    ) -> Pipeline:
+        body = {
+            "input": "image",
+            "description": description,
+            "processors": list(processors),
+            "encoder": encoder,
+            "indexFileSize": index_file_size,
+        }
+        return Pipeline.parse(
+            self._client.json("POST", f"/v1/pipeline/{_segment(name)}", json=body)
+        )
+
+    def delete(self, name: str) -> Pipeline:
+        return Pipeline.parse(self._client.json("DELETE", f"/v1/pipeline/{_segment(name)}"))
+
+    def test(self, name: str, image: ImageSource) -> list[PipelineStep]:
+        """Run the pipeline on one image without storing anything: what each step made."""
+        path = f"/v1/pipeline/{_segment(name)}/test"
+        body = self._client.json("POST", path, json=_ref(image))
+        return [PipelineStep.parse(step) for step in body["steps"]]
+
+
+class Applications(_Resource):
+    """/v1/application: image fields bound to pipelines, and a bucket for the images."""
+
+    def list(self) -> list[Application]:
+        return [Application.parse(item) for item in self._client.json("GET", "/v1/application/")]
+
+    def get(self, name: str) -> Application:
+        return Application.parse(self._client.json("GET", f"/v1/application/{_segment(name)}"))
+
+    def create(
+        self,
+        name: str,
+        fields: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        pipeline: str | None = None,
+        field: str = "image",
+        bucket: str | None = None,
+    ) -> Application:
+        """Create an application from field definitions as the API takes them
+        (``{"photo": {"type": "object", "pipeline": "p"}}``), or with one image field
+        ``field`` bound to ``pipeline``."""
+        if (fields is None) == (pipeline is None):
+            raise ValueError("give either fields or pipeline")
+        if pipeline is not None:
+            fields = {field: {"type": "object", "pipeline": pipeline}}
+        body: dict[str, Any] = {"fields": fields}
+        if bucket is not None:
+            body["s3Buckets"] = bucket
+        return Application.parse(
+            self._client.json("POST", f"/v1/application/{_segment(name)}", json=body)
+        )
+
+    def delete(self, name: str, force: bool = False) -> Application:
+        """Refused while it holds entities, unless ``force`` (which deletes them too)."""
+        params = {"force": "true"} if force else {}
+        path = f"/v1/application/{_segment(name)}"
+        return Application.parse(self._client.json("DELETE", path, params=params))
+
+    def count(self, name: str) -> int:
+        """How many entities (stored images) the application holds."""
+        path = f"/v1/application/{_segment(name)}/entity/count"
+        return int(self._client.json("GET", path)["count"])
+
+
+class Entities(_Resource):
+    """/v1/application/<app>/entity: the images stored in an application."""
+
+    def list(self, app: str, num: int = 10, page: int = 0) -> list[Entity]:
+        """Page ``page`` (from 0) of ``num`` entities (1 to 1000), oldest id first."""
+        path = f"/v1/application/{_segment(app)}/entity"
+        body = self._client.json("GET", path, params={"num": num, "page": page})
+        return [Entity.parse(item) for item in body]
+
+    def iterate(self, app: str, page_size: int = 1000) -> Iterator[Entity]:
+        """Every entity of the application, a page at a time."""
+        page = 0
+        while True:
+            entities = self.list(app, num=page_size, page=page)
+            yield from entities
+            if len(entities) < page_size:
+                return
+            page += 1
+
+    def get(self, app: str, entity_id: int) -> Entity:
+        path = f"/v1/application/{_segment(app)}/entity/{_segment(entity_id)}"
+        return Entity.parse(self._client.json("GET", path))
+
+    def delete(self, app: str, entity_id: int) -> Entity:
+        """Remove the entity, its vectors and its stored image."""
+        path = f"/v1/application/{_segment(app)}/entity/{_segment(entity_id)}"
+        return Entity.parse(self._client.json("DELETE", path))
+
+    def image(self, app: str, entity_id: int) -> bytes:
+        """The stored image file, as uploaded."""
+        path = f"/v1/application/{_segment(app)}/entity/{_segment(entity_id)}/image"
+        return self._client.request("GET", path, follow_redirects=True).content

@@ -1,0 +1,62 @@
+"""What every server command shares: the --url option, the consoles, API errors as exits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from phantoscope.client import PhantoscopeClient, PhantoscopeError
+
+Url = Annotated[
+    str,
+    typer.Option("--url", envvar="PHANTOSCOPE_URL", help="The Phantoscope API to talk to."),
+]
+
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``error: message`` on stderr; the exit to raise."""
+    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    return typer.Exit(code)
+
+
+@contextmanager
+def connect(url: str) -> Iterator[PhantoscopeClient]:
+    """A client for ``url``; an API error inside the block prints its message and exits 1."""
+    try:
+        with PhantoscopeClient(url) as client:
+            yield client
+    except PhantoscopeError as exc:
+        raise fail(f"{exc.message} ({exc.code})") from None
+
+
+def details(rows: list[tuple[str, str]]) -> Table:
+    """A two-column table of names and values."""
+    table = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for name, value in rows:
+        table.add_row(name, Text(value))
+    return table
+
+
+def table(*headers: str, title: str | None = None) -> Table:
+    """A table whose cells wrap rather than cut long names and URLs."""
+    shown = Table(title=title)
+    for header in headers:
+        shown.add_column(header, overflow="fold")
+    return shown
+
+
+def row(*values: str) -> list[Text]:
+    """Table cells shown as given (no Rich markup in names or descriptions)."""
+    return [Text(value) for value in values]

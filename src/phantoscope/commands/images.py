@@ -1,0 +1,187 @@
+"""`phantoscope import` (a folder into an application) and `phantoscope search`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from phantoscope.client import DEFAULT_URL, Box, Hit, PhantoscopeClient, is_url
+from phantoscope.commands import importer
+from phantoscope.commands.common import Url, connect, console, fail, row, table
+
+App = Annotated[str, typer.Argument(help="The application.", show_default=False)]
+Field = Annotated[
+    str | None,
+    typer.Option(help="Image field (default: the application's only image field)."),
+]
+
+
+class RateColumn(ProgressColumn):
+    """Images per second."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-- img/s" if speed is None else f"{speed:.1f} img/s", style="cyan")
+
+
+def _image_field(client: PhantoscopeClient, app: str, field: str | None) -> str:
+    """The image field to import into, checked against the application."""
+    fields = client.applications.get(app).image_fields
+    names = ", ".join(fields)
+    if field is None:
+        if len(fields) == 1:
+            return next(iter(fields))
+        raise fail(f"application {app!r} has image fields {names}: choose one with --field")
+    if field not in fields:
+        raise fail(f"application {app!r} has no image field {field!r} (image fields: {names})")
+    return field
+
+
+def _report(
+    folder: Path, plan: importer.Plan, imported: int, failures: list[importer.Failure]
+) -> None:
+    skipped = len(plan.existing) + len(plan.duplicates)
+    if failures:
+        shown = table("file", "code", "message", title=f"{len(failures)} failed")
+        for failure in sorted(failures, key=lambda failure: failure.path):
+            shown.add_row(
+                *row(str(failure.path.relative_to(folder)), failure.code, failure.message)
+            )
+        console.print(shown)
+    console.print(f"imported: {imported}", highlight=False)
+    console.print(
+        f"skipped:  {skipped} (already imported: {len(plan.existing)}, "
+        f"duplicates: {len(plan.duplicates)})",
+        highlight=False,
+    )
+    console.print(f"failed:   {len(failures)}", highlight=False)
+    if skipped and not imported and not failures:
+        console.print(f"all {skipped} images skipped: nothing new to import", highlight=False)
+
+
+def import_folder(
+    app: App,
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder to import, with its subfolders.",
+            exists=True,
+            file_okay=False,
+            show_default=False,
+        ),
+    ],
+    field: Field = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, max=64, help="Requests in flight.")
+    ] = 4,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", "-b", min=1, max=256, help="Images per request.")
+    ] = 16,
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Import every image under FOLDER (.jpg .jpeg .png .gif .webp .bmp .tif .tiff, any case).
+
+    Resumable: skips images the application holds already (same SHA-256) and repeated files.
+
+    Exits 1 when some image failed. Hidden files and folders are left out.
+    """
+    paths = importer.find_images(folder)
+    if not paths:
+        console.print(f"no images found in {folder}", highlight=False)
+        return
+    columns = (
+        TextColumn("{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with connect(url) as client:
+        image_field = _image_field(client, app, field)
+        with console.status(f"reading what {app} holds"):
+            existing = importer.existing_hashes(client, app, image_field)
+        with Progress(*columns, console=console) as progress:
+            hashing = progress.add_task("hashing", total=len(paths))
+            workers = min(8, os.cpu_count() or 1)
+            plan = importer.plan_import(paths, existing, workers, lambda: progress.advance(hashing))
+            uploading = progress.add_task("uploading", total=len(plan.upload))
+            try:
+                imported, failures = importer.upload_all(
+                    client,
+                    app,
+                    image_field,
+                    importer.batches(plan.upload, batch_size),
+                    concurrency,
+                    lambda done: progress.advance(uploading, done),
+                )
+            except KeyboardInterrupt:
+                raise fail("interrupted: run the same command again to resume", 130) from None
+    _report(folder, plan, imported, plan.unreadable + failures)
+    if plan.unreadable or failures:
+        raise typer.Exit(1)
+
+
+def _box(box: Box | None) -> str:
+    return "" if box is None else f"{box.left},{box.top},{box.right},{box.bottom}"
+
+
+def _hit_json(rank: int, hit: Hit) -> dict[str, Any]:
+    box = hit.box
+    return {
+        "rank": rank,
+        "id": hit.id,
+        "score": hit.score,
+        "distance": hit.distance,
+        "image_url": hit.entity.image_url,
+        "box": None if box is None else [box.left, box.top, box.right, box.bottom],
+        "field": hit.entity.field,
+        "sha256": hit.entity.sha256,
+    }
+
+
+def search(
+    app: App,
+    image: Annotated[str, typer.Argument(help="Query image: a file or an http(s) URL.")],
+    topk: Annotated[int, typer.Option("--topk", "-k", min=1, help="How many hits.")] = 10,
+    field: Field = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Search an application by image: the nearest stored images, best first."""
+    if not is_url(image) and not Path(image).is_file():
+        raise fail(f"image file {image!r} does not exist", 2)
+    with connect(url) as client:
+        hits = client.search(app, image if is_url(image) else Path(image), topk, field)
+    if as_json:
+        typer.echo(json.dumps([_hit_json(rank, hit) for rank, hit in enumerate(hits, 1)]))
+        return
+    shown = table("rank", "id", "score", "distance", "image URL", "box")
+    for rank, hit in enumerate(hits, 1):
+        shown.add_row(
+            *row(
+                str(rank),
+                str(hit.id),
+                f"{hit.score:.4f}",
+                f"{hit.distance:.4f}",
+                hit.entity.image_url,
+                _box(hit.box),
+            )
+        )
+    console.print(shown)

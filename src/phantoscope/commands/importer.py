@@ -1,0 +1,170 @@
+"""Importing a folder of images into an application: find, hash, skip what is there, upload.
+
+Resuming relies on the server alone: an image counts as imported when the application holds
+an entity with the same SHA-256 in the same field. So a run cut short, an entity deleted since,
+or another machine's import are all seen as they are, with no local state to go stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from phantoscope.client import PhantoscopeClient, PhantoscopeError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
+# Below the server's default request limit (twice its 32 MiB image limit).
+MAX_BATCH_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    path: Path
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    path: Path
+    code: str
+    message: str
+
+
+@dataclass
+class Plan:
+    """What a run will do with each file it found."""
+
+    upload: list[ImageFile] = field(default_factory=list)
+    existing: list[ImageFile] = field(default_factory=list)  # already in the application
+    duplicates: list[ImageFile] = field(default_factory=list)  # same bytes as a file before
+    unreadable: list[Failure] = field(default_factory=list)
+
+
+def find_images(folder: Path) -> list[Path]:
+    """Image files under ``folder`` by extension (any case), in a stable order; hidden files
+    and folders (names starting with '.') are left out."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(name for name in dirs if not name.startswith("."))
+        found.extend(
+            Path(root, name)
+            for name in sorted(files)
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+        )
+    return found
+
+
+def hash_file(path: Path) -> ImageFile:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return ImageFile(path, size, digest.hexdigest())
+
+
+def existing_hashes(client: PhantoscopeClient, app: str, image_field: str) -> set[str]:
+    """SHA-256 of every image the application holds in ``image_field``."""
+    return {entity.sha256 for entity in client.entities.iterate(app) if entity.field == image_field}
+
+
+def plan_import(
+    paths: list[Path], existing: set[str], workers: int, on_hashed: Callable[[], None]
+) -> Plan:
+    """Hash the files (``workers`` at a time) and sort them into upload, existing, duplicate
+    and unreadable, keeping the first of several files with the same bytes."""
+    plan = Plan()
+    seen: set[str] = set()
+
+    def hashed(path: Path) -> ImageFile | Failure:
+        try:
+            return hash_file(path)
+        except OSError as exc:
+            return Failure(path, "READ_ERROR", exc.strerror or str(exc))
+        finally:
+            on_hashed()
+
+    with ThreadPoolExecutor(workers) as pool:
+        for result in pool.map(hashed, paths):
+            if isinstance(result, Failure):
+                plan.unreadable.append(result)
+            elif result.sha256 in existing:
+                plan.existing.append(result)
+            elif result.sha256 in seen:
+                plan.duplicates.append(result)
+            else:
+                seen.add(result.sha256)
+                plan.upload.append(result)
+    return plan
+
+
+def batches(
+    files: list[ImageFile], size: int, max_bytes: int = MAX_BATCH_BYTES
+) -> Iterator[list[ImageFile]]:
+    """Groups of at most ``size`` files and ``max_bytes`` bytes (a bigger file goes alone)."""
+    batch: list[ImageFile] = []
+    total = 0
+    for file in files:
+        if batch and (len(batch) == size or total + file.size > max_bytes):
+            yield batch
+            batch, total = [], 0
+        batch.append(file)
+        total += file.size
+    if batch:
+        yield batch
+
+
+def upload_batch(
+    client: PhantoscopeClient, app: str, image_field: str, batch: list[ImageFile]
+) -> tuple[int, list[Failure]]:
+    """Upload one batch in one request: how many were imported, and what failed."""
+    try:
+        result = client.upload_batch(app, [file.path for file in batch], field=image_field)
+    except OSError as exc:  # a file went away since it was hashed: find out which
+        if len(batch) == 1:
+            return 0, [Failure(batch[0].path, "READ_ERROR", exc.strerror or str(exc))]
+        outcomes = [upload_batch(client, app, image_field, [file]) for file in batch]
+        return sum(n for n, _ in outcomes), [f for _, failures in outcomes for f in failures]
+    except PhantoscopeError as exc:
+        return 0, [Failure(file.path, exc.code, exc.message) for file in batch]
+    failures = []
+    for item in result.results:
+        if item.error is not None:
+            path = batch[item.index].path
+            # The server labels its message with the part's file name; the report has the path.
+            message = item.error.message.removeprefix(f"{path.name}: ")
+            failures.append(Failure(path, item.error.code, message))
+    return result.imported, failures
+
+
+def upload_all(
+    client: PhantoscopeClient,
+    app: str,
+    image_field: str,
+    batched: Iterable[list[ImageFile]],
+    concurrency: int,
+    on_done: Callable[[int], None],
+) -> tuple[int, list[Failure]]:
+    """Upload the batches, ``concurrency`` requests in flight; ``on_done(n)`` after each."""
+    imported = 0
+    failures: list[Failure] = []
+    pool = ThreadPoolExecutor(concurrency)
+    try:
+        futures = {
+            pool.submit(upload_batch, client, app, image_field, batch): len(batch)
+            for batch in batched
+        }
+        for future in as_completed(futures):
+            done, failed = future.result()
+            imported += done
+            failures.extend(failed)
+            on_done(futures[future])
+    finally:  # on Ctrl-C, finish the requests in flight but start no more
+        pool.shutdown(wait=True, cancel_futures=True)
+    return imported, failures

@@ -1,0 +1,136 @@
+"""`phantoscope import` on a messy folder of 50 image files, run as the command itself."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from helpers import run_cli
+from image_files import encoded, exif_rotated, png, tiff16, with_alpha
+from photos import PHOTO_NAMES, edited_copy, jpeg, photo
+
+# Photos that only appear in one special form, so a search can tell those files apart.
+SPECIAL = ("coffee", "camera", "astronaut", "colorwheel")
+# The query photo of the search check: no variant of it is in the folder.
+QUERY = "clock"
+PLAIN = [name for name in PHOTO_NAMES if name not in SPECIAL]
+VARIED = [name for name in PLAIN if name != QUERY]
+BROKEN = ("broken/truncated.jpg", "broken/notes.jpg", "broken/empty.png")
+
+
+def build_folder(root: Path) -> dict[str, bytes]:
+    """Write 50 image files (42 distinct good images, 5 repeats, 3 broken) and two files
+    that are not images; the good ones by relative path."""
+    files: dict[str, bytes] = {}
+    for index, name in enumerate(PLAIN):  # 16 photos, some deep, some with upper-case names
+        folder = ("photos", "photos/2019", "photos/2019/summer/raw")[index % 3]
+        suffix = (".jpg", ".JPG", ".jpeg", ".JPEG")[index % 4]
+        files[f"{folder}/{name}{suffix}"] = jpeg(photo(name))
+    for name in VARIED[:10]:  # 10 edited copies
+        files[f"edited/{name}-edited.jpg"] = edited_copy(photo(name))
+    for index, name in enumerate(VARIED[10:15]):  # 5 mirrored, as PNG
+        mirrored = photo(name).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        files[f"mirrored/{name}.{'PNG' if index % 2 else 'png'}"] = png(mirrored)
+    for name in VARIED[:4]:  # 4 centre crops
+        image = photo(name)
+        width, height = image.size
+        crop = image.crop((width // 4, height // 4, 3 * width // 4, 3 * height // 4))
+        files[f"crops/{name}.jpeg"] = jpeg(crop)
+    for name, fmt, suffix in zip(
+        VARIED[4:7], ("GIF", "WEBP", "BMP"), (".gif", ".Webp", ".bmp"), strict=True
+    ):  # 3 turned on their side, in other formats
+        files[f"formats/{name}{suffix}"] = encoded(
+            photo(name).transpose(Image.Transpose.ROTATE_270), fmt
+        )
+    files["special/coffee-exif.jpg"] = exif_rotated(photo("coffee"))
+    files["special/scans/camera16.tif"] = tiff16(photo("camera").convert("L"))
+    files["special/scans/ASTRONAUT16.TIFF"] = tiff16(photo("astronaut"))
+    files["special/colorwheel-alpha.PNG"] = with_alpha(photo("colorwheel"))[0]
+    assert len(files) == 42 and len(set(files.values())) == 42
+    repeats = {
+        "copies/chelsea-copy.jpg": files["photos/chelsea.jpg"],
+        "copies/deeper/same.JPG": files["special/coffee-exif.jpg"],
+        "photos/2019/dup-of-crop.jpg": files[f"crops/{VARIED[0]}.jpeg"],
+        "copies/camera16 (1).tiff": files["special/scans/camera16.tif"],
+        "mirrored/again.png": next(data for path, data in files.items() if "mirrored/" in path),
+    }
+    broken = {
+        BROKEN[0]: jpeg(photo("moon"))[:3000],
+        BROKEN[1]: b"shopping list: milk, eggs\n",
+        BROKEN[2]: b"",
+    }
+    for path, data in {**files, **repeats, **broken}.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(data)
+    (root / "notes.txt").write_text("not an image")
+    (root / "photos" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    return files
+
+
+@pytest.fixture
+def folder(tmp_path) -> tuple[Path, dict[str, bytes]]:
+    root = tmp_path / "pictures"
+    return root, build_folder(root)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_import_is_complete_reports_failures_and_resumes(server, client, gallery, folder):
+    root, good = folder
+    env = {"PHANTOSCOPE_URL": server.url, "COLUMNS": "200"}
+    command = ("import", gallery.app, str(root), "--concurrency", "4", "--batch-size", "5")
+
+    first = run_cli(*command, env=env)
+    output = first.stdout + first.stderr
+    assert first.returncode == 1, output
+    assert client.applications.count(gallery.app) == 42
+    assert {e.sha256 for e in client.entities.iterate(gallery.app)} == set(map(sha, good.values()))
+    for path in BROKEN:
+        assert path in output
+    assert "NOT_AN_IMAGE" in output
+    assert "imported: 42" in output and "failed:   3" in output
+    assert "skipped:  5 (already imported: 0, duplicates: 5)" in output
+
+    # The special files were decoded as they look: a plain rendering finds each first.
+    renderings = {
+        "special/coffee-exif.jpg": jpeg(photo("coffee")),
+        "special/scans/camera16.tif": jpeg(photo("camera")),
+        "special/scans/ASTRONAUT16.TIFF": jpeg(photo("astronaut")),
+        "special/colorwheel-alpha.PNG": with_alpha(photo("colorwheel"))[1],
+    }
+    for path, rendering in renderings.items():
+        (hit,) = client.search(gallery.app, rendering, topk=1)
+        assert hit.entity.sha256 == sha(good[path]), path
+
+    # A second run imports nothing new; the broken files fail again.
+    second = run_cli(*command, env=env)
+    output = second.stdout + second.stderr
+    assert second.returncode == 1, output
+    assert "imported: 0" in output and "failed:   3" in output
+    assert "skipped:  47 (already imported: 47, duplicates: 0)" in output
+    assert client.applications.count(gallery.app) == 42
+
+    # Without the broken files, everything is skipped and the run succeeds.
+    shutil.rmtree(root / "broken")
+    third = run_cli(*command, env=env)
+    output = third.stdout + third.stderr
+    assert third.returncode == 0, output
+    assert "all 47 images skipped" in output
+    assert client.applications.count(gallery.app) == 42
+
+
+def test_import_refuses_a_missing_application_or_field(server, gallery, tmp_path):
+    (tmp_path / "a.jpg").write_bytes(jpeg(photo("coins")))
+    env = {"PHANTOSCOPE_URL": server.url}
+    result = run_cli("import", "no-such-app", str(tmp_path), env=env)
+    assert result.returncode == 1
+    assert "no application named 'no-such-app'" in result.stderr
+    result = run_cli("import", gallery.app, str(tmp_path), "--field", "photo", env=env)
+    assert result.returncode == 1
+    assert "has no image field 'photo' (image fields: image)" in result.stderr

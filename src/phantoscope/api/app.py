@@ -14,6 +14,7 @@ from phantoscope.api.errors import install_error_handlers
 from phantoscope.config import ServerSettings
 from phantoscope.engine.context import Stores
 from phantoscope.engine.stats import store_counts
+from phantoscope.web import mount_ui
 
 
 def create_app(
@@ -53,4 +54,5 @@ def create_app(
         """How much each store holds: SQL rows, Milvus vectors, stored images."""
         return store_counts(request.app.state.stores)
 
+    mount_ui(app)  # the preview UI at `/`, its files under `/ui/`
     return app

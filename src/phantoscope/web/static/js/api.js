@@ -1,0 +1,128 @@
+// The Phantoscope v1 REST API, same origin. Every failure becomes an ApiError carrying the
+// server's {"code", "error", "message"} answer (or NETWORK when the server cannot be reached).
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const enc = encodeURIComponent;
+
+// Entity ids are 64-bit integers, beyond what a JS number holds exactly: parse integers over
+// 2^53 as strings (with the parser's source text where the browser has it, else a rewrite).
+const HAS_SOURCE = (() => {
+  let seen = false;
+  JSON.parse('1', (key, value, context) => {
+    seen = Boolean(context && 'source' in context);
+    return value;
+  });
+  return seen;
+})();
+
+export function parseJson(text) {
+  if (HAS_SOURCE) {
+    return JSON.parse(text, (key, value, context) =>
+      (typeof value === 'number' && !Number.isSafeInteger(value) && /^-?\d+$/.test(context.source)
+        ? context.source : value));
+  }
+  return JSON.parse(text.replace(/([:[,]\s*)(-?\d{16,})(?=\s*[,\]}])/g, '$1"$2"'));
+}
+
+function errorFrom(status, statusText, text) {
+  let body = null;
+  try {
+    body = parseJson(text);
+  } catch {
+    // not JSON: a proxy's page, or bare text
+  }
+  if (body && typeof body === 'object' && body.code) {
+    return new ApiError(status, body.code, body.message || body.error || statusText);
+  }
+  const short = (text || '').trim().slice(0, 200);
+  return new ApiError(status, `HTTP_${status}`, short || statusText || 'request failed');
+}
+
+export async function request(method, path, { json, form, signal } = {}) {
+  const init = { method, signal, headers: { accept: 'application/json' } };
+  if (json !== undefined) {
+    init.body = JSON.stringify(json);
+    init.headers['content-type'] = 'application/json';
+  } else if (form) {
+    init.body = form;
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (err) {
+    if (err.name === 'AbortError') throw err;
+    throw new ApiError(0, 'NETWORK', `cannot reach the API server (${err.message})`);
+  }
+  const text = await response.text();
+  if (!response.ok) throw errorFrom(response.status, response.statusText, text);
+  const type = response.headers.get('content-type') || '';
+  return type.includes('json') ? parseJson(text) : text;
+}
+
+const app = (name) => `v1/application/${enc(name)}`;
+
+export const api = {
+  ping: () => request('GET', 'v1/settings/ping'),
+  operators: () => request('GET', 'v1/operator/'),
+  health: (name) => request('GET', `v1/operator/${enc(name)}/health`),
+  pipelines: () => request('GET', 'v1/pipeline/'),
+  applications: () => request('GET', 'v1/application/'),
+  application: (name) => request('GET', app(name)),
+  createApplication: (name, fields, bucket) =>
+    request('POST', app(name), { json: bucket ? { fields, s3Buckets: bucket } : { fields } }),
+  deleteApplication: (name, force = false) =>
+    request('DELETE', `${app(name)}${force ? '?force=true' : ''}`),
+  count: async (name) => (await request('GET', `${app(name)}/entity/count`)).count,
+  entities: (name, num, page) => request('GET', `${app(name)}/entity?num=${num}&page=${page}`),
+  entity: (name, id) => request('GET', `${app(name)}/entity/${enc(id)}`),
+  deleteEntity: (name, id) => request('DELETE', `${app(name)}/entity/${enc(id)}`),
+  search: (name, field, ref, topk, signal) =>
+    request('POST', `${app(name)}/search`, { json: { fields: { [field]: ref }, topk }, signal }),
+};
+
+// POST files to upload/batch with XMLHttpRequest, for its upload progress events.
+// onProgress(loadedBytes, totalBytes) while sending; onSent() once the body is out.
+export function uploadBatch(name, files, field, { onProgress, onSent } = {}) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    if (field) form.append('field', field);
+    for (const file of files) form.append('files', file, file.name);
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', `${app(name)}/upload/batch`);
+    xhr.setRequestHeader('accept', 'application/json');
+    xhr.upload.addEventListener('progress', (event) => {
+      if (event.lengthComputable) onProgress?.(event.loaded, event.total);
+    });
+    xhr.upload.addEventListener('load', () => onSent?.());
+    xhr.addEventListener('load', () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        try {
+          resolve(parseJson(xhr.responseText));
+        } catch {
+          reject(new ApiError(xhr.status, 'BAD_ANSWER', 'the server answered something not JSON'));
+        }
+      } else {
+        reject(errorFrom(xhr.status, xhr.statusText, xhr.responseText));
+      }
+    });
+    xhr.addEventListener('error', () =>
+      reject(new ApiError(0, 'NETWORK', 'the upload did not reach the API server')));
+    xhr.addEventListener('abort', () => reject(new ApiError(0, 'ABORTED', 'upload cancelled')));
+    xhr.send(form);
+  });
+}
+
+// The application's image fields: [{name, pipeline}].
+export function imageFields(application) {
+  return Object.entries(application?._fields || {})
+    .filter(([, definition]) => definition.type === 'object')
+    .map(([name, definition]) => ({ name, pipeline: definition.pipeline }));
+}

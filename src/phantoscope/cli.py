@@ -20,12 +20,12 @@ operator_app = typer.Typer(
 )
 app.add_typer(operator_app, name="operator")
 
-console = Console(soft_wrap=True)
-errors = Console(stderr=True, soft_wrap=True)
+console = Console(soft_wrap=True, highlight=False)
+errors = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    errors.print(f"[red]error:[/red] {message}")
     return typer.Exit(code)
 
 
@@ -90,26 +90,23 @@ def _print_report(report: CheckReport) -> None:
             f"Identity: name={identity.name} type={identity.type} input={identity.input} "
             f"output={identity.output} dimension={identity.dimension} "
             f"metric={identity.metric_type} endpoint={identity.endpoint}",
-            highlight=False,
         )
     if report.health is not None:
-        console.print(f"Healthy: {report.health}", highlight=False)
+        console.print(f"Healthy: {report.health}")
     if report.result is not None:
         result = report.result
         console.print(
             f"Execute: vector size: {len(result.vectors)}; data size: {len(result.crops)} "
             f"({report.seconds * 1000:.1f} ms)",
-            highlight=False,
         )
         if len(result.vectors):
-            console.print(f"vector dim: {result.vectors.shape[1]}", highlight=False)
+            console.print(f"vector dim: {result.vectors.shape[1]}")
         for crop in result.crops:
             if crop.box is not None:
                 box = crop.box
                 console.print(
                     f"crop box: ({box.left}, {box.top}, {box.right}, {box.bottom}) "
                     f"score {box.score:.3f}",
-                    highlight=False,
                 )
 
 
@@ -130,7 +127,7 @@ def operator_test(
     _print_report(report)
     if not report.ok:
         for problem in report.problems:
-            errors.print(f"[red]FAIL[/red] {problem}", highlight=False)
+            errors.print(f"[red]FAIL[/red] {problem}")
         raise typer.Exit(1)
     console.print("[green]OK[/green]")
 
@@ -144,9 +141,7 @@ def operator_builtins() -> None:
     console.print(table)
 
 
-HostOption = Annotated[
-    str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
-]
+HostOption = Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")]
 PortOption = Annotated[int | None, typer.Option("--port", "-p", help="Port (default 5000).")]
 
 

@@ -25,6 +25,20 @@ ENDPOINT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$")
 REGISTER_TIMEOUT_S = 5.0
 
 
+def _exists(kind: str, name: str) -> ConflictError:
+    article = "an" if kind[0] in "aeiou" else "a"
+    return ConflictError(
+        f"{kind.upper()}_EXISTS", f"{article} {kind} named {name!r} already exists"
+    )
+
+
+def _in_use(kind: str, name: str, users_kind: str, users: list[str]) -> ConflictError:
+    return ConflictError(
+        f"{kind.upper()}_IN_USE",
+        f"{kind} {name!r} is used by {users_kind}(s) {', '.join(users)}: delete them first",
+    )
+
+
 # -- operators ---------------------------------------------------------------------------
 
 
@@ -43,7 +57,7 @@ def register_operator(stores: Stores, name: str, endpoint: str) -> OperatorRow:
             "INVALID_ENDPOINT", f"endpoint {str(endpoint)[:100]!r} is not of the form host:port"
         )
     if stores.meta.get_operator(name) is not None:
-        raise ConflictError("OPERATOR_EXISTS", f"an operator named {name!r} already exists")
+        raise _exists("operator", name)
     with OperatorClient(endpoint, timeout_s=REGISTER_TIMEOUT_S) as client:
         try:
             identity = client.identity()
@@ -78,9 +92,7 @@ def register_operator(stores: Stores, name: str, endpoint: str) -> OperatorRow:
     try:
         stores.meta.add(row, "registering an operator")
     except DuplicateError:
-        raise ConflictError(
-            "OPERATOR_EXISTS", f"an operator named {name!r} already exists"
-        ) from None
+        raise _exists("operator", name) from None
     return row
 
 
@@ -88,10 +100,7 @@ def delete_operator(stores: Stores, name: str) -> OperatorRow:
     row = get_operator(stores, name)
     users = stores.meta.pipelines_using(name)
     if users:
-        raise ConflictError(
-            "OPERATOR_IN_USE",
-            f"operator {name!r} is used by pipeline(s) {', '.join(users)}: delete them first",
-        )
+        raise _in_use("operator", name, "pipeline", users)
     stores.meta.delete_operator(name)
     return row
 
@@ -148,7 +157,7 @@ def create_pipeline(
     if input != "image":
         raise BadRequestError("PIPELINE_INVALID", f"input must be 'image', not {input!r}")
     if stores.meta.get_pipeline(name) is not None:
-        raise ConflictError("PIPELINE_EXISTS", f"a pipeline named {name!r} already exists")
+        raise _exists("pipeline", name)
     for processor in processors:
         _operator_of_type(stores, processor, "processor", "processor")
     coder = _operator_of_type(stores, encoder, "encoder", "encoder")
@@ -171,9 +180,7 @@ def create_pipeline(
     except BaseException as exc:
         stores.vectors.drop_collection(collection)
         if isinstance(exc, DuplicateError):
-            raise ConflictError(
-                "PIPELINE_EXISTS", f"a pipeline named {name!r} already exists"
-            ) from None
+            raise _exists("pipeline", name) from None
         raise
     return row
 
@@ -182,10 +189,7 @@ def delete_pipeline(stores: Stores, name: str) -> PipelineRow:
     row = get_pipeline(stores, name)
     users = stores.meta.applications_using(name)
     if users:
-        raise ConflictError(
-            "PIPELINE_IN_USE",
-            f"pipeline {name!r} is used by application(s) {', '.join(users)}: delete them first",
-        )
+        raise _in_use("pipeline", name, "application", users)
     stores.meta.delete_pipeline(name)
     stores.vectors.drop_collection(row.collection)
     return row
@@ -242,7 +246,7 @@ def create_application(
 ) -> ApplicationRow:
     check_name("application", name)
     if stores.meta.get_application(name) is not None:
-        raise ConflictError("APPLICATION_EXISTS", f"an application named {name!r} already exists")
+        raise _exists("application", name)
     field_rows = _field_rows(stores, fields)
     bucket = bucket or bucket_name(name)
     try:
@@ -257,9 +261,7 @@ def create_application(
         if created:
             stores.objects.delete_bucket(bucket)
         if isinstance(exc, DuplicateError):
-            raise ConflictError(
-                "APPLICATION_EXISTS", f"an application named {name!r} already exists"
-            ) from None
+            raise _exists("application", name) from None
         raise
     return row
 

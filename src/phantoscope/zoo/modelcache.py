@@ -2,6 +2,8 @@
 
 Exporting needs torch, which the serving side must never import, so a missing model is made
 by ``python -m phantoscope.zoo.export`` in a child process (see :mod:`phantoscope.zoo.export`).
+Static int8 copies of those models are made the same way, by ``python -m
+phantoscope.zoo.quantize`` (which imports onnx and ``onnxruntime.quantization``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ import sys
 from pathlib import Path
 
 _STDERR_TAIL = 3000
+
+INT8_TAG = "int8-cal1"
+"""Names a static int8 model in the cache (``<fp32 stem>-int8-cal1.onnx``): bump the number
+whenever :mod:`phantoscope.zoo.quantize` changes its calibration set or its recipe, so that
+no cached file made the old way is served."""
 
 
 def models_dir() -> Path:
@@ -51,17 +58,43 @@ def ensure_model(export_name: str, path: Path, weights: str | None = None) -> Pa
     """
     if path.is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "phantoscope.zoo.export", export_name, "--out", str(path)]
     if weights is not None:
         command += ["--weights", weights]
+    hint = "exporting needs the 'export' extra: pip install 'phantoscope[export]'"
+    return _make(command, path, f"exporting {export_name} to ONNX", hint)
+
+
+def quantized_path(fp32_path: Path) -> Path:
+    """Where the static int8 copy of the cached fp32 model ``fp32_path`` lives."""
+    return fp32_path.with_name(f"{fp32_path.stem}-{INT8_TAG}.onnx")
+
+
+def ensure_quantized(fp32_path: Path, path: Path, encoder: str) -> Path:
+    """Return ``path``, first quantising ``fp32_path`` to it (static int8) if it does not exist.
+
+    ``encoder`` is the ``module:Class`` path of the encoder whose preprocessing the
+    calibration images go through. Quantising runs in a child process, like exporting.
+    """
+    if path.is_file():
+        return path
+    command = [
+        sys.executable, "-m", "phantoscope.zoo.quantize", str(fp32_path),
+        "--out", str(path), "--encoder", encoder,
+    ]
+    hint = (
+        "quantising needs onnx (the 'export' extra) and scikit-image, whose sample photos "
+        "calibrate it: pip install 'phantoscope[export]' scikit-image"
+    )
+    return _make(command, path, f"quantising {fp32_path.name} to int8", hint)
+
+
+def _make(command: list[str], path: Path, doing: str, missing_module_hint: str) -> Path:
+    """Run ``command`` (which writes ``path`` atomically); raise with its stderr if it fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0 or not path.is_file():
         tail = result.stderr.strip()[-_STDERR_TAIL:]
-        hint = ""
-        if "No module named" in tail:
-            hint = "\n(exporting needs the 'export' extra: pip install 'phantoscope[export]')"
-        raise RuntimeError(
-            f"exporting {export_name} to ONNX failed (exit code {result.returncode}):\n{tail}{hint}"
-        )
+        hint = f"\n({missing_module_hint})" if "No module named" in tail else ""
+        raise RuntimeError(f"{doing} failed (exit code {result.returncode}):\n{tail}{hint}")
     return path

@@ -21,8 +21,14 @@ test: $(INSTALLED)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest
 
+# Benchmarks print figures and ratios (see bench/README.md); they are never run as tests.
 bench: $(INSTALLED)
 	$(BIN)/python bench/operator_throughput.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/search.py
+	$(BIN)/python bench/api_ingest_search.py
+	$(BIN)/python bench/vector_store.py
+	$(BIN)/python bench/int8_quality.py
 
 proto: $(INSTALLED)
 	$(BIN)/python -m grpc_tools.protoc -Isrc --python_out=src --grpc_python_out=src src/phantoscope/operators/proto/omnisearch.proto

@@ -13,11 +13,8 @@ import argparse
 import base64
 import io
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,7 +23,8 @@ import httpx
 from PIL import ImageEnhance, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from phantoscope.operators.process import PHANTOSCOPE, free_port
+from common import engine
+
 from photos import PHOTO_NAMES, photo
 
 
@@ -53,20 +51,6 @@ def variants(count: int) -> list[bytes]:
     return out
 
 
-def start_engine(home: Path, port: int) -> subprocess.Popen:
-    process = subprocess.Popen([PHANTOSCOPE, "up", "--port", str(port)],
-                               env={**os.environ, "PHANTOSCOPE_HOME": str(home)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/settings/ping").text == "pong":
-                return process
-        except httpx.TransportError:
-            time.sleep(0.5)
-    raise RuntimeError("engine did not start")
-
-
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1]
 
@@ -78,10 +62,8 @@ def main() -> None:
     args = parser.parse_args()
     images = [base64.b64encode(data).decode() for data in variants(args.images)]
     half = len(images) // 2
-    with tempfile.TemporaryDirectory() as home:
-        port = free_port()
-        process = start_engine(Path(home), port)
-        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
+    with engine() as running:
+        api = httpx.Client(base_url=running.url, timeout=600)
         try:
             started = time.perf_counter()
             for data in images[:half]:
@@ -113,8 +95,7 @@ def main() -> None:
                 latencies.append((time.perf_counter() - started) * 1000)
                 answer.raise_for_status()
         finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=120)
+            api.close()
     print(f"phantoscope up (Milvus Lite, SQLite, folder), {count} images stored, "
           f"{os.cpu_count()} CPUs")
     print(f"{'ingest, one JSON request per image':44} {single_rate:8.1f} images/s  1.00x")

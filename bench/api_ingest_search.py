@@ -11,44 +11,13 @@ from __future__ import annotations
 
 import argparse
 import base64
-import io
 import os
 import statistics
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
-from PIL import ImageEnhance, ImageOps
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from common import engine
-
-from photos import PHOTO_NAMES, photo
-
-
-def variants(count: int) -> list[bytes]:
-    """Distinct JPEGs: crops, flips, colour and size changes of the sample photos."""
-    bases = [photo(name) for name in PHOTO_NAMES]
-    out = []
-    for index in range(count):
-        image = bases[index % len(bases)]
-        step = index // len(bases)
-        width, height = image.size
-        cut = (step * 7) % 30 / 100
-        image = image.crop((int(width * cut / 2), int(height * cut / 3),
-                            width - int(width * cut / 3), height - int(height * cut / 2)))
-        if step % 2:
-            image = ImageOps.mirror(image)
-        image = ImageEnhance.Color(image).enhance(0.6 + (step % 9) / 10)
-        scale = (0.6, 1.0, 1.6, 2.4)[step % 4]
-        size = (max(32, int(image.width * scale)), max(32, int(image.height * scale)))
-        image = image.resize(size)
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=85)
-        out.append(buffer.getvalue())
-    return out
+from common import engine, make_photos
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -60,7 +29,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--searches", type=int, default=200)
     args = parser.parse_args()
-    images = [base64.b64encode(data).decode() for data in variants(args.images)]
+    images = [base64.b64encode(data).decode() for data in make_photos(args.images)]
     half = len(images) // 2
     with engine() as running:
         api = httpx.Client(base_url=running.url, timeout=600)

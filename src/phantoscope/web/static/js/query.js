@@ -1,7 +1,7 @@
 // The query image: chosen, dropped, pasted or given by URL; optionally cropped by drawing a
 // rectangle on its preview. getRef() gives what the search API takes: {data} or {url}.
 
-import { blobToBase64, h } from './ui.js';
+import { blobToBase64, dropZone, h } from './ui.js';
 
 const MIN_CROP_PX = 6; // a smaller drag is a click: it clears the crop
 
@@ -55,18 +55,7 @@ export class QueryPicker {
   }
 
   wireDrop() {
-    const zone = this.root;
-    zone.addEventListener('dragover', (event) => {
-      event.preventDefault();
-      zone.classList.add('over');
-    });
-    zone.addEventListener('dragleave', (event) => {
-      if (!zone.contains(event.relatedTarget)) zone.classList.remove('over');
-    });
-    zone.addEventListener('drop', (event) => {
-      event.preventDefault();
-      zone.classList.remove('over');
-      const data = event.dataTransfer;
+    dropZone(this.root, (data) => {
       if (data?.files?.length) this.takeFiles(data.files);
       else {
         const url = (data?.getData('text/uri-list') || data?.getData('text/plain') || '')

@@ -167,3 +167,19 @@ export function blobToBase64(blob) {
     reader.readAsDataURL(blob);
   });
 }
+
+/** Make `zone` a drop target: highlighted while dragged over; `onDrop(dataTransfer)`. */
+export function dropZone(zone, onDrop) {
+  zone.addEventListener('dragover', (event) => {
+    event.preventDefault();
+    zone.classList.add('over');
+  });
+  zone.addEventListener('dragleave', (event) => {
+    if (!zone.contains(event.relatedTarget)) zone.classList.remove('over');
+  });
+  zone.addEventListener('drop', (event) => {
+    event.preventDefault();
+    zone.classList.remove('over');
+    onDrop(event.dataTransfer);
+  });
+}

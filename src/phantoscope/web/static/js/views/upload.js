@@ -4,7 +4,7 @@
 import { uploadBatch } from '../api.js';
 import { openEntity } from '../entity.js';
 import { AppSelect, emit } from '../state.js';
-import { errorText, field, fill, formatBytes, h, toast } from '../ui.js';
+import { dropZone, errorText, field, fill, formatBytes, h, toast } from '../ui.js';
 
 const PER_REQUEST = 4; // files in one upload/batch request
 const REQUEST_BYTES = 16 * 1024 * 1024; // ... and at most this many bytes (one bigger file alone)
@@ -62,19 +62,7 @@ export default class UploadView {
   }
 
   wireDrop() {
-    const zone = this.zone;
-    zone.addEventListener('dragover', (event) => {
-      event.preventDefault();
-      zone.classList.add('over');
-    });
-    zone.addEventListener('dragleave', (event) => {
-      if (!zone.contains(event.relatedTarget)) zone.classList.remove('over');
-    });
-    zone.addEventListener('drop', (event) => {
-      event.preventDefault();
-      zone.classList.remove('over');
-      this.add(event.dataTransfer?.files);
-    });
+    dropZone(this.zone, (data) => this.add(data?.files));
   }
 
   // Images pasted (Ctrl+V) while this view is shown join the queue.

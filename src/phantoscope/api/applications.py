@@ -18,6 +18,7 @@ from phantoscope.engine import entities, registry
 from phantoscope.engine.context import Stores
 from phantoscope.engine.errors import BadRequestError, EngineError, SchemaError, TooLargeError
 from phantoscope.engine.search import search as search_images
+from phantoscope.storage.meta import ApplicationRow
 
 router = APIRouter(prefix="/v1/application", tags=["applications"])
 
@@ -135,10 +136,8 @@ def delete_application(name: str, request: Request, force: bool = False) -> dict
     return application_json(entities.delete_application(stores_of(request), name, force))
 
 
-def _entities_answer(request: Request, app_name: str, outcomes) -> list[dict]:
+def _entities_answer(request: Request, application: ApplicationRow, outcomes) -> list[dict]:
     """One object per vector, as the original answered an upload."""
-    stores = stores_of(request)
-    application = registry.get_application(stores, app_name)
     answer = []
     for outcome in outcomes:
         entity = outcome.entity
@@ -162,7 +161,7 @@ async def upload(name: str, request: Request) -> list[dict]:
     """Upload one image: JSON `{"fields": {"<field>": {"url"|"data"}}}` or a multipart
     `file` (with an optional `field`). Answers one entity object per vector produced."""
     stores = stores_of(request)
-    registry.get_application(stores, name)
+    application = registry.get_application(stores, name)
     body = await _body(request, UploadBody)
     if isinstance(body, FormData):
         files = await _files(body)
@@ -177,7 +176,7 @@ async def upload(name: str, request: Request) -> list[dict]:
     else:
         items = await run_in_threadpool(_read_items, stores, list(body.fields.items()))
     outcomes = await run_in_threadpool(entities.upload, stores, name, items)
-    return _entities_answer(request, name, outcomes)
+    return _entities_answer(request, application, outcomes)
 
 
 def _read_batch(stores: Stores, refs: list[BatchItem]):
@@ -209,7 +208,7 @@ async def upload_batch(name: str, request: Request) -> dict:
     """Upload many images in one request: JSON `{"images": [{"url"|"data", "field"?}]}` or
     multipart `files`. Each image succeeds or fails on its own; the answer says which."""
     stores = stores_of(request)
-    registry.get_application(stores, name)
+    application = registry.get_application(stores, name)
     body = await _body(request, BatchBody)
     if isinstance(body, FormData):
         read = await run_in_threadpool(_check_files, stores, await _files(body), _field(body))
@@ -248,7 +247,7 @@ async def search(name: str, request: Request) -> list[dict]:
     """Search by image: JSON `{"fields": {"<field>": {"url"|"data"}}, "topk": 10}` or a
     multipart `file` with `topk` (and optional `field`). Nearest first."""
     stores = stores_of(request)
-    registry.get_application(stores, name)
+    application = registry.get_application(stores, name)
     body = await _body(request, SearchBody)
     if isinstance(body, FormData):
         files = await _files(body)
@@ -262,7 +261,6 @@ async def search(name: str, request: Request) -> list[dict]:
         topk = body.topk
         image = await run_in_threadpool(read_image, stores, ref, f"fields.{field}")
     hits = await run_in_threadpool(search_images, stores, name, field, image, topk)
-    application = registry.get_application(stores, name)
     return [hit_json(hit, application, image_url(request, application, hit.entity)) for hit in hits]
 
 

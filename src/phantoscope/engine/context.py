@@ -28,7 +28,9 @@ class Stores:
         pool = OperatorPool(settings.operator_timeout_s)
         return cls(
             meta=MetaStore(settings.meta_url),
-            vectors=open_vector_store(settings.vectors_uri),
+            vectors=open_vector_store(
+                settings.vectors_uri, timeout_s=settings.storage_timeout_s
+            ),
             objects=open_object_store(settings.objects_url),
             pool=pool,
             runner=PipelineRunner(pool),

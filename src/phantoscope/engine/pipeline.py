@@ -6,7 +6,6 @@ which box of that image (boxes of nested processors are composed into input coor
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,8 +17,9 @@ from phantoscope.engine.errors import (
     OperatorFailedError,
     OperatorUnavailableError,
 )
+from phantoscope.engine.replicas import OperatorPool
 from phantoscope.operators.base import Box
-from phantoscope.operators.client import CropResult, OperatorCallError, OperatorClient
+from phantoscope.operators.client import CropResult, OperatorCallError
 from phantoscope.storage.meta import OperatorRow
 
 # Images per Execute call to an encoder; processors get one image per call (original
@@ -28,27 +28,6 @@ from phantoscope.storage.meta import OperatorRow
 ENCODER_CHUNK = 32
 PROCESSOR_CONCURRENCY = 8
 UNAVAILABLE_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"}
-
-
-class OperatorPool:
-    """One long-lived gRPC client per endpoint, shared by all requests."""
-
-    def __init__(self, timeout_s: float) -> None:
-        self.timeout_s = timeout_s
-        self._clients: dict[str, OperatorClient] = {}
-        self._lock = threading.Lock()
-
-    def client(self, endpoint: str) -> OperatorClient:
-        with self._lock:
-            if endpoint not in self._clients:
-                self._clients[endpoint] = OperatorClient(endpoint, timeout_s=self.timeout_s)
-            return self._clients[endpoint]
-
-    def close(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
 
 
 @dataclass(frozen=True)
@@ -87,8 +66,8 @@ def operator_error(operator: OperatorRow, exc: OperatorCallError) -> Exception:
     if exc.code in UNAVAILABLE_CODES:
         return OperatorUnavailableError(
             "OPERATOR_UNAVAILABLE",
-            f"operator {operator.name!r} at {operator.endpoint} did not answer ({exc.code}): "
-            "check that it is running",
+            f"operator {operator.name!r} at {operator.endpoint} did not answer ({exc.code}: "
+            f"{exc.details}): check that it is running",
         )
     return OperatorFailedError(
         "OPERATOR_FAILED", f"operator {operator.name!r} failed ({exc.code}): {exc.details}"
@@ -116,7 +95,7 @@ class PipelineRunner:
 
     def _call(self, operator: OperatorRow, datas: Sequence[str]):
         try:
-            return self.pool.client(operator.endpoint).execute(datas=datas)
+            return self.pool.replicas(operator.endpoint).execute(operator.name, datas)
         except OperatorCallError as exc:
             raise operator_error(operator, exc) from None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +9,9 @@ from phantoscope.engine.context import Stores
 from phantoscope.engine.errors import BadRequestError, ConflictError, NotFoundError
 from phantoscope.engine.names import bucket_name, check_name, collection_name
 from phantoscope.engine.pipeline import operator_error
-from phantoscope.operators.client import OperatorCallError, OperatorClient
+from phantoscope.engine.replicas import parse_endpoints
+from phantoscope.operators.client import OperatorCallError, OperatorClient, OperatorIdentity
+from phantoscope.operators.server import HEALTHY
 from phantoscope.storage.meta import (
     ApplicationRow,
     DuplicateError,
@@ -21,7 +22,6 @@ from phantoscope.storage.meta import (
 )
 
 METRICS = ("IP", "L2", "COSINE")
-ENDPOINT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$")
 REGISTER_TIMEOUT_S = 5.0
 
 
@@ -49,18 +49,10 @@ def get_operator(stores: Stores, name: str) -> OperatorRow:
     return row
 
 
-def register_operator(stores: Stores, name: str, endpoint: str) -> OperatorRow:
-    """Ask the operator at ``endpoint`` who it is and remember it under ``name``."""
-    check_name("operator", name)
-    if not isinstance(endpoint, str) or not ENDPOINT.match(endpoint):
-        raise BadRequestError(
-            "INVALID_ENDPOINT", f"endpoint {str(endpoint)[:100]!r} is not of the form host:port"
-        )
-    if stores.meta.get_operator(name) is not None:
-        raise _exists("operator", name)
+def _identity(endpoint: str) -> OperatorIdentity:
     with OperatorClient(endpoint, timeout_s=REGISTER_TIMEOUT_S) as client:
         try:
-            identity = client.identity()
+            return client.identity()
         except OperatorCallError as exc:
             raise BadRequestError(
                 "OPERATOR_UNREACHABLE",
@@ -71,6 +63,41 @@ def register_operator(stores: Stores, name: str, endpoint: str) -> OperatorRow:
         raise BadRequestError(
             "OPERATOR_INVALID", f"the operator at {endpoint} has unknown type {identity.type!r}"
         )
+
+
+def _same_operator(endpoints: list[str], identities: list[OperatorIdentity]) -> None:
+    """Replicas of one operator must agree on what they produce."""
+
+    def shape(identity: OperatorIdentity) -> tuple[str, int, str]:
+        return identity.type, identity.dimension, identity.metric_type.upper()
+
+    for endpoint, identity in zip(endpoints[1:], identities[1:], strict=True):
+        if shape(identity) != shape(identities[0]):
+            raise BadRequestError(
+                "OPERATOR_REPLICAS_DIFFER",
+                f"the operators at {endpoints[0]} and {endpoint} are not replicas of one "
+                "operator: (type, dimension, metric) "
+                f"{shape(identities[0])} and {shape(identity)}",
+            )
+
+
+def register_operator(stores: Stores, name: str, endpoint: str) -> OperatorRow:
+    """Ask the operator at ``endpoint`` who it is and remember it under ``name``.
+
+    ``endpoint`` is ``host:port``, or ``host:port,host:port,...`` for replicas of one
+    operator (each is asked; they must agree on type, dimension and metric).
+    """
+    check_name("operator", name)
+    try:
+        endpoints = parse_endpoints(endpoint)
+    except ValueError as exc:
+        raise BadRequestError("INVALID_ENDPOINT", str(exc)) from None
+    if stores.meta.get_operator(name) is not None:
+        raise _exists("operator", name)
+    identities = [_identity(one) for one in endpoints]
+    _same_operator(endpoints, identities)
+    identity = identities[0]
+    endpoint = ",".join(endpoints)
     if identity.type == "encoder" and (
         identity.dimension <= 0 or identity.metric_type.upper() not in METRICS
     ):
@@ -105,12 +132,17 @@ def delete_operator(stores: Stores, name: str) -> OperatorRow:
     return row
 
 
-def operator_health(stores: Stores, name: str) -> str:
+def operator_health(stores: Stores, name: str) -> tuple[str, list[dict[str, str]]]:
+    """Ask every replica `Healthy` now: the first healthy answer (else the first answer at
+    all), and each replica's state; OPERATOR_UNAVAILABLE if none answers."""
     row = get_operator(stores, name)
-    try:
-        return stores.pool.client(row.endpoint).health(timeout_s=REGISTER_TIMEOUT_S)
-    except OperatorCallError as exc:
-        raise operator_error(row, exc) from None
+    replicas = stores.pool.replicas(row.endpoint)
+    answers = [answer for _, answer in replicas.check(REGISTER_TIMEOUT_S) if answer is not None]
+    if not answers:
+        raise operator_error(
+            row, OperatorCallError(row.endpoint, "Healthy", "UNAVAILABLE", "no replica answers")
+        )
+    return (HEALTHY if HEALTHY in answers else answers[0]), replicas.states()
 
 
 # -- pipelines ---------------------------------------------------------------------------

@@ -13,6 +13,13 @@ from phantoscope.operators.proto import omnisearch_pb2 as pb
 from phantoscope.operators.proto import omnisearch_pb2_grpc as pb_grpc
 
 DEFAULT_MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+# gRPC waits up to 120 s between reconnection attempts by default: an operator restarted
+# after a crash would go unused that long. Retry the connection every 0.1 to 1 s instead.
+RECONNECT_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
 
 
 class OperatorCallError(Exception):
@@ -69,13 +76,17 @@ class OperatorClient:
             options=[
                 ("grpc.max_send_message_length", max_message_bytes),
                 ("grpc.max_receive_message_length", max_message_bytes),
+                *RECONNECT_OPTIONS,
             ],
         )
         self._stub = pb_grpc.OperatorStub(self._channel)
 
     def _call(self, method: str, request: object, timeout_s: float | None = None):
         try:
-            return getattr(self._stub, method)(request, timeout=timeout_s or self.timeout_s)
+            # Not wait_for_ready: an unreachable operator fails the call at once.
+            return getattr(self._stub, method)(
+                request, timeout=timeout_s or self.timeout_s, wait_for_ready=False
+            )
         except grpc.RpcError as exc:
             raise OperatorCallError(
                 self.endpoint, method, exc.code().name, exc.details() or ""

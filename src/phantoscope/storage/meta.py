@@ -47,6 +47,9 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+CONNECT_TIMEOUT_S = 5
+
+
 class MetaStoreError(RuntimeError):
     """The metadata database failed; the message says what was being done."""
 
@@ -183,6 +186,8 @@ class MetaStore:
         options: dict[str, Any] = {"pool_pre_ping": True}
         if parsed.get_backend_name() == "sqlite":
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:  # a database server that went away fails a request in seconds, not minutes
+            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
         self.engine = create_engine(url, **options)
         if parsed.get_backend_name() == "sqlite":
             _enable_sqlite_foreign_keys(self.engine)

@@ -77,6 +77,12 @@ IVF_NPROBE = 16
 INSERT_BATCH_BYTES = 16 * 1024 * 1024  # well under the server's 64 MiB gRPC message limit
 LITE_FLUSH_BYTES = 256 * 1024
 CALL_TIMEOUT_S = 60.0
+CONNECT_TIMEOUT_S = 60.0  # at start: the server may still be starting beside us
+# gRPC waits up to 120 s between reconnection attempts by default; a restarted server
+# should be used within about a second.
+RECONNECT_OPTIONS = {"grpc.initial_reconnect_backoff_ms": 100,
+                     "grpc.min_reconnect_backoff_ms": 100,
+                     "grpc.max_reconnect_backoff_ms": 1000}
 LOAD_TIMEOUT_S = 600.0
 
 T = TypeVar("T")
@@ -246,9 +252,13 @@ class MilvusVectorStore(VectorStore):
             self.uri = uri
             self._lock = None
             token = token if token is not None else os.environ.get(TOKEN_ENV, "")
+            # Every call has its own time-out (a server that went away fails it in
+            # `timeout_s`); pymilvus reconnects by itself once the server is back.
             self._client = self._call(
                 f"connect to the Milvus server at {_redact(uri)}",
-                lambda: MilvusClient(uri=uri, token=token, dedicated=True, timeout=timeout_s))
+                lambda: MilvusClient(uri=uri, token=token, dedicated=True,
+                                     timeout=max(timeout_s, CONNECT_TIMEOUT_S),
+                                     grpc_options=RECONNECT_OPTIONS))
 
     def __repr__(self) -> str:
         where = self.uri if self.is_lite else _redact(self.uri)

@@ -1,0 +1,237 @@
+"""Replicas of one operator: which of its endpoints answer, and spreading calls over them.
+
+An operator registered as ``host:port,host:port`` is served by several identical processes.
+Each `Execute` goes to the up replica with the fewest calls in flight (round-robin among
+equals). A replica that fails with UNAVAILABLE or DEADLINE_EXCEEDED is marked down and the
+call is retried once on another up replica (Execute has no side effects). A down replica
+gets no calls until a `Healthy` probe, with a short time-out and a growing back-off, says
+it serves again; probes run on a small shared thread pool, never one thread per request.
+
+Everything here is a cache of connections and health, rebuilt from the registered
+endpoints by any API replica: nothing another API replica needs lives here.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from phantoscope.metrics import OPERATOR_BATCH_IMAGES, OPERATOR_CALL_SECONDS
+from phantoscope.operators.client import ExecuteResult, OperatorCallError, OperatorClient
+from phantoscope.operators.server import HEALTHY
+
+ENDPOINT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$")
+MAX_ENDPOINTS_TEXT = 255  # the width of the operators table's endpoint column
+DOWN_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+PROBE_TIMEOUT_S = 1.0
+FIRST_BACKOFF_S = 0.2
+MAX_BACKOFF_S = 2.0
+PROBE_THREADS = 4
+
+
+def parse_endpoints(text: str) -> list[str]:
+    """The endpoints of ``host:port`` or ``host:port,host:port,...``; ValueError if bad."""
+    if not isinstance(text, str) or len(text) > MAX_ENDPOINTS_TEXT:
+        raise ValueError(
+            f"endpoint {str(text)[:100]!r} must be host:port or a comma-separated list of them "
+            f"(at most {MAX_ENDPOINTS_TEXT} characters)"
+        )
+    endpoints = [part.strip() for part in text.split(",")]
+    for endpoint in endpoints:
+        if not ENDPOINT.match(endpoint):
+            raise ValueError(f"endpoint {endpoint[:100]!r} is not of the form host:port")
+    if len(set(endpoints)) != len(endpoints):
+        raise ValueError(f"endpoint list {text[:100]!r} names an endpoint twice")
+    return endpoints
+
+
+@dataclass
+class Replica:
+    endpoint: str
+    client: OperatorClient
+    up: bool = True
+    outstanding: int = 0
+    backoff_s: float = 0.0
+    next_probe: float = 0.0
+    probe: Future | None = None
+    last_error: str = ""
+
+    @property
+    def state(self) -> str:
+        return "up" if self.up else "down"
+
+
+class ReplicaSet:
+    """The replicas behind one registered endpoint list; thread-safe."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        clients: Sequence[OperatorClient],
+        prober: ThreadPoolExecutor,
+    ) -> None:
+        self.endpoints = list(endpoints)
+        self._replicas = [Replica(e, c) for e, c in zip(endpoints, clients, strict=True)]
+        self._prober = prober
+        self._lock = threading.Lock()
+        self._turn = 0
+
+    def states(self) -> list[dict[str, str]]:
+        with self._lock:
+            return [{"endpoint": r.endpoint, "state": r.state} for r in self._replicas]
+
+    def execute(self, operator: str, datas: Sequence[str]) -> ExecuteResult:
+        """Execute on one up replica, once more on another if that one is down; the last
+        failure (code UNAVAILABLE when no replica was up) if none answered."""
+        tried: set[str] = set()
+        failure: OperatorCallError | None = None
+        for _ in range(2):
+            replica = self._acquire(tried)
+            if replica is None:
+                break
+            tried.add(replica.endpoint)
+            OPERATOR_BATCH_IMAGES.labels(operator).observe(len(datas))
+            start = time.perf_counter()
+            try:
+                result = replica.client.execute(datas=datas)
+            except OperatorCallError as exc:
+                OPERATOR_CALL_SECONDS.labels(operator, exc.code).observe(
+                    time.perf_counter() - start
+                )
+                self._release(replica, exc)
+                if exc.code not in DOWN_CODES:
+                    raise
+                failure = exc
+                continue
+            OPERATOR_CALL_SECONDS.labels(operator, "ok").observe(time.perf_counter() - start)
+            self._release(replica, None)
+            return result
+        if failure is not None:
+            raise failure
+        raise OperatorCallError(
+            ",".join(self.endpoints), "Execute", "UNAVAILABLE", self._down_reason()
+        )
+
+    def check(self, timeout_s: float) -> list[tuple[str, str | None]]:
+        """Ask every replica `Healthy` now (in parallel); each endpoint with its answer, or
+        None where it did not answer. Marks replicas up or down accordingly."""
+        futures = [self._prober.submit(self._probe, r, timeout_s) for r in self._replicas]
+        return [(r.endpoint, f.result()) for r, f in zip(self._replicas, futures, strict=True)]
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _acquire(self, exclude: set[str]) -> Replica | None:
+        """The up replica to call next (not in ``exclude``), counted as busy.
+
+        Down replicas are probed once their back-off has passed; when no replica is up, all
+        of them are probed at once and waited for (a short time-out), so that an operator
+        that came back serves the very next request.
+        """
+        for attempt in range(2):
+            with self._lock:
+                now = time.monotonic()
+                count = len(self._replicas)
+                order = [self._replicas[(self._turn + i) % count] for i in range(count)]
+                candidates = [r for r in order if r.up and r.endpoint not in exclude]
+                for replica in order:
+                    wanted = not candidates and replica.endpoint not in exclude
+                    due = wanted or replica.next_probe <= now
+                    if not replica.up and replica.probe is None and due:
+                        replica.probe = self._prober.submit(
+                            self._probe, replica, PROBE_TIMEOUT_S
+                        )
+                if candidates:
+                    self._turn += 1
+                    chosen = min(candidates, key=lambda r: r.outstanding)
+                    chosen.outstanding += 1
+                    return chosen
+                probes = [
+                    r.probe for r in order if r.probe is not None and r.endpoint not in exclude
+                ]
+            if attempt or not probes:
+                return None
+            wait(probes, timeout=PROBE_TIMEOUT_S * 1.5)
+        return None
+
+    def _release(self, replica: Replica, failure: OperatorCallError | None) -> None:
+        with self._lock:
+            replica.outstanding -= 1
+            if failure is not None and failure.code in DOWN_CODES:
+                self._mark_down(replica, f"{failure.code}: {failure.details}")
+
+    def _mark_down(self, replica: Replica, reason: str) -> None:
+        """Under the lock."""
+        if replica.up:
+            replica.up = False
+            replica.backoff_s = FIRST_BACKOFF_S
+        else:
+            replica.backoff_s = min(max(replica.backoff_s * 2, FIRST_BACKOFF_S), MAX_BACKOFF_S)
+        replica.next_probe = time.monotonic() + replica.backoff_s
+        replica.last_error = reason
+
+    def _probe(self, replica: Replica, timeout_s: float) -> str | None:
+        try:
+            answer: str | None = replica.client.health(timeout_s=timeout_s)
+            reason = f"it says {answer!r}"
+        except OperatorCallError as exc:
+            answer, reason = None, f"{exc.code}: {exc.details}"
+        with self._lock:
+            replica.probe = None
+            if answer == HEALTHY:
+                replica.up, replica.backoff_s, replica.last_error = True, 0.0, ""
+            else:
+                self._mark_down(replica, reason)
+        return answer
+
+    def _down_reason(self) -> str:
+        with self._lock:
+            return "no replica is up: " + "; ".join(
+                f"{r.endpoint} ({r.last_error or 'down'})" for r in self._replicas
+            )
+
+
+class OperatorPool:
+    """Long-lived gRPC clients, one per endpoint, and the replica sets over them."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._clients: dict[str, OperatorClient] = {}
+        self._sets: dict[str, ReplicaSet] = {}
+        self._prober = ThreadPoolExecutor(PROBE_THREADS, "operator-probe")
+        self._lock = threading.Lock()
+
+    def replicas(self, endpoints: str) -> ReplicaSet:
+        """The replica set for an operator's registered endpoint list."""
+        with self._lock:
+            found = self._sets.get(endpoints)
+            if found is None:
+                parsed = parse_endpoints(endpoints)
+                clients = [self._client(endpoint) for endpoint in parsed]
+                found = self._sets[endpoints] = ReplicaSet(parsed, clients, self._prober)
+            return found
+
+    def states(self, endpoints: str) -> list[dict[str, str]]:
+        """Each replica's last known state, without calling it ("unknown" if never used)."""
+        with self._lock:
+            found = self._sets.get(endpoints)
+        if found is not None:
+            return found.states()
+        return [{"endpoint": e, "state": "unknown"} for e in endpoints.split(",")]
+
+    def _client(self, endpoint: str) -> OperatorClient:
+        """Under the lock."""
+        if endpoint not in self._clients:
+            self._clients[endpoint] = OperatorClient(endpoint, timeout_s=self.timeout_s)
+        return self._clients[endpoint]
+
+    def close(self) -> None:
+        self._prober.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+            self._sets.clear()

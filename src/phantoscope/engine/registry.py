@@ -59,10 +59,6 @@ def _identity(endpoint: str) -> OperatorIdentity:
                 f"no operator answers at {endpoint} ({exc.code}: {exc.details}): start the "
                 "operator or fix the endpoint",
             ) from None
-    if identity.type not in ("encoder", "processor"):
-        raise BadRequestError(
-            "OPERATOR_INVALID", f"the operator at {endpoint} has unknown type {identity.type!r}"
-        )
 
 
 def _same_operator(endpoints: list[str], identities: list[OperatorIdentity]) -> None:
@@ -98,6 +94,10 @@ def register_operator(stores: Stores, name: str, endpoint: str) -> OperatorRow:
     _same_operator(endpoints, identities)
     identity = identities[0]
     endpoint = ",".join(endpoints)
+    if identity.type not in ("encoder", "processor"):
+        raise BadRequestError(
+            "OPERATOR_INVALID", f"the operator at {endpoint} has unknown type {identity.type!r}"
+        )
     if identity.type == "encoder" and (
         identity.dimension <= 0 or identity.metric_type.upper() not in METRICS
     ):

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from phantoscope.commands import register
+from phantoscope.commands.common import ApiKey, api_key
 from phantoscope.operators.checkup import CheckReport, check_operator
 from phantoscope.zoo import BUILTINS, DEFAULT_ENCODER
 
@@ -22,6 +23,12 @@ app.add_typer(operator_app, name="operator")
 
 console = Console(soft_wrap=True, highlight=False)
 errors = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+@app.callback()
+def main(key: ApiKey = None) -> None:
+    """Phantoscope: search images with images."""
+    api_key.set(key)  # for the commands that talk to a server (commands.common.connect)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -146,14 +153,22 @@ PortOption = Annotated[int | None, typer.Option("--port", "-p", help="Port (defa
 
 
 def _server_settings(host: str | None, port: int | None):
-    """PHANTOSCOPE_* settings, with the command line's host and port over them."""
+    """PHANTOSCOPE_* settings, with the command line's host and port over them; logging
+    configured by them. Bad API keys or log level: exit 2 with what is wrong."""
+    from phantoscope.api.auth import ApiKeys
     from phantoscope.config import ServerSettings
+    from phantoscope.logging_setup import configure_logging
 
     settings = ServerSettings()
     if host is not None:
         settings.host = host
     if port is not None:
         settings.port = port
+    try:
+        ApiKeys.parse(settings.api_keys)
+        configure_logging(settings.log_format, settings.log_level)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     return settings
 
 
@@ -173,7 +188,10 @@ def api(host: HostOption = None, port: PortOption = None) -> None:
     from phantoscope.api.app import create_app
 
     settings = _server_settings(host, port)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_config=None,
+        access_log=False,  # the API logs each request itself, with its id
+    )
 
 
 register(app, operator_app)

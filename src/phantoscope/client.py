@@ -26,6 +26,7 @@ from urllib.parse import quote
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:5000"
+API_KEY_ENV = "PHANTOSCOPE_API_KEY"
 
 ImageSource: TypeAlias = bytes | str | os.PathLike[str]
 
@@ -323,12 +324,17 @@ def _segment(name: str | int) -> str:
 class PhantoscopeClient:
     """One connection pool to a Phantoscope server; use it as a context manager, or close().
 
-    Thread-safe: one client can serve many threads at once.
+    Thread-safe: one client can serve many threads at once. ``api_key`` (default: the
+    ``PHANTOSCOPE_API_KEY`` environment variable) is sent as a bearer token.
     """
 
-    def __init__(self, url: str = DEFAULT_URL, timeout: float = 120.0) -> None:
+    def __init__(
+        self, url: str = DEFAULT_URL, timeout: float = 120.0, api_key: str | None = None
+    ) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        api_key = api_key or os.environ.get(API_KEY_ENV)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
         self.operators = Operators(self)
         self.pipelines = Pipelines(self)
         self.applications = Applications(self)

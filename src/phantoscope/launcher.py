@@ -64,10 +64,8 @@ def _operator_port() -> int:
 
 
 def up(settings: ServerSettings) -> None:
+    """Run until Ctrl-C; logging is configured by the caller (`configure_logging`)."""
     console = Console(soft_wrap=True)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings.home.mkdir(parents=True, exist_ok=True)
     logs = settings.home / "logs"
     logs.mkdir(exist_ok=True)
@@ -88,6 +86,9 @@ def up(settings: ServerSettings) -> None:
             f"API: {url}/v1 (docs at {url}/docs); application {DEFAULT_APPLICATION!r}, "
             f"field {DEFAULT_FIELD!r}, pipeline {DEFAULT_PIPELINE!r}\nCtrl-C stops everything."
         )
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+        uvicorn.run(
+            app, host=settings.host, port=settings.port, log_config=None,
+            access_log=False,  # the API logs each request itself, with its id
+        )
     finally:
         operator.stop()

@@ -1,31 +1,61 @@
-"""The FastAPI application: routers, error handlers and the stores it opens."""
+"""The FastAPI application: routers, middleware, error handlers and the stores it opens."""
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
+from starlette.middleware.cors import CORSMiddleware
 
 from phantoscope import __version__
-from phantoscope.api import applications, operators, pipelines
+from phantoscope.api import applications, health, operators, pipelines, prometheus
+from phantoscope.api.auth import ApiKeyMiddleware, ApiKeys, document_security
 from phantoscope.api.errors import install_error_handlers
+from phantoscope.api.limits import BodySizeLimit
+from phantoscope.api.observability import REQUEST_ID_HEADER, RequestObserver
+from phantoscope.api.routes import RouteTable
 from phantoscope.config import ServerSettings
 from phantoscope.engine.context import Stores
 from phantoscope.engine.stats import store_counts
 from phantoscope.web import mount_ui
+
+log = logging.getLogger(__name__)
+
+CORS_HEADERS = ["Authorization", "X-API-Key", "Content-Type", REQUEST_ID_HEADER]
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip("[]") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def cors_origins(setting: str) -> list[str]:
+    return [origin.strip() for origin in setting.split(",") if origin.strip()]
 
 
 def create_app(
     settings: ServerSettings | None = None, on_start: Callable[[Stores], None] | None = None
 ) -> FastAPI:
     """An app that opens its stores on start-up (then calls ``on_start``) and closes them on
-    shutdown."""
+    shutdown. ValueError for bad API keys in the settings."""
     settings = settings or ServerSettings()
+    keys = ApiKeys.parse(settings.api_keys)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if keys is None and not is_loopback(settings.host):
+            log.warning(
+                "listening on %s without API keys: anyone who reaches the port may change or "
+                "delete everything; set PHANTOSCOPE_API_KEYS", settings.host,
+            )
         app.state.stores = Stores.open(settings)
         try:
             if on_start is not None:
@@ -41,9 +71,13 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(operators.router)
-    app.include_router(pipelines.router)
-    app.include_router(applications.router)
+    routers = (
+        health.router, prometheus.router, operators.router, pipelines.router,
+        applications.router,
+    )
+    for router in routers:
+        app.include_router(router)
+    prometheus.install_store_gauges(app)
 
     @app.get("/v1/settings/ping", response_class=PlainTextResponse, tags=["settings"])
     def ping() -> str:
@@ -55,4 +89,19 @@ def create_app(
         return store_counts(request.app.state.stores)
 
     mount_ui(app)  # the preview UI at `/`, its files under `/ui/`
+
+    # Outermost last: observe (id, log, metrics) > CORS > keys > body size > the routes.
+    routes = RouteTable(app, routers)
+    app.state.route_table = routes
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    if keys is not None:
+        app.add_middleware(ApiKeyMiddleware, keys=keys, routes=routes)
+    origins = cors_origins(settings.cors_origins)
+    if origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=origins, allow_methods=["*"],
+            allow_headers=CORS_HEADERS, expose_headers=[REQUEST_ID_HEADER],
+        )
+    app.add_middleware(RequestObserver, routes=routes)
+    document_security(app, keys_required=keys is not None)
     return app

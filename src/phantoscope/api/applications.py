@@ -18,6 +18,7 @@ from phantoscope.engine import entities, registry
 from phantoscope.engine.context import Stores
 from phantoscope.engine.errors import BadRequestError, EngineError, SchemaError, TooLargeError
 from phantoscope.engine.search import search as search_images
+from phantoscope.metrics import INGESTED_IMAGES
 from phantoscope.storage.meta import ApplicationRow
 
 router = APIRouter(prefix="/v1/application", tags=["applications"])
@@ -176,6 +177,7 @@ async def upload(name: str, request: Request) -> list[dict]:
     else:
         items = await run_in_threadpool(_read_items, stores, list(body.fields.items()))
     outcomes = await run_in_threadpool(entities.upload, stores, name, items)
+    INGESTED_IMAGES.labels(name).inc(len(outcomes))
     return _entities_answer(request, application, outcomes)
 
 
@@ -239,6 +241,7 @@ async def upload_batch(name: str, request: Request) -> dict:
             )
     results.sort(key=lambda result: result["index"])
     imported = sum("entity" in result for result in results)
+    INGESTED_IMAGES.labels(name).inc(imported)
     return {"imported": imported, "failed": len(results) - imported, "results": results}
 
 

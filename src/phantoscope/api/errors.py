@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from phantoscope.engine.errors import EngineError
+from phantoscope.logging_setup import request_id
 from phantoscope.storage.meta import MetaStoreError
 from phantoscope.storage.objects import ObjectStoreError
 from phantoscope.storage.vectors import VectorStoreError
@@ -63,4 +64,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "INTERNAL", "internal error; see the server log", "Error")
+        answer = error_response(500, "INTERNAL", "internal error; see the server log", "Error")
+        rid = request_id.get()  # this handler runs outside the middleware that sets the header
+        if rid:
+            answer.headers["X-Request-ID"] = rid
+        return answer

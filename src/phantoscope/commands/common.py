@@ -1,9 +1,11 @@
-"""What every server command shares: the --url option, the consoles, API errors as exits."""
+"""What every server command shares: the --url and --api-key options, the consoles, API
+errors as exits."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Annotated
 
 import typer
@@ -19,6 +21,17 @@ Url = Annotated[
     typer.Option("--url", envvar="PHANTOSCOPE_URL", help="The Phantoscope API to talk to."),
 ]
 
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key", envvar="PHANTOSCOPE_API_KEY", show_default=False,
+        help="The API key to send, when the server has keys (before the command's name).",
+    ),
+]
+
+# The top-level `--api-key`, set by the `phantoscope` callback for the command it runs.
+api_key: ContextVar[str | None] = ContextVar("phantoscope_api_key", default=None)
+
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
@@ -31,9 +44,10 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def connect(url: str) -> Iterator[PhantoscopeClient]:
-    """A client for ``url``; an API error inside the block prints its message and exits 1."""
+    """A client for ``url`` with the top-level ``--api-key``; an API error inside the block
+    prints its message and exits 1."""
     try:
-        with PhantoscopeClient(url) as client:
+        with PhantoscopeClient(url, api_key=api_key.get()) as client:
             yield client
     except PhantoscopeError as exc:
         raise fail(f"{exc.message} ({exc.code})") from None

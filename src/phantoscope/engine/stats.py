@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from phantoscope.engine.context import Stores
+from phantoscope.metrics import Holdings
 
 
 def store_counts(stores: Stores) -> dict[str, int]:
@@ -18,3 +19,17 @@ def store_counts(stores: Stores) -> dict[str, int]:
         "vectors": sum(stores.vectors.count(pipeline.collection) for pipeline in pipelines),
         "objects": sum(len(stores.objects.keys(bucket)) for bucket in buckets),
     }
+
+
+def holdings(stores: Stores) -> Holdings:
+    """Entities by application and vectors by pipeline, for the metrics gauges."""
+    return Holdings(
+        entities={
+            application.name: stores.meta.count_entities(application.name)
+            for application in stores.meta.list_applications()
+        },
+        vectors={
+            pipeline.name: stores.vectors.count(pipeline.collection)
+            for pipeline in stores.meta.list_pipelines()
+        },
+    )

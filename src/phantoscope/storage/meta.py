@@ -219,6 +219,11 @@ class MetaStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    def ping(self) -> None:
+        """Raise :class:`MetaStoreError` unless the database answers ``SELECT 1``."""
+        with self.session("checking the database") as session:
+            session.execute(select(1))
+
     def row_counts(self) -> dict[str, int]:
         """Rows in every table, by table name."""
         with self.session("counting rows") as session:

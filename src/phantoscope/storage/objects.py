@@ -210,6 +210,10 @@ class ObjectStore(abc.ABC):
         """A URL that GETs the object for ``expires_s`` seconds, or None where the API must
         serve the object itself (folder store)."""
 
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise :class:`ObjectStoreError` unless the store can be reached."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store must not be used afterwards."""
 
@@ -253,6 +257,10 @@ class FolderObjectStore(ObjectStore):
 
     def __repr__(self) -> str:
         return f"FolderObjectStore('{self.root}')"
+
+    def ping(self) -> None:
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
+            raise ObjectStoreError(f"the object store folder {self.root} is not writable")
 
     # paths ------------------------------------------------------------------------------------
 
@@ -475,6 +483,14 @@ class S3ObjectStore(ObjectStore):
 
     def __repr__(self) -> str:
         return f"S3ObjectStore('{self._where}')"
+
+    def ping(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.list_buckets()
+        except (BotoCoreError, ClientError) as e:
+            raise ObjectStoreError(f"cannot reach {self._where}: {e}") from e
 
     def close(self) -> None:
         if not self._closed.is_set():

@@ -77,6 +77,7 @@ IVF_NPROBE = 16
 INSERT_BATCH_BYTES = 16 * 1024 * 1024  # well under the server's 64 MiB gRPC message limit
 LITE_FLUSH_BYTES = 256 * 1024
 CALL_TIMEOUT_S = 60.0
+PING_TIMEOUT_S = 2.0  # a health check
 CONNECT_TIMEOUT_S = 60.0  # at start: the server may still be starting beside us
 # gRPC waits up to 120 s between reconnection attempts by default; a restarted server
 # should be used within about a second.
@@ -137,6 +138,10 @@ class VectorStore(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise :class:`VectorStoreError` unless the store answers a cheap call."""
 
 
 @dataclass(frozen=True)
@@ -450,6 +455,11 @@ class MilvusVectorStore(VectorStore):
         finally:
             if self.is_lite:
                 _LITE.release(self.uri)
+
+    def ping(self) -> None:
+        with self._serial():
+            self._call("list vector collections",
+                       lambda: self._client.list_collections(timeout=PING_TIMEOUT_S))
 
     def __enter__(self) -> MilvusVectorStore:
         return self

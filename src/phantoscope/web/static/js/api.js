@@ -1,5 +1,6 @@
 // The Phantoscope v1 REST API, same origin. Every failure becomes an ApiError carrying the
 // server's {"code", "error", "message"} answer (or NETWORK when the server cannot be reached).
+// The API key typed in the page (kept in localStorage) goes with every same-origin request.
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -11,6 +12,31 @@ export class ApiError extends Error {
 }
 
 const enc = encodeURIComponent;
+const API_KEY = 'phantoscope.apiKey';
+
+export function apiKey() {
+  try {
+    return localStorage.getItem(API_KEY) || '';
+  } catch {
+    return '';
+  }
+}
+
+export function setApiKey(key) {
+  try {
+    if (key) localStorage.setItem(API_KEY, key);
+    else localStorage.removeItem(API_KEY);
+  } catch {
+    // private mode: no key is kept
+  }
+}
+
+// The key's header for a request to `url`: never sent to another origin (S3, an image URL).
+function keyHeaders(url) {
+  const key = apiKey();
+  return key && new URL(url, location.href).origin === location.origin
+    ? { 'x-api-key': key } : {};
+}
 
 // Entity ids are 64-bit integers, beyond what a JS number holds exactly: parse integers over
 // 2^53 as strings (with the parser's source text where the browser has it, else a rewrite).
@@ -47,7 +73,7 @@ function errorFrom(status, statusText, text) {
 }
 
 export async function request(method, path, { json, form, signal } = {}) {
-  const init = { method, signal, headers: { accept: 'application/json' } };
+  const init = { method, signal, headers: { accept: 'application/json', ...keyHeaders(path) } };
   if (json !== undefined) {
     init.body = JSON.stringify(json);
     init.headers['content-type'] = 'application/json';
@@ -96,8 +122,12 @@ export function uploadBatch(name, files, field, { onProgress, onSent } = {}) {
     if (field) form.append('field', field);
     for (const file of files) form.append('files', file, file.name);
     const xhr = new XMLHttpRequest();
-    xhr.open('POST', `${app(name)}/upload/batch`);
+    const url = `${app(name)}/upload/batch`;
+    xhr.open('POST', url);
     xhr.setRequestHeader('accept', 'application/json');
+    for (const [header, value] of Object.entries(keyHeaders(url))) {
+      xhr.setRequestHeader(header, value);
+    }
     xhr.upload.addEventListener('progress', (event) => {
       if (event.lengthComputable) onProgress?.(event.loaded, event.total);
     });
@@ -118,6 +148,28 @@ export function uploadBatch(name, files, field, { onProgress, onSent } = {}) {
     xhr.addEventListener('abort', () => reject(new ApiError(0, 'ABORTED', 'upload cancelled')));
     xhr.send(form);
   });
+}
+
+// Fetch an image (same origin or CORS) as a blob, e.g. a stored entity to search with.
+export async function fetchImage(url) {
+  const response = await fetch(url, { headers: keyHeaders(url) });
+  if (!response.ok) throw new Error(`cannot fetch the image (HTTP ${response.status})`);
+  return response.blob();
+}
+
+// Show a stored image in `img`. An <img> cannot send the API key: with a key, a same-origin
+// image is fetched with it and shown from a blob URL (a failure fires the img's error event).
+export function showImage(img, url) {
+  if (!Object.keys(keyHeaders(url)).length) {
+    img.src = url;
+    return img;
+  }
+  fetchImage(url).then((blob) => {
+    const local = URL.createObjectURL(blob);
+    img.addEventListener('load', () => URL.revokeObjectURL(local), { once: true });
+    img.src = local;
+  }).catch(() => img.dispatchEvent(new Event('error')));
+  return img;
 }
 
 // The application's image fields: [{name, pipeline}].

@@ -1,8 +1,7 @@
 // An entity's details in a dialog: the stored image with its vectors' boxes, its fields, and
 // actions (search with it, open the original, delete it).
 
-import { api } from './api.js';
-import { fetchImage } from './query.js';
+import { api, fetchImage, showImage } from './api.js';
 import { emit } from './state.js';
 import {
   boxLayer, confirmButton, errorText, fill, formatBox, formatBytes, formatDate, formatScore, h,
@@ -39,7 +38,7 @@ export async function openEntity({ app, id, hit = null }) {
 }
 
 function entityView(entity, hit, close) {
-  const img = h('img', { src: entity._image_url, alt: `Entity ${entity._id}` });
+  const img = showImage(h('img', { alt: `Entity ${entity._id}` }), entity._image_url);
   const boxes = entity.vectors.filter((v) => v.box)
     .map((v) => ({ ...v.box, kind: 'vector', label: `vector ${v.id}` }));
   if (hit?.box) boxes.push({ ...hit.box, kind: 'match', label: 'matched box' });

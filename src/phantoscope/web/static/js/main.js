@@ -1,8 +1,8 @@
 // The page: tabs for the views (#/applications, #/upload, ...), kept alive between visits so
 // uploads and results survive switching; global paste, drop and error handling.
 
-import { api } from './api.js';
-import { applications } from './state.js';
+import { api, apiKey, setApiKey } from './api.js';
+import { applications, applicationsChanged } from './state.js';
 import { h, reportError } from './ui.js';
 import ApplicationsView from './views/applications.js';
 import BrowseView from './views/browse.js';
@@ -57,8 +57,27 @@ async function watchServer() {
   } catch {
     badge.textContent = 'API offline';
     badge.dataset.state = 'down';
+    return;
+  }
+  try {
+    await applications({ refresh: true });
+  } catch (err) {
+    if (err.status === 401) {
+      badge.textContent = 'API key needed';
+      badge.dataset.state = 'down';
+    }
   }
 }
+
+// The API key field: a change is kept and every view reloads with the new key.
+const keyInput = document.getElementById('api-key');
+keyInput.value = apiKey();
+keyInput.addEventListener('change', async () => {
+  setApiKey(keyInput.value.trim());
+  await watchServer();
+  await applicationsChanged();
+  route();
+});
 
 build();
 window.addEventListener('hashchange', route);

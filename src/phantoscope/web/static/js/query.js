@@ -262,10 +262,3 @@ export class QueryPicker {
     return this.crop ? `${base} (cropped ${this.crop.w}×${this.crop.h})` : base;
   }
 }
-
-// Fetch an image (same origin or CORS) as a blob, e.g. a stored entity to search with.
-export async function fetchImage(url) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`cannot fetch the image (HTTP ${response.status})`);
-  return response.blob();
-}

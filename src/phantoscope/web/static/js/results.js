@@ -1,5 +1,6 @@
 // A grid of search hits: thumbnail, rank, score, and the matched box for processor pipelines.
 
+import { showImage } from './api.js';
 import { openEntity } from './entity.js';
 import { on } from './state.js';
 import { boxLayer, emptyState, fill, formatBytes, formatScore, h } from './ui.js';
@@ -54,10 +55,10 @@ export class Results {
 }
 
 export function hitCard(hit, rank) {
-  const img = h('img', { src: hit._image_url, alt: `Entity ${hit._id}`, loading: 'lazy',
-    decoding: 'async' });
+  const img = h('img', { alt: `Entity ${hit._id}`, loading: 'lazy', decoding: 'async' });
   img.addEventListener('error', () => img.closest('.thumb')?.classList.add('broken'),
     { once: true });
+  showImage(img, hit._image_url);
   const boxes = hit.box
     ? [{ ...hit.box, kind: 'match', label: `matched box, score ${formatScore(hit.box.score)}` }]
     : [];

@@ -1,6 +1,6 @@
 // Browse: page through an application's entities; open or delete one.
 
-import { api } from '../api.js';
+import { api, showImage } from '../api.js';
 import { openEntity } from '../entity.js';
 import { AppSelect, emit, on } from '../state.js';
 import {
@@ -101,7 +101,7 @@ export default class BrowseView {
     return h('div', { class: 'card entity', dataset: { id: entity._id } },
       h('button', { type: 'button', class: 'thumb', title: 'Open details',
         onclick: () => openEntity({ app, id: entity._id }) },
-      h('img', { src: entity._image_url, alt: `Entity ${entity._id}`, loading: 'lazy' })),
+      showImage(h('img', { alt: `Entity ${entity._id}`, loading: 'lazy' }), entity._image_url)),
       h('div', { class: 'card-meta' },
         h('code', { class: 'entity-id', title: `entity ${entity._id}` }, `#${entity._id}`),
         h('div', { class: 'muted small', title: entity.created_at },

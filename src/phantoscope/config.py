@@ -12,6 +12,8 @@ from phantoscope.operators.fetch import FetchPolicy
 from phantoscope.operators.images import DEFAULT_MAX_PIXELS
 
 DEFAULT_OPERATOR_ENDPOINT = "127.0.0.1:50001"
+# PHANTOSCOPE_VECTORS value: `phantoscope up` starts a Milvus server under the home folder.
+LOCAL_MILVUS_SERVER = "milvus-server"
 
 
 class OperatorSettings(BaseSettings):
@@ -29,6 +31,8 @@ class OperatorSettings(BaseSettings):
     max_batch_size: int | None = Field(None, ge=1, le=1024)
     batch_wait_ms: float = Field(2.0, ge=0, le=1000)
     threads: int = Field(32, ge=1, le=512)
+    # ONNX Runtime's intra-op threads per model session (None: one per core).
+    ort_threads: int | None = Field(None, ge=1, le=256)
     max_items_per_request: int = Field(256, ge=1)
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
     fetch_timeout_s: float = Field(10.0, gt=0)
@@ -63,7 +67,9 @@ class ServerSettings(BaseSettings):
     home: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = Field(5000, ge=0, le=65535)
-    vectors: str | None = None  # a `.db` path (Milvus Lite) or http://host:19530 (server)
+    # A `.db` path (Milvus Lite), http://host:19530 (a server), or `milvus-server`: a local
+    # Milvus server that `phantoscope up` starts and stops (its data under home).
+    vectors: str | None = None
     meta: str | None = None  # SQLAlchemy URL
     objects: str | None = None  # a folder path, or s3://KEY:SECRET@host:port
     operator_timeout_s: float = Field(60.0, gt=0)

@@ -1,18 +1,23 @@
 """`phantoscope up` / `make run`: the engine on its embedded defaults, in one command.
 
 Starts the default encoder as an operator process, then the API server; registers the
-operator and makes a ready pipeline and application on first start. Ctrl-C stops both.
+operator and makes a ready pipeline and application on first start. With
+``PHANTOSCOPE_VECTORS=milvus-server`` it also starts a local Milvus server (from the PyPI
+package `milvus`) with its data under ``$PHANTOSCOPE_HOME/milvus-server``, and stops it on
+exit. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import uvicorn
 from rich.console import Console
 
 from phantoscope.api.app import create_app
-from phantoscope.config import ServerSettings
+from phantoscope.config import LOCAL_MILVUS_SERVER, ServerSettings
 from phantoscope.engine import registry
 from phantoscope.engine.context import Stores
 from phantoscope.operators.process import OperatorProcess, free_port
@@ -63,6 +68,24 @@ def _operator_port() -> int:
         return free_port()
 
 
+@contextmanager
+def _vector_server(settings: ServerSettings, console: Console) -> Iterator[ServerSettings]:
+    """The settings to serve with: as given, or, for a local Milvus server, pointing at one
+    started here (and stopped when the block ends)."""
+    if settings.vectors != LOCAL_MILVUS_SERVER:
+        yield settings
+        return
+    from phantoscope.storage.milvus_server import LocalMilvusServer
+
+    server = LocalMilvusServer(settings.home / "milvus-server")
+    console.print(f"starting a Milvus server (data and logs: {server.base_dir})")
+    uri = server.start()
+    try:
+        yield settings.model_copy(update={"vectors": uri})
+    finally:
+        server.stop()
+
+
 def up(settings: ServerSettings) -> None:
     """Run until Ctrl-C; logging is configured by the caller (`configure_logging`)."""
     console = Console(soft_wrap=True)
@@ -77,18 +100,25 @@ def up(settings: ServerSettings) -> None:
     )
     operator.start()
     try:
-        operator.wait_healthy(timeout_s=900)
-        app = create_app(settings, on_start=lambda stores: ensure_defaults(stores, endpoint))
-        url = f"http://{settings.host}:{settings.port}"
-        console.print(
-            f"vectors: {settings.vectors_uri}\nmetadata: {settings.meta_url}\n"
-            f"images: {settings.objects_url}\n"
-            f"API: {url}/v1 (docs at {url}/docs); application {DEFAULT_APPLICATION!r}, "
-            f"field {DEFAULT_FIELD!r}, pipeline {DEFAULT_PIPELINE!r}\nCtrl-C stops everything."
-        )
-        uvicorn.run(
-            app, host=settings.host, port=settings.port, log_config=None,
-            access_log=False,  # the API logs each request itself, with its id
-        )
+        with _vector_server(settings, console) as serving:
+            _serve(serving, operator, endpoint, console)
     finally:
         operator.stop()
+
+
+def _serve(
+    settings: ServerSettings, operator: OperatorProcess, endpoint: str, console: Console
+) -> None:
+    operator.wait_healthy(timeout_s=900)
+    app = create_app(settings, on_start=lambda stores: ensure_defaults(stores, endpoint))
+    url = f"http://{settings.host}:{settings.port}"
+    console.print(
+        f"vectors: {settings.vectors_uri}\nmetadata: {settings.meta_url}\n"
+        f"images: {settings.objects_url}\n"
+        f"API: {url}/v1 (docs at {url}/docs); application {DEFAULT_APPLICATION!r}, "
+        f"field {DEFAULT_FIELD!r}, pipeline {DEFAULT_PIPELINE!r}\nCtrl-C stops everything."
+    )
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_config=None,
+        access_log=False,  # the API logs each request itself, with its id
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -14,10 +15,10 @@ from phantoscope.operators.client import OperatorCallError, OperatorClient
 from photos import b64, edited_copy, jpeg, photo
 
 
-def start(home, port: int) -> subprocess.Popen:
+def start(home, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
     process = subprocess.Popen(
-        [PHANTOSCOPE, "up", "--port", str(port)], stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, env={**os.environ, "PHANTOSCOPE_HOME": str(home)},
+        [PHANTOSCOPE, "up", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, env={**os.environ, "PHANTOSCOPE_HOME": str(home), **(env or {})},
     )
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -69,6 +70,36 @@ def test_up_serves_a_ready_application_and_ctrl_c_stops_everything(tmp_path):
     process = start(tmp_path, port)
     try:
         assert api.get("/v1/application/default/entity/count").json() == {"count": 3}
+        hits = api.post("/v1/application/default/search", json={
+            "fields": {"image": {"data": b64(edited_copy(photo("rocket")))}}, "topk": 1}).json()
+        assert hits[0]["_id"] == rocket
+    finally:
+        stop(process)
+
+
+def test_up_with_a_local_milvus_server_starts_and_stops_it(tmp_path):
+    port = free_port()
+    api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+    env = {"PHANTOSCOPE_VECTORS": "milvus-server"}
+    process = start(tmp_path, port, env)
+    try:
+        answer = api.post("/v1/application/default/upload",
+                          json={"fields": {"image": {"data": b64(jpeg(photo("rocket")))}}})
+        assert answer.status_code == 200, answer.text
+        hits = api.post("/v1/application/default/search", json={
+            "fields": {"image": {"data": b64(edited_copy(photo("rocket")))}}, "topk": 1}).json()
+        rocket = hits[0]["_id"]
+    finally:
+        output = stop(process)
+    assert process.returncode == 0, output
+    assert "vectors: http://127.0.0.1:" in output, output
+    assert (tmp_path / "milvus-server" / "logs").is_dir()
+    milvus_port = int(output.split("vectors: http://127.0.0.1:")[1].split()[0])
+    with socket.socket() as probe:  # the Milvus server stopped with `up`
+        assert probe.connect_ex(("127.0.0.1", milvus_port)) != 0
+
+    process = start(tmp_path, port, env)  # its data outlives a restart
+    try:
         hits = api.post("/v1/application/default/search", json={
             "fields": {"image": {"data": b64(edited_copy(photo("rocket")))}}, "topk": 1}).json()
         assert hits[0]["_id"] == rocket

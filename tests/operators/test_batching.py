@@ -102,6 +102,48 @@ def test_many_callers_get_their_own_results_in_order() -> None:
     assert batcher.stats.largest_batch == max(seen)
 
 
+def test_a_lone_request_runs_without_waiting_for_company() -> None:
+    batcher = Batcher(lambda values: values, max_batch_size=8, max_wait_s=3600)
+    try:
+        assert run_threads(1, lambda _: batcher.submit(["alone"])) == [["alone"]]
+        assert run_threads(1, lambda _: batcher.submit(["again"])) == [["again"]]
+    finally:
+        batcher.close()
+    assert batcher.stats.calls == 2
+
+
+def test_under_load_a_batch_waits_for_company() -> None:
+    """After a batch that served several requests, the next one waits (here up to an hour,
+    so only a full batch can end the wait) instead of running its first request alone."""
+    gate = Gate()
+    batcher = Batcher(gate, max_batch_size=2, max_wait_s=3600)
+    out: dict[str, object] = {}
+
+    def submit(value: str) -> threading.Thread:
+        thread = threading.Thread(target=lambda: out.update({value: batcher.submit([value])}))
+        thread.start()
+        return thread
+
+    try:
+        threads = [submit("a")]
+        assert gate.entered.wait(10)
+        threads += [submit("b"), submit("c")]
+        wait_until(lambda: queued(batcher) == 2, "b and c to queue")
+        gate.release.set()
+        wait_until(lambda: len(gate.batches) == 2, "the batch of b and c")
+        threads.append(submit("d"))
+        wait_until(lambda: queued(batcher) == 0, "d to be taken")
+        threads.append(submit("e"))
+        for thread in threads:
+            thread.join(10)
+            assert not thread.is_alive()
+    finally:
+        batcher.close()
+    assert gate.batches[0] == ["a"] and sorted(gate.batches[1]) == ["b", "c"]
+    assert [sorted(batch) for batch in gate.batches[2:]] == [["d", "e"]]
+    assert out["e"] == [("done", "e")]
+
+
 def test_one_long_request_is_split_into_batches() -> None:
     seen: list[list[int]] = []
 

@@ -32,6 +32,10 @@ def _exists(kind: str, name: str) -> ConflictError:
     )
 
 
+def not_found(kind: str, name: str) -> NotFoundError:
+    return NotFoundError(f"{kind.upper()}_NOT_FOUND", f"no {kind} named {name!r}")
+
+
 def _in_use(kind: str, name: str, users_kind: str, users: list[str]) -> ConflictError:
     return ConflictError(
         f"{kind.upper()}_IN_USE",
@@ -45,7 +49,7 @@ def _in_use(kind: str, name: str, users_kind: str, users: list[str]) -> Conflict
 def get_operator(stores: Stores, name: str) -> OperatorRow:
     row = stores.meta.get_operator(check_name("operator", name))
     if row is None:
-        raise NotFoundError("OPERATOR_NOT_FOUND", f"no operator named {name!r}")
+        raise not_found("operator", name)
     return row
 
 
@@ -151,7 +155,7 @@ def operator_health(stores: Stores, name: str) -> tuple[str, list[dict[str, str]
 def get_pipeline(stores: Stores, name: str) -> PipelineRow:
     row = stores.meta.get_pipeline(check_name("pipeline", name))
     if row is None:
-        raise NotFoundError("PIPELINE_NOT_FOUND", f"no pipeline named {name!r}")
+        raise not_found("pipeline", name)
     return row
 
 
@@ -170,9 +174,23 @@ def _operator_of_type(stores: Stores, name: Any, expected: str, role: str) -> Op
 def pipeline_operators(
     stores: Stores, pipeline: PipelineRow
 ) -> tuple[list[OperatorRow], OperatorRow]:
-    """The pipeline's processors, in order, and its encoder."""
-    processors = [get_operator(stores, name) for name in pipeline.processors]
-    return processors, get_operator(stores, pipeline.encoder)
+    """The pipeline's processors, in order, and its encoder (read in one query)."""
+    return ordered_operators(pipeline, stores.meta.get_operators(operator_names(pipeline)))
+
+
+def operator_names(pipeline: PipelineRow) -> list[str]:
+    return [*pipeline.processors, pipeline.encoder]
+
+
+def ordered_operators(
+    pipeline: PipelineRow, found: Mapping[str, OperatorRow]
+) -> tuple[list[OperatorRow], OperatorRow]:
+    """The pipeline's processors and encoder from rows read by name; OPERATOR_NOT_FOUND
+    names the first one missing."""
+    for name in operator_names(pipeline):
+        if name not in found:
+            raise not_found("operator", name)
+    return [found[name] for name in pipeline.processors], found[pipeline.encoder]
 
 
 def create_pipeline(
@@ -233,7 +251,7 @@ def delete_pipeline(stores: Stores, name: str) -> PipelineRow:
 def get_application(stores: Stores, name: str) -> ApplicationRow:
     row = stores.meta.get_application(check_name("application", name))
     if row is None:
-        raise NotFoundError("APPLICATION_NOT_FOUND", f"no application named {name!r}")
+        raise not_found("application", name)
     return row
 
 

@@ -7,13 +7,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from phantoscope.engine.context import Stores
-from phantoscope.engine.entities import embed, image_field
+from phantoscope.engine.entities import image_field
 from phantoscope.engine.errors import BadRequestError
 from phantoscope.engine.intake import ImageInput
-from phantoscope.engine.names import partition_name
-from phantoscope.engine.registry import get_application, get_pipeline
+from phantoscope.engine.names import check_name, partition_name
+from phantoscope.engine.registry import not_found, operator_names, ordered_operators
 from phantoscope.operators.base import Box
-from phantoscope.storage.meta import EntityRow
+from phantoscope.storage.meta import (
+    ApplicationRow,
+    EntityRow,
+    OperatorRow,
+    PipelineRow,
+    operators_named,
+)
 
 MAX_TOPK = 1000
 # Processor pipelines give several vectors per image: fetch more hits to fill topk images.
@@ -47,15 +53,42 @@ def score_of(distance: float, metric: str) -> float:
     return 1.0 / (1.0 + distance) if metric == "L2" else distance
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a search reads from the metadata store before it runs."""
+
+    application: ApplicationRow
+    pipeline: PipelineRow
+    processors: list[OperatorRow]
+    encoder: OperatorRow
+
+
+def _plan(stores: Stores, app_name: str, field_name: str | None) -> _Plan:
+    """The application, its field's pipeline and the pipeline's operators, read in one
+    transaction (five small queries on one connection; nothing is cached between searches,
+    so API replicas sharing the database always see each other's changes)."""
+    check_name("application", app_name)
+    with stores.meta.session("reading an application's pipeline") as session:
+        application = session.get(ApplicationRow, app_name)
+        if application is None:
+            raise not_found("application", app_name)
+        _, pipeline_name = image_field(application, field_name)
+        pipeline = session.get(PipelineRow, pipeline_name)
+        if pipeline is None:
+            raise not_found("pipeline", pipeline_name)
+        found = operators_named(session, operator_names(pipeline))
+    processors, encoder = ordered_operators(pipeline, found)
+    return _Plan(application, pipeline, processors, encoder)
+
+
 def search(
     stores: Stores, app_name: str, field_name: str | None, image: ImageInput, topk: int
 ) -> list[Hit]:
     if not isinstance(topk, int) or isinstance(topk, bool) or not 1 <= topk <= MAX_TOPK:
         raise BadRequestError("INVALID_TOPK", f"topk must be an integer from 1 to {MAX_TOPK}")
-    application = get_application(stores, app_name)
-    _, pipeline_name = image_field(application, field_name)
-    pipeline = get_pipeline(stores, pipeline_name)
-    queries = embed(stores, pipeline, [image])
+    plan = _plan(stores, app_name, field_name)
+    application, pipeline = plan.application, plan.pipeline
+    queries, _ = stores.runner.run(plan.processors, plan.encoder, [image.b64])
     if not queries:
         found = " (no region was found in it)" if pipeline.processors else ""
         raise BadRequestError("NO_VECTOR", f"the query image gave no vector{found}")

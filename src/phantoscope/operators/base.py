@@ -59,6 +59,11 @@ class Operator(ABC):
     # below) this size for speed; None keeps full resolution (e.g. for detectors).
     min_image_side: ClassVar[int | None] = None
 
+    def serving_batch_size(self) -> int:
+        """How many images the server gathers into one run() call by default: at most
+        ``max_batch_size``; an operator may pick fewer where smaller batches run faster."""
+        return self.max_batch_size
+
     def load(self) -> None:  # noqa: B027 - optional hook
         """Load weights and sessions; called once, before the first run()."""
 

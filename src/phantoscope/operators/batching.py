@@ -4,6 +4,11 @@ Callers hand in their items and block; one worker thread gathers items from all 
 callers into batches of at most ``max_batch_size`` — taking whatever is queued, and waiting
 at most ``max_wait_s`` for more once the queue runs dry — runs the model once per batch and
 hands each caller its own results.
+
+The wait is for company that is on its way (requests still decoding their images), so it is
+only worth paying under load: when the previous batch held one request and nothing else is
+queued, a request runs at once. The first burst after a quiet spell thus runs its first
+request alone and the rest, which queued meanwhile, together; from then on batches wait.
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max(0.0, max_wait_s)
         self.stats = BatchStats()
+        self._busy = False  # the previous batch served more than one request
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._closing = threading.Lock()  # makes "check closed, then enqueue" atomic
@@ -106,7 +112,7 @@ class Batcher:
     def _gather(self, first: _Item) -> tuple[list[_Item], bool]:
         """Collect a batch starting with ``first``; also say whether a stop was seen."""
         batch = [first]
-        deadline = time.monotonic() + self.max_wait_s
+        deadline = time.monotonic() + (self.max_wait_s if self._busy else 0.0)
         while len(batch) < self.max_batch_size:
             try:
                 item = self._queue.get_nowait()
@@ -129,6 +135,7 @@ class Batcher:
             if first is _STOP:
                 return
             batch, stopping = self._gather(first)
+            self._busy = len({id(item.request) for item in batch}) > 1
             self._run(batch)
             if stopping:
                 return

@@ -49,7 +49,7 @@ class OperatorServicer(pb_grpc.OperatorServicer):
         self._fetch_policy = settings.fetch_policy()
         self.batcher = Batcher(
             self._run_checked,
-            max_batch_size=settings.max_batch_size or operator.max_batch_size,
+            max_batch_size=settings.max_batch_size or operator.serving_batch_size(),
             max_wait_s=settings.batch_wait_ms / 1000,
             name=f"batcher-{operator.name}",
         )

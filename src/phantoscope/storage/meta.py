@@ -166,6 +166,12 @@ class VectorRow(Base):
                    1.0 if self.box_score is None else self.box_score)
 
 
+def operators_named(session: Session, names: Sequence[str]) -> dict[str, OperatorRow]:
+    """The operators of those names that exist, by name, in one query of ``session``."""
+    query = select(OperatorRow).where(OperatorRow.name.in_(set(names)))
+    return {row.name: row for row in session.scalars(query)}
+
+
 def _enable_sqlite_foreign_keys(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(connection, _record) -> None:
@@ -241,6 +247,11 @@ class MetaStore:
     def get_operator(self, name: str) -> OperatorRow | None:
         with self.session("reading an operator") as session:
             return session.get(OperatorRow, name)
+
+    def get_operators(self, names: Sequence[str]) -> dict[str, OperatorRow]:
+        """The operators of those names that exist, by name, in one query."""
+        with self.session("reading operators") as session:
+            return operators_named(session, names)
 
     def list_operators(self) -> list[OperatorRow]:
         with self.session("listing operators") as session:
@@ -363,10 +374,8 @@ class MetaStore:
         if not vector_ids:
             return {}
         with self.session("looking up search hits") as session:
-            vectors = list(session.scalars(
-                select(VectorRow).where(VectorRow.id.in_(list(vector_ids)))))
-            entity_ids = {vector.entity_id for vector in vectors}
-            entities = {entity.id: entity for entity in session.scalars(
-                select(EntityRow).where(EntityRow.id.in_(entity_ids)))}
-            return {vector.id: (entities[vector.entity_id], vector) for vector in vectors
-                    if vector.entity_id in entities}
+            found = session.execute(
+                select(VectorRow, EntityRow)
+                .join(EntityRow, EntityRow.id == VectorRow.entity_id)
+                .where(VectorRow.id.in_(list(vector_ids))))
+            return {vector.id: (entity, vector) for vector, entity in found}

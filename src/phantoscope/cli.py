@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from phantoscope.commands import register
+from phantoscope.commands.check import check
 from phantoscope.commands.common import ApiKey, api_key
 from phantoscope.operators.checkup import CheckReport, check_operator
 from phantoscope.zoo import BUILTINS, DEFAULT_ENCODER
@@ -195,6 +196,7 @@ def api(host: HostOption = None, port: PortOption = None) -> None:
 
 
 register(app, operator_app)
+app.command("check")(check)
 
 if __name__ == "__main__":
     app()

@@ -20,6 +20,7 @@ from phantoscope.api.observability import REQUEST_ID_HEADER, RequestObserver
 from phantoscope.api.routes import RouteTable
 from phantoscope.config import ServerSettings
 from phantoscope.engine.context import Stores
+from phantoscope.engine.journal import repair_on_start
 from phantoscope.engine.stats import store_counts
 from phantoscope.web import mount_ui
 
@@ -57,6 +58,7 @@ def create_app(
                 "delete everything; set PHANTOSCOPE_API_KEYS", settings.host,
             )
         app.state.stores = Stores.open(settings)
+        repair_on_start(app.state.stores)  # what uploads cut short by a crash left
         try:
             if on_start is not None:
                 on_start(app.state.stores)

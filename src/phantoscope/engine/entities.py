@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from phantoscope.engine import journal
 from phantoscope.engine.context import Stores
 from phantoscope.engine.errors import BadRequestError, ConflictError, EngineError, NotFoundError
 from phantoscope.engine.ids import new_id
@@ -99,12 +100,16 @@ def _embed_one(
         return exc
 
 
-def _undoing(steps: list[Callable[[], None]]) -> None:
+def _undoing(steps: list[Callable[[], None]]) -> bool:
+    """Run the undo steps, last first; whether all of them succeeded."""
+    undone = True
     for undo in reversed(steps):
         try:
             undo()
         except Exception:
             log.exception("could not undo part of a failed upload")
+            undone = False
+    return undone
 
 
 def upload(
@@ -186,7 +191,14 @@ def _write(
     stored: list[tuple[EntityRow, ImageInput]],
     collection_writes: dict[str, tuple[list[int], list[np.ndarray]]],
 ) -> None:
-    """Write objects, then vectors, then rows; on any failure undo what was written."""
+    """Journal the upload, write objects, then vectors, then rows (closing the journal row in
+    the same transaction); on any failure undo what was written. What the undo could not
+    remove stays named by the journal row, for a later repair (see engine/journal.py)."""
+    upload = journal.open_upload(
+        stores, application.name, application.bucket,
+        [entity.object_key for entity, _ in stored],
+        {collection: ids for collection, (ids, _) in collection_writes.items()},
+    )
     undo: list[Callable[[], None]] = []
     try:
         for entity, image in stored:
@@ -201,9 +213,10 @@ def _write(
             stores.vectors.insert(
                 collection, ids, np.stack(vectors), partition=partition_name(application.name)
             )
-        stores.meta.add_entities([entity for entity, _ in stored])
+        stores.meta.add_entities([entity for entity, _ in stored], pending_upload=upload)
     except BaseException:
-        _undoing(undo)
+        if _undoing(undo):
+            _undoing([lambda: journal.close_failed(stores, upload)])
         raise
 
 

@@ -12,3 +12,8 @@ _RANDOM_BITS = 20
 def new_id() -> int:
     """Milliseconds since 2020-09 in the high bits, 20 random bits below (fits int64)."""
     return ((int(time.time() * 1000) - _EPOCH_MS) << _RANDOM_BITS) | secrets.randbits(_RANDOM_BITS)
+
+
+def id_time(value: int) -> float:
+    """When an id from :func:`new_id` was made, in seconds since the Unix epoch."""
+    return ((value >> _RANDOM_BITS) + _EPOCH_MS) / 1000

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -23,9 +24,11 @@ from sqlalchemy import (
     String,
     Text,
     create_engine,
+    delete,
     event,
     func,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -164,6 +167,28 @@ class VectorRow(Base):
             return None
         return Box(self.box_left, self.box_top, self.box_right, self.box_bottom,
                    1.0 if self.box_score is None else self.box_score)
+
+
+class PendingUploadRow(Base):
+    """An upload that may have written objects and vectors but not yet its entity rows.
+
+    Committed before the first object is written; deleted in the transaction that adds the
+    entities, or by the undo of a failed upload. One left behind marks what a crash left.
+    A repair first sets ``claimed``: from then on the upload can no longer commit.
+    """
+
+    __tablename__ = "pending_uploads"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    application: Mapped[str] = mapped_column(String(NAME))
+    bucket: Mapped[str] = mapped_column(String(63))
+    object_keys: Mapped[list[str]] = mapped_column(JSON)
+    vectors: Mapped[dict[str, list[int]]] = mapped_column(JSON)  # vector ids by collection
+    claimed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now, index=True)
+
+
+class UploadAbandonedError(MetaStoreError):
+    """An upload ran so long that a repair took it for interrupted and is removing it."""
 
 
 def operators_named(session: Session, names: Sequence[str]) -> dict[str, OperatorRow]:
@@ -322,8 +347,19 @@ class MetaStore:
 
     # -- entities -------------------------------------------------------------------------
 
-    def add_entities(self, entities: Sequence[EntityRow]) -> None:
+    def add_entities(
+        self, entities: Sequence[EntityRow], pending_upload: int | None = None
+    ) -> None:
+        """Add the rows; with ``pending_upload``, also delete that journal row, in one
+        transaction, refusing if a repair has claimed (or removed) it."""
         with self.session("saving entities") as session:
+            if pending_upload is not None:
+                closed = session.execute(delete(PendingUploadRow).where(
+                    PendingUploadRow.id == pending_upload, PendingUploadRow.claimed.is_(False)))
+                if closed.rowcount != 1:
+                    raise UploadAbandonedError(
+                        f"upload {pending_upload} outlived the repair grace time and was "
+                        "taken for interrupted; nothing of it was kept")
             session.add_all(entities)
 
     def count_entities(self, application: str) -> int:
@@ -379,3 +415,71 @@ class MetaStore:
                 .join(EntityRow, EntityRow.id == VectorRow.entity_id)
                 .where(VectorRow.id.in_(list(vector_ids))))
             return {vector.id: (entity, vector) for vector, entity in found}
+
+    # -- the upload journal and consistency checks ----------------------------------------
+
+    def pending_uploads(self, created_before: datetime | None = None) -> list[PendingUploadRow]:
+        """Journal rows, oldest first; only those made before ``created_before`` if given."""
+        with self.session("reading the upload journal") as session:
+            query = select(PendingUploadRow).order_by(PendingUploadRow.created_at)
+            if created_before is not None:
+                query = query.where(PendingUploadRow.created_at < created_before)
+            return list(session.scalars(query))
+
+    def claim_pending_uploads(self, ids: Sequence[int]) -> list[PendingUploadRow]:
+        """Mark the journal rows claimed, so that their uploads can no longer commit; the
+        claimed rows that still exist (an upload that committed first has none left)."""
+        claimed: list[PendingUploadRow] = []
+        for chunk in _chunks(ids):
+            with self.session("claiming interrupted uploads") as session:
+                session.execute(update(PendingUploadRow)
+                                .where(PendingUploadRow.id.in_(chunk)).values(claimed=True))
+                claimed.extend(session.scalars(select(PendingUploadRow).where(
+                    PendingUploadRow.id.in_(chunk), PendingUploadRow.claimed.is_(True))))
+        return claimed
+
+    def delete_pending_uploads(self, ids: Sequence[int]) -> None:
+        for chunk in _chunks(ids):
+            with self.session("closing upload journal rows") as session:
+                session.execute(delete(PendingUploadRow).where(PendingUploadRow.id.in_(chunk)))
+
+    def referenced(
+        self, object_keys: Sequence[str], vector_ids: Sequence[int]
+    ) -> tuple[set[str], set[int]]:
+        """Which of these object keys an entity row names, and which vector ids have rows."""
+        keys: set[str] = set()
+        ids: set[int] = set()
+        with self.session("finding referenced objects and vectors") as session:
+            for chunk in _chunks(object_keys):
+                keys.update(session.scalars(
+                    select(EntityRow.object_key).where(EntityRow.object_key.in_(chunk))))
+            for chunk in _chunks(vector_ids):
+                ids.update(session.scalars(select(VectorRow.id).where(VectorRow.id.in_(chunk))))
+        return keys, ids
+
+    def all_vector_rows(self) -> list[tuple[int, str, int]]:
+        """(vector id, pipeline, entity id) of every vector row."""
+        with self.session("listing vector rows") as session:
+            query = select(VectorRow.id, VectorRow.pipeline, VectorRow.entity_id)
+            return [(int(i), pipeline, int(entity)) for i, pipeline, entity in
+                    session.execute(query)]
+
+    def all_entity_objects(self) -> list[tuple[int, str, str]]:
+        """(entity id, application, object key) of every entity row."""
+        with self.session("listing entity rows") as session:
+            query = select(EntityRow.id, EntityRow.application, EntityRow.object_key)
+            return [(int(i), application, key) for i, application, key in
+                    session.execute(query)]
+
+    def delete_entities(self, ids: Sequence[int]) -> None:
+        """Delete entity rows with their vector rows, in batches."""
+        for chunk in _chunks(ids):
+            with self.session("deleting entities") as session:
+                session.execute(delete(VectorRow).where(VectorRow.entity_id.in_(chunk)))
+                session.execute(delete(EntityRow).where(EntityRow.id.in_(chunk)))
+
+
+def _chunks(items: Sequence[Any], size: int = 1000) -> Iterator[list[Any]]:
+    """``items`` in lists of at most ``size`` (the length of one SQL IN list)."""
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])

@@ -206,6 +206,10 @@ class ObjectStore(abc.ABC):
         """All keys in the bucket, sorted."""
 
     @abc.abstractmethod
+    def modified_times(self, bucket: str) -> dict[str, float]:
+        """Every key in the bucket with when it was last written (seconds since the epoch)."""
+
+    @abc.abstractmethod
     def presigned_url(self, bucket: str, key: str, expires_s: int) -> str | None:
         """A URL that GETs the object for ``expires_s`` seconds, or None where the API must
         serve the object itself (folder store)."""
@@ -413,6 +417,22 @@ class FolderObjectStore(ObjectStore):
                 f"cannot list bucket '{bucket}': {_os_reason(e)}", bucket=bucket
             ) from e
         return sorted(names, key=lambda n: n.encode("utf-8", "surrogateescape"))
+
+    def modified_times(self, bucket: str) -> dict[str, float]:
+        bdir = self._bucket_dir(bucket)
+        times: dict[str, float] = {}
+        try:
+            with os.scandir(bdir) as it:
+                for e in it:
+                    if e.name.startswith(".") or not e.is_file(follow_symlinks=False):
+                        continue
+                    with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+                        times[e.name] = e.stat(follow_symlinks=False).st_mtime
+            return times
+        except OSError as e:
+            raise ObjectStoreError(
+                f"cannot list bucket '{bucket}': {_os_reason(e)}", bucket=bucket
+            ) from e
 
     def presigned_url(self, bucket: str, key: str, expires_s: int) -> str | None:
         self._paths(bucket, key)
@@ -687,6 +707,20 @@ class S3ObjectStore(ObjectStore):
         except BotoCoreError as e:
             raise self._fail("list", e, bucket) from e
         return sorted(keys, key=lambda k: k.encode("utf-8"))
+
+    def modified_times(self, bucket: str) -> dict[str, float]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        validate_bucket(bucket)
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            return {
+                o["Key"]: o["LastModified"].timestamp()
+                for page in pages
+                for o in page.get("Contents", [])
+            }
+        except (ClientError, BotoCoreError) as e:
+            raise self._fail("list", e, bucket) from e
 
     def presigned_url(self, bucket: str, key: str, expires_s: int) -> str | None:
         from botocore.exceptions import BotoCoreError

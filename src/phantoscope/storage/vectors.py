@@ -91,6 +91,7 @@ RECONNECT_OPTIONS = {"grpc.initial_reconnect_backoff_ms": 100,
                      "grpc.min_reconnect_backoff_ms": 100,
                      "grpc.max_reconnect_backoff_ms": 1000}
 LOAD_TIMEOUT_S = 600.0
+ID_PAGE = 10_000  # ids read per call when listing a collection
 
 T = TypeVar("T")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
@@ -137,6 +138,10 @@ class VectorStore(ABC):
     @abstractmethod
     def count(self, name: str, partition: str | None = None) -> int:
         """The exact number of rows (deleted ones excluded), in all or one partition."""
+
+    @abstractmethod
+    def ids(self, name: str) -> list[int]:
+        """Every id in the collection (deleted ones excluded), all partitions, any order."""
 
     @abstractmethod
     def drop_partition(self, name: str, partition: str) -> None:
@@ -421,6 +426,26 @@ class MilvusVectorStore(VectorStore):
                                            consistency_level="Strong",
                                            timeout=self.timeout_s, **within), collection=name)
             return int(rows[0]["count(*)"])
+
+    def ids(self, name: str) -> list[int]:
+        # Strong on a server: a row committed elsewhere before this call is seen.
+        consistency = {} if self.is_lite else {"consistency_level": "Strong"}
+        found: list[int] = []
+        with self._serial():
+            self._ready(name)
+
+            def read() -> None:
+                pages = self._client.query_iterator(
+                    name, batch_size=ID_PAGE, filter="", output_fields=["id"],
+                    timeout=self.timeout_s, **consistency)
+                try:
+                    while page := pages.next():
+                        found.extend(int(row["id"]) for row in page)
+                finally:
+                    pages.close()
+
+            self._call(f"list the vector ids of {name!r}", read, collection=name)
+        return found
 
     def drop_partition(self, name: str, partition: str) -> None:
         with self._serial():

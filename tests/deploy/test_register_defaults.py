@@ -1,0 +1,73 @@
+"""deploy/register_defaults.py, the compose `init` service and the Kubernetes Job: run as the
+images run it, against real stores and a real operator server."""
+
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+
+import numpy as np
+
+from deployfiles import DEPLOY
+from phantoscope.config import OperatorSettings
+from phantoscope.launcher import DEFAULT_APPLICATION, DEFAULT_OPERATOR, DEFAULT_PIPELINE
+from phantoscope.operators.base import Encoder
+from phantoscope.operators.server import OperatorServer
+from phantoscope.storage.meta import MetaStore
+
+SCRIPT = DEPLOY / "register_defaults.py"
+
+
+class MeanColourEncoder(Encoder):
+    name = "mean-colour"
+    dimension = 3
+    metric_type = "L2"
+
+    def run(self, images):
+        return np.array([np.asarray(im, dtype=np.float32).mean(axis=(0, 1)) for im in images])
+
+
+@contextmanager
+def serving():
+    settings = OperatorSettings(_env_file=None, endpoint="127.0.0.1:0")
+    with OperatorServer(MeanColourEncoder(), settings, host="127.0.0.1", port=0) as server:
+        assert server.servicer.wait_loaded(30)
+        yield f"127.0.0.1:{server.port}"
+
+
+def _register(home, *args: str) -> subprocess.CompletedProcess:
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith("PHANTOSCOPE_")}
+    return subprocess.run([sys.executable, str(SCRIPT), *args],
+                          env={**env, "PHANTOSCOPE_HOME": str(home)},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_registers_the_operator_and_makes_the_defaults_then_follows_the_endpoint(tmp_path):
+    with serving() as first:
+        done = _register(tmp_path, first)
+    assert done.returncode == 0, done.stderr
+    with serving() as second:
+        again = _register(tmp_path, second)
+    assert again.returncode == 0, again.stderr
+    meta = MetaStore(f"sqlite:///{tmp_path / 'meta.db'}")
+    try:
+        assert meta.get_operator(DEFAULT_OPERATOR).endpoint == second
+        assert meta.get_pipeline(DEFAULT_PIPELINE).encoder == DEFAULT_OPERATOR
+        assert meta.get_application(DEFAULT_APPLICATION) is not None
+    finally:
+        meta.close()
+
+
+def test_without_an_operator_it_fails(tmp_path):
+    with serving() as gone:
+        pass
+    done = _register(tmp_path, gone)
+    assert done.returncode != 0
+    assert "OPERATOR_UNREACHABLE" in done.stderr or "no operator answers" in done.stderr
+
+
+def test_usage(tmp_path):
+    done = _register(tmp_path)
+    assert done.returncode == 2
+    assert "OPERATOR_ENDPOINT" in done.stderr

@@ -36,9 +36,12 @@ def test_tutorial_flow(backends, start_server, encoder_endpoint, photo_files):
     assert registered == {
         "_name": operator, "_backend": "efficientnet-lite0-encoder", "_type": "encoder",
         "_input": "image", "_output": "vector", "_endpoint": encoder_endpoint,
-        "_metric_type": "IP", "_dimension": 1280,
+        "_metric_type": "IP", "_dimension": 1280, "_endpoints": [encoder_endpoint],
+        "_replicas": [{"endpoint": encoder_endpoint, "state": "unknown"}],  # never called yet
     }
     assert api.get(f"/v1/operator/{operator}/health").text == "healthy"
+    assert ok(api.get(f"/v1/operator/{operator}"))["_replicas"] == [
+        {"endpoint": encoder_endpoint, "state": "up"}]
     created = ok(api.post(f"/v1/pipeline/{pipeline}", json={
         "input": "image", "description": "tutorial", "processors": "", "encoder": operator,
         "indexFileSize": 1024}))

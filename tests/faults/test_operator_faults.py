@@ -8,7 +8,7 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from world import SEARCH, UPLOAD, set_up, timed
+from fault_world import SEARCH, UPLOAD, set_up, timed
 
 OPERATOR_TIMEOUT_S = 3.0
 

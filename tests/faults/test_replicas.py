@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from world import SEARCH, UPLOAD, set_up
+from fault_world import SEARCH, UPLOAD, set_up
 
 
 def test_replicas_share_calls_survive_a_death_and_take_calls_again(tally, api_server):

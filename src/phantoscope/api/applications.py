@@ -13,6 +13,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from phantoscope.api.deps import image_url, stores_of
 from phantoscope.api.images import ImageRef, read_file, read_image
+from phantoscope.api.responses import COMMON, errors
 from phantoscope.api.serialize import application_json, box_json, entity_json, hit_json
 from phantoscope.engine import entities, registry
 from phantoscope.engine.context import Stores
@@ -21,7 +22,7 @@ from phantoscope.engine.search import search as search_images
 from phantoscope.metrics import INGESTED_IMAGES
 from phantoscope.storage.meta import ApplicationRow
 
-router = APIRouter(prefix="/v1/application", tags=["applications"])
+router = APIRouter(prefix="/v1/application", tags=["applications"], responses=COMMON)
 
 MULTIPART = "multipart/form-data"
 
@@ -125,13 +126,13 @@ def get_application(name: str, request: Request) -> dict:
     return application_json(registry.get_application(stores_of(request), name))
 
 
-@router.post("/{name}")
+@router.post("/{name}", responses=errors(409))
 def create_application(name: str, body: CreateApplication, request: Request) -> dict:
     row = registry.create_application(stores_of(request), name, body.fields, body.s3_buckets)
     return application_json(row)
 
 
-@router.delete("/{name}")
+@router.delete("/{name}", responses=errors(409))
 def delete_application(name: str, request: Request, force: bool = False) -> dict:
     """Refused (409) while it holds entities, unless `?force=true`."""
     return application_json(entities.delete_application(stores_of(request), name, force))
@@ -157,7 +158,7 @@ def _read_items(stores: Stores, refs: list[tuple[str | None, ImageRef]]):
     ]
 
 
-@router.post("/{name}/upload", openapi_extra=IMAGE_BODY)
+@router.post("/{name}/upload", openapi_extra=IMAGE_BODY, responses=errors(413, 502))
 async def upload(name: str, request: Request) -> list[dict]:
     """Upload one image: JSON `{"fields": {"<field>": {"url"|"data"}}}` or a multipart
     `file` (with an optional `field`). Answers one entity object per vector produced."""
@@ -205,7 +206,7 @@ def _error_json(error: EngineError) -> dict:
     return {"status": error.status, "code": error.code, "message": error.message}
 
 
-@router.post("/{name}/upload/batch", openapi_extra=IMAGE_BODY)
+@router.post("/{name}/upload/batch", openapi_extra=IMAGE_BODY, responses=errors(413, 502))
 async def upload_batch(name: str, request: Request) -> dict:
     """Upload many images in one request: JSON `{"images": [{"url"|"data", "field"?}]}` or
     multipart `files`. Each image succeeds or fails on its own; the answer says which."""
@@ -245,7 +246,7 @@ async def upload_batch(name: str, request: Request) -> dict:
     return {"imported": imported, "failed": len(results) - imported, "results": results}
 
 
-@router.post("/{name}/search", openapi_extra=IMAGE_BODY)
+@router.post("/{name}/search", openapi_extra=IMAGE_BODY, responses=errors(413, 502))
 async def search(name: str, request: Request) -> list[dict]:
     """Search by image: JSON `{"fields": {"<field>": {"url"|"data"}}, "topk": 10}` or a
     multipart `file` with `topk` (and optional `field`). Nearest first."""
@@ -290,7 +291,14 @@ def get_entity(name: str, entity_id: int, request: Request) -> dict:
     return entity_json(row, application, image_url(request, application, row))
 
 
-@router.get("/{name}/entity/{entity_id}/image")
+@router.get(
+    "/{name}/entity/{entity_id}/image",
+    response_class=Response,
+    responses={
+        200: {"description": "The image as uploaded", "content": {"image/*": {}}},
+        307: {"description": "S3 storage: a presigned URL of the image"},
+    },
+)
 def entity_image(name: str, entity_id: int, request: Request) -> Response:
     """The stored original image (a redirect to a presigned URL for S3)."""
     stores = stores_of(request)

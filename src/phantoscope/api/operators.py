@@ -8,13 +8,14 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from phantoscope.api.deps import stores_of
+from phantoscope.api.responses import COMMON, errors
 from phantoscope.api.serialize import operator_json
 from phantoscope.engine import registry
 from phantoscope.storage.meta import OperatorRow
 
 REPLICAS_HEADER = "Phantoscope-Replicas"
 
-router = APIRouter(prefix="/v1/operator", tags=["operators"])
+router = APIRouter(prefix="/v1/operator", tags=["operators"], responses=COMMON)
 
 
 class RegisterOperator(BaseModel):
@@ -32,7 +33,7 @@ def list_operators(request: Request) -> list[dict]:
     return [_json(request, row) for row in stores_of(request).meta.list_operators()]
 
 
-@router.post("/regist")
+@router.post("/regist", responses=errors(409))
 async def register(body: RegisterOperator, request: Request) -> dict:
     """Register the operator answering at `endpoint` under `name` (calls its Identity)."""
     row = await run_in_threadpool(
@@ -46,12 +47,12 @@ def get_operator(name: str, request: Request) -> dict:
     return _json(request, registry.get_operator(stores_of(request), name))
 
 
-@router.delete("/{name}")
+@router.delete("/{name}", responses=errors(409))
 def delete_operator(name: str, request: Request) -> dict:
     return _json(request, registry.delete_operator(stores_of(request), name))
 
 
-@router.get("/{name}/health", response_class=PlainTextResponse)
+@router.get("/{name}/health", response_class=PlainTextResponse, responses=errors(502))
 def operator_health(name: str, request: Request, response: Response) -> str:
     """The operator's own answer, as bare text: `healthy` when a replica can serve. The
     `Phantoscope-Replicas` header lists each replica as `endpoint=up` or `endpoint=down`."""

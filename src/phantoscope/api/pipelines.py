@@ -10,10 +10,11 @@ from starlette.concurrency import run_in_threadpool
 
 from phantoscope.api.deps import stores_of
 from phantoscope.api.images import ImageRef, read_image
+from phantoscope.api.responses import COMMON, errors
 from phantoscope.api.serialize import box_json, pipeline_json
 from phantoscope.engine import registry
 
-router = APIRouter(prefix="/v1/pipeline", tags=["pipelines"])
+router = APIRouter(prefix="/v1/pipeline", tags=["pipelines"], responses=COMMON)
 
 
 class CreatePipeline(BaseModel):
@@ -43,7 +44,7 @@ def get_pipeline(name: str, request: Request) -> dict:
     return pipeline_json(registry.get_pipeline(stores_of(request), name))
 
 
-@router.post("/{name}")
+@router.post("/{name}", responses=errors(409))
 def create_pipeline(name: str, body: CreatePipeline, request: Request) -> dict:
     row = registry.create_pipeline(
         stores_of(request),
@@ -57,12 +58,12 @@ def create_pipeline(name: str, body: CreatePipeline, request: Request) -> dict:
     return pipeline_json(row)
 
 
-@router.delete("/{name}")
+@router.delete("/{name}", responses=errors(409))
 def delete_pipeline(name: str, request: Request) -> dict:
     return pipeline_json(registry.delete_pipeline(stores_of(request), name))
 
 
-@router.post("/{name}/test")
+@router.post("/{name}/test", responses=errors(413, 502))
 async def test_pipeline(name: str, body: ImageRef, request: Request) -> dict[str, Any]:
     """Run the pipeline on one image (`data` or `url`) without storing anything."""
     stores = stores_of(request)

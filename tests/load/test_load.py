@@ -1,0 +1,15 @@
+"""32 clients search while 4 upload, for 45 s after a 10 s warm-up, against `phantoscope up`
+on its embedded stores with 300 photos: every answer is a 200, and the API server's memory
+at the end is within 20 % of what it was after the warm-up. Prints the figures (-s)."""
+
+from __future__ import annotations
+
+from load import run_load
+
+
+def test_search_while_uploading_without_errors_or_growth():
+    report = run_load(preload=300, searchers=32, uploaders=4, warmup_s=10, duration_s=45)
+    print("\n" + "\n".join(report.lines()))
+    assert report.errors == []
+    assert report.searches > 0 and report.uploads > 0
+    assert abs(report.rss_end_mb / report.rss_after_warmup_mb - 1) <= 0.20

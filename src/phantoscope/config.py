@@ -91,6 +91,7 @@ class ServerSettings(BaseSettings):
     # What an interrupted upload left is repaired only once older than this, so that
     # uploads still running on another replica are never touched.
     repair_grace_s: float = Field(300.0, ge=0)
+    repair_interval_s: float = Field(300.0, ge=0)  # how often a running server repairs; 0: never
 
     @property
     def vectors_uri(self) -> str:

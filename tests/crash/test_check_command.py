@@ -4,6 +4,7 @@ embedded stores of one home folder."""
 from __future__ import annotations
 
 import json
+import time
 
 from api_server import ApiServer
 from backends import DEFAULT_BACKENDS
@@ -61,3 +62,23 @@ def test_a_starting_server_repairs_interrupted_uploads(backend_settings, open_st
         assert planter.image_keys() == set(kept.keys)
         assert planter.vector_ids() == set(kept.vector_ids)
         assert planter.stores.meta.pending_uploads() == []
+
+
+def test_a_running_server_repairs_uploads_once_they_are_older_than_the_grace(
+    backend_settings, open_stores_planter, tmp_path
+):
+    env = backend_settings(DEFAULT_BACKENDS)
+    with open_stores_planter(env) as planter:
+        planter.upload(2, commit=False)
+    settings = {**env, "PHANTOSCOPE_REPAIR_GRACE_S": "20", "PHANTOSCOPE_REPAIR_INTERVAL_S": "1"}
+    server = ApiServer(tmp_path / "home", settings).start()
+    try:
+        assert "repaired" not in server.log()  # too young at start-up
+        deadline = time.monotonic() + 90
+        while "repaired 1 interrupted upload(s)" not in server.log():
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.5)
+        counts = server.counts()
+    finally:
+        server.stop()
+    assert (counts["entities"], counts["vectors"], counts["objects"]) == (0, 0, 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -9,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
 from phantoscope import __version__
@@ -20,7 +22,7 @@ from phantoscope.api.observability import REQUEST_ID_HEADER, RequestObserver
 from phantoscope.api.routes import RouteTable
 from phantoscope.config import ServerSettings
 from phantoscope.engine.context import Stores
-from phantoscope.engine.journal import repair_on_start
+from phantoscope.engine.journal import repair_logged
 from phantoscope.engine.stats import store_counts
 from phantoscope.web import mount_ui
 
@@ -42,6 +44,16 @@ def cors_origins(setting: str) -> list[str]:
     return [origin.strip() for origin in setting.split(",") if origin.strip()]
 
 
+async def _repair_forever(stores: Stores, settings: ServerSettings) -> None:
+    """Repair interrupted uploads every ``repair_interval_s`` while the server runs, so what a
+    crashed replica left goes without waiting for the next restart."""
+    if not settings.repair_interval_s:
+        return
+    while True:
+        await asyncio.sleep(settings.repair_interval_s)
+        await run_in_threadpool(repair_logged, stores)
+
+
 def create_app(
     settings: ServerSettings | None = None, on_start: Callable[[Stores], None] | None = None
 ) -> FastAPI:
@@ -58,12 +70,14 @@ def create_app(
                 "delete everything; set PHANTOSCOPE_API_KEYS", settings.host,
             )
         app.state.stores = Stores.open(settings)
-        repair_on_start(app.state.stores)  # what uploads cut short by a crash left
+        repair_logged(app.state.stores)  # what uploads cut short by a crash left
+        repairs = asyncio.create_task(_repair_forever(app.state.stores, settings))
         try:
             if on_start is not None:
                 on_start(app.state.stores)
             yield
         finally:
+            repairs.cancel()
             app.state.stores.close()
 
     app = FastAPI(

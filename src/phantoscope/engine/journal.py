@@ -86,13 +86,13 @@ def repair_uploads(stores: Stores, uploads: Sequence[PendingUploadRow]) -> Journ
     return JournalRepair(len(claimed), objects, vectors)
 
 
-def repair_on_start(stores: Stores) -> None:
-    """At start-up: repair interrupted uploads older than the settings' grace, and log it.
-    A store failing here is logged; the next start or `phantoscope check` tries again."""
+def repair_logged(stores: Stores) -> None:
+    """Repair interrupted uploads older than the settings' grace, and log what was done. A
+    store failing here is logged; the next round or `phantoscope check` tries again."""
     try:
         repaired = repair_interrupted(stores, stores.settings.repair_grace_s)
     except (MetaStoreError, VectorStoreError, ObjectStoreError) as exc:
-        log.warning("could not repair interrupted uploads at start-up: %s", exc)
+        log.warning("could not repair interrupted uploads: %s", exc)
         return
     if repaired.uploads:
         log.warning(

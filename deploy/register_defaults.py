@@ -4,10 +4,12 @@ Usage: ``python register_defaults.py OPERATOR_ENDPOINT``
 
 Runs once before the API replicas serve (the compose file's ``init`` service, the Kubernetes
 Job ``phantoscope-init``), with the API server's own ``PHANTOSCOPE_*`` settings. It registers
-the operator serving at OPERATOR_ENDPOINT (``host:port``) as ``efficientnet-lite0``, or points
-that registration at OPERATOR_ENDPOINT if it exists, and creates the pipeline ``default`` and
-the application ``default`` (image field ``image``) where they are missing: what
-``phantoscope up`` does on its first start. Running it again changes only the endpoint.
+the operator serving at OPERATOR_ENDPOINT as ``efficientnet-lite0``, or points that
+registration at OPERATOR_ENDPOINT if it exists, and creates the pipeline ``default`` and the
+application ``default`` (image field ``image``) where they are missing: what
+``phantoscope up`` does on its first start. OPERATOR_ENDPOINT is ``host:port``, or
+``host:port,host:port,...`` for the replicas of the operator (the API server spreads calls
+over them). Running it again changes only the endpoints: the new list replaces the old one.
 """
 
 from __future__ import annotations

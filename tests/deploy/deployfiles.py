@@ -31,6 +31,8 @@ API_DOCKERFILE = DEPLOY / "docker" / "api.Dockerfile"
 
 # `${NAME}` or `${NAME:-default}` in the compose file.
 INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+# `$(NAME)` or the escape `$$` in a Kubernetes container's env values and args.
+K8S_REFERENCE = re.compile(r"\$\$|\$\((?P<name>[A-Za-z_][A-Za-z0-9_]*)\)")
 
 
 # --- compose ------------------------------------------------------------------------------
@@ -50,6 +52,13 @@ def service_environment(service: dict[str, Any]) -> dict[str, str]:
     if isinstance(environment, list):
         environment = dict(item.split("=", 1) for item in environment)
     return {name: interpolate(str(value)) for name, value in environment.items()}
+
+
+def operator_services(services: dict[str, Any]) -> list[str]:
+    """The services built from an operator Dockerfile, in the file's order."""
+    return [name for name, service in services.items()
+            if str(service.get("build", {}).get("dockerfile", "")).startswith(
+                "deploy/docker/operator")]
 
 
 def settings_from(monkeypatch: Any, settings: type[T], environment: dict[str, str]) -> T:
@@ -85,14 +94,34 @@ def k8s_object(kind: str, name: str) -> dict[str, Any]:
     return found[0]
 
 
+WORKLOADS = ("Deployment", "StatefulSet", "Job")
+
+
 def k8s_containers() -> list[tuple[str, dict[str, Any]]]:
-    """(workload name, container) for every container of every Deployment and Job."""
+    """(workload name, container) for every container of every workload."""
     containers = []
     for _, doc in k8s_documents():
-        if doc["kind"] in ("Deployment", "Job"):
+        if doc["kind"] in WORKLOADS:
             for container in doc["spec"]["template"]["spec"]["containers"]:
                 containers.append((doc["metadata"]["name"], container))
     return containers
+
+
+def pod_environment(container: dict[str, Any], name: str, namespace: str) -> dict[str, str]:
+    """The environment the kubelet gives ``container`` in the pod ``name`` of ``namespace``:
+    `value`s with `$(NAME)` expanded from the variables listed before them, and the downward
+    API's pod name and namespace (`envFrom` is left out)."""
+    fields = {"metadata.name": name, "metadata.namespace": namespace}
+    env: dict[str, str] = {}
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = K8S_REFERENCE.sub(
+                lambda match: "$" if match[0] == "$$" else env.get(match["name"], match[0]),
+                item["value"],
+            )
+        else:
+            env[item["name"]] = fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
+    return env
 
 
 # --- Dockerfiles --------------------------------------------------------------------------

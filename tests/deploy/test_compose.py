@@ -12,11 +12,13 @@ from deployfiles import (
     COMPOSE_FILE,
     INTERPOLATION,
     load_compose,
+    operator_services,
     parse_cli,
     service_environment,
     settings_from,
 )
 from phantoscope.config import OperatorSettings, ServerSettings, endpoint_port
+from phantoscope.engine.replicas import parse_endpoints
 from phantoscope.storage.objects import S3ObjectStore, open_object_store
 
 
@@ -50,8 +52,10 @@ def test_every_variable_has_a_default():
 def test_the_whole_stack_is_there():
     services = load_compose()["services"]
     assert set(services) == {
-        "api", "init", "operator", "postgres", "minio", "milvus", "milvus-etcd", "milvus-minio",
+        "api", "init", "operator-1", "operator-2", "postgres", "minio", "milvus", "milvus-etcd",
+        "milvus-minio",
     }
+    assert operator_services(services) == ["operator-1", "operator-2"]
     assert services["milvus"]["image"].startswith("milvusdb/milvus:")
     assert services["milvus"]["command"] == ["milvus", "run", "standalone"]
 
@@ -68,7 +72,9 @@ def test_services_start_in_order_on_health():
                 assert services[needed].get("restart") == "no"
     api_needs = services["api"]["depends_on"]
     assert api_needs["init"]["condition"] == "service_completed_successfully"
-    assert {"operator", "milvus", "postgres", "minio"} <= set(services["init"]["depends_on"])
+    operators = set(operator_services(services))
+    assert operators | {"milvus", "postgres", "minio"} <= set(services["init"]["depends_on"])
+    assert operators <= set(api_needs)
 
 
 def test_named_volumes_are_declared_and_used():
@@ -108,16 +114,25 @@ def test_init_opens_the_same_stores_as_the_api():
     assert services["init"]["image"] == services["api"]["image"]
 
 
-def test_the_operator_is_registered_where_it_listens(monkeypatch):
+def test_init_registers_exactly_the_operator_services(monkeypatch):
+    """Each operator service reports `<service>:<port>` and listens on that port; `init`
+    registers the list of them, one entry per service, in order."""
     services = load_compose()["services"]
-    operator = services["operator"]
-    settings = settings_from(monkeypatch, OperatorSettings, service_environment(operator))
-    assert settings.endpoint == "operator:50001"
-    assert services["init"]["command"][-1] == settings.endpoint
-    probe = operator["healthcheck"]["test"]
-    assert probe[0] == "CMD"
-    subcommand, params = parse_cli(probe[2:])
-    assert subcommand == ["operator", "test"]
-    assert params["endpoint"] == f"127.0.0.1:{endpoint_port(settings.endpoint)}"
-    assert parse_cli(["operator", "serve", *operator["command"]])[1]["target"] == (
-        "efficientnet-lite0-encoder")
+    endpoints = []
+    for name in operator_services(services):
+        operator = services[name]
+        settings = settings_from(monkeypatch, OperatorSettings, service_environment(operator))
+        port = endpoint_port(settings.endpoint)
+        assert settings.endpoint == f"{name}:{port}"
+        probe = operator["healthcheck"]["test"]
+        assert probe[0] == "CMD"
+        subcommand, params = parse_cli(probe[2:])
+        assert subcommand == ["operator", "test"]
+        assert params["endpoint"] == f"127.0.0.1:{port}"
+        assert parse_cli(["operator", "serve", *operator["command"]])[1]["target"] == (
+            "efficientnet-lite0-encoder")
+        endpoints.append(settings.endpoint)
+    assert len(endpoints) == 2
+    assert services["init"]["command"][:2] == ["python", "/opt/phantoscope/register_defaults.py"]
+    (listed,) = services["init"]["command"][2:]
+    assert parse_endpoints(listed) == endpoints

@@ -6,10 +6,12 @@ import pytest
 from deployfiles import (
     API_DOCKERFILE,
     DOCKERFILES,
+    K8S_REFERENCE,
     OPERATOR_DOCKERFILES,
     k8s_containers,
     k8s_object,
     load_compose,
+    operator_services,
     parse_dockerfile,
     service_environment,
 )
@@ -34,7 +36,8 @@ def test_compose_sets_only_variables_phantoscope_reads():
     services = load_compose()["services"]
     for name in ("api", "init"):
         assert _unknown(service_environment(services[name]), server_names()) == []
-    assert _unknown(service_environment(services["operator"]), operator_names()) == []
+    for name in operator_services(services):
+        assert _unknown(service_environment(services[name]), operator_names()) == []
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=[p.name for p in DOCKERFILES])
@@ -50,4 +53,9 @@ def test_kubernetes_sets_only_variables_phantoscope_reads():
     assert _unknown([*config, *secret], server_names()) == []
     for workload, container in k8s_containers():
         known = operator_names() if workload == "phantoscope-operator" else server_names()
-        assert _unknown([item["name"] for item in container.get("env", [])], known) == []
+        env = container.get("env", [])
+        # Set only to build other values from (`$(POD_NAME)`), not read by Phantoscope.
+        helpers = {match["name"] for item in env for match in
+                   K8S_REFERENCE.finditer(item.get("value", "")) if match["name"]}
+        assert _unknown([item["name"] for item in env if item["name"] not in helpers],
+                        known) == []

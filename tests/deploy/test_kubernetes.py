@@ -7,14 +7,17 @@ from sqlalchemy.engine import make_url
 
 from deployfiles import (
     KUBERNETES,
+    WORKLOADS,
     k8s_containers,
     k8s_documents,
     k8s_object,
     kustomization,
     parse_cli,
+    pod_environment,
     settings_from,
 )
 from phantoscope.config import OperatorSettings, ServerSettings, endpoint_port
+from phantoscope.engine.replicas import parse_endpoints
 from phantoscope.storage.objects import S3ObjectStore, open_object_store
 
 K8S_VERSION = "1.33.0"
@@ -62,22 +65,64 @@ def test_api_runs_two_replicas_probed_on_readyz_and_healthz():
     assert config["PHANTOSCOPE_HOST"] == "0.0.0.0"
 
 
-def test_operator_runs_two_replicas_behind_the_service_it_is_registered_by():
-    deployment = k8s_object("Deployment", "phantoscope-operator")
-    assert deployment["spec"]["replicas"] == 2
-    operator = _container("phantoscope-operator")
-    env = {item["name"]: item["value"] for item in operator["env"]}
-    endpoint = OperatorSettings(_env_file=None, endpoint=env["OP_ENDPOINT"]).endpoint
-    service = k8s_object("Service", "phantoscope-operator")
-    host, port = endpoint.rpartition(":")[0], endpoint_port(endpoint)
-    assert host == service["metadata"]["name"]
-    (service_port,) = service["spec"]["ports"]
-    assert service_port["port"] == port == _port(operator, service_port["targetPort"])
-    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+def _operator_replicas() -> list[str]:
+    """The endpoint of each pod of the operator StatefulSet, by its stable DNS name:
+    ``<statefulset>-<i>.<headless service>.<namespace>.svc.cluster.local:<containerPort>``."""
+    statefulset = k8s_object("StatefulSet", "phantoscope-operator")
+    name, namespace = statefulset["metadata"]["name"], kustomization()["namespace"]
+    service = k8s_object("Service", statefulset["spec"]["serviceName"])
+    port = _port(_container(name), service["spec"]["ports"][0]["targetPort"])
+    return [
+        f"{name}-{i}.{service['metadata']['name']}.{namespace}.svc.cluster.local:{port}"
+        for i in range(statefulset["spec"]["replicas"])
+    ]
+
+
+def test_operator_replicas_are_named_by_a_headless_service():
+    statefulset = k8s_object("StatefulSet", "phantoscope-operator")
+    assert statefulset["spec"]["replicas"] == 2
+    assert statefulset["metadata"]["namespace"] == kustomization()["namespace"]
+    service = k8s_object("Service", statefulset["spec"]["serviceName"])
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["publishNotReadyAddresses"] is True
+    pod_labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"] == statefulset["spec"]["selector"]["matchLabels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
+    (service_port,) = service["spec"]["ports"]
+    assert service_port["port"] == _port(_container("phantoscope-operator"), "grpc")
+    assert service_port["targetPort"] == "grpc"
+    kinds = {doc["kind"] for _, doc in k8s_documents()
+             if doc["metadata"]["name"] == "phantoscope-operator"}
+    assert kinds == {"StatefulSet", "Service"}
+
+
+def test_strict_validation_rejects_a_misspelt_headless_service_field():
+    service = k8s_object("Service", "phantoscope-operator")
+    spec = {**service["spec"]}
+    spec["publishNotReadyAddress"] = spec.pop("publishNotReadyAddresses")
+    with pytest.raises(k8s.ValidationError):
+        k8s.validate({**service, "spec": spec}, K8S_VERSION, strict=True)
+
+
+def test_the_init_job_registers_exactly_the_statefulset_replicas():
     init = _container("phantoscope-init")
     assert init["args"][:2] == ["python", "/opt/phantoscope/register_defaults.py"]
-    assert init["args"][2] == endpoint
+    (listed,) = init["args"][2:]
+    replicas = _operator_replicas()
+    assert len(replicas) == k8s_object("StatefulSet", "phantoscope-operator")["spec"]["replicas"]
+    assert parse_endpoints(listed) == replicas
+
+
+def test_each_operator_pod_reports_its_own_entry_and_listens_on_its_port(monkeypatch):
+    statefulset = k8s_object("StatefulSet", "phantoscope-operator")
+    operator = _container("phantoscope-operator")
+    port = _port(operator, "grpc")
+    for i, registered in enumerate(_operator_replicas()):
+        pod = f"{statefulset['metadata']['name']}-{i}"
+        env = pod_environment(operator, pod, kustomization()["namespace"])
+        settings = settings_from(monkeypatch, OperatorSettings, env)
+        assert settings.endpoint == registered
+        assert endpoint_port(settings.endpoint) == port
     probe = operator["readinessProbe"]["exec"]["command"]
     subcommand, params = parse_cli(probe[1:])
     assert subcommand == ["operator", "test"] and params["endpoint"] == f"127.0.0.1:{port}"
@@ -103,7 +148,7 @@ def test_workloads_read_settings_that_exist():
 
 def test_workloads_run_as_non_root():
     for _, doc in k8s_documents():
-        if doc["kind"] in ("Deployment", "Job"):
+        if doc["kind"] in WORKLOADS:
             assert doc["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
 
 

@@ -37,7 +37,8 @@ def ensure_defaults(stores: Stores, operator_endpoint: str) -> None:
     if stores.meta.get_operator(DEFAULT_OPERATOR) is None:
         registry.register_operator(stores, DEFAULT_OPERATOR, operator_endpoint)
     else:
-        stores.meta.set_operator_endpoint(DEFAULT_OPERATOR, operator_endpoint)
+        endpoints = registry.endpoint_list(operator_endpoint)
+        stores.meta.set_operator_endpoints(DEFAULT_OPERATOR, endpoints)
     if stores.meta.get_pipeline(DEFAULT_PIPELINE) is None:
         registry.create_pipeline(
             stores,

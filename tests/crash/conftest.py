@@ -30,6 +30,7 @@ from phantoscope.storage.meta import (
     OperatorRow,
     PipelineRow,
     VectorRow,
+    endpoint_rows,
 )
 from phantoscope.storage.milvus_server import LocalMilvusServer
 from phantoscope.storage.s3_test_server import s3_test_server
@@ -119,7 +120,8 @@ def make_application(stores: Stores) -> None:
     unique = uuid.uuid4().hex[:8]
     stores.meta.add(OperatorRow(
         name="enc", backend="test", type="encoder", input="image", output="vector",
-        endpoint="127.0.0.1:1", metric_type="IP", dimension=DIMENSION), "adding an operator")
+        endpoint_rows=endpoint_rows(["127.0.0.1:1"]), metric_type="IP", dimension=DIMENSION),
+        "adding an operator")
     collection = collection_name(f"{PIPELINE}_{unique}")
     stores.meta.add(PipelineRow(
         name=PIPELINE, input="image", output="vector", encoder="enc", dimension=DIMENSION,

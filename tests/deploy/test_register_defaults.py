@@ -52,9 +52,39 @@ def test_registers_the_operator_and_makes_the_defaults_then_follows_the_endpoint
     assert again.returncode == 0, again.stderr
     meta = MetaStore(f"sqlite:///{tmp_path / 'meta.db'}")
     try:
-        assert meta.get_operator(DEFAULT_OPERATOR).endpoint == second
+        assert meta.get_operator(DEFAULT_OPERATOR).endpoints == [second]
         assert meta.get_pipeline(DEFAULT_PIPELINE).encoder == DEFAULT_OPERATOR
         assert meta.get_application(DEFAULT_APPLICATION) is not None
+    finally:
+        meta.close()
+
+
+def test_registers_the_replicas_listed_then_replaces_the_list(tmp_path):
+    """As the Job runs it for a StatefulSet: one comma-separated argument, one entry per
+    replica; run again after scaling, the new list replaces the old one."""
+    with serving() as first, serving() as second:
+        done = _register(tmp_path, f"{first},{second}")
+        assert done.returncode == 0, done.stderr
+        with serving() as third:
+            again = _register(tmp_path, f"{first},{second},{third}")
+    assert again.returncode == 0, again.stderr
+    meta = MetaStore(f"sqlite:///{tmp_path / 'meta.db'}")
+    try:
+        assert meta.get_operator(DEFAULT_OPERATOR).endpoints == [first, second, third]
+    finally:
+        meta.close()
+
+
+def test_a_first_registration_waits_for_every_replica(tmp_path):
+    with serving() as gone:
+        pass
+    with serving() as up:
+        done = _register(tmp_path, f"{up},{gone}")
+    assert done.returncode != 0
+    assert gone in done.stderr
+    meta = MetaStore(f"sqlite:///{tmp_path / 'meta.db'}")
+    try:
+        assert meta.get_operator(DEFAULT_OPERATOR) is None
     finally:
         meta.close()
 

@@ -24,7 +24,7 @@ class RegisterOperator(BaseModel):
 
 
 def _json(request: Request, row: OperatorRow) -> dict:
-    return operator_json(row, stores_of(request).pool.states(row.endpoint))
+    return operator_json(row, stores_of(request).pool.states(row.endpoints))
 
 
 @router.get("/")

@@ -11,18 +11,19 @@ from phantoscope.storage.meta import ApplicationRow, EntityRow, OperatorRow, Pip
 
 
 def operator_json(row: OperatorRow, replicas: list[dict[str, str]]) -> dict[str, Any]:
-    """The original fields (``_endpoint`` as registered: ``host:port[,host:port...]``), plus
-    each replica's endpoint and last known state (up, down or unknown)."""
+    """The original fields, plus each replica's endpoint and last known state (up, down or
+    unknown). ``_endpoint`` stays a string as in the original: the one endpoint, or the
+    endpoints joined with commas (``host:port,host:port``) as they were registered."""
     return {
         "_name": row.name,
         "_backend": row.backend,
         "_type": row.type,
         "_input": row.input,
         "_output": row.output,
-        "_endpoint": row.endpoint,
+        "_endpoint": ",".join(row.endpoints),
         "_metric_type": row.metric_type,
         "_dimension": row.dimension,
-        "_endpoints": [replica["endpoint"] for replica in replicas],
+        "_endpoints": row.endpoints,
         "_replicas": replicas,
     }
 

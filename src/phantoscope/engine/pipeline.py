@@ -66,8 +66,8 @@ def operator_error(operator: OperatorRow, exc: OperatorCallError) -> Exception:
     if exc.code in UNAVAILABLE_CODES:
         return OperatorUnavailableError(
             "OPERATOR_UNAVAILABLE",
-            f"operator {operator.name!r} at {operator.endpoint} did not answer ({exc.code}: "
-            f"{exc.details}): check that it is running",
+            f"operator {operator.name!r} at {','.join(operator.endpoints)} did not answer "
+            f"({exc.code}: {exc.details}): check that it is running",
         )
     return OperatorFailedError(
         "OPERATOR_FAILED", f"operator {operator.name!r} failed ({exc.code}): {exc.details}"
@@ -95,7 +95,7 @@ class PipelineRunner:
 
     def _call(self, operator: OperatorRow, datas: Sequence[str]):
         try:
-            return self.pool.replicas(operator.endpoint).execute(operator.name, datas)
+            return self.pool.replicas(operator.endpoints).execute(operator.name, datas)
         except OperatorCallError as exc:
             raise operator_error(operator, exc) from None
 

@@ -19,6 +19,7 @@ from phantoscope.storage.meta import (
     OperatorRow,
     PipelineProcessorRow,
     PipelineRow,
+    endpoint_rows,
 )
 
 METRICS = ("IP", "L2", "COSINE")
@@ -81,17 +82,23 @@ def _same_operator(endpoints: list[str], identities: list[OperatorIdentity]) -> 
             )
 
 
+def endpoint_list(endpoint: str) -> list[str]:
+    """The endpoints of ``host:port`` or ``host:port,host:port,...``; INVALID_ENDPOINT if bad."""
+    try:
+        return parse_endpoints(endpoint)
+    except ValueError as exc:
+        raise BadRequestError("INVALID_ENDPOINT", str(exc)) from None
+
+
 def register_operator(stores: Stores, name: str, endpoint: str) -> OperatorRow:
     """Ask the operator at ``endpoint`` who it is and remember it under ``name``.
 
     ``endpoint`` is ``host:port``, or ``host:port,host:port,...`` for replicas of one
-    operator (each is asked; they must agree on type, dimension and metric).
+    operator (each is asked; they must agree on type, dimension and metric). The operator
+    row and one row per endpoint are written in one transaction.
     """
     check_name("operator", name)
-    try:
-        endpoints = parse_endpoints(endpoint)
-    except ValueError as exc:
-        raise BadRequestError("INVALID_ENDPOINT", str(exc)) from None
+    endpoints = endpoint_list(endpoint)
     if stores.meta.get_operator(name) is not None:
         raise _exists("operator", name)
     identities = [_identity(one) for one in endpoints]
@@ -116,7 +123,7 @@ def register_operator(stores: Stores, name: str, endpoint: str) -> OperatorRow:
         type=identity.type,
         input=identity.input,
         output=identity.output,
-        endpoint=endpoint,
+        endpoint_rows=endpoint_rows(endpoints),
         metric_type=identity.metric_type.upper(),
         dimension=identity.dimension,
     )
@@ -140,12 +147,13 @@ def operator_health(stores: Stores, name: str) -> tuple[str, list[dict[str, str]
     """Ask every replica `Healthy` now: the first healthy answer (else the first answer at
     all), and each replica's state; OPERATOR_UNAVAILABLE if none answers."""
     row = get_operator(stores, name)
-    replicas = stores.pool.replicas(row.endpoint)
+    replicas = stores.pool.replicas(row.endpoints)
     answers = [answer for _, answer in replicas.check(REGISTER_TIMEOUT_S) if answer is not None]
     if not answers:
-        raise operator_error(
-            row, OperatorCallError(row.endpoint, "Healthy", "UNAVAILABLE", "no replica answers")
+        failure = OperatorCallError(
+            ",".join(row.endpoints), "Healthy", "UNAVAILABLE", "no replica answers"
         )
+        raise operator_error(row, failure)
     return (HEALTHY if HEALTHY in answers else answers[0]), replicas.states()
 
 

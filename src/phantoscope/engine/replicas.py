@@ -1,6 +1,7 @@
 """Replicas of one operator: which of its endpoints answer, and spreading calls over them.
 
-An operator registered as ``host:port,host:port`` is served by several identical processes.
+An operator registered with several endpoints (``host:port,host:port`` in the REST API, one
+row each in the metadata store) is served by several identical processes.
 Each `Execute` goes to the up replica with the fewest calls in flight (round-robin among
 equals). A replica that fails with UNAVAILABLE or DEADLINE_EXCEEDED is marked down and the
 call is retried once on another up replica (Execute has no side effects). A down replica
@@ -25,7 +26,7 @@ from phantoscope.operators.client import ExecuteResult, OperatorCallError, Opera
 from phantoscope.operators.server import HEALTHY
 
 ENDPOINT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$")
-MAX_ENDPOINTS_TEXT = 255  # the width of the operators table's endpoint column
+MAX_ENDPOINTS_TEXT = 255  # bounds the replicas asked at registration; one endpoint's column
 DOWN_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
 PROBE_TIMEOUT_S = 1.0
 FIRST_BACKOFF_S = 0.2
@@ -66,7 +67,7 @@ class Replica:
 
 
 class ReplicaSet:
-    """The replicas behind one registered endpoint list; thread-safe."""
+    """The replicas behind one operator's registered endpoints; thread-safe."""
 
     def __init__(
         self,
@@ -200,27 +201,27 @@ class OperatorPool:
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
         self._clients: dict[str, OperatorClient] = {}
-        self._sets: dict[str, ReplicaSet] = {}
+        self._sets: dict[tuple[str, ...], ReplicaSet] = {}
         self._prober = ThreadPoolExecutor(PROBE_THREADS, "operator-probe")
         self._lock = threading.Lock()
 
-    def replicas(self, endpoints: str) -> ReplicaSet:
-        """The replica set for an operator's registered endpoint list."""
+    def replicas(self, endpoints: Sequence[str]) -> ReplicaSet:
+        """The replica set for an operator's registered endpoints."""
+        key = tuple(endpoints)
         with self._lock:
-            found = self._sets.get(endpoints)
+            found = self._sets.get(key)
             if found is None:
-                parsed = parse_endpoints(endpoints)
-                clients = [self._client(endpoint) for endpoint in parsed]
-                found = self._sets[endpoints] = ReplicaSet(parsed, clients, self._prober)
+                clients = [self._client(endpoint) for endpoint in key]
+                found = self._sets[key] = ReplicaSet(key, clients, self._prober)
             return found
 
-    def states(self, endpoints: str) -> list[dict[str, str]]:
+    def states(self, endpoints: Sequence[str]) -> list[dict[str, str]]:
         """Each replica's last known state, without calling it ("unknown" if never used)."""
         with self._lock:
-            found = self._sets.get(endpoints)
+            found = self._sets.get(tuple(endpoints))
         if found is not None:
             return found.states()
-        return [{"endpoint": e, "state": "unknown"} for e in endpoints.split(",")]
+        return [{"endpoint": e, "state": "unknown"} for e in endpoints]
 
     def _client(self, endpoint: str) -> OperatorClient:
         """Under the lock."""

@@ -1,8 +1,8 @@
 """Metadata in SQL (SQLite, MySQL/MariaDB, PostgreSQL) through SQLAlchemy 2.
 
-Tables: operators, pipelines (with their ordered processors), applications (with their
-fields), entities (one uploaded image) and vectors (one row per vector in Milvus, with the
-crop box it came from).
+Tables: operators (with their ordered replica endpoints), pipelines (with their ordered
+processors), applications (with their fields), entities (one uploaded image) and vectors (one
+row per vector in Milvus, with the crop box it came from).
 """
 
 from __future__ import annotations
@@ -23,11 +23,16 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    column,
     create_engine,
     delete,
     event,
+    exists,
     func,
+    inspect,
     select,
+    table,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -72,10 +77,31 @@ class OperatorRow(Base):
     type: Mapped[str] = mapped_column(String(16))
     input: Mapped[str] = mapped_column(String(32))
     output: Mapped[str] = mapped_column(String(32))
-    endpoint: Mapped[str] = mapped_column(String(255))
     metric_type: Mapped[str] = mapped_column(String(16))
     dimension: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    endpoint_rows: Mapped[list[OperatorEndpointRow]] = relationship(
+        order_by="OperatorEndpointRow.position", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The ``host:port`` of each replica, in registration order."""
+        return [row.endpoint for row in self.endpoint_rows]
+
+
+class OperatorEndpointRow(Base):
+    __tablename__ = "operator_endpoints"
+    operator: Mapped[str] = mapped_column(
+        ForeignKey("operators.name", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(255))
+
+
+def endpoint_rows(endpoints: Sequence[str]) -> list[OperatorEndpointRow]:
+    """The rows of an operator's replica endpoints, in that order."""
+    return [OperatorEndpointRow(position=i, endpoint=e) for i, e in enumerate(endpoints)]
 
 
 class PipelineRow(Base):
@@ -197,6 +223,48 @@ def operators_named(session: Session, names: Sequence[str]) -> dict[str, Operato
     return {row.name: row for row in session.scalars(query)}
 
 
+def migrate_operator_endpoints(engine: Engine) -> int:
+    """Move the endpoints of a database made before `operator_endpoints` into that table.
+
+    Earlier versions kept an operator's endpoints in ``operators.endpoint``, a ``NOT NULL``
+    column holding ``host:port`` or ``host:port,host:port,...``. This gives every operator
+    without endpoint rows one row per listed endpoint, then drops the column: the rows are
+    the one place endpoints live, and the old ``NOT NULL`` column would refuse new operators.
+    The column is not in the table definition (it is read through a bare table clause).
+    Each step is idempotent (a run cut short between them finishes on the next open), and
+    when another process opening the same database migrates it first, this one finds the
+    column gone.
+    Returns how many operators got endpoint rows; 0 (and no change) on a current database.
+    """
+
+    def has_column() -> bool:
+        return "endpoint" in {c["name"] for c in inspect(engine).get_columns("operators")}
+
+    if not has_column():
+        return 0
+    legacy = table("operators", column("name", String), column("endpoint", String))
+    current = OperatorEndpointRow.__table__
+    try:
+        with engine.begin() as connection:
+            missing = select(legacy.c.name, legacy.c.endpoint).where(
+                ~exists().where(current.c.operator == legacy.c.name))
+            rows = [
+                {"operator": name, "position": position, "endpoint": endpoint}
+                for name, listed in connection.execute(missing)
+                for position, endpoint in enumerate(
+                    part.strip() for part in listed.split(",") if part.strip())
+            ]
+            if rows:
+                connection.execute(current.insert(), rows)
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE operators DROP COLUMN endpoint"))
+    except SQLAlchemyError:
+        if has_column():
+            raise
+        return 0
+    return len({row["operator"] for row in rows})
+
+
 def _enable_sqlite_foreign_keys(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(connection, _record) -> None:
@@ -225,6 +293,7 @@ class MetaStore:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
             Base.metadata.create_all(self.engine)
+            migrate_operator_endpoints(self.engine)
         except SQLAlchemyError as exc:
             raise MetaStoreError(f"cannot open the metadata database: {exc.orig or exc}") from None
 
@@ -259,8 +328,8 @@ class MetaStore:
         """Rows in every table, by table name."""
         with self.session("counting rows") as session:
             return {
-                table.name: int(session.scalar(select(func.count()).select_from(table)) or 0)
-                for table in Base.metadata.sorted_tables
+                each.name: int(session.scalar(select(func.count()).select_from(each)) or 0)
+                for each in Base.metadata.sorted_tables
             }
 
     # -- operators ------------------------------------------------------------------------
@@ -282,11 +351,14 @@ class MetaStore:
         with self.session("listing operators") as session:
             return list(session.scalars(select(OperatorRow).order_by(OperatorRow.created_at)))
 
-    def set_operator_endpoint(self, name: str, endpoint: str) -> None:
-        with self.session("updating an operator's endpoint") as session:
+    def set_operator_endpoints(self, name: str, endpoints: Sequence[str]) -> None:
+        """Replace the operator's endpoints with ``endpoints``, in one transaction."""
+        with self.session("updating an operator's endpoints") as session:
             row = session.get(OperatorRow, name)
             if row is not None:
-                row.endpoint = endpoint
+                row.endpoint_rows.clear()
+                session.flush()  # the old rows go before new ones take their positions
+                row.endpoint_rows.extend(endpoint_rows(endpoints))
 
     def delete_operator(self, name: str) -> None:
         with self.session("deleting an operator") as session:

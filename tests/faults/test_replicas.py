@@ -62,6 +62,9 @@ def test_replicas_must_be_one_operator(tally, api_server):
     assert wide.endpoint in message and narrow.endpoint in message
     assert register(f"{wide.endpoint},not an endpoint")[:2] == (400, "INVALID_ENDPOINT")
     assert register(f"{wide.endpoint},{wide.endpoint}")[:2] == (400, "INVALID_ENDPOINT")
+    too_many = ",".join(f"op-{i}.example:50001" for i in range(65))
+    assert register(too_many)[:2] == (400, "INVALID_ENDPOINT")
+    assert register(f"{'h' * 250}.example:50001")[:2] == (400, "INVALID_ENDPOINT")
     status, code, message = register(f"{wide.endpoint},127.0.0.1:1")
     assert (status, code) == (400, "OPERATOR_UNREACHABLE") and "127.0.0.1:1" in message
     assert api.get("/v1/operator/").json() == []

@@ -26,7 +26,8 @@ from phantoscope.operators.client import ExecuteResult, OperatorCallError, Opera
 from phantoscope.operators.server import HEALTHY
 
 ENDPOINT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$")
-MAX_ENDPOINTS_TEXT = 255  # bounds the replicas asked at registration; one endpoint's column
+MAX_ENDPOINT_LENGTH = 255  # the endpoint column's width
+MAX_REPLICAS = 64  # bounds the replicas asked at registration
 DOWN_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
 PROBE_TIMEOUT_S = 1.0
 FIRST_BACKOFF_S = 0.2
@@ -36,15 +37,17 @@ PROBE_THREADS = 4
 
 def parse_endpoints(text: str) -> list[str]:
     """The endpoints of ``host:port`` or ``host:port,host:port,...``; ValueError if bad."""
-    if not isinstance(text, str) or len(text) > MAX_ENDPOINTS_TEXT:
-        raise ValueError(
-            f"endpoint {str(text)[:100]!r} must be host:port or a comma-separated list of them "
-            f"(at most {MAX_ENDPOINTS_TEXT} characters)"
-        )
+    if not isinstance(text, str):
+        raise ValueError(f"endpoint {str(text)[:100]!r} must be a host:port string")
     endpoints = [part.strip() for part in text.split(",")]
+    if len(endpoints) > MAX_REPLICAS:
+        raise ValueError(f"an endpoint list names at most {MAX_REPLICAS} replicas")
     for endpoint in endpoints:
-        if not ENDPOINT.match(endpoint):
-            raise ValueError(f"endpoint {endpoint[:100]!r} is not of the form host:port")
+        if len(endpoint) > MAX_ENDPOINT_LENGTH or not ENDPOINT.match(endpoint):
+            raise ValueError(
+                f"endpoint {endpoint[:100]!r} is not of the form host:port "
+                f"(at most {MAX_ENDPOINT_LENGTH} characters)"
+            )
     if len(set(endpoints)) != len(endpoints):
         raise ValueError(f"endpoint list {text[:100]!r} names an endpoint twice")
     return endpoints

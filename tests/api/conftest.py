@@ -10,8 +10,6 @@ import pytest
 from api_server import ApiServer
 from backends import DEFAULT_BACKENDS, Backends, backend_env, drop_database
 from helpers import OperatorProcess
-from phantoscope.storage.milvus_server import LocalMilvusServer
-from phantoscope.storage.s3_test_server import s3_test_server
 
 
 @pytest.fixture(scope="session")
@@ -24,18 +22,6 @@ def encoder_endpoint() -> Iterator[str]:
 def face_endpoints() -> Iterator[tuple[str, str]]:
     with OperatorProcess("face-detector") as detector, OperatorProcess("face-encoder") as coder:
         yield detector.endpoint, coder.endpoint
-
-
-@pytest.fixture(scope="session")
-def milvus_uri(tmp_path_factory) -> Iterator[str]:
-    with LocalMilvusServer(tmp_path_factory.mktemp("milvus-server")) as server:
-        yield server.uri
-
-
-@pytest.fixture(scope="session")
-def s3_url() -> Iterator[str]:
-    with s3_test_server() as server:
-        yield server.url
 
 
 @pytest.fixture

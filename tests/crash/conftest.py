@@ -32,26 +32,12 @@ from phantoscope.storage.meta import (
     VectorRow,
     endpoint_rows,
 )
-from phantoscope.storage.milvus_server import LocalMilvusServer
-from phantoscope.storage.s3_test_server import s3_test_server
 
 APP = "photos"
 PIPELINE = "pipe"
 DIMENSION = 8
 RANDOM = np.random.default_rng(8)
 STORE_BACKENDS = [Backends("lite", "sqlite", "folder"), Backends("server", "postgres", "s3")]
-
-
-@pytest.fixture(scope="session")
-def milvus_uri(tmp_path_factory) -> Iterator[str]:
-    with LocalMilvusServer(tmp_path_factory.mktemp("milvus-server")) as server:
-        yield server.uri
-
-
-@pytest.fixture(scope="session")
-def s3_url() -> Iterator[str]:
-    with s3_test_server() as server:
-        yield server.url
 
 
 @pytest.fixture(scope="session")

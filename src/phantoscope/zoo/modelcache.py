@@ -16,8 +16,8 @@ from pathlib import Path
 
 _STDERR_TAIL = 3000
 
-INT8_TAG = "int8-cal1"
-"""Names a static int8 model in the cache (``<fp32 stem>-int8-cal1.onnx``): bump the number
+INT8_TAG = "int8-cal2"
+"""Names a static int8 model in the cache (``<fp32 stem>-int8-cal2.onnx``): bump the number
 whenever :mod:`phantoscope.zoo.quantize` changes its calibration set or its recipe, so that
 no cached file made the old way is served."""
 

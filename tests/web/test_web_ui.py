@@ -420,3 +420,58 @@ def check_boxes(page, shots, files, app: str, stored: dict) -> None:
     assert abs(shown["x"] - thumb["x"] - box["left"] * scale) < 3
     assert abs(shown["width"] - (box["right"] - box["left"]) * scale) < 3
     screenshot(page, shots, "12-search-boxes")
+
+
+READ_KEY, ADMIN_KEY = "read-key-for-the-web-test", "admin-key-for-the-web-test"
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory) -> Iterator[ApiServer]:
+    """A server that needs API keys, holding one application of three photos."""
+    keys = f"read:{READ_KEY},admin:{ADMIN_KEY}"
+    with OperatorProcess("efficientnet-lite0-encoder") as encoder:
+        api = ApiServer(tmp_path_factory.mktemp("web-keyed-home"),
+                        {"PHANTOSCOPE_API_KEYS": keys}).start()
+        api.client.headers["X-API-Key"] = ADMIN_KEY
+        try:
+            ok(api.client.post("/v1/operator/regist",
+                               json={"endpoint": encoder.endpoint, "name": ENCODER}))
+            ok(api.client.post(f"/v1/pipeline/{PIPELINE}", json={"encoder": ENCODER}))
+            yield api
+        finally:
+            api.stop()
+
+
+def test_with_keys_the_page_asks_for_one_then_shows_and_opens_images(
+    browser, keyed_server, shots
+):
+    app, ids = seeded_app(keyed_server, ["coffee", "rocket", "chelsea"])
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(f"{keyed_server.url}/")
+    expect(page.locator("#server-state")).to_have_text("API key needed")
+
+    page.get_by_test_id("api-key").fill(READ_KEY)
+    page.get_by_test_id("api-key").dispatch_event("change")
+    expect(page.locator("#server-state")).to_have_text("API online")
+    page.locator("a[data-view='browse']").click()
+    page.get_by_test_id("browse-app").select_option(app)
+    cards = page.get_by_test_id("browse-grid").locator(".card")
+    expect(cards).to_have_count(3)
+    images = cards.locator("img")
+    # Each stored image was fetched with the key (a plain <img> would get a 401).
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=browse-grid] .card img')]"
+        ".every((img) => img.complete && img.naturalWidth > 0)")
+    assert images.evaluate_all("imgs => imgs.every(i => i.src.startsWith('blob:'))")
+    screenshot(page, shots, "12-keyed-browse")
+
+    cards.first.locator("img").click()
+    with context.expect_page() as opened:
+        page.get_by_role("link", name="Open image ↗").click()
+    tab = opened.value
+    tab.wait_for_function("() => location.href.startsWith('blob:')")
+    assert tab.evaluate("() => document.images.length === 1 && document.images[0].naturalWidth")
+    context.close()
+    assert entity_count(keyed_server, app) == len(ids)

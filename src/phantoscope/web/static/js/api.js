@@ -172,6 +172,17 @@ export function showImage(img, url) {
   return img;
 }
 
+// Open a stored image in a new tab. A link cannot send the API key either: with a key, the
+// image is fetched with it and the tab opened on a blob URL.
+export function openImage(event, url) {
+  if (!Object.keys(keyHeaders(url)).length) return;  // the link opens it
+  event.preventDefault();
+  const tab = window.open('', '_blank');
+  fetchImage(url).then((blob) => {
+    tab.location.href = URL.createObjectURL(blob);
+  }).catch(() => tab.close());
+}
+
 // The application's image fields: [{name, pipeline}].
 export function imageFields(application) {
   return Object.entries(application?._fields || {})

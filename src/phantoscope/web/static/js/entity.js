@@ -1,7 +1,7 @@
 // An entity's details in a dialog: the stored image with its vectors' boxes, its fields, and
 // actions (search with it, open the original, delete it).
 
-import { api, fetchImage, showImage } from './api.js';
+import { api, fetchImage, openImage, showImage } from './api.js';
 import { emit } from './state.js';
 import {
   boxLayer, confirmButton, errorText, fill, formatBox, formatBytes, formatDate, formatScore, h,
@@ -84,8 +84,10 @@ function entityView(entity, hit, close) {
       h('div', { class: 'entity-side' }, details,
         h('h3', {}, `Vectors (${entity.vectors.length})`), vectors)),
     h('footer', { class: 'dialog-foot' }, searchWith,
-      h('a', { class: 'btn', href: entity._image_url, target: '_blank', rel: 'noopener' },
-        'Open image ↗'),
+      h('a', {
+        class: 'btn', href: entity._image_url, target: '_blank', rel: 'noopener',
+        onclick: (event) => openImage(event, entity._image_url),
+      }, 'Open image ↗'),
       h('span', { class: 'spacer' }), remove),
   ];
 }

@@ -451,6 +451,7 @@ def test_with_keys_the_page_asks_for_one_then_shows_and_opens_images(
     page.set_default_timeout(WAIT_MS)
     page.goto(f"{keyed_server.url}/")
     expect(page.locator("#server-state")).to_have_text("API key needed")
+    expect(page.locator(".toast-error").first).to_be_visible()  # the views could not load
 
     page.get_by_test_id("api-key").fill(READ_KEY)
     page.get_by_test_id("api-key").dispatch_event("change")
@@ -459,6 +460,7 @@ def test_with_keys_the_page_asks_for_one_then_shows_and_opens_images(
     page.get_by_test_id("browse-app").select_option(app)
     cards = page.get_by_test_id("browse-grid").locator(".card")
     expect(cards).to_have_count(3)
+    expect(page.locator(".toast-error")).to_have_count(0)  # the old key's failures are gone
     images = cards.locator("img")
     # Each stored image was fetched with the key (a plain <img> would get a 401).
     page.wait_for_function(

@@ -74,6 +74,7 @@ const keyInput = document.getElementById('api-key');
 keyInput.value = apiKey();
 keyInput.addEventListener('change', async () => {
   setApiKey(keyInput.value.trim());
+  document.getElementById('toasts')?.replaceChildren();  // what failed with the old key
   await watchServer();
   await applicationsChanged();
   route();

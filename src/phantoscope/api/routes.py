@@ -10,6 +10,8 @@ from fastapi import APIRouter, FastAPI
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import Scope
 
+SCOPE_KEY = "phantoscope.route"
+
 
 @dataclass(frozen=True)
 class RouteMatch:
@@ -28,7 +30,14 @@ class RouteTable:
         return [_template(route) for route in self.routes]
 
     def match(self, scope: Scope) -> RouteMatch:
-        """The first route whose path fits ``scope``, preferring one that takes its method."""
+        """The first route whose path fits ``scope``, preferring one that takes its method;
+        found once per request (kept in the scope for the other middleware that asks)."""
+        found = scope.get(SCOPE_KEY)
+        if found is None:
+            found = scope[SCOPE_KEY] = self._match(scope)
+        return found
+
+    def _match(self, scope: Scope) -> RouteMatch:
         partial: str | None = None
         for route in self.routes:
             found, _ = route.matches(scope)

@@ -23,11 +23,14 @@ class ApiServer:
         self.process: subprocess.Popen | None = None
         self.client = httpx.Client(base_url=self.url, timeout=120)
 
+    def command(self) -> list[str]:
+        return [PHANTOSCOPE, "api", "--port", str(self.port)]
+
     def start(self, timeout_s: float = 120) -> ApiServer:
         self.home.mkdir(parents=True, exist_ok=True)
         log = open(self.home / "api.log", "ab")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(
-            [PHANTOSCOPE, "api", "--port", str(self.port)], env=self.env, stdout=log,
+            self.command(), env=self.env, stdout=log,
             stderr=subprocess.STDOUT,
         )
         log.close()

@@ -184,15 +184,11 @@ def up(host: HostOption = None, port: PortOption = None) -> None:
 @app.command("api")
 def api(host: HostOption = None, port: PortOption = None) -> None:
     """Run only the API server, with stores from PHANTOSCOPE_* settings (no operator)."""
-    import uvicorn
-
     from phantoscope.api.app import create_app
+    from phantoscope.api.listen import serve
 
     settings = _server_settings(host, port)
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None,
-        access_log=False,  # the API logs each request itself, with its id
-    )
+    serve(create_app(settings), settings.host, settings.port)
 
 
 register(app, operator_app)

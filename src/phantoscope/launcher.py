@@ -13,10 +13,10 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import uvicorn
 from rich.console import Console
 
 from phantoscope.api.app import create_app
+from phantoscope.api.listen import serve
 from phantoscope.config import LOCAL_MILVUS_SERVER, ServerSettings
 from phantoscope.engine import registry
 from phantoscope.engine.context import Stores
@@ -119,7 +119,4 @@ def _serve(
         f"API: {url}/v1 (docs at {url}/docs); application {DEFAULT_APPLICATION!r}, "
         f"field {DEFAULT_FIELD!r}, pipeline {DEFAULT_PIPELINE!r}\nCtrl-C stops everything."
     )
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_config=None,
-        access_log=False,  # the API logs each request itself, with its id
-    )
+    serve(app, settings.host, settings.port)

@@ -1,0 +1,50 @@
+"""Serving the API on a socket bound before start-up.
+
+Uvicorn binds its port only after the app's start-up; Milvus Lite starts a local server of
+its own on a free port during that start-up, and could take the very port the API was about
+to bind. Binding first keeps the port ours from the beginning.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import uvicorn
+from fastapi import FastAPI
+
+BACKLOG = 2048  # uvicorn's default
+STARTUP_FAILED = 3  # the exit status uvicorn.run gives
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (IPv6 hosts with or without brackets)."""
+    address = host.strip("[]")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address, port))
+        sock.listen(BACKLOG)  # listening: no other socket may bind it, SO_REUSEADDR or not
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    """Run ``app`` on ``host:port`` until interrupted, the port bound before start-up."""
+    sock = listening_socket(host, port)
+    config = uvicorn.Config(
+        app, host=host, port=port, backlog=BACKLOG, log_config=None,
+        access_log=False,  # the API logs each request itself, with its id
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl-C once shut down: uvicorn re-raises the signal it caught
+        pass
+    finally:
+        sock.close()
+    if not server.started:  # start-up failed (uvicorn logged why)
+        sys.exit(STARTUP_FAILED)

@@ -1,0 +1,44 @@
+"""`phantoscope api` holds its port from before its start-up, so that nothing started during
+start-up (Milvus Lite starts a server of its own on a free port) can take it."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from api_server import ApiServer
+
+
+def test_the_port_is_held_while_the_stores_are_still_opening(tmp_path):
+    # A "Milvus server" that accepts connections and never answers: start-up waits on it.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        server = ApiServer(tmp_path, {
+            "PHANTOSCOPE_VECTORS": f"http://127.0.0.1:{silent.getsockname()[1]}"})
+        process = subprocess.Popen(
+            server.command(), env=server.env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                assert process.poll() is None, "the server exited while starting"
+                with socket.socket() as rival:  # as a gRPC server binds: SO_REUSEADDR set
+                    rival.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        rival.bind(("127.0.0.1", server.port))
+                    except OSError as exc:
+                        assert exc.errno == errno.EADDRINUSE
+                        break
+                assert time.monotonic() < deadline, "the port was never held"
+                time.sleep(0.1)
+            with pytest.raises(httpx.TransportError):  # no answer yet: still starting
+                server.client.get("/healthz", timeout=0.5)
+        finally:
+            process.kill()
+            process.wait()

@@ -3,6 +3,7 @@ start-up (Milvus Lite starts a server of its own on a free port) can take it."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 import subprocess
@@ -12,6 +13,8 @@ import httpx
 import pytest
 
 from api_server import ApiServer
+
+from phantoscope.api.listen import listening_socket
 
 
 def test_the_port_is_held_while_the_stores_are_still_opening(tmp_path):
@@ -42,3 +45,27 @@ def test_the_port_is_held_while_the_stores_are_still_opening(tmp_path):
         finally:
             process.kill()
             process.wait()
+
+
+def test_connections_are_served_without_nagle_delay() -> None:
+    """Connections accepted on the socket get TCP_NODELAY from asyncio, as uvicorn's own do:
+    otherwise a response's body waits for the client's delayed ACK of its head (40 ms)."""
+    nodelay: list[int] = []
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            sock = transport.get_extra_info("socket")
+            nodelay.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    async def accept_one() -> None:
+        sock = listening_socket("127.0.0.1", 0)
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection(*sock.getsockname())
+            while not nodelay:
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(asyncio.wait_for(accept_one(), 10))
+    assert nodelay and nodelay[0] != 0

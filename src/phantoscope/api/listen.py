@@ -3,6 +3,10 @@
 Uvicorn binds its port only after the app's start-up; Milvus Lite starts a local server of
 its own on a free port during that start-up, and could take the very port the API was about
 to bind. Binding first keeps the port ours from the beginning.
+
+The socket is made with protocol IPPROTO_TCP, as asyncio makes its own: asyncio turns Nagle's
+algorithm off (TCP_NODELAY) only on connections of such sockets. With it on, a response
+written in two parts (head, then body) waited for the client's delayed ACK: 40 ms a request.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host:port`` (IPv6 hosts with or without brackets)."""
     address = host.strip("[]")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((address, port))

@@ -1,0 +1,171 @@
+"""The vectorised Milvus Lite executor against milvus-lite's own, on real collections.
+
+Each collection is built through milvus-lite's public API into the states its executor has
+to get right: several flushed segments, keys upserted into newer segments and into the
+memtable, deletes flushed and unflushed, partitions, rows never flushed, an index on some
+segments only. Every search runs twice, once through each executor, and must agree exactly:
+ids, distances and entities, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from milvus_lite import CollectionSchema, DataType, FieldSchema, MilvusLite
+from milvus_lite.engine import collection as lite_collection
+
+from phantoscope.storage import lite_search
+
+DIMENSION = 16
+
+
+def _schema(key_type: DataType) -> CollectionSchema:
+    key = (FieldSchema(name="id", dtype=DataType.INT64, is_primary=True)
+           if key_type == DataType.INT64 else
+           FieldSchema(name="id", dtype=DataType.VARCHAR, is_primary=True, max_length=32))
+    return CollectionSchema(fields=[
+        key,
+        FieldSchema(name="vector", dtype=DataType.FLOAT_VECTOR, dim=DIMENSION),
+        FieldSchema(name="generation", dtype=DataType.INT64),
+    ])
+
+
+def _rows(keys: range | list, generation: int, rng: np.random.Generator,
+          key_type: DataType = DataType.INT64) -> list[dict]:
+    vectors = rng.normal(size=(len(keys), DIMENSION)).astype(np.float32)
+    return [{"id": key if key_type == DataType.INT64 else f"k{key}", "vector": vector.tolist(),
+             "generation": generation} for key, vector in zip(keys, vectors, strict=True)]
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[MilvusLite]:
+    with MilvusLite(str(tmp_path / "lite")) as db:
+        yield db
+
+
+def _build(db: MilvusLite, metric: str, key_type: DataType = DataType.INT64):
+    """A collection in every state the executor must handle."""
+    rng = np.random.default_rng(7)
+    collection = db.create_collection(f"c_{metric.lower()}_{key_type.name.lower()}",
+                                      _schema(key_type))
+    collection.create_partition("left")
+    collection.create_partition("right")
+    collection.create_index("vector", {"index_type": "HNSW", "metric_type": metric,
+                                       "params": {"M": 8, "efConstruction": 64}})
+    collection.load()
+    collection.insert(_rows(range(0, 300), 1, rng, key_type), partition_name="left")
+    collection.flush()
+    collection.insert(_rows(range(300, 500), 1, rng, key_type), partition_name="right")
+    collection.flush()
+    key = (lambda k: k) if key_type == DataType.INT64 else (lambda k: f"k{k}")
+    # newer rows for old keys, one segment later and in the memtable
+    collection.upsert(_rows(range(100, 160), 2, rng, key_type), partition_name="left")
+    collection.flush()
+    collection.upsert(_rows(range(140, 180), 3, rng, key_type), partition_name="left")
+    # deletes: some flushed into delta files, some only in the memtable
+    collection.delete([key(k) for k in range(20, 60)])
+    collection.flush()
+    collection.delete([key(k) for k in [*range(150, 155), *range(320, 330)]])
+    # rows never flushed: new keys, a key deleted and then inserted again, newer rows for
+    # flushed keys (upserted, and inserted again without an upsert)
+    collection.insert(_rows(range(500, 530), 1, rng, key_type), partition_name="right")
+    collection.insert(_rows([25], 4, rng, key_type), partition_name="left")
+    collection.upsert(_rows(range(180, 200), 5, rng, key_type), partition_name="left")
+    collection.insert(_rows(range(400, 410), 6, rng, key_type), partition_name="right")
+    assert len(collection._memtable.to_search_snapshot(vector_field="vector")[0]) == 61
+    return collection
+
+
+def _search_both(collection, queries: np.ndarray, **options) -> tuple[list, list]:
+    original = lite_search.original_executor()
+    results = []
+    for executor in (original, lite_search.search_with_index):
+        previous = lite_collection.execute_search_with_index
+        lite_collection.execute_search_with_index = executor
+        try:
+            results.append(collection.search(queries.tolist(), output_fields=["generation"],
+                                             **options))
+        finally:
+            lite_collection.execute_search_with_index = previous
+    return results[0], results[1]
+
+
+@pytest.mark.parametrize("metric", ["IP", "L2", "COSINE"])
+def test_same_hits_as_milvus_lite(database: MilvusLite, metric: str) -> None:
+    collection = _build(database, metric)
+    queries = np.random.default_rng(11).normal(size=(12, DIMENSION)).astype(np.float32)
+    compared = 0
+    for partitions in (None, ["left"], ["right"], ["left", "right"]):
+        for top_k in (1, 10, 600):
+            theirs, ours = _search_both(collection, queries, top_k=top_k,
+                                        partition_names=partitions)
+            assert ours == theirs, (partitions, top_k)
+            compared += sum(len(hits) for hits in ours)
+    assert compared > 12 * (1 + 10) * 4  # the searches found rows to compare
+
+
+def test_rows_not_yet_flushed_only(database: MilvusLite) -> None:
+    rng = np.random.default_rng(5)
+    collection = database.create_collection("fresh", _schema(DataType.INT64))
+    collection.load()
+    queries = rng.normal(size=(4, DIMENSION)).astype(np.float32)
+    assert _search_both(collection, queries, top_k=5) == ([[]] * 4, [[]] * 4)
+    collection.insert(_rows(range(40), 1, rng))
+    collection.delete([3, 4])
+    collection.upsert(_rows(range(10, 15), 2, rng))
+    theirs, ours = _search_both(collection, queries, top_k=50)
+    assert ours == theirs
+    assert sorted(hit["id"] for hit in ours[0]) == [k for k in range(40) if k not in (3, 4)]
+
+
+def test_deleted_and_replaced_rows_are_not_returned(database: MilvusLite) -> None:
+    collection = _build(database, "L2")
+    stored = collection.get([*range(0, 530)])
+    queries = np.array([row["vector"] for row in stored], dtype=np.float32)
+    _, ours = _search_both(collection, queries, top_k=600)
+    found = {hit["id"]: hit["entity"]["generation"] for hits in ours for hit in hits}
+    assert not set(found) & {*range(20, 25), *range(26, 60), *range(150, 155),
+                             *range(320, 330)}
+    assert found[25] == 4  # deleted, then inserted again
+    assert {found[k] for k in range(100, 140)} == {2}
+    assert {found[k] for k in (*range(140, 150), *range(155, 180))} == {3}
+    assert {found[k] for k in range(180, 200)} == {5}
+    assert {found[k] for k in range(400, 410)} == {6}
+    assert all(len({hit["id"] for hit in hits}) == len(hits) for hits in ours)
+    assert len(found) == 530 - 40 - 5 - 10 + 1
+
+
+def test_string_keys_and_filters_use_milvus_lites_executor(database: MilvusLite) -> None:
+    collection = _build(database, "IP", DataType.VARCHAR)
+    queries = np.random.default_rng(3).normal(size=(5, DIMENSION)).astype(np.float32)
+    theirs, ours = _search_both(collection, queries, top_k=20)
+    assert ours == theirs
+    keyed = _build(database, "L2")
+    theirs, ours = _search_both(keyed, queries, top_k=20, expr="generation >= 2")
+    assert ours == theirs
+    assert min(hit["entity"]["generation"] for hits in ours for hit in hits) == 2
+
+
+def test_a_store_on_lite_installs_it(tmp_path: Path) -> None:
+    from phantoscope.storage.vectors import MilvusVectorStore
+
+    store = MilvusVectorStore(str(tmp_path / "vectors.db"))
+    try:
+        assert lite_search.installed()
+    finally:
+        store.close()
+
+
+def test_an_unchecked_version_keeps_milvus_lites_executor(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(lite_collection, "execute_search_with_index",
+                        lite_search.original_executor())
+    monkeypatch.setattr(lite_search.metadata, "version", lambda name: "99.0.0")
+    with caplog.at_level(logging.WARNING, logger=lite_search.__name__):
+        assert lite_search.install() is False
+    assert not lite_search.installed()
+    assert "milvus-lite 99.0.0" in caplog.text

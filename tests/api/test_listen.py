@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from api_server import ApiServer
-
 from phantoscope.api.listen import listening_socket
 
 

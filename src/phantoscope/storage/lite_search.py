@@ -283,7 +283,7 @@ def search_with_index(
         else:
             record = memtable.materialize_row(*mt_rows[row])
             key = mt_pks[row]
-        return {"id": record[pk_field] if pk_field in record else key,
+        return {"id": record.get(pk_field, key),
                 "distance": None, "entity": project_record_fn(record)}
 
     return _merge(recalled, len(queries), top_k, materialise)

@@ -228,7 +228,7 @@ def http_layer(url: str, photos: Sequence[bytes], queries: int) -> dict[int, Mea
 # Where the engine's search spends its time: functions of the calling thread, by cProfile.
 ENGINE_PARTS = {
     "check_image (API-side decode check)": ("engine/intake.py", "check_image"),
-    "metadata: application, pipeline, operators": ("engine/search.py", "_plan"),
+    "metadata: application, pipeline, operators": ("engine/search.py", "plan_search"),
     "embed: operator Execute over gRPC": ("operators/client.py", "execute"),
     "vector store search": ("storage/vectors.py", "search"),
     "metadata join: entities_for_vectors": ("storage/meta.py", "entities_for_vectors"),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
@@ -18,7 +20,8 @@ from phantoscope.api.serialize import application_json, box_json, entity_json, h
 from phantoscope.engine import entities, registry
 from phantoscope.engine.context import Stores
 from phantoscope.engine.errors import BadRequestError, EngineError, SchemaError, TooLargeError
-from phantoscope.engine.search import search as search_images
+from phantoscope.engine.intake import ImageInput
+from phantoscope.engine.search import check_topk, plan_search, run_search
 from phantoscope.metrics import INGESTED_IMAGES
 from phantoscope.storage.meta import ApplicationRow
 
@@ -163,7 +166,7 @@ async def upload(name: str, request: Request) -> list[dict]:
     """Upload one image: JSON `{"fields": {"<field>": {"url"|"data"}}}` or a multipart
     `file` (with an optional `field`). Answers one entity object per vector produced."""
     stores = stores_of(request)
-    application = registry.get_application(stores, name)
+    application = await run_in_threadpool(registry.get_application, stores, name)
     body = await _body(request, UploadBody)
     if isinstance(body, FormData):
         files = await _files(body)
@@ -179,7 +182,7 @@ async def upload(name: str, request: Request) -> list[dict]:
         items = await run_in_threadpool(_read_items, stores, list(body.fields.items()))
     outcomes = await run_in_threadpool(entities.upload, stores, name, items)
     INGESTED_IMAGES.labels(name).inc(len(outcomes))
-    return _entities_answer(request, application, outcomes)
+    return await run_in_threadpool(_entities_answer, request, application, outcomes)
 
 
 def _read_batch(stores: Stores, refs: list[BatchItem]):
@@ -211,7 +214,7 @@ async def upload_batch(name: str, request: Request) -> dict:
     """Upload many images in one request: JSON `{"images": [{"url"|"data", "field"?}]}` or
     multipart `files`. Each image succeeds or fails on its own; the answer says which."""
     stores = stores_of(request)
-    application = registry.get_application(stores, name)
+    application = await run_in_threadpool(registry.get_application, stores, name)
     body = await _body(request, BatchBody)
     if isinstance(body, FormData):
         read = await run_in_threadpool(_check_files, stores, await _files(body), _field(body))
@@ -226,13 +229,23 @@ async def upload_batch(name: str, request: Request) -> dict:
     outcomes = await run_in_threadpool(
         entities.upload, stores, name, [item for _, item in good], atomic=False
     )
+    results = await run_in_threadpool(_batch_results, request, application, read,
+                                      [index for index, _ in good], outcomes)
+    imported = sum("entity" in result for result in results)
+    INGESTED_IMAGES.labels(name).inc(imported)
+    return {"imported": imported, "failed": len(results) - imported, "results": results}
+
+
+def _batch_results(request: Request, application: ApplicationRow,
+                   read: list[entities.UploadItem | EngineError], uploaded: list[int],
+                   outcomes: list[entities.UploadOutcome]) -> list[dict]:
+    """One result per image of a batch, in the request's order."""
     results: list[dict] = [
         {"index": index, "error": _error_json(item)}
         for index, item in enumerate(read)
         if isinstance(item, EngineError)
     ]
-    application = registry.get_application(stores, name)
-    for (index, _), outcome in zip(good, outcomes, strict=True):
+    for index, outcome in zip(uploaded, outcomes, strict=True):
         if outcome.error is not None:
             results.append({"index": index, "error": _error_json(outcome.error)})
         else:
@@ -240,32 +253,41 @@ async def upload_batch(name: str, request: Request) -> dict:
             results.append(
                 {"index": index, "entity": entity_json(outcome.entity, application, url)}
             )
-    results.sort(key=lambda result: result["index"])
-    imported = sum("entity" in result for result in results)
-    INGESTED_IMAGES.labels(name).inc(imported)
-    return {"imported": imported, "failed": len(results) - imported, "results": results}
+    return sorted(results, key=lambda result: result["index"])
 
 
-@router.post("/{name}/search", openapi_extra=IMAGE_BODY, responses=errors(413, 502))
-async def search(name: str, request: Request) -> list[dict]:
+@router.post("/{name}/search", openapi_extra=IMAGE_BODY, responses=errors(413, 502),
+             response_model=list[dict])
+async def search(name: str, request: Request) -> JSONResponse:
     """Search by image: JSON `{"fields": {"<field>": {"url"|"data"}}, "topk": 10}` or a
     multipart `file` with `topk` (and optional `field`). Nearest first."""
     stores = stores_of(request)
-    application = registry.get_application(stores, name)
     body = await _body(request, SearchBody)
+    read: Callable[[], ImageInput]
     if isinstance(body, FormData):
-        files = await _files(body)
+        label, data = (await _files(body))[0]
         topk_text = body.get("topk", "10")
         if not isinstance(topk_text, str) or not topk_text.strip().isdigit():
             raise BadRequestError("INVALID_TOPK", "topk must be an integer")
         field, topk = _field(body), int(topk_text)
-        image = await run_in_threadpool(read_file, stores, files[0][1], files[0][0])
+        read = partial(read_file, stores, data, label)
     else:
         field, ref = next(iter(body.fields.items()))
         topk = body.topk
-        image = await run_in_threadpool(read_image, stores, ref, f"fields.{field}")
-    hits = await run_in_threadpool(search_images, stores, name, field, image, topk)
-    return [hit_json(hit, application, image_url(request, application, hit.entity)) for hit in hits]
+        read = partial(read_image, stores, ref, f"fields.{field}")
+    return await run_in_threadpool(_search_answer, request, name, field, read, topk)
+
+
+def _search_answer(request: Request, name: str, field: str | None,
+                   read: Callable[[], ImageInput], topk: int) -> JSONResponse:
+    """A search once its body is parsed, on one worker thread: the event loop runs no query,
+    decode or presigning, and a search pays for one hand-over to a thread, not four."""
+    stores = stores_of(request)
+    plan = plan_search(stores, name, field)
+    hits = run_search(stores, plan, read(), check_topk(topk))
+    application = plan.application
+    return JSONResponse([hit_json(hit, application, image_url(request, application, hit.entity))
+                         for hit in hits])
 
 
 @router.get("/{name}/entity")

@@ -54,7 +54,7 @@ def score_of(distance: float, metric: str) -> float:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class SearchPlan:
     """What a search reads from the metadata store before it runs."""
 
     application: ApplicationRow
@@ -63,7 +63,7 @@ class _Plan:
     encoder: OperatorRow
 
 
-def _plan(stores: Stores, app_name: str, field_name: str | None) -> _Plan:
+def plan_search(stores: Stores, app_name: str, field_name: str | None) -> SearchPlan:
     """The application, its field's pipeline and the pipeline's operators, read in one
     transaction (five small queries on one connection; nothing is cached between searches,
     so API replicas sharing the database always see each other's changes)."""
@@ -78,15 +78,24 @@ def _plan(stores: Stores, app_name: str, field_name: str | None) -> _Plan:
             raise not_found("pipeline", pipeline_name)
         found = operators_named(session, operator_names(pipeline))
     processors, encoder = ordered_operators(pipeline, found)
-    return _Plan(application, pipeline, processors, encoder)
+    return SearchPlan(application, pipeline, processors, encoder)
+
+
+def check_topk(topk: object) -> int:
+    if not isinstance(topk, int) or isinstance(topk, bool) or not 1 <= topk <= MAX_TOPK:
+        raise BadRequestError("INVALID_TOPK", f"topk must be an integer from 1 to {MAX_TOPK}")
+    return topk
 
 
 def search(
     stores: Stores, app_name: str, field_name: str | None, image: ImageInput, topk: int
 ) -> list[Hit]:
-    if not isinstance(topk, int) or isinstance(topk, bool) or not 1 <= topk <= MAX_TOPK:
-        raise BadRequestError("INVALID_TOPK", f"topk must be an integer from 1 to {MAX_TOPK}")
-    plan = _plan(stores, app_name, field_name)
+    check_topk(topk)
+    return run_search(stores, plan_search(stores, app_name, field_name), image, topk)
+
+
+def run_search(stores: Stores, plan: SearchPlan, image: ImageInput, topk: int) -> list[Hit]:
+    """The images of ``plan``'s application nearest to ``image``, best first."""
     application, pipeline = plan.application, plan.pipeline
     queries, _ = stores.runner.run(plan.processors, plan.encoder, [image.b64])
     if not queries:

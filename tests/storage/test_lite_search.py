@@ -77,6 +77,8 @@ def _build(db: MilvusLite, metric: str, key_type: DataType = DataType.INT64):
     collection.upsert(_rows(range(180, 200), 5, rng, key_type), partition_name="left")
     collection.insert(_rows(range(400, 410), 6, rng, key_type), partition_name="right")
     assert len(collection._memtable.to_search_snapshot(vector_field="vector")[0]) == 61
+    # Indexes are built in the background: wait, so both executors search the same indexes.
+    collection._wait_for_bg(timeout=60)
     return collection
 
 
@@ -169,3 +171,34 @@ def test_an_unchecked_version_keeps_milvus_lites_executor(
         assert lite_search.install() is False
     assert not lite_search.installed()
     assert "milvus-lite 99.0.0" in caplog.text
+
+
+def test_a_store_searches_lite_in_process_with_the_same_hits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from phantoscope.storage.vectors import MilvusVectorStore, VectorStoreError
+
+    rng = np.random.default_rng(9)
+    vectors = rng.normal(size=(300, DIMENSION)).astype(np.float32)
+    store = MilvusVectorStore(str(tmp_path / "vectors.db"))
+    try:
+        store.create_collection("c", DIMENSION, "L2")
+        store.insert("c", list(range(200)), vectors[:200], partition="p")
+        store.insert("c", list(range(200, 300)), vectors[200:], partition="q")
+        queries = vectors[:20] + 0.01
+        assert lite_search.local_collection(store.uri, "c") is not None
+        direct = store.search("c", queries, 7, partition="p")
+        monkeypatch.setattr(lite_search, "local_collection", lambda path, name: None)
+        through_grpc = store.search("c", queries, 7, partition="p")
+        monkeypatch.undo()
+        assert [[h.id for h in hits] for hits in direct] == [
+            [h.id for h in hits] for hits in through_grpc]
+        assert [hits[0].id for hits in direct] == list(range(20))
+        assert all(hit.id < 200 for hits in direct for hit in hits)
+        np.testing.assert_allclose([[h.distance for h in hits] for hits in direct],
+                                   [[h.distance for h in hits] for hits in through_grpc],
+                                   rtol=1e-5)
+        lite_search.local_collection(store.uri, "c").release()  # behind the store's back
+        with pytest.raises(VectorStoreError, match="cannot search 1 vectors in 'c'"):
+            store.search("c", queries[:1], 7, partition="p")
+    finally:
+        store.close()

@@ -9,6 +9,8 @@ slow one, growing with the collection, while faiss's HNSW search takes about 1 m
 array (cached: a segment is an immutable data file), the newest row per key across segments
 (cached per set of segments), then the memtable and the tombstones looked up by binary
 search. faiss, the memtable snapshot, row materialisation and projection stay milvus-lite's.
+`local_collection` lets a store in the process that serves a Lite database search it
+directly rather than through Lite's loopback gRPC server (≈ 3 ms a search on 2 slow cores).
 Anything it does not handle (filter expressions, keys that are not integers, a caller
 without a projection) goes to the original. `install` puts it in place only over versions
 it was checked against (`TESTED_VERSIONS`; tests/storage/test_lite_search.py compares both
@@ -18,6 +20,7 @@ executors on real collections with upserts, deletes, partitions and unflushed ro
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -27,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TESTED_VERSIONS", "install", "installed", "search_with_index"]
+__all__ = ["TESTED_VERSIONS", "install", "installed", "is_lite_error", "local_collection",
+           "search_with_index"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,24 @@ def installed() -> bool:
     from milvus_lite.engine import collection as lite_collection
 
     return lite_collection.execute_search_with_index is search_with_index
+
+
+def local_collection(path: str, name: str) -> Any | None:
+    """Milvus Lite's own object for collection ``name`` of the database at ``path`` that this
+    process serves (what pymilvus reaches through Lite's loopback gRPC server), so that a
+    search can skip the round trip; None unless this executor is installed."""
+    if not installed():
+        return None
+    from milvus_lite.server_manager import server_manager_instance
+
+    entry = server_manager_instance._servers.get(os.path.abspath(path))
+    return None if entry is None else entry[1].get_collection(name)
+
+
+def is_lite_error(error: BaseException) -> bool:
+    from milvus_lite.exceptions import MilvusLiteError
+
+    return isinstance(error, MilvusLiteError)
 
 
 def original_executor() -> Callable[..., list[list[dict]]]:

@@ -18,7 +18,7 @@ the same subjects, 320-2400 px, sent as multipart files.
 Layers measured, each at concurrency 1, 8 and 32 (threads in this process):
 
 - store: `MilvusVectorStore.search` (top 10, the application's partition), query vectors
-  made beforehand; on Milvus Lite also with its search coalescing switched off;
+  made beforehand;
 - encoder: decode + preprocess + ONNX Runtime for one query image in this process (what a
   search cannot avoid), concurrency 1 only;
 - engine: `check_image` + `phantoscope.engine.search.search` in this process (gRPC to the
@@ -29,7 +29,7 @@ Milvus Lite lives in one process: the store and engine rows are measured first, 
 stores are closed and `phantoscope up` reopens the same database. A Milvus server is started
 with `LocalMilvusServer` unless --server-uri names one. --profile adds, per configuration, a
 cProfile breakdown of `check_image` + `engine.search` by part and, for Milvus Lite, its own
-`Collection.search` called without pymilvus or gRPC, by function.
+`Collection.search` called in this thread, by function.
 
 Other processes share this machine: latencies are percentiles over --queries searches (and at
 least 4 per client), after 20 warm-up searches.
@@ -193,20 +193,11 @@ def in_process_layers(stores: Stores, collection: str, query_vectors: np.ndarray
         image = check_image(photos[index % len(photos)], stores.limits, "query")
         return engine_search(stores, DEFAULT_APPLICATION, None, image, TOPK)
 
-    layers = {
+    return {
         "store: MilvusVectorStore.search": measure_levels(store_call, queries),
         "encoder: decode + ORT, 1 image": measure_levels(encode_call, queries, (1,)),
         "engine: check_image + engine.search": measure_levels(engine_call, queries),
     }
-    store = stores.vectors
-    if isinstance(store, MilvusVectorStore) and store._coalescer is not None:
-        coalescer, store._coalescer = store._coalescer, None  # private; benchmark only
-        try:
-            layers["store, coalescing off (one call a search)"] = measure_levels(store_call,
-                                                                                 queries)
-        finally:
-            store._coalescer = coalescer
-    return layers
 
 
 def http_layer(url: str, photos: Sequence[bytes], queries: int) -> dict[int, Measured]:
@@ -299,7 +290,7 @@ def profile_lite(store: MilvusVectorStore, collection: str, query_vectors: np.nd
     bare = Latency(tuple(timed_ms(lambda i=i: direct(i)) for i in range(count)))
     full = Latency(tuple(timed_ms(lambda i=i: through_store(i)) for i in range(count)))
     print(f"\nMilvus Lite search p50: Collection.search in this thread {bare.p50:.1f} ms; "
-          f"through MilvusVectorStore (pymilvus, loopback gRPC) {full.p50:.1f} ms")
+          f"through MilvusVectorStore {full.p50:.1f} ms")
     stats = profiled(lambda: [direct(i) for i in range(count)])
     total = sum(entry[2] for entry in stats.values())
     top = sorted(stats.items(), key=lambda item: -item[1][2])[:10]

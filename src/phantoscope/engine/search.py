@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from sqlalchemy.orm import joinedload
 
 from phantoscope.engine.context import Stores
 from phantoscope.engine.entities import image_field
@@ -65,15 +66,18 @@ class SearchPlan:
 
 def plan_search(stores: Stores, app_name: str, field_name: str | None) -> SearchPlan:
     """The application, its field's pipeline and the pipeline's operators, read in one
-    transaction (five small queries on one connection; nothing is cached between searches,
-    so API replicas sharing the database always see each other's changes)."""
+    transaction (three queries on one connection, each row's lists joined in; nothing is
+    cached between searches, so API replicas sharing the database always see each other's
+    changes)."""
     check_name("application", app_name)
     with stores.meta.session("reading an application's pipeline") as session:
-        application = session.get(ApplicationRow, app_name)
+        application = session.get(ApplicationRow, app_name,
+                                  options=[joinedload(ApplicationRow.fields)])
         if application is None:
             raise not_found("application", app_name)
         _, pipeline_name = image_field(application, field_name)
-        pipeline = session.get(PipelineRow, pipeline_name)
+        pipeline = session.get(PipelineRow, pipeline_name,
+                               options=[joinedload(PipelineRow.steps)])
         if pipeline is None:
             raise not_found("pipeline", pipeline_name)
         found = operators_named(session, operator_names(pipeline))

@@ -41,6 +41,7 @@ from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
     Session,
+    joinedload,
     mapped_column,
     relationship,
     sessionmaker,
@@ -218,9 +219,11 @@ class UploadAbandonedError(MetaStoreError):
 
 
 def operators_named(session: Session, names: Sequence[str]) -> dict[str, OperatorRow]:
-    """The operators of those names that exist, by name, in one query of ``session``."""
-    query = select(OperatorRow).where(OperatorRow.name.in_(set(names)))
-    return {row.name: row for row in session.scalars(query)}
+    """The operators of those names that exist, by name, in one query of ``session``
+    (their endpoints joined in)."""
+    query = (select(OperatorRow).where(OperatorRow.name.in_(set(names)))
+             .options(joinedload(OperatorRow.endpoint_rows)))
+    return {row.name: row for row in session.scalars(query).unique()}
 
 
 def migrate_operator_endpoints(engine: Engine) -> int:

@@ -484,12 +484,14 @@ class MetaStore:
         """Map vector ids to their entity and vector rows (ids without rows are left out)."""
         if not vector_ids:
             return {}
+        wanted = set(vector_ids)
         with self.session("looking up search hits") as session:
-            found = session.execute(
-                select(VectorRow, EntityRow)
-                .join(EntityRow, EntityRow.id == VectorRow.entity_id)
-                .where(VectorRow.id.in_(list(vector_ids))))
-            return {vector.id: (entity, vector) for vector, entity in found}
+            hit_entities = select(VectorRow.entity_id).where(VectorRow.id.in_(wanted))
+            query = (select(EntityRow).where(EntityRow.id.in_(hit_entities))
+                     .options(joinedload(EntityRow.vectors)))  # one query, all their vectors
+            return {vector.id: (entity, vector)
+                    for entity in session.scalars(query).unique()
+                    for vector in entity.vectors if vector.id in wanted}
 
     # -- the upload journal and consistency checks ----------------------------------------
 

@@ -298,15 +298,15 @@ def search_with_index(
         recalled += _recall(len(in_scope), mt_mask, mt_vectors, None,
                             queries, top_k, metric_type, search_params)
 
-    def materialise(source: int, row: int) -> dict:
+    def materialise(source: int, row: int, distance: float) -> dict:
         if source < len(in_scope):
             record = in_scope[source].row_to_dict(row)
             key = in_scope[source].pks[row]
         else:
             record = memtable.materialize_row(*mt_rows[row])
             key = mt_pks[row]
-        return {"id": record.get(pk_field, key),
-                "distance": None, "entity": project_record_fn(record)}
+        return {"id": record.get(pk_field, key), "distance": distance,
+                "entity": project_record_fn(record)}
 
     return _merge(recalled, len(queries), top_k, materialise)
 
@@ -327,7 +327,7 @@ def _recall(source: int, mask: np.ndarray, vectors: np.ndarray, index: Any,
 
 
 def _merge(recalled: list[tuple[int, np.ndarray, np.ndarray]], queries: int, top_k: int,
-           materialise: Callable[[int, int], dict]) -> list[list[dict]]:
+           materialise: Callable[[int, int, float], dict]) -> list[list[dict]]:
     """Each query's best `top_k` over all sources, ties by source then row."""
     if not recalled:
         return [[] for _ in range(queries)]
@@ -340,12 +340,9 @@ def _merge(recalled: list[tuple[int, np.ndarray, np.ndarray]], queries: int, top
         valid = _before_padding(rows[query], widths)
         query_rows, query_sources = rows[query][valid], sources[query][valid]
         query_distances = distances[query][valid]
-        hits = []
-        for position in np.lexsort((query_rows, query_sources, query_distances))[:top_k]:
-            hit = materialise(int(query_sources[position]), int(query_rows[position]))
-            hit["distance"] = float(query_distances[position])
-            hits.append(hit)
-        results.append(hits)
+        best = np.lexsort((query_rows, query_sources, query_distances))[:top_k]
+        results.append([materialise(int(query_sources[position]), int(query_rows[position]),
+                                    float(query_distances[position])) for position in best])
     return results
 
 

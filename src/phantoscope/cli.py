@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,8 +13,10 @@ from rich.table import Table
 from phantoscope.commands import register
 from phantoscope.commands.check import check
 from phantoscope.commands.common import ApiKey, api_key
-from phantoscope.operators.checkup import CheckReport, check_operator
 from phantoscope.zoo import BUILTINS, DEFAULT_ENCODER
+
+if TYPE_CHECKING:  # gRPC and the operator server load only for the commands that use them
+    from phantoscope.operators.checkup import CheckReport
 
 app = typer.Typer(no_args_is_help=True, help="Phantoscope: search images with images.")
 operator_app = typer.Typer(
@@ -129,6 +131,8 @@ def operator_test(
     timeout: Annotated[float, typer.Option(help="Seconds allowed for each call.")] = 60.0,
 ) -> None:
     """Check an operator: identity, health and one execute; exit 1 on any problem."""
+    from phantoscope.operators.checkup import check_operator
+
     if image and not image.startswith(("http://", "https://")) and not Path(image).is_file():
         raise _fail(f"image file {image!r} does not exist")
     report = check_operator(endpoint, image=image, wait_s=wait, timeout_s=timeout)

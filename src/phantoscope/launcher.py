@@ -4,7 +4,7 @@ Starts the default encoder as an operator process, then the API server; register
 operator and makes a ready pipeline and application on first start. With
 ``PHANTOSCOPE_VECTORS=milvus-server`` it also starts a local Milvus server (from the PyPI
 package `milvus`) with its data under ``$PHANTOSCOPE_HOME/milvus-server``, and stops it on
-exit. Ctrl-C stops everything it started.
+exit. Ctrl-C or SIGTERM stops everything it started.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from rich.console import Console
 
 from phantoscope.api.app import create_app
-from phantoscope.api.listen import serve
+from phantoscope.api.listen import serve, stop_on_sigterm
 from phantoscope.config import LOCAL_MILVUS_SERVER, ServerSettings
 from phantoscope.engine import registry
 from phantoscope.engine.context import Stores
@@ -88,7 +88,9 @@ def _vector_server(settings: ServerSettings, console: Console) -> Iterator[Serve
 
 
 def up(settings: ServerSettings) -> None:
-    """Run until Ctrl-C; logging is configured by the caller (`configure_logging`)."""
+    """Run until Ctrl-C or SIGTERM; logging is configured by the caller
+    (`configure_logging`)."""
+    stop_on_sigterm()  # from here on: a SIGTERM during start-up stops the operator too
     console = Console(soft_wrap=True)
     settings.home.mkdir(parents=True, exist_ok=True)
     logs = settings.home / "logs"

@@ -31,13 +31,22 @@ def start(home, port: int, env: dict[str, str] | None = None) -> subprocess.Pope
     raise AssertionError("phantoscope up did not answer")
 
 
-def stop(process: subprocess.Popen) -> str:
-    process.send_signal(signal.SIGINT)
+def stop(process: subprocess.Popen, stop_signal: int = signal.SIGINT) -> str:
+    process.send_signal(stop_signal)
     output, _ = process.communicate(timeout=60)
     return output
 
 
-def test_up_serves_a_ready_application_and_ctrl_c_stops_everything(tmp_path):
+def assert_stopped(endpoint: str) -> None:
+    with OperatorClient(endpoint, timeout_s=2) as client:
+        try:
+            client.health()
+            raise AssertionError(f"the operator at {endpoint} outlived `phantoscope up`")
+        except OperatorCallError as exc:
+            assert exc.code == "UNAVAILABLE"
+
+
+def test_up_serves_a_ready_application_and_ctrl_c_or_sigterm_stops_everything(tmp_path):
     port = free_port()
     api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
     process = start(tmp_path, port)
@@ -59,22 +68,20 @@ def test_up_serves_a_ready_application_and_ctrl_c_stops_everything(tmp_path):
         output = stop(process)
     assert process.returncode == 0, output
     assert "application 'default'" in output and str(tmp_path) in output
-    with OperatorClient(operator["_endpoint"], timeout_s=2) as client:
-        try:
-            client.health()
-            raise AssertionError("the operator outlived Ctrl-C")
-        except OperatorCallError as exc:
-            assert exc.code == "UNAVAILABLE"
+    assert_stopped(operator["_endpoint"])
 
-    # Restarting keeps everything.
+    # Restarting keeps everything; SIGTERM (kill, systemd, docker stop) stops it all too.
     process = start(tmp_path, port)
     try:
         assert api.get("/v1/application/default/entity/count").json() == {"count": 3}
         hits = api.post("/v1/application/default/search", json={
             "fields": {"image": {"data": b64(edited_copy(photo("rocket")))}}, "topk": 1}).json()
         assert hits[0]["_id"] == rocket
+        endpoint = api.get("/v1/operator/efficientnet-lite0").json()["_endpoint"]
     finally:
-        stop(process)
+        output = stop(process, signal.SIGTERM)
+    assert process.returncode == 0, output
+    assert_stopped(endpoint)
 
 
 def test_up_with_a_local_milvus_server_starts_and_stops_it(tmp_path):

@@ -109,6 +109,16 @@ def test_vectors_are_unit_float32_and_batch_equals_singles(
     assert encoder.run([]).shape == (0, 1280)
 
 
+def test_preprocess_normalises_each_channel_into_nchw(encoder: OnnxImageEncoder) -> None:
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(3)]
+    mean, std = np.asarray(encoder.mean), np.asarray(encoder.std)
+    expected = ((np.stack(crops) / 255 - mean) / std).transpose(0, 3, 1, 2)
+    batch = encoder.preprocess(crops)
+    assert batch.dtype == np.float32 and batch.flags.c_contiguous
+    np.testing.assert_allclose(batch, expected, atol=1e-5)
+
+
 def test_accepts_any_mode_and_shape(encoder: OnnxImageEncoder) -> None:
     images = [
         Image.new("L", (40, 900), 128),

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from backends import drop_database, fresh_database
+
 
 @pytest.fixture(scope="session")
 def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -37,3 +39,17 @@ def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 def collection_name() -> str:
     """A collection name no other test (or test session on a shared server) uses."""
     return f"t_{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture(params=["sqlite", "mariadb", "postgres"])
+def database(request, tmp_path) -> Iterator[tuple[str, str]]:
+    """(kind, URL) of an empty database on SQLite or the local MariaDB or PostgreSQL."""
+    kind = request.param
+    if kind == "sqlite":
+        yield kind, f"sqlite:///{tmp_path / 'meta.db'}"
+        return
+    url = fresh_database(kind)
+    try:
+        yield kind, url
+    finally:
+        drop_database(url)

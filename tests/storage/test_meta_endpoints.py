@@ -4,13 +4,9 @@ MariaDB and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import sqlalchemy
 from sqlalchemy import inspect, text
 
-from backends import drop_database, fresh_database
 from phantoscope.storage.meta import (
     Base,
     MetaStore,
@@ -58,20 +54,6 @@ INSERT INTO pipelines VALUES ('search', 'image', 'vector', '', 'replicated', 128
 """
 DATETIME = {"sqlite": "DATETIME", "mariadb": "DATETIME", "postgres": "TIMESTAMP"}
 REPLICATED = ["10.0.0.1:50001", "10.0.0.2:50001", "op-3:50001"]
-
-
-@pytest.fixture(params=["sqlite", "mariadb", "postgres"])
-def database(request, tmp_path) -> Iterator[tuple[str, str]]:
-    """(kind, URL) of an empty database."""
-    kind = request.param
-    if kind == "sqlite":
-        yield kind, f"sqlite:///{tmp_path / 'meta.db'}"
-        return
-    url = fresh_database(kind)
-    try:
-        yield kind, url
-    finally:
-        drop_database(url)
 
 
 def _old_database(kind: str, url: str) -> sqlalchemy.Engine:

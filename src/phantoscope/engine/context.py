@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from phantoscope.config import ServerSettings
+from phantoscope.engine.catalog_cache import CatalogCache
 from phantoscope.engine.intake import IntakeLimits
 from phantoscope.engine.pipeline import OperatorPool, PipelineRunner
 from phantoscope.storage.meta import MetaStore
@@ -21,6 +23,8 @@ class Stores:
     runner: PipelineRunner
     limits: IntakeLimits
     settings: ServerSettings
+    # Search plans (engine.search), kept while the catalog is unchanged.
+    plans: CatalogCache[Any] = field(default_factory=CatalogCache)
 
     @classmethod
     def open(cls, settings: ServerSettings) -> Stores:

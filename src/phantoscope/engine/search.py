@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import Session, joinedload
 
 from phantoscope.engine.context import Stores
 from phantoscope.engine.entities import image_field
@@ -19,6 +19,7 @@ from phantoscope.storage.meta import (
     EntityRow,
     OperatorRow,
     PipelineRow,
+    catalog_version,
     operators_named,
 )
 
@@ -65,23 +66,34 @@ class SearchPlan:
 
 
 def plan_search(stores: Stores, app_name: str, field_name: str | None) -> SearchPlan:
-    """The application, its field's pipeline and the pipeline's operators, read in one
-    transaction (three queries on one connection, each row's lists joined in; nothing is
-    cached between searches, so API replicas sharing the database always see each other's
-    changes)."""
+    """The application, its field's pipeline and the pipeline's operators.
+
+    One query when the catalog has not changed since this process last read that plan
+    (its version row); otherwise three more in the same transaction, each row's lists
+    joined in. API replicas sharing the database see each other's changes at once.
+    """
     check_name("application", app_name)
+    key = (app_name, field_name)
     with stores.meta.session("reading an application's pipeline") as session:
-        application = session.get(ApplicationRow, app_name,
-                                  options=[joinedload(ApplicationRow.fields)])
-        if application is None:
-            raise not_found("application", app_name)
-        _, pipeline_name = image_field(application, field_name)
-        pipeline = session.get(PipelineRow, pipeline_name,
-                               options=[joinedload(PipelineRow.steps)])
-        if pipeline is None:
-            raise not_found("pipeline", pipeline_name)
-        found = operators_named(session, operator_names(pipeline))
-    processors, encoder = ordered_operators(pipeline, found)
+        version = catalog_version(session)  # first: a plan is never older than its version
+        plan = stores.plans.get(version, key)
+        if plan is None:
+            plan = _read_plan(session, app_name, field_name)
+            stores.plans.put(version, key, plan)
+    return plan
+
+
+def _read_plan(session: Session, app_name: str, field_name: str | None) -> SearchPlan:
+    application = session.get(ApplicationRow, app_name,
+                              options=[joinedload(ApplicationRow.fields)])
+    if application is None:
+        raise not_found("application", app_name)
+    _, pipeline_name = image_field(application, field_name)
+    pipeline = session.get(PipelineRow, pipeline_name, options=[joinedload(PipelineRow.steps)])
+    if pipeline is None:
+        raise not_found("pipeline", pipeline_name)
+    processors, encoder = ordered_operators(
+        pipeline, operators_named(session, operator_names(pipeline)))
     return SearchPlan(application, pipeline, processors, encoder)
 
 

@@ -3,6 +3,11 @@
 Tables: operators (with their ordered replica endpoints), pipelines (with their ordered
 processors), applications (with their fields), entities (one uploaded image) and vectors (one
 row per vector in Milvus, with the crop box it came from).
+
+The catalog (operators, pipelines, applications and their lists) carries a version number
+that every transaction changing it raises (:func:`catalog_version`): what a process keeps of
+the catalog stays valid exactly while the number it read it at is unchanged, whichever
+process sharing the database made the change.
 """
 
 from __future__ import annotations
@@ -214,6 +219,43 @@ class PendingUploadRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now, index=True)
 
 
+class CatalogVersionRow(Base):
+    """The one row counting the transactions that changed the catalog."""
+
+    __tablename__ = "catalog_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+CATALOG_ROWS = (OperatorRow, OperatorEndpointRow, PipelineRow, PipelineProcessorRow,
+                ApplicationRow, FieldRow)
+
+
+def catalog_version(session: Session) -> int:
+    return session.execute(select(CatalogVersionRow.version)).scalar_one()
+
+
+def _raise_catalog_version(session: Session, _context: object, _instances: object) -> None:
+    """Before a flush that adds, changes or deletes catalog rows: one more catalog version,
+    in the same transaction (ORM changes only; the catalog is never written otherwise)."""
+    changed = (*session.new, *session.dirty, *session.deleted)
+    if any(isinstance(row, CATALOG_ROWS) for row in changed):
+        version = CatalogVersionRow.__table__.c.version
+        session.execute(CatalogVersionRow.__table__.update().values(version=version + 1))
+
+
+def _ensure_catalog_version(engine: Engine) -> None:
+    """The version row, made by whichever process opens the database first."""
+    with engine.begin() as connection:
+        if connection.execute(select(CatalogVersionRow.id)).first() is not None:
+            return
+    try:
+        with engine.begin() as connection:
+            connection.execute(CatalogVersionRow.__table__.insert(), {"id": 1, "version": 0})
+    except IntegrityError:
+        pass  # another process made it meanwhile
+
+
 class UploadAbandonedError(MetaStoreError):
     """An upload ran so long that a repair took it for interrupted and is removing it."""
 
@@ -294,9 +336,11 @@ class MetaStore:
         if parsed.get_backend_name() == "sqlite":
             _enable_sqlite_foreign_keys(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self._sessions, "before_flush", _raise_catalog_version)
         try:
             Base.metadata.create_all(self.engine)
             migrate_operator_endpoints(self.engine)
+            _ensure_catalog_version(self.engine)
         except SQLAlchemyError as exc:
             raise MetaStoreError(f"cannot open the metadata database: {exc.orig or exc}") from None
 

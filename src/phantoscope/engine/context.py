@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,8 @@ from phantoscope.engine.pipeline import OperatorPool, PipelineRunner
 from phantoscope.storage.meta import MetaStore
 from phantoscope.storage.objects import ObjectStore, open_object_store
 from phantoscope.storage.vectors import VectorStore, open_vector_store
+
+OBJECT_WRITERS = 8
 
 
 @dataclass
@@ -25,6 +28,9 @@ class Stores:
     settings: ServerSettings
     # Search plans (engine.search), kept while the catalog is unchanged.
     plans: CatalogCache[Any] = field(default_factory=CatalogCache)
+    # Object writes of one upload run side by side: each waits on a disk flush or a network.
+    object_writers: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(OBJECT_WRITERS, "object-writer"))
 
     @classmethod
     def open(cls, settings: ServerSettings) -> Stores:
@@ -47,6 +53,7 @@ class Stores:
         )
 
     def close(self) -> None:
+        self.object_writers.shutdown()
         self.runner.close()
         self.pool.close()
         self.vectors.close()

@@ -201,13 +201,7 @@ def _write(
     )
     undo: list[Callable[[], None]] = []
     try:
-        for entity, image in stored:
-            stores.objects.put(
-                application.bucket, entity.object_key, image.data, image.content_type
-            )
-            undo.append(
-                lambda key=entity.object_key: stores.objects.delete(application.bucket, key)
-            )
+        _put_objects(stores, application.bucket, stored, undo)
         for collection, (ids, vectors) in collection_writes.items():
             undo.append(lambda c=collection, i=ids: stores.vectors.delete(c, i))
             stores.vectors.insert(
@@ -218,6 +212,28 @@ def _write(
         if _undoing(undo):
             _undoing([lambda: journal.close_failed(stores, upload)])
         raise
+
+
+def _put_objects(stores: Stores, bucket: str, stored: list[tuple[EntityRow, ImageInput]],
+                 undo: list[Callable[[], None]]) -> None:
+    """Write the images side by side; once all have finished, each one written has its undo
+    step, and the first failure is raised."""
+
+    def put(entity: EntityRow, image: ImageInput) -> None:
+        stores.objects.put(bucket, entity.object_key, image.data, image.content_type)
+
+    writes = [(entity.object_key, stores.object_writers.submit(put, entity, image))
+              for entity, image in stored]
+    failure: BaseException | None = None
+    for key, write in writes:
+        try:
+            write.result()
+        except BaseException as exc:
+            failure = failure or exc
+            continue
+        undo.append(lambda key=key: stores.objects.delete(bucket, key))
+    if failure is not None:
+        raise failure
 
 
 def get_entity(stores: Stores, app_name: str, entity_id: int) -> EntityRow:

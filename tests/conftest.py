@@ -1,10 +1,13 @@
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from api_server import ApiServer
+from backends import DEFAULT_BACKENDS, Backends, backend_env, drop_database
 from helpers import SPEC_PROTO
 from phantoscope.storage.milvus_server import LocalMilvusServer
 from phantoscope.storage.s3_test_server import s3_test_server
@@ -39,3 +42,25 @@ def s3_url() -> Iterator[str]:
     """One S3 server (moto) on loopback for the whole run."""
     with s3_test_server() as server:
         yield server.url
+
+
+@pytest.fixture
+def start_server(request, tmp_path) -> Iterator:
+    """``start_server(backends=DEFAULT_BACKENDS, **settings)``: an API server process over
+    those backends with ``PHANTOSCOPE_<SETTING>`` set from ``settings`` (stopped, and the
+    databases it got dropped, afterwards)."""
+    started: list[ApiServer] = []
+    databases: list[str] = []
+
+    def start(backends: Backends = DEFAULT_BACKENDS, **settings: str) -> ApiServer:
+        env = {f"PHANTOSCOPE_{key.upper()}": value for key, value in settings.items()}
+        env.update(backend_env(request, backends, databases))
+        server = ApiServer(tmp_path / f"home-{uuid.uuid4().hex[:6]}", env).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+    for url in databases:
+        drop_database(url)

@@ -4,34 +4,21 @@ images run it, against real stores and a real operator server."""
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 
-import numpy as np
-
 from deployfiles import DEPLOY
-from phantoscope.config import OperatorSettings
+from inprocess import MeanColourEncoder, serve_in_process
 from phantoscope.launcher import DEFAULT_APPLICATION, DEFAULT_OPERATOR, DEFAULT_PIPELINE
-from phantoscope.operators.base import Encoder
-from phantoscope.operators.server import OperatorServer
 from phantoscope.storage.meta import MetaStore
 
 SCRIPT = DEPLOY / "register_defaults.py"
 
 
-class MeanColourEncoder(Encoder):
-    name = "mean-colour"
-    dimension = 3
-    metric_type = "L2"
-
-    def run(self, images):
-        return np.array([np.asarray(im, dtype=np.float32).mean(axis=(0, 1)) for im in images])
-
-
 @contextmanager
-def serving():
-    settings = OperatorSettings(_env_file=None, endpoint="127.0.0.1:0")
-    with OperatorServer(MeanColourEncoder(), settings, host="127.0.0.1", port=0) as server:
-        assert server.servicer.wait_loaded(30)
+def serving() -> Iterator[str]:
+    """The endpoint of a mean-colour encoder served until the block ends."""
+    with serve_in_process(MeanColourEncoder()) as server:
         yield f"127.0.0.1:{server.port}"
 
 

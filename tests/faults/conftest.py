@@ -1,14 +1,11 @@
-"""Fixtures for fault tests: tally operators in child processes and API servers over them."""
+"""Fixtures for fault tests: tally operators in child processes."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from tally_process import Tally
-
-from api_server import ApiServer
 
 
 @pytest.fixture
@@ -28,19 +25,3 @@ def tally(tmp_path) -> Iterator[Callable[..., Tally]]:
         if operator.process is not None and operator.process.poll() is None:
             operator.process.kill()  # also frees a SIGSTOPped one
             operator.process.wait()
-
-
-@pytest.fixture
-def api_server(tmp_path) -> Iterator[Callable[..., ApiServer]]:
-    """``api_server(**settings)``: an API server process with PHANTOSCOPE_<SETTING>s."""
-    started: list[ApiServer] = []
-
-    def start(**settings: str) -> ApiServer:
-        env = {f"PHANTOSCOPE_{key.upper()}": value for key, value in settings.items()}
-        server = ApiServer(tmp_path / f"home-{uuid.uuid4().hex[:6]}", env).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()

@@ -19,9 +19,9 @@ def _is_operator_unavailable(answer) -> bool:
         "'enc'" in body["message"])
 
 
-def test_operator_killed_mid_upload(tally, api_server):
+def test_operator_killed_mid_upload(tally, start_server):
     operator = tally(TALLY_DELAY_S="1.5")
-    server = api_server(operator_timeout_s="10")
+    server = start_server(operator_timeout_s="10")
     api = server.client
     set_up(api, operator.endpoint)
     before = server.counts()
@@ -46,9 +46,9 @@ def test_operator_killed_mid_upload(tally, api_server):
         before["entities"] + 1, before["vectors"] + 1, before["objects"] + 1)
 
 
-def test_operator_hanging_is_a_503_within_the_timeout(tally, api_server):
+def test_operator_hanging_is_a_503_within_the_timeout(tally, start_server):
     operator = tally()
-    server = api_server(operator_timeout_s=str(OPERATOR_TIMEOUT_S))
+    server = start_server(operator_timeout_s=str(OPERATOR_TIMEOUT_S))
     api = server.client
     set_up(api, operator.endpoint)
     before = server.counts()

@@ -7,9 +7,9 @@ import time
 from fault_world import SEARCH, UPLOAD, set_up
 
 
-def test_replicas_share_calls_survive_a_death_and_take_calls_again(tally, api_server):
+def test_replicas_share_calls_survive_a_death_and_take_calls_again(tally, start_server):
     first, second = tally(), tally()
-    server = api_server(operator_timeout_s="5")
+    server = start_server(operator_timeout_s="5")
     api = server.client
     endpoints = f"{first.endpoint},{second.endpoint}"
     set_up(api, endpoints)
@@ -48,9 +48,9 @@ def test_replicas_share_calls_survive_a_death_and_take_calls_again(tally, api_se
     assert server.counts()["entities"] == 6
 
 
-def test_replicas_must_be_one_operator(tally, api_server):
+def test_replicas_must_be_one_operator(tally, start_server):
     wide, narrow = tally(), tally(TALLY_DIMENSION="8")
-    api = api_server().client
+    api = start_server().client
 
     def register(endpoint: str) -> tuple[int, str, str]:
         answer = api.post("/v1/operator/regist", json={"name": "enc", "endpoint": endpoint})

@@ -147,33 +147,25 @@ def _recovers(world: World, before: dict[str, int]) -> None:
         before["entities"] + 1, before["vectors"] + 1, before["objects"] + 1)
 
 
-def test_s3_away_and_back(world):
+# Each store: the part of the world that stops and starts it, and the calls besides the
+# upload that must answer 503 STORAGE_UNAVAILABLE while it is away.
+OUTAGES = {
+    "S3": ("moto", ()),
+    "Milvus": ("milvus", ("search",)),
+    "PostgreSQL": ("database", ("list",)),
+}
+
+
+@pytest.mark.parametrize("store", OUTAGES)
+def test_store_away_and_back(world, store):
+    part, also_unavailable = OUTAGES[store]
+    service = getattr(world, part)
     before = world.server.counts()
-    world.moto.stop()
+    service.stop()
     try:
-        _during_outage(world, "S3")
+        seen = _during_outage(world, store)
     finally:
-        world.moto.start()
-    _recovers(world, before)
-
-
-def test_milvus_away_and_back(world):
-    before = world.server.counts()
-    world.milvus.stop()
-    try:
-        seen = _during_outage(world, "Milvus")
-    finally:
-        world.milvus.start()
-    assert seen["search"] == (503, "STORAGE_UNAVAILABLE")
-    _recovers(world, before)
-
-
-def test_database_away_and_back(world):
-    before = world.server.counts()
-    world.database.stop()
-    try:
-        seen = _during_outage(world, "PostgreSQL")
-    finally:
-        world.database.start()
-    assert seen["list"] == (503, "STORAGE_UNAVAILABLE")
+        service.start()
+    for call in also_unavailable:
+        assert seen[call] == (503, "STORAGE_UNAVAILABLE"), call
     _recovers(world, before)

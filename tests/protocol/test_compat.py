@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,21 +18,11 @@ from grpc_tools import protoc
 from PIL import Image
 
 from helpers import PHANTOSCOPE, REPO, SPEC_PROTO, OperatorProcess, free_port, run_cli
-from phantoscope.config import OperatorSettings
-from phantoscope.operators import Box, Crop, Encoder, Processor
+from inprocess import MeanColourEncoder, serve_in_process
+from phantoscope.operators import Box, Crop, Processor
 from phantoscope.operators.checkup import sample_image
-from phantoscope.operators.server import OperatorServer
 
 OUR_PROTO = REPO / "src" / "phantoscope" / "operators" / "proto" / "omnisearch.proto"
-
-
-class MeanColourEncoder(Encoder):
-    name = "mean-colour"
-    dimension = 3
-    metric_type = "L2"
-
-    def run(self, images):
-        return np.array([np.asarray(im, dtype=np.float32).mean(axis=(0, 1)) for im in images])
 
 
 class HalvesProcessor(Processor):
@@ -110,16 +99,8 @@ def _original_client(stubs: Path, endpoint: str, image: bytes) -> dict:
     return json.loads(result.stdout)
 
 
-@contextmanager
-def _serve_in_process(operator):
-    settings = OperatorSettings(endpoint="127.0.0.1:0")
-    with OperatorServer(operator, settings, host="127.0.0.1", port=0) as server:
-        assert server.servicer.wait_loaded(30)
-        yield server
-
-
 def test_original_client_gets_identity_health_and_vectors(original_stubs):
-    with _serve_in_process(MeanColourEncoder()) as server:
+    with serve_in_process(MeanColourEncoder()) as server:
         answer = _original_client(original_stubs, f"127.0.0.1:{server.port}", sample_image())
     assert answer["identity"] == {
         "name": "mean-colour", "endpoint": "127.0.0.1:0", "type": "encoder",
@@ -133,7 +114,7 @@ def test_original_client_gets_identity_health_and_vectors(original_stubs):
 
 
 def test_original_client_reads_crops_and_ignores_boxes(original_stubs):
-    with _serve_in_process(HalvesProcessor()) as server:
+    with serve_in_process(HalvesProcessor()) as server:
         answer = _original_client(original_stubs, f"127.0.0.1:{server.port}", sample_image())
     assert answer["nums"] == 2 and answer["vectors"] == []
     sizes = [Image.open(io.BytesIO(base64.b64decode(d))).size

@@ -67,7 +67,7 @@ from phantoscope.zoo.efficientnet import EfficientNetLite0Encoder
 
 BENCH_DIR = Path(__file__).resolve().parent
 BATCH = 16
-UPLOAD_CONCURRENCY = 4  # what `phantoscope import` uses by default, with 16 images a request
+UPLOAD_CONCURRENCY = 4  # what `phantoscope import` uses by default (with 32 images a request)
 MEMORY_TARGET_MB = 2048
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -14,9 +14,9 @@ class CatalogCache(Generic[T]):
     """Values read from the catalog, by key, all read at one catalog version.
 
     Readers read the version first, then ``get`` at it; on a miss they read the catalog in the
-    same transaction and ``put`` at that version. A newer version empties the cache (so it
-    never holds more than what the current catalog gives); a value read at an older one than
-    the cache holds is dropped. Thread-safe.
+    same transaction and ``put`` at that version. A value put at another version than the
+    cache holds empties it first: it never holds more than one version's values, and a
+    database restored to an earlier version is not mistaken for the one cached. Thread-safe.
     """
 
     def __init__(self) -> None:
@@ -30,8 +30,6 @@ class CatalogCache(Generic[T]):
 
     def put(self, version: int, key: Hashable, value: T) -> None:
         with self._lock:
-            if version < self._version:
-                return
-            if version > self._version:
+            if version != self._version:
                 self._version, self._values = version, {}
             self._values[key] = value

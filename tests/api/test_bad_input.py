@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import backend_env, drop_database
 
 from api_server import ApiServer
-from backends import ALL_BACKENDS
+from backends import ALL_BACKENDS, backend_env, drop_database
 from photos import b64, huge_png_header, jpeg, photo
 
 MAX_UPLOAD = 2_000_000

@@ -39,6 +39,9 @@ class OperatorSettings(BaseSettings):
     fetch_max_bytes: int = Field(32 * 1024 * 1024, ge=1)
     allow_private_urls: bool = False
     max_message_bytes: int = 100 * 1024 * 1024
+    # Stop when the process that started this one is gone (set by `OperatorProcess`, so that
+    # an operator never outlives a `phantoscope up` that was killed outright).
+    stop_with_parent: bool = False
 
     def fetch_policy(self) -> FetchPolicy:
         return FetchPolicy(

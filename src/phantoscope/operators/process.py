@@ -27,6 +27,8 @@ class OperatorProcess:
 
     By default it runs `phantoscope operator serve TARGET [OPTIONS]` on a free loopback port;
     ``command`` runs anything else that serves at ``endpoint`` (e.g. `python server.py`).
+    The child stops by itself if this process dies without stopping it
+    (``PHANTOSCOPE_STOP_WITH_PARENT``).
     """
 
     def __init__(
@@ -48,7 +50,8 @@ class OperatorProcess:
             PHANTOSCOPE, "operator", "serve", str(target), "--host", "127.0.0.1",
             "--port", port, *options,
         ]
-        self.env = {**os.environ, "OP_ENDPOINT": self.endpoint, **(env or {})}
+        self.env = {**os.environ, "OP_ENDPOINT": self.endpoint,
+                    "PHANTOSCOPE_STOP_WITH_PARENT": "true", **(env or {})}
         self.cwd = cwd
         self.log_path = log_path
         self.process: subprocess.Popen | None = None

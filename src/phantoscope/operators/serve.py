@@ -1,8 +1,10 @@
-"""Running an operator server in the foreground until Ctrl-C or SIGTERM."""
+"""Running an operator server in the foreground until Ctrl-C or SIGTERM (or, when its
+settings say so, until the process that started it is gone)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 
@@ -34,9 +36,12 @@ def serve_forever(
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
+    parent = os.getppid() if server.settings.stop_with_parent else None
     try:
         while not stop.wait(0.5):
-            pass
+            if parent is not None and os.getppid() != parent:  # reparented: the parent died
+                log.info("the process that started this operator (%d) is gone", parent)
+                break
     finally:
         log.info("stopping %s", operator.name)
         server.stop()

@@ -26,6 +26,7 @@ def serve_forever(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    parent = os.getppid()  # before start(), which may take minutes exporting a model
     server = OperatorServer(operator, settings, host=host, port=port)
     bound = server.start()
     log.info(
@@ -36,10 +37,10 @@ def serve_forever(
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
-    parent = os.getppid() if server.settings.stop_with_parent else None
+    watch_parent = server.settings.stop_with_parent
     try:
         while not stop.wait(0.5):
-            if parent is not None and os.getppid() != parent:  # reparented: the parent died
+            if watch_parent and os.getppid() != parent:  # reparented: the parent died
                 log.info("the process that started this operator (%d) is gone", parent)
                 break
     finally:

@@ -11,12 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from phantoscope.operators import images
 from phantoscope.operators.images import (
     DEFAULT_MAX_PIXELS,
     BadImageError,
+    ImageTooLargeError,
     b64_to_bytes,
     decode_image,
     encode_jpeg_b64,
+    image_format,
 )
 
 ORIENTATION = 0x0112
@@ -239,6 +242,74 @@ def test_non_images_are_bad(data: bytes) -> None:
 def test_empty_data_is_bad() -> None:
     with pytest.raises(BadImageError, match="empty"):
         decode_image(b"")
+
+
+# -- image_format -----------------------------------------------------------------------------
+
+
+def noise_image(size: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The data `image_format` decodes (the real `decode_image` still runs)."""
+    seen: list[bytes] = []
+    real = images.decode_image
+
+    def counting(data: bytes, **options: object) -> Image.Image:
+        seen.append(data)
+        return real(data, **options)
+
+    monkeypatch.setattr(images, "decode_image", counting)
+    return seen
+
+
+def test_image_format_takes_a_whole_jpeg_from_its_header_and_end(decodes: list[bytes]) -> None:
+    data = encode(noise_image(256, 3), "JPEG")
+    assert data.endswith(b"\xff\xd9")
+    assert image_format(data) == "JPEG"
+    assert decodes == []
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.99])
+def test_image_format_refuses_a_truncated_jpeg(cut: float, decodes: list[bytes]) -> None:
+    data = encode(noise_image(256, 4), "JPEG")
+    with pytest.raises(BadImageError, match="corrupt or truncated"):
+        image_format(data[: int(len(data) * cut)])
+    assert len(decodes) == 1
+
+
+def test_image_format_decodes_a_jpeg_with_bytes_after_its_end(decodes: list[bytes]) -> None:
+    # Some cameras append data after the end-of-image marker (a motion photo's video).
+    data = encode(noise_image(256, 5), "JPEG") + b"\x00\x00ftypmp42" + bytes(100)
+    assert image_format(data) == "JPEG"
+    assert decodes == [data]
+    with pytest.raises(BadImageError, match="corrupt or truncated"):
+        image_format(data[: len(data) // 2] + b"ftypmp42")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "BMP", "GIF"])
+def test_image_format_decodes_other_formats(fmt: str, decodes: list[bytes]) -> None:
+    data = encode(noise_image(128, 6), fmt)
+    assert image_format(data) == fmt
+    assert decodes == [data]
+
+
+def test_image_format_refuses_truncated_png_and_non_images() -> None:
+    with pytest.raises(BadImageError):
+        image_format(encode(noise_image(128, 7), "PNG")[:2000])
+    with pytest.raises(BadImageError, match="not a recognised image format"):
+        image_format(b"plain text, not an image\n" * 10)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_image_format_refuses_too_many_pixels(fmt: str) -> None:
+    data = encode(noise_image(300, 8), fmt)
+    with pytest.raises(ImageTooLargeError, match="300x300 pixels; the limit is 50,000"):
+        image_format(data, max_pixels=50_000)
+    assert image_format(data, max_pixels=90_000) == fmt
 
 
 def test_encode_jpeg_b64_round_trips() -> None:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 from dataclasses import dataclass
-
-from PIL import Image
 
 from phantoscope.engine.errors import BadRequestError, TooLargeError
 from phantoscope.operators.fetch import FetchError, FetchPolicy, UrlRefusedError, fetch_url
@@ -15,7 +12,7 @@ from phantoscope.operators.images import (
     BadImageError,
     ImageTooLargeError,
     b64_to_bytes,
-    decode_image,
+    image_format,
 )
 
 CONTENT_TYPES = {
@@ -30,7 +27,7 @@ CONTENT_TYPES = {
 
 @dataclass(frozen=True)
 class ImageInput:
-    """Image file bytes that decode, with what the stores need to know about them."""
+    """Image file bytes checked to be a whole image, and what the stores need to know."""
 
     data: bytes
     content_type: str
@@ -56,16 +53,14 @@ def check_image(data: bytes, limits: IntakeLimits, label: str) -> ImageInput:
             f"{label}: {len(data):,} bytes; the limit is {limits.max_bytes:,} bytes",
         )
     try:
-        decode_image(data, min_side=64, max_pixels=limits.max_pixels)
-        with Image.open(io.BytesIO(data)) as header:
-            image_format = header.format or ""
+        found_format = image_format(data, max_pixels=limits.max_pixels)
     except ImageTooLargeError as exc:
         raise TooLargeError("IMAGE_TOO_LARGE", f"{label}: {exc}") from None
     except BadImageError as exc:
         raise BadRequestError("NOT_AN_IMAGE", f"{label}: {exc}") from None
     return ImageInput(
         data=data,
-        content_type=CONTENT_TYPES.get(image_format, "application/octet-stream"),
+        content_type=CONTENT_TYPES.get(found_format, "application/octet-stream"),
         sha256=hashlib.sha256(data).hexdigest(),
     )
 

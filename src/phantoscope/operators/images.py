@@ -16,6 +16,8 @@ DEFAULT_MAX_PIXELS = 64_000_000
 # process-wide cap would refuse first, without saying the size, and cap every limit at 179 MP.
 Image.MAX_IMAGE_PIXELS = None
 
+JPEG_END_OF_IMAGE = b"\xff\xd9"
+
 _DATA_URL = re.compile(r"^data:[\w.+/-]*(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 
 
@@ -48,6 +50,25 @@ def decode_image(
     sides stay at least this long; much faster for big photos. ``max_pixels`` refuses
     decompression bombs before any pixel is decoded.
     """
+    image = open_image(data, max_pixels=max_pixels)
+    width, height = image.size
+    if min_side and image.format == "JPEG":
+        scale = min(width, height) / min_side
+        if scale >= 2:
+            image.draft("RGB", (max(1, int(width / scale)), max(1, int(height / scale))))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image.load()
+        image = ImageOps.exif_transpose(image)
+        return to_rgb(image)
+    except Exception as exc:
+        raise BadImageError(f"image data is corrupt or truncated ({exc})") from None
+
+
+def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Read the header of image file bytes (no pixels decoded yet); refuse what is not an
+    image and images over ``max_pixels``."""
     if not data:
         raise BadImageError("empty image data")
     try:
@@ -61,18 +82,24 @@ def decode_image(
         raise ImageTooLargeError(
             f"image is {width}x{height} pixels; the limit is {max_pixels:,} pixels"
         )
-    if min_side and image.format == "JPEG":
-        scale = min(width, height) / min_side
-        if scale >= 2:
-            image.draft("RGB", (max(1, int(width / scale)), max(1, int(height / scale))))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            image.load()
-        image = ImageOps.exif_transpose(image)
-        return to_rgb(image)
-    except Exception as exc:
-        raise BadImageError(f"image data is corrupt or truncated ({exc})") from None
+    return image
+
+
+def image_format(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+    """The format of image file bytes (``"JPEG"``, ``"PNG"``...), once they are known to be a
+    whole image within ``max_pixels``.
+
+    A JPEG whose header reads and whose last bytes are its end-of-image marker is complete
+    (the marker cannot occur inside entropy-coded data), so its pixels are not decoded here:
+    that was 1.6 ms of a photo's 1.7 ms check, and its encoder decodes it anyway. Other
+    formats, and JPEGs with anything after the marker, are decoded at a reduced scale.
+    """
+    image = open_image(data, max_pixels=max_pixels)
+    found = image.format or ""
+    if found == "JPEG" and data.endswith(JPEG_END_OF_IMAGE):
+        return found
+    decode_image(data, min_side=64, max_pixels=max_pixels)
+    return found
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

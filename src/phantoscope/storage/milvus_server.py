@@ -13,7 +13,11 @@ What this adds over the package's own `MilvusServer`:
 - the ~250 MB of binaries are unpacked once into a cache folder and linked into each data
   folder, not unpacked again per server;
 - no `os.chdir` (the package's `start()` changes the whole process's directory);
-- `stop()` sends SIGTERM, waits `grace_s`, then SIGKILL (Milvus 2.3.5 often ignores SIGTERM).
+- `stop()` sends SIGTERM, waits `grace_s`, then SIGKILL (Milvus 2.3.5 often ignores SIGTERM);
+- on Linux the server never outlives this process, even one killed with SIGKILL: it is
+  started with a parent-death signal (`PR_SET_PDEATHSIG`, set by a Python shim that then
+  execs the server), from a thread that lives as long as the process (the signal follows the
+  thread that forked).
 
 Needs the optional `milvus` package (a dev dependency); Linux or macOS.
 """
@@ -25,15 +29,29 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
 __all__ = ["LocalMilvusServer", "MilvusServerError", "binary_cache_dir"]
 
 STARTUP_TIMEOUT_S = 120.0
+
+# argv: the parent's pid, then the command. PR_SET_PDEATHSIG is option 1 of prctl(2); the
+# setting survives execv. A parent gone before prctl ran would never send it: exit instead.
+_EXEC_DYING_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) != 0:\n"
+    "    sys.exit(f'prctl(PR_SET_PDEATHSIG) failed: {os.strerror(ctypes.get_errno())}')\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit('the process starting the Milvus server is gone')\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+_starter = ThreadPoolExecutor(1, thread_name_prefix="milvus-server-starter")
 
 
 class MilvusServerError(RuntimeError):
@@ -169,11 +187,14 @@ class LocalMilvusServer:
         out = open(self.log_dir / "milvus-stdout.log", "wb")  # noqa: SIM115 - kept until stop()
         err = open(self.log_dir / "milvus-stderr.log", "wb")  # noqa: SIM115
         self._logs = [out, err]
-        self._proc = subprocess.Popen(
-            [str(link / "milvus"), "run", "standalone"], cwd=self.base_dir, env=env,
+        command = [str(link / "milvus"), "run", "standalone"]
+        if sys.platform.startswith("linux"):
+            command = [sys.executable, "-c", _EXEC_DYING_WITH_PARENT, str(os.getpid()), *command]
+        self._proc = _starter.submit(
+            subprocess.Popen, command, cwd=self.base_dir, env=env,
             stdin=subprocess.DEVNULL, stdout=out, stderr=err,
             start_new_session=True,  # a Ctrl+C in the terminal is for us, not for it
-        )
+        ).result()
         try:
             self._wait_healthy()
         except BaseException:

@@ -124,6 +124,29 @@ def test_rows_not_yet_flushed_only(database: MilvusLite) -> None:
     assert sorted(hit["id"] for hit in ours[0]) == [k for k in range(40) if k not in (3, 4)]
 
 
+@pytest.mark.parametrize("partitions", [None, ["left"], ["right"], ["left", "right"],
+                                        ["_default"]])
+def test_memtable_snapshot_is_milvus_lites_own(database: MilvusLite,
+                                                partitions: list[str] | None) -> None:
+    memtable = _build(database, "IP")._memtable
+    keys, seqs, vectors, rows, _ = memtable.to_search_snapshot(
+        vector_field="vector", partition_names=partitions)
+    ours = lite_search.memtable_snapshot(memtable, "vector", partitions)
+    assert ours is not None
+    assert ours[0] == keys and ours[3] == rows
+    assert ours[1].dtype == seqs.dtype and np.array_equal(ours[1], seqs)
+    assert ours[2].dtype == np.float32 and np.array_equal(ours[2], vectors)
+    assert len(keys) == {None: 61, "left": 21, "right": 40, "left,right": 61,
+                         "_default": 0}[partitions and ",".join(partitions)]
+
+
+def test_memtable_snapshot_of_an_empty_memtable(database: MilvusLite) -> None:
+    collection = database.create_collection("empty", _schema(DataType.INT64))
+    keys, seqs, vectors, rows = lite_search.memtable_snapshot(collection._memtable, "vector",
+                                                              None)
+    assert (keys, rows, seqs.size, vectors.size) == ([], [], 0, 0)
+
+
 def test_deleted_and_replaced_rows_are_not_returned(database: MilvusLite) -> None:
     collection = _build(database, "L2")
     stored = collection.get([*range(0, 530)])

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from milvus_lite import CollectionSchema, DataType, FieldSchema, MilvusLite
 from milvus_lite.engine import collection as lite_collection
@@ -138,6 +139,20 @@ def test_memtable_snapshot_is_milvus_lites_own(database: MilvusLite,
     assert ours[2].dtype == np.float32 and np.array_equal(ours[2], vectors)
     assert len(keys) == {None: 61, "left": 21, "right": 40, "left,right": 61,
                          "_default": 0}[partitions and ",".join(partitions)]
+
+
+@pytest.mark.parametrize("partitions", [None, ["left"], ["left", "right"], ["_default"]])
+def test_memtable_snapshot_allocates_nothing_from_pyarrows_default_pool(
+        database: MilvusLite, partitions: list[str] | None) -> None:
+    """pyarrow's default pool (mimalloc) keeps freed blocks per thread: allocated there by a
+    server's request threads, a search's temporary columns held 250 MB of its memory."""
+    memtable = _build(database, "IP")._memtable
+    default_pool = pa.default_memory_pool()
+    before = default_pool.num_allocations()
+    snapshot = lite_search.memtable_snapshot(memtable, "vector", partitions)
+    assert default_pool.num_allocations() == before
+    assert snapshot is not None and len(snapshot[0]) == {
+        None: 61, "left": 21, "left,right": 61, "_default": 0}[partitions and ",".join(partitions)]
 
 
 def test_memtable_snapshot_of_an_empty_memtable(database: MilvusLite) -> None:

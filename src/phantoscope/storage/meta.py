@@ -327,11 +327,13 @@ class MetaStore:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        options: dict[str, Any] = {"pool_pre_ping": True}
-        if parsed.get_backend_name() == "sqlite":
-            options["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        else:  # a database server that went away fails a request in seconds, not minutes
-            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        options: dict[str, Any]
+        if parsed.get_backend_name() == "sqlite":  # a file: no connection to lose
+            options = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        else:  # a server may drop a pooled connection (restart, idle timeout): test it first;
+            # a server that went away fails a request in seconds, not minutes
+            options = {"pool_pre_ping": True,
+                       "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
         self.engine = create_engine(url, **options)
         if parsed.get_backend_name() == "sqlite":
             _enable_sqlite_foreign_keys(self.engine)

@@ -5,8 +5,9 @@
                                    [--warmup 10] [--duration 45]
 
 Prints search QPS and latency percentiles, the upload rate, errors, and the API server's
-resident memory after the warm-up and at the end. tests/load/test_load.py runs `run_load`
-and asserts what the issue asks: no errors, memory within 20 %.
+resident memory after the warm-up, at the end and its range in between.
+tests/load/test_load.py runs `run_load` and asserts what the issue asks: no errors, memory
+within 20 %.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from common import Latency, engine, make_photos, rss_mb, with_comment
 
 APP = "default"  # made by `phantoscope up` on first start
 PRELOAD_BATCH = 16
+RSS_SAMPLE_S = 0.5
 
 
 @dataclass
@@ -46,6 +48,7 @@ class LoadReport:
     errors: list[str]
     rss_after_warmup_mb: float
     rss_end_mb: float
+    rss_window_mb: tuple[float, float]  # lowest and highest, sampled every RSS_SAMPLE_S
 
     @property
     def qps(self) -> float:
@@ -64,7 +67,8 @@ class LoadReport:
             f"upload: {self.uploads} images, {self.upload_rate:.1f} images/s",
             f"errors: {len(self.errors)}",
             f"API server RSS: {self.rss_after_warmup_mb:.0f} MB after warm-up, "
-            f"{self.rss_end_mb:.0f} MB at the end ({change:+.1f} %)",
+            f"{self.rss_end_mb:.0f} MB at the end ({change:+.1f} %), "
+            f"{self.rss_window_mb[0]:.0f}-{self.rss_window_mb[1]:.0f} MB in between",
         ]
 
 
@@ -108,6 +112,11 @@ def _client_loop(url: str, request: Callable[[httpx.Client], httpx.Response], ki
                         tally.uploads += 1
 
 
+def _sample_rss(pid: int, stop: threading.Event, samples: list[float]) -> None:
+    while not stop.wait(RSS_SAMPLE_S):
+        samples.append(rss_mb(pid))
+
+
 def run_load(preload: int = 300, searchers: int = 32, uploaders: int = 4,
              warmup_s: float = 10, duration_s: float = 45) -> LoadReport:
     """Start `phantoscope up`, pre-load ``preload`` photos, then run the clients for
@@ -148,12 +157,20 @@ def run_load(preload: int = 300, searchers: int = 32, uploaders: int = 4,
             worker.start()
         time.sleep(warmup_s)
         rss_after_warmup = rss_mb(running.api_pid)
+        rss_samples = [rss_after_warmup]
+        sampled = threading.Event()
+        sampler = threading.Thread(target=_sample_rss,
+                                   args=(running.api_pid, sampled, rss_samples))
         measuring.set()
         started = time.monotonic()
+        sampler.start()
         time.sleep(duration_s)
         measuring.clear()
         measured = time.monotonic() - started
+        sampled.set()
+        sampler.join()
         rss_end = rss_mb(running.api_pid)
+        rss_samples.append(rss_end)
         stop.set()
         for worker in workers:
             worker.join()
@@ -161,7 +178,7 @@ def run_load(preload: int = 300, searchers: int = 32, uploaders: int = 4,
         searchers=searchers, uploaders=uploaders, duration_s=measured,
         searches=len(tally.search_ms), search=Latency(tuple(tally.search_ms)),
         uploads=tally.uploads, errors=tally.errors, rss_after_warmup_mb=rss_after_warmup,
-        rss_end_mb=rss_end)
+        rss_end_mb=rss_end, rss_window_mb=(min(rss_samples), max(rss_samples)))
 
 
 def main() -> None:

@@ -333,7 +333,7 @@ def memtable_snapshot(
 
     What it allocates comes from the C library's allocator, not pyarrow's default mimalloc
     pool: there each of a server's many request threads kept its own freed blocks, and with
-    32 clients searching while 4 uploaded the API's memory swung by 250 MB (tests/load)."""
+    32 clients searching while 4 uploaded the API's memory swung by up to 270 MB (tests/load)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 

@@ -180,19 +180,26 @@ def _server_settings(host: str | None, port: int | None):
 @app.command("up")
 def up(host: HostOption = None, port: PortOption = None) -> None:
     """Start the engine on its embedded defaults: API server, default operator, stores."""
+    from phantoscope.api.listen import PortUnavailable
     from phantoscope.launcher import up as start
 
-    start(_server_settings(host, port))
+    try:
+        start(_server_settings(host, port))
+    except PortUnavailable as exc:
+        raise _fail(str(exc)) from None
 
 
 @app.command("api")
 def api(host: HostOption = None, port: PortOption = None) -> None:
     """Run only the API server, with stores from PHANTOSCOPE_* settings (no operator)."""
     from phantoscope.api.app import create_app
-    from phantoscope.api.listen import serve
+    from phantoscope.api.listen import PortUnavailable, serve
 
     settings = _server_settings(host, port)
-    serve(create_app(settings), settings.host, settings.port)
+    try:
+        serve(create_app(settings), settings.host, settings.port)
+    except PortUnavailable as exc:
+        raise _fail(str(exc)) from None
 
 
 register(app, operator_app)

@@ -1,7 +1,7 @@
 """`phantoscope up` / `make run`: the engine on its embedded defaults, in one command.
 
-Starts the default encoder as an operator process, then the API server; registers the
-operator and makes a ready pipeline and application on first start. With
+Binds the API's port, starts the default encoder as an operator process, then the API
+server; registers the operator and makes a ready pipeline and application on first start. With
 ``PHANTOSCOPE_VECTORS=milvus-server`` it also starts a local Milvus server (from the PyPI
 package `milvus`) with its data under ``$PHANTOSCOPE_HOME/milvus-server``, and stops it on
 exit. Ctrl-C or SIGTERM stops everything it started.
@@ -10,13 +10,14 @@ exit. Ctrl-C or SIGTERM stops everything it started.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
 
 from phantoscope.api.app import create_app
-from phantoscope.api.listen import serve, stop_on_sigterm
+from phantoscope.api.listen import listening_socket, serve, stop_on_sigterm
 from phantoscope.config import LOCAL_MILVUS_SERVER, ServerSettings
 from phantoscope.engine import registry
 from phantoscope.engine.context import Stores
@@ -60,8 +61,6 @@ def ensure_defaults(stores: Stores, operator_endpoint: str) -> None:
 
 def _operator_port() -> int:
     try:
-        import socket
-
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", OPERATOR_PORT))
         return OPERATOR_PORT
@@ -91,6 +90,14 @@ def up(settings: ServerSettings) -> None:
     """Run until Ctrl-C or SIGTERM; logging is configured by the caller
     (`configure_logging`)."""
     stop_on_sigterm()  # from here on: a SIGTERM during start-up stops the operator too
+    api_socket = listening_socket(settings.host, settings.port)  # before anything takes it
+    try:
+        _start_and_serve(settings, api_socket)
+    finally:
+        api_socket.close()
+
+
+def _start_and_serve(settings: ServerSettings, api_socket: socket.socket) -> None:
     console = Console(soft_wrap=True)
     settings.home.mkdir(parents=True, exist_ok=True)
     logs = settings.home / "logs"
@@ -104,13 +111,14 @@ def up(settings: ServerSettings) -> None:
     operator.start()
     try:
         with _vector_server(settings, console) as serving:
-            _serve(serving, operator, endpoint, console)
+            _serve(serving, operator, endpoint, console, api_socket)
     finally:
         operator.stop()
 
 
 def _serve(
-    settings: ServerSettings, operator: OperatorProcess, endpoint: str, console: Console
+    settings: ServerSettings, operator: OperatorProcess, endpoint: str, console: Console,
+    api_socket: socket.socket,
 ) -> None:
     operator.wait_healthy(timeout_s=900)
     app = create_app(settings, on_start=lambda stores: ensure_defaults(stores, endpoint))
@@ -121,4 +129,4 @@ def _serve(
         f"API: {url}/v1 (docs at {url}/docs); application {DEFAULT_APPLICATION!r}, "
         f"field {DEFAULT_FIELD!r}, pipeline {DEFAULT_PIPELINE!r}\nCtrl-C stops everything."
     )
-    serve(app, settings.host, settings.port)
+    serve(app, settings.host, settings.port, api_socket)

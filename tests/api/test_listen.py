@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 import subprocess
 import time
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from api_server import ApiServer
+from helpers import PHANTOSCOPE
 from phantoscope.api.listen import listening_socket
 
 
@@ -68,3 +70,23 @@ def test_connections_are_served_without_nagle_delay() -> None:
 
     asyncio.run(asyncio.wait_for(accept_one(), 10))
     assert nodelay and nodelay[0] != 0
+
+
+@pytest.mark.parametrize("command", ["up", "api"])
+def test_a_taken_port_is_refused_at_once_with_what_to_do(tmp_path, command: str) -> None:
+    """`phantoscope up` binds its port before it starts the operator or a Milvus server, so a
+    taken port stops it at once, with nothing started."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [PHANTOSCOPE, command, "--host", "127.0.0.1", "--port", str(port)],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PHANTOSCOPE_HOME": str(tmp_path)})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "choose another port (--port, or PHANTOSCOPE_PORT)" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "starting operator" not in result.stdout
+    assert not (tmp_path / "logs" / "operator.log").exists()

@@ -2,7 +2,9 @@
 
 Uvicorn binds its port only after the app's start-up; Milvus Lite starts a local server of
 its own on a free port during that start-up, and could take the very port the API was about
-to bind. Binding first keeps the port ours from the beginning.
+to bind. Binding first keeps the port ours from the beginning (`phantoscope up` binds it
+before it starts the operator and a local Milvus server, whose many connections take ports
+of their own).
 
 The socket is made with protocol IPPROTO_TCP, as asyncio makes its own: asyncio turns Nagle's
 algorithm off (TCP_NODELAY) only on connections of such sockets. With it on, a response
@@ -26,8 +28,13 @@ BACKLOG = 2048  # uvicorn's default
 STARTUP_FAILED = 3  # the exit status uvicorn.run gives
 
 
+class PortUnavailable(OSError):
+    """The API's port cannot be bound (message says which and what to do)."""
+
+
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (IPv6 hosts with or without brackets)."""
+    """A TCP socket bound to ``host:port`` (IPv6 hosts with or without brackets); raises
+    :class:`PortUnavailable` if it cannot be."""
     address = host.strip("[]")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -35,9 +42,11 @@ def listening_socket(host: str, port: int) -> socket.socket:
     try:
         sock.bind((address, port))
         sock.listen(BACKLOG)  # listening: no other socket may bind it, SO_REUSEADDR or not
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise PortUnavailable(
+            f"cannot listen on {host}:{port}: {exc.strerror}; stop what uses it or choose "
+            "another port (--port, or PHANTOSCOPE_PORT)") from None
     return sock
 
 
@@ -46,11 +55,11 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
-def serve(app: FastAPI, host: str, port: int) -> None:
+def serve(app: FastAPI, host: str, port: int, sock: socket.socket | None = None) -> None:
     """Run ``app`` on ``host:port`` until interrupted (Ctrl-C or SIGTERM), the port bound
-    before start-up."""
+    before start-up (here, or by the caller: ``sock``, from `listening_socket`)."""
     stop_on_sigterm()
-    sock = listening_socket(host, port)
+    sock = sock or listening_socket(host, port)
     config = uvicorn.Config(
         app, host=host, port=port, backlog=BACKLOG, log_config=None,
         access_log=False,  # the API logs each request itself, with its id

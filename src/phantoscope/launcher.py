@@ -90,30 +90,25 @@ def up(settings: ServerSettings) -> None:
     """Run until Ctrl-C or SIGTERM; logging is configured by the caller
     (`configure_logging`)."""
     stop_on_sigterm()  # from here on: a SIGTERM during start-up stops the operator too
-    api_socket = listening_socket(settings.host, settings.port)  # before anything takes it
-    try:
-        _start_and_serve(settings, api_socket)
-    finally:
-        api_socket.close()
-
-
-def _start_and_serve(settings: ServerSettings, api_socket: socket.socket) -> None:
-    console = Console(soft_wrap=True)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    logs = settings.home / "logs"
-    logs.mkdir(exist_ok=True)
-    endpoint = f"127.0.0.1:{_operator_port()}"
-    operator = OperatorProcess(DEFAULT_ENCODER, endpoint=endpoint, log_path=logs / "operator.log")
-    console.print(
-        f"starting operator {DEFAULT_ENCODER} on {endpoint} "
-        f"(log: {logs / 'operator.log'}; the first start exports the model)"
-    )
-    operator.start()
-    try:
-        with _vector_server(settings, console) as serving:
-            _serve(serving, operator, endpoint, console, api_socket)
-    finally:
-        operator.stop()
+    # The API's port first, before the operator or a Milvus server can take it.
+    with listening_socket(settings.host, settings.port) as api_socket:
+        console = Console(soft_wrap=True)
+        settings.home.mkdir(parents=True, exist_ok=True)
+        logs = settings.home / "logs"
+        logs.mkdir(exist_ok=True)
+        endpoint = f"127.0.0.1:{_operator_port()}"
+        operator = OperatorProcess(DEFAULT_ENCODER, endpoint=endpoint,
+                                   log_path=logs / "operator.log")
+        console.print(
+            f"starting operator {DEFAULT_ENCODER} on {endpoint} "
+            f"(log: {logs / 'operator.log'}; the first start exports the model)"
+        )
+        operator.start()
+        try:
+            with _vector_server(settings, console) as serving:
+                _serve(serving, operator, endpoint, console, api_socket)
+        finally:
+            operator.stop()
 
 
 def _serve(

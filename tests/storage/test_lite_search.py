@@ -127,32 +127,24 @@ def test_rows_not_yet_flushed_only(database: MilvusLite) -> None:
 
 @pytest.mark.parametrize("partitions", [None, ["left"], ["right"], ["left", "right"],
                                         ["_default"]])
-def test_memtable_snapshot_is_milvus_lites_own(database: MilvusLite,
-                                                partitions: list[str] | None) -> None:
+def test_memtable_snapshot_is_milvus_lites_own_from_the_c_allocator(
+        database: MilvusLite, partitions: list[str] | None) -> None:
+    """Nothing from pyarrow's default pool (mimalloc), which keeps freed blocks per thread:
+    allocated there by a server's request threads, a search's temporary columns swung its
+    memory by up to 270 MB."""
     memtable = _build(database, "IP")._memtable
     keys, seqs, vectors, rows, _ = memtable.to_search_snapshot(
         vector_field="vector", partition_names=partitions)
+    default_pool = pa.default_memory_pool()
+    before = default_pool.num_allocations()
     ours = lite_search.memtable_snapshot(memtable, "vector", partitions)
+    assert default_pool.num_allocations() == before
     assert ours is not None
     assert ours[0] == keys and ours[3] == rows
     assert ours[1].dtype == seqs.dtype and np.array_equal(ours[1], seqs)
     assert ours[2].dtype == np.float32 and np.array_equal(ours[2], vectors)
     assert len(keys) == {None: 61, "left": 21, "right": 40, "left,right": 61,
                          "_default": 0}[partitions and ",".join(partitions)]
-
-
-@pytest.mark.parametrize("partitions", [None, ["left"], ["left", "right"], ["_default"]])
-def test_memtable_snapshot_allocates_nothing_from_pyarrows_default_pool(
-        database: MilvusLite, partitions: list[str] | None) -> None:
-    """pyarrow's default pool (mimalloc) keeps freed blocks per thread: allocated there by a
-    server's request threads, a search's temporary columns swung its memory by up to 270 MB."""
-    memtable = _build(database, "IP")._memtable
-    default_pool = pa.default_memory_pool()
-    before = default_pool.num_allocations()
-    snapshot = lite_search.memtable_snapshot(memtable, "vector", partitions)
-    assert default_pool.num_allocations() == before
-    assert snapshot is not None and len(snapshot[0]) == {
-        None: 61, "left": 21, "left,right": 61, "_default": 0}[partitions and ",".join(partitions)]
 
 
 def test_memtable_snapshot_of_an_empty_memtable(database: MilvusLite) -> None:

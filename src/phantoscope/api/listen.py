@@ -59,7 +59,8 @@ def serve(app: FastAPI, host: str, port: int, sock: socket.socket | None = None)
     """Run ``app`` on ``host:port`` until interrupted (Ctrl-C or SIGTERM), the port bound
     before start-up (here, or by the caller: ``sock``, from `listening_socket`)."""
     stop_on_sigterm()
-    sock = sock or listening_socket(host, port)
+    if sock is None:
+        sock = listening_socket(host, port)
     config = uvicorn.Config(
         app, host=host, port=port, backlog=BACKLOG, log_config=None,
         access_log=False,  # the API logs each request itself, with its id

@@ -19,8 +19,8 @@ import httpx
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
-from phantoscope.evaluation.photoset import sample_photo
 from phantoscope.operators.process import PHANTOSCOPE, free_port
+from phantoscope.photoset import sample_photo
 
 # scikit-image's bundled photos (no download); the grey ones are converted to RGB.
 PHOTO_NAMES = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from phantoscope.evaluation.photoset import BASE_PHOTOS, VARIANTS, build_photo_set
+from phantoscope.photoset import BASE_PHOTOS, VARIANTS, build_photo_set
 
 
 def main() -> None:

@@ -58,10 +58,10 @@ from common import (
 from PIL import Image
 
 from phantoscope.client import PhantoscopeClient
+from phantoscope.imaging.codec import decode_image
 from phantoscope.operators.base import l2_normalize
-from phantoscope.operators.client import OperatorClient
-from phantoscope.operators.images import decode_image
 from phantoscope.operators.process import PHANTOSCOPE, OperatorProcess
+from phantoscope.operators.rpc_client import OperatorClient
 from phantoscope.zoo import DEFAULT_ENCODER
 from phantoscope.zoo.efficientnet import EfficientNetLite0Encoder
 
@@ -75,7 +75,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 class TorchEagerLite0(EfficientNetLite0Encoder):
     """EfficientNet-Lite0 in torch eager mode, one image per model call: the baseline.
 
-    Same weights (built by phantoscope.zoo.export, as the ONNX export is) and the same
+    Same weights (built by phantoscope.modelbuild.export, as the ONNX export is) and the same
     preprocessing as the default encoder; only the runtime and the batch size differ.
     """
 
@@ -85,7 +85,7 @@ class TorchEagerLite0(EfficientNetLite0Encoder):
     def load(self) -> None:
         import torch
 
-        from phantoscope.zoo.export import build_model
+        from phantoscope.modelbuild.export import build_model
 
         # One intra-op thread: on a shared 2-core machine torch's OpenMP pool collapses when
         # other processes need the cores (measured here: 3-9 images/s with 2 threads, 55 with

@@ -8,7 +8,7 @@ thread does) on prepared 224x224 crops, at batch 1 and 16. The variants take tur
 after round, so that load from other processes falls on both alike; the median round is shown.
 
 Quality, on photos the int8 models were not calibrated on (the labelled evaluation set of
-:mod:`phantoscope.evaluation.photoset`: 10 scikit-image photos x 6 edits, plus the 10
+:mod:`phantoscope.photoset`: 10 scikit-image photos x 6 edits, plus the 10
 originals):
 - cosine similarity between each image's fp32 and int8 vectors (mean, min);
 - nearest-neighbour agreement: the fraction of images whose nearest other image in that
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from phantoscope.evaluation.metrics import mean_scores, query_scores
-from phantoscope.evaluation.photoset import BASE_PHOTOS, build_photo_set, sample_photo
+from phantoscope.evaluation.scoring import mean_scores, query_scores
+from phantoscope.photoset import BASE_PHOTOS, build_photo_set, sample_photo
 from phantoscope.zoo.efficientnet import EfficientNetLite0Encoder
 from phantoscope.zoo.int8 import EfficientNetLite0Int8Encoder, MobileNetV2Int8Encoder
 from phantoscope.zoo.mobilenet import MobileNetV2Encoder

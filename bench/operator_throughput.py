@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
 
-from phantoscope.operators.client import OperatorClient
 from phantoscope.operators.process import OperatorProcess
+from phantoscope.operators.rpc_client import OperatorClient
 from phantoscope.zoo import DEFAULT_ENCODER
 
 

@@ -55,18 +55,18 @@ import numpy as np
 from common import Latency, engine, make_photos, print_table, timed_ms
 from sqlalchemy import insert
 
-from phantoscope.config import ServerSettings
-from phantoscope.engine.context import Stores
-from phantoscope.engine.intake import check_image
-from phantoscope.engine.names import collection_name, partition_name
-from phantoscope.engine.search import search as engine_search
-from phantoscope.launcher import (
+from phantoscope.cli.launcher import (
     DEFAULT_APPLICATION,
     DEFAULT_FIELD,
     DEFAULT_PIPELINE,
     ensure_defaults,
 )
-from phantoscope.operators.images import decode_image
+from phantoscope.config import ServerSettings
+from phantoscope.engine.context import Stores
+from phantoscope.engine.intake import check_image
+from phantoscope.engine.names import collection_name, partition_name
+from phantoscope.engine.search import search as engine_search
+from phantoscope.imaging.codec import decode_image
 from phantoscope.operators.process import OperatorProcess
 from phantoscope.storage.meta import EntityRow, VectorRow
 from phantoscope.storage.vectors import MilvusVectorStore

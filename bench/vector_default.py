@@ -40,10 +40,10 @@ from search import (
     write_rows,
 )
 
+from phantoscope.cli.launcher import DEFAULT_PIPELINE, ensure_defaults
 from phantoscope.config import ServerSettings
 from phantoscope.engine.context import Stores
 from phantoscope.engine.names import collection_name, partition_name
-from phantoscope.launcher import DEFAULT_PIPELINE, ensure_defaults
 from phantoscope.operators.process import OperatorProcess
 from phantoscope.storage.milvus_server import LocalMilvusServer
 from phantoscope.storage.vectors import MilvusVectorStore

@@ -18,7 +18,7 @@ import sys
 
 from phantoscope.config import ServerSettings
 from phantoscope.engine.context import Stores
-from phantoscope.launcher import DEFAULT_APPLICATION, DEFAULT_OPERATOR, ensure_defaults
+from phantoscope.cli.launcher import DEFAULT_APPLICATION, DEFAULT_OPERATOR, ensure_defaults
 
 
 def main(argv: list[str]) -> int:

@@ -7,7 +7,7 @@ import io
 
 from PIL import Image, ImageEnhance
 
-from phantoscope.evaluation.photoset import sample_photo as photo
+from phantoscope.photoset import sample_photo as photo
 
 __all__ = ["PHOTO_NAMES", "b64", "edited_copy", "huge_png_header", "jpeg", "photo"]
 

@@ -22,7 +22,7 @@ COPY src ./src
 RUN pip install ".[export]"
 RUN for name in $OPERATORS; do \
         PHANTOSCOPE_MODELS=/models python -c \
-            "import sys; from phantoscope.operators.loader import load_operator; load_operator(sys.argv[1]).load()" \
+            "import sys; from phantoscope.cli.operator_loader import load_operator; load_operator(sys.argv[1]).load()" \
             "$name" || exit 1; \
     done
 

@@ -20,7 +20,7 @@ RUN pip install ".[export]"
 # Loading a built-in operator exports its model (and quantises it, for -int8) into the cache.
 RUN for name in $OPERATORS; do \
         PHANTOSCOPE_MODELS=/models python -c \
-            "import sys; from phantoscope.operators.loader import load_operator; load_operator(sys.argv[1]).load()" \
+            "import sys; from phantoscope.cli.operator_loader import load_operator; load_operator(sys.argv[1]).load()" \
             "$name" || exit 1; \
     done
 

@@ -1,4 +1,5 @@
-"""Settings, read from the environment in one place."""
+"""Settings, read from the environment in one place. Imports nothing of Phantoscope's own,
+so every layer can read it."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from phantoscope.operators.fetch import FetchPolicy
-from phantoscope.operators.images import DEFAULT_MAX_PIXELS
-
+# Images over this many pixels are refused before decoding (imaging.codec's default too).
+MAX_IMAGE_PIXELS = 64_000_000
 DEFAULT_OPERATOR_ENDPOINT = "127.0.0.1:50001"
 # PHANTOSCOPE_VECTORS value: `phantoscope up` starts a Milvus server under the home folder.
 LOCAL_MILVUS_SERVER = "milvus-server"
@@ -34,7 +34,7 @@ class OperatorSettings(BaseSettings):
     # ONNX Runtime's intra-op threads per model session (None: one per core).
     ort_threads: int | None = Field(None, ge=1, le=256)
     max_items_per_request: int = Field(256, ge=1)
-    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
+    max_image_pixels: int = Field(MAX_IMAGE_PIXELS, ge=1)
     fetch_timeout_s: float = Field(10.0, gt=0)
     fetch_max_bytes: int = Field(32 * 1024 * 1024, ge=1)
     allow_private_urls: bool = False
@@ -43,12 +43,6 @@ class OperatorSettings(BaseSettings):
     # an operator never outlives a `phantoscope up` that was killed outright).
     stop_with_parent: bool = False
 
-    def fetch_policy(self) -> FetchPolicy:
-        return FetchPolicy(
-            timeout_s=self.fetch_timeout_s,
-            max_bytes=self.fetch_max_bytes,
-            allow_private=self.allow_private_urls,
-        )
 
 
 def endpoint_port(endpoint: str) -> int:
@@ -79,7 +73,7 @@ class ServerSettings(BaseSettings):
     # Longest wait for one call to the vector store before answering 503.
     storage_timeout_s: float = Field(10.0, gt=0)
     max_upload_bytes: int = Field(32 * 1024 * 1024, ge=1)
-    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
+    max_image_pixels: int = Field(MAX_IMAGE_PIXELS, ge=1)
     max_batch_images: int = Field(256, ge=1)
     fetch_timeout_s: float = Field(10.0, gt=0)
     allow_private_urls: bool = False
@@ -108,9 +102,3 @@ class ServerSettings(BaseSettings):
     def objects_url(self) -> str:
         return self.objects or str(self.home / "objects")
 
-    def fetch_policy(self) -> FetchPolicy:
-        return FetchPolicy(
-            timeout_s=self.fetch_timeout_s,
-            max_bytes=self.max_upload_bytes,
-            allow_private=self.allow_private_urls,
-        )

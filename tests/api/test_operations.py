@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from s3_server import s3_test_server
 
 from api_server import ApiServer
 from helpers import OperatorProcess, run_cli
-from phantoscope.storage.s3_test_server import s3_test_server
 from photos import b64, jpeg, photo
 
 LIMIT = 64 * 1024
@@ -217,6 +217,6 @@ def test_readyz_names_a_stopped_object_store(tmp_path: Path, histogram_encoder):
         assert failed.status_code == 503 and failed.json()["code"] == "STORAGE_UNAVAILABLE"
         errors = [e for e in log_entries(server)
                   if e.get("request_id") == given and e["level"] == "ERROR"]
-        assert errors and errors[0]["logger"] == "phantoscope.api.errors"
+        assert errors and errors[0]["logger"] == "phantoscope.api.error_handlers"
     finally:
         server.stop()

@@ -11,7 +11,7 @@ SERVER_SIDE = ("grpc", "numpy", "onnxruntime", "torch", "PIL", "sqlalchemy", "py
 
 
 def test_the_command_loads_no_server_side_module():
-    probe = ("import sys, phantoscope.cli; "
+    probe = ("import sys, phantoscope.cli.main; "
              f"print(' '.join(m for m in {SERVER_SIDE!r} if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True)

@@ -17,7 +17,7 @@ import typer.main
 import yaml
 from pydantic_settings import BaseSettings
 
-from phantoscope.cli import app
+from phantoscope.cli.main import app
 
 T = TypeVar("T", bound=BaseSettings)
 

@@ -12,7 +12,7 @@ from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 import phantoscope
-from phantoscope.cli import app
+from phantoscope.cli.main import app
 from phantoscope.config import OperatorSettings, ServerSettings
 
 SOURCE = Path(phantoscope.__file__).parent

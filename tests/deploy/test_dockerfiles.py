@@ -51,7 +51,7 @@ def test_copy_sources_exist_and_are_in_the_build_context(path):
 
 
 def test_dockerignore_keeps_caches_and_data_out():
-    assert in_build_context("src/phantoscope/cli.py")
+    assert in_build_context("src/phantoscope/cli/main.py")
     assert not in_build_context("src/phantoscope/__pycache__/cli.cpython-311.pyc")
     assert not in_build_context(".venv/bin/python")
     assert not in_build_context("data/meta.db")
@@ -221,7 +221,7 @@ def test_the_export_step_bakes_what_the_torch_free_runtime_serves(path, tmp_path
         "import sys\n"
         "sys.modules['torch'] = None  # any import of torch fails\n"
         "from phantoscope.operators.checkup import sample_image\n"
-        "from phantoscope.operators.loader import load_operator\n"
+        "from phantoscope.cli.operator_loader import load_operator\n"
         "operator = load_operator('efficientnet-lite0-encoder')\n"
         "operator.load()\n"
         "image = operator.prepare(sample_image(), max_pixels=10**8)\n"

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from deployfiles import DEPLOY
 from inprocess import MeanColourEncoder, serve_in_process
-from phantoscope.launcher import DEFAULT_APPLICATION, DEFAULT_OPERATOR, DEFAULT_PIPELINE
+from phantoscope.cli.launcher import DEFAULT_APPLICATION, DEFAULT_OPERATOR, DEFAULT_PIPELINE
 from phantoscope.storage.meta import MetaStore
 
 SCRIPT = DEPLOY / "register_defaults.py"

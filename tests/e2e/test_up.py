@@ -11,7 +11,7 @@ import time
 import httpx
 
 from helpers import PHANTOSCOPE, free_port
-from phantoscope.operators.client import OperatorCallError, OperatorClient
+from phantoscope.operators.rpc_client import OperatorCallError, OperatorClient
 from photos import b64, edited_copy, jpeg, photo
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from phantoscope.evaluation.metrics import (
+from phantoscope.evaluation.scoring import (
     average_precision_at_k,
     latency_summary,
     mean_scores,

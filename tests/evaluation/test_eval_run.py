@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from api_server import ApiServer
 from helpers import OperatorProcess
-from phantoscope.commands.eval_command import eval_command
-from phantoscope.evaluation.photoset import build_photo_set
+from phantoscope.cli.eval_commands import eval_command
+from phantoscope.photoset import build_photo_set
 
 ENCODER = "efficientnet-lite0-encoder"
 

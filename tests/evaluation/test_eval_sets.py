@@ -10,7 +10,7 @@ from PIL import Image
 
 from helpers import REPO
 from phantoscope.evaluation.dataset import DatasetError, load_folder
-from phantoscope.evaluation.photoset import BASE_PHOTOS, VARIANTS, build_photo_set
+from phantoscope.photoset import BASE_PHOTOS, VARIANTS, build_photo_set
 
 
 def test_photo_set_has_one_folder_of_distinct_variants_per_photo(tmp_path):

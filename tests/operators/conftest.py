@@ -10,7 +10,7 @@ import pytest
 
 from phantoscope.config import OperatorSettings
 from phantoscope.operators.base import Operator
-from phantoscope.operators.client import OperatorClient
+from phantoscope.operators.rpc_client import OperatorClient
 from phantoscope.operators.server import OperatorServer
 
 Route = Callable[[BaseHTTPRequestHandler], None]

@@ -19,8 +19,9 @@ from PIL import Image
 
 from phantoscope.config import OperatorSettings
 from phantoscope.operators.base import Box, Crop, Encoder, Processor
-from phantoscope.operators.client import OperatorCallError, OperatorClient
-from phantoscope.operators.server import HEALTHY, OperatorServer
+from phantoscope.operators.proto import HEALTHY
+from phantoscope.operators.rpc_client import OperatorCallError, OperatorClient
+from phantoscope.operators.server import OperatorServer
 
 DIMENSION = 8
 RED, GREEN, BLUE = (220, 20, 20), (20, 200, 40), (30, 40, 230)

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from phantoscope.operators.fetch import MAX_REDIRECTS, FetchError, FetchPolicy, fetch_url
+from phantoscope.imaging.fetch import MAX_REDIRECTS, FetchError, FetchPolicy, fetch_url
 
 LOOPBACK = FetchPolicy(allow_private=True, timeout_s=5)
 BODY = os.urandom(100_000)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from phantoscope.operators import images
-from phantoscope.operators.images import (
+from phantoscope.imaging import codec as images
+from phantoscope.imaging.codec import (
     DEFAULT_MAX_PIXELS,
     BadImageError,
     ImageTooLargeError,

@@ -12,7 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from phantoscope.operators.client import OperatorCallError, OperatorClient
+from phantoscope.operators.rpc_client import OperatorCallError, OperatorClient
 
 TESTS = Path(__file__).resolve().parents[1]
 PARENT = textwrap.dedent("""

@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 from nearest import assert_edits_are_nearest
-from phantoscope.evaluation.photoset import BASE_PHOTOS
-from phantoscope.operators.loader import load_operator
+from phantoscope.cli.operator_loader import load_operator
+from phantoscope.photoset import BASE_PHOTOS
 from phantoscope.zoo import BUILTINS
 from phantoscope.zoo.efficientnet import EfficientNetLite0Encoder
 from phantoscope.zoo.int8 import (
@@ -138,7 +138,7 @@ def test_serving_imports_neither_torch_nor_onnx(
         f"""
         import sys
         from PIL import Image
-        from phantoscope.operators.loader import load_operator
+        from phantoscope.cli.operator_loader import load_operator
         encoder = load_operator({int8.name!r})
         assert type(encoder).__name__ == {cls.__name__!r}
         encoder.load()
@@ -183,7 +183,7 @@ def test_torchvision_int8_file_names_carry_the_weights(tmp_path: Path) -> None:
 
 
 def test_calibration_set_is_fixed_and_held_out() -> None:
-    from phantoscope.zoo.quantize import CALIBRATION_PHOTOS, calibration_images
+    from phantoscope.modelbuild.quantize import CALIBRATION_PHOTOS, calibration_images
 
     assert not set(CALIBRATION_PHOTOS) & set(BASE_PHOTOS)
     first, second = calibration_images(), calibration_images()

@@ -14,12 +14,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
 from phantoscope import __version__
-from phantoscope.api import applications, health, operators, pipelines, prometheus
+from phantoscope.api import (
+    application_routes,
+    health_routes,
+    operator_routes,
+    pipeline_routes,
+    prometheus,
+)
 from phantoscope.api.auth import ApiKeyMiddleware, ApiKeys, document_security
-from phantoscope.api.errors import install_error_handlers
+from phantoscope.api.error_handlers import install_error_handlers
 from phantoscope.api.limits import BodySizeLimit
 from phantoscope.api.observability import REQUEST_ID_HEADER, RequestObserver
-from phantoscope.api.routes import RouteTable
+from phantoscope.api.route_table import RouteTable
 from phantoscope.config import ServerSettings
 from phantoscope.engine.context import Stores
 from phantoscope.engine.journal import repair_logged
@@ -88,8 +94,8 @@ def create_app(
     )
     install_error_handlers(app)
     routers = (
-        health.router, prometheus.router, operators.router, pipelines.router,
-        applications.router,
+        health_routes.router, prometheus.router, operator_routes.router, pipeline_routes.router,
+        application_routes.router,
     )
     for router in routers:
         app.include_router(router)

@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from phantoscope.api.errors import error_response
-from phantoscope.api.routes import RouteTable
+from phantoscope.api.error_handlers import error_response
+from phantoscope.api.route_table import RouteTable
 
 READ, ADMIN = "read", "admin"
 MIN_KEY_LENGTH = 16

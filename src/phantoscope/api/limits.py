@@ -7,7 +7,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from phantoscope.api.errors import error_response
+from phantoscope.api.error_handlers import error_response
 
 
 class RequestTooLarge(HTTPException):

@@ -11,7 +11,7 @@ import uuid
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from phantoscope.api.routes import RouteTable
+from phantoscope.api.route_table import RouteTable
 from phantoscope.logging_setup import request_id
 from phantoscope.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 

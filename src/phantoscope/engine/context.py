@@ -10,6 +10,7 @@ from phantoscope.config import ServerSettings
 from phantoscope.engine.catalog_cache import CatalogCache
 from phantoscope.engine.intake import IntakeLimits
 from phantoscope.engine.pipeline import OperatorPool, PipelineRunner
+from phantoscope.imaging.fetch import FetchPolicy
 from phantoscope.storage.meta import MetaStore
 from phantoscope.storage.objects import ObjectStore, open_object_store
 from phantoscope.storage.vectors import VectorStore, open_vector_store
@@ -47,7 +48,11 @@ class Stores:
             limits=IntakeLimits(
                 max_bytes=settings.max_upload_bytes,
                 max_pixels=settings.max_image_pixels,
-                fetch=settings.fetch_policy(),
+                fetch=FetchPolicy(
+                    timeout_s=settings.fetch_timeout_s,
+                    max_bytes=settings.max_upload_bytes,
+                    allow_private=settings.allow_private_urls,
+                ),
             ),
             settings=settings,
         )

@@ -7,13 +7,13 @@ import hashlib
 from dataclasses import dataclass
 
 from phantoscope.engine.errors import BadRequestError, TooLargeError
-from phantoscope.operators.fetch import FetchError, FetchPolicy, UrlRefusedError, fetch_url
-from phantoscope.operators.images import (
+from phantoscope.imaging.codec import (
     BadImageError,
     ImageTooLargeError,
     b64_to_bytes,
     image_format,
 )
+from phantoscope.imaging.fetch import FetchError, FetchPolicy, UrlRefusedError, fetch_url
 
 CONTENT_TYPES = {
     "JPEG": "image/jpeg",

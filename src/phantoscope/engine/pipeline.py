@@ -19,7 +19,7 @@ from phantoscope.engine.errors import (
 )
 from phantoscope.engine.replicas import OperatorPool
 from phantoscope.operators.base import Box
-from phantoscope.operators.client import CropResult, OperatorCallError
+from phantoscope.operators.rpc_client import CropResult, OperatorCallError
 from phantoscope.storage.meta import OperatorRow
 
 # Images per Execute call to an encoder; processors get one image per call (original

@@ -10,8 +10,8 @@ from phantoscope.engine.errors import BadRequestError, ConflictError, NotFoundEr
 from phantoscope.engine.names import bucket_name, check_name, collection_name
 from phantoscope.engine.pipeline import operator_error
 from phantoscope.engine.replicas import parse_endpoints
-from phantoscope.operators.client import OperatorCallError, OperatorClient, OperatorIdentity
-from phantoscope.operators.server import HEALTHY
+from phantoscope.operators.proto import HEALTHY
+from phantoscope.operators.rpc_client import OperatorCallError, OperatorClient, OperatorIdentity
 from phantoscope.storage.meta import (
     ApplicationRow,
     DuplicateError,

@@ -22,8 +22,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from phantoscope.metrics import OPERATOR_BATCH_IMAGES, OPERATOR_CALL_SECONDS
-from phantoscope.operators.client import ExecuteResult, OperatorCallError, OperatorClient
-from phantoscope.operators.server import HEALTHY
+from phantoscope.operators.proto import HEALTHY
+from phantoscope.operators.rpc_client import ExecuteResult, OperatorCallError, OperatorClient
 
 ENDPOINT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$")
 MAX_ENDPOINT_LENGTH = 255  # the endpoint column's width

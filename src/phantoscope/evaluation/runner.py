@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from phantoscope.evaluation.dataset import LabelledImage
-from phantoscope.evaluation.metrics import Scores, latency_summary, mean_scores, query_scores
+from phantoscope.evaluation.scoring import Scores, latency_summary, mean_scores, query_scores
 
 FIELD = "image"
 BATCH_BYTES = 16 * 1024 * 1024  # well under the server's request limit (2 x max upload)

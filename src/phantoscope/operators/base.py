@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from PIL import Image
 
-from phantoscope.operators.images import decode_image
+from phantoscope.imaging.codec import decode_image
 
 OperatorType = Literal["encoder", "processor"]
 
@@ -70,7 +70,7 @@ class Operator(ABC):
     def prepare(self, data: bytes, *, max_pixels: int) -> Any:
         """Turn one item's file bytes into what run() takes: by default an RGB image.
 
-        Raises :class:`~phantoscope.operators.images.BadImageError` for unusable bytes.
+        Raises :class:`~phantoscope.imaging.codec.BadImageError` for unusable bytes.
         Called concurrently from request threads, so decoding overlaps inference.
         """
         return decode_image(data, min_side=self.min_image_side, max_pixels=max_pixels)

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from phantoscope.operators.client import (
+from phantoscope.imaging.codec import BadImageError, b64_to_bytes, decode_image
+from phantoscope.operators.proto import HEALTHY
+from phantoscope.operators.rpc_client import (
     ExecuteResult,
     OperatorCallError,
     OperatorClient,
     OperatorIdentity,
 )
-from phantoscope.operators.images import BadImageError, b64_to_bytes, decode_image
-from phantoscope.operators.server import HEALTHY
 
 
 def sample_image() -> bytes:

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from phantoscope.imaging.codec import b64_to_bytes, decode_image
 from phantoscope.operators.base import Crop, Operator
-from phantoscope.operators.images import b64_to_bytes, decode_image
 
 
 class LegacyOperator(Operator):

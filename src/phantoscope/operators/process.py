@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from phantoscope.operators.client import OperatorCallError, OperatorClient
-from phantoscope.operators.server import HEALTHY
+from phantoscope.operators.proto import HEALTHY
+from phantoscope.operators.rpc_client import OperatorCallError, OperatorClient
 
 PHANTOSCOPE = str(Path(sys.executable).parent / "phantoscope")
 

@@ -13,16 +13,15 @@ import grpc
 import numpy as np
 
 from phantoscope.config import OperatorSettings, endpoint_port
+from phantoscope.imaging.codec import BadImageError, b64_to_bytes, encode_jpeg_b64
+from phantoscope.imaging.fetch import FetchError, FetchPolicy, fetch_url
 from phantoscope.operators.base import Box, Crop, Operator
 from phantoscope.operators.batching import Batcher, BatcherClosedError, BatchStats
-from phantoscope.operators.fetch import FetchError, fetch_url
-from phantoscope.operators.images import BadImageError, b64_to_bytes, encode_jpeg_b64
+from phantoscope.operators.proto import HEALTHY
 from phantoscope.operators.proto import omnisearch_pb2 as pb
 from phantoscope.operators.proto import omnisearch_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
-
-HEALTHY = "healthy"
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,11 @@ class OperatorServicer(pb_grpc.OperatorServicer):
         self.settings = settings
         self._loaded = threading.Event()
         self._load_error: str | None = None
-        self._fetch_policy = settings.fetch_policy()
+        self._fetch_policy = FetchPolicy(
+            timeout_s=settings.fetch_timeout_s,
+            max_bytes=settings.fetch_max_bytes,
+            allow_private=settings.allow_private_urls,
+        )
         self.batcher = Batcher(
             self._run_checked,
             max_batch_size=settings.max_batch_size or operator.serving_batch_size(),

@@ -53,6 +53,7 @@ from sqlalchemy.orm import (
 )
 
 from phantoscope.operators.base import Box
+from phantoscope.storage.errors import StoreError
 
 NAME = 64
 
@@ -64,7 +65,7 @@ def _now() -> datetime:
 CONNECT_TIMEOUT_S = 5
 
 
-class MetaStoreError(RuntimeError):
+class MetaStoreError(StoreError):
     """The metadata database failed; the message says what was being done."""
 
 

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from phantoscope.storage.errors import StoreError
+
 __all__ = [
     "FolderObjectStore",
     "ObjectNotFoundError",
@@ -47,7 +49,7 @@ MAX_KEY_BYTES = 255  # a file name on every common file system
 MAX_PRESIGN_S = 7 * 24 * 3600  # SigV4's limit
 
 
-class ObjectStoreError(RuntimeError):
+class ObjectStoreError(StoreError):
     """A backend failure; the message says which bucket/key and what failed."""
 
     def __init__(self, message: str, *, bucket: str | None = None, key: str | None = None):

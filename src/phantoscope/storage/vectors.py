@@ -57,6 +57,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from phantoscope.storage import lite_search
+from phantoscope.storage.errors import StoreError
 
 __all__ = [
     "INDEX_TYPES",
@@ -108,7 +109,7 @@ class VectorHit:
     distance: float  # as Milvus reports it for the collection's metric
 
 
-class VectorStoreError(RuntimeError):
+class VectorStoreError(StoreError):
     """A vector backend failure; the message says what failed."""
 
 

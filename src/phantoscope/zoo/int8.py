@@ -1,7 +1,7 @@
 """Static int8 variants of the built-in CNN encoders, for CPUs.
 
 Each one serves the same model as its fp32 encoder, quantised once in the prepare step (see
-:mod:`phantoscope.zoo.quantize`, run in a subprocess) and cached beside the fp32 file as
+:mod:`phantoscope.modelbuild.quantize`, run in a subprocess) and cached beside the fp32 file as
 ``<fp32 name>-int8-cal<N>.onnx``. Serving only opens that file in ONNX Runtime: no torch, no
 onnx. Vectors have the same dimension and metric as the fp32 encoder's, but they are not
 the same numbers, so a pipeline's collection must be filled by one variant only.

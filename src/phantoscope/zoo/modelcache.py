@@ -1,9 +1,10 @@
 """The model cache: exported ONNX files, and the export subprocess that fills it.
 
 Exporting needs torch, which the serving side must never import, so a missing model is made
-by ``python -m phantoscope.zoo.export`` in a child process (see :mod:`phantoscope.zoo.export`).
+by ``python -m phantoscope.modelbuild.export`` in a child process (see
+:mod:`phantoscope.modelbuild.export`).
 Static int8 copies of those models are made the same way, by ``python -m
-phantoscope.zoo.quantize`` (which imports onnx and ``onnxruntime.quantization``).
+phantoscope.modelbuild.quantize`` (which imports onnx and ``onnxruntime.quantization``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ _STDERR_TAIL = 3000
 
 INT8_TAG = "int8-cal2"
 """Names a static int8 model in the cache (``<fp32 stem>-int8-cal2.onnx``): bump the number
-whenever :mod:`phantoscope.zoo.quantize` changes its calibration set or its recipe, so that
+whenever :mod:`phantoscope.modelbuild.quantize` changes its calibration set or its recipe, so that
 no cached file made the old way is served."""
 
 
@@ -58,7 +59,9 @@ def ensure_model(export_name: str, path: Path, weights: str | None = None) -> Pa
     """
     if path.is_file():
         return path
-    command = [sys.executable, "-m", "phantoscope.zoo.export", export_name, "--out", str(path)]
+    command = [
+        sys.executable, "-m", "phantoscope.modelbuild.export", export_name, "--out", str(path)
+    ]
     if weights is not None:
         command += ["--weights", weights]
     hint = "exporting needs the 'export' extra: pip install 'phantoscope[export]'"
@@ -79,7 +82,7 @@ def ensure_quantized(fp32_path: Path, path: Path, encoder: str) -> Path:
     if path.is_file():
         return path
     command = [
-        sys.executable, "-m", "phantoscope.zoo.quantize", str(fp32_path),
+        sys.executable, "-m", "phantoscope.modelbuild.quantize", str(fp32_path),
         "--out", str(path), "--encoder", encoder,
     ]
     hint = (

@@ -1,6 +1,6 @@
 """Image encoders that run an exported ONNX model in ONNX Runtime (no torch at serving time).
 
-A subclass names its export (see :mod:`phantoscope.zoo.export`) and its preprocessing; this
+A subclass names its export (see :mod:`phantoscope.modelbuild.export`) and its preprocessing; this
 class resizes and centre-crops each image, runs the whole batch in one session call and
 returns unit-length vectors.
 """

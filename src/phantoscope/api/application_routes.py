@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from phantoscope.api.deps import image_url, stores_of
-from phantoscope.api.images import ImageRef, read_file, read_image
+from phantoscope.api.image_refs import ImageRef, read_file, read_image
 from phantoscope.api.responses import COMMON, errors
 from phantoscope.api.serialize import application_json, box_json, entity_json, hit_json
 from phantoscope.engine import entities, registry

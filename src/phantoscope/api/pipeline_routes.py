@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from phantoscope.api.deps import stores_of
-from phantoscope.api.images import ImageRef, read_image
+from phantoscope.api.image_refs import ImageRef, read_image
 from phantoscope.api.responses import COMMON, errors
 from phantoscope.api.serialize import box_json, pipeline_json
 from phantoscope.engine import registry

@@ -1,6 +1,7 @@
 """Make a static int8 copy of an exported model (QDQ, per-channel weights) for ONNX Runtime.
 
-Usage: ``python -m phantoscope.zoo.quantize FP32.onnx --out INT8.onnx --encoder module:Class``.
+Usage: ``python -m phantoscope.modelbuild.quantize FP32.onnx --out INT8.onnx
+--encoder module:Class``.
 
 Imports onnx and ``onnxruntime.quantization``, which the serving side never loads: the int8
 encoders (:mod:`phantoscope.zoo.int8`) run this in a subprocess, once, through
@@ -21,7 +22,7 @@ The recipe (its quality and speed are measured by ``bench/int8_quality.py``):
   vector is not rounded to 256 levels;
 - calibration images: :data:`CALIBRATION_PHOTOS`, scikit-image sample photos that ship with
   the package (nothing is downloaded), each with seeded crops, flips and colour changes. None
-  of them is in the retrieval evaluation set (:data:`phantoscope.evaluation.photoset.BASE_PHOTOS`)
+  of them is in the retrieval evaluation set (:data:`phantoscope.photoset.BASE_PHOTOS`)
   or among the photos the tests compare, so quality measured on those is held out.
 
 Dynamic quantisation is not offered: measured here, it makes these CNNs 3-13x slower.
@@ -51,7 +52,7 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from PIL import Image, ImageEnhance, ImageOps
 
-from phantoscope.evaluation.photoset import sample_photo
+from phantoscope.photoset import sample_photo
 from phantoscope.zoo.modelcache import INT8_TAG
 from phantoscope.zoo.onnx_encoder import OnnxImageEncoder
 
@@ -181,7 +182,7 @@ def quantize(fp32: Path, out: Path, encoder: OnnxImageEncoder) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m phantoscope.zoo.quantize", description=__doc__.splitlines()[0]
+        prog="python -m phantoscope.modelbuild.quantize", description=__doc__.splitlines()[0]
     )
     parser.add_argument("model", type=Path, help="the exported fp32 .onnx file")
     parser.add_argument("--out", type=Path, required=True, help="where to write the int8 file")

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from phantoscope.api.deps import stores_of
 from phantoscope.engine import registry
 from phantoscope.engine.context import Stores
-from phantoscope.operators.server import HEALTHY
+from phantoscope.operators.proto import HEALTHY
 
 CHECK_TIMEOUT_S = 2.5  # each check; the stores first, then the operators: 5 s at most
 

@@ -1,6 +1,6 @@
 """Export a built-in model to ONNX (the only zoo module that imports torch).
 
-Usage: ``python -m phantoscope.zoo.export NAME --out PATH [--weights PATH_OR_URL]``.
+Usage: ``python -m phantoscope.modelbuild.export NAME --out PATH [--weights PATH_OR_URL]``.
 
 The serving side runs this in a subprocess (:func:`phantoscope.zoo.modelcache.ensure_model`).
 Each model is exported as ``images`` (N, 3, 224, 224) float32 -> ``features`` (N, D): the
@@ -180,7 +180,9 @@ def export(name: str, out: Path, weights: str | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m phantoscope.zoo.export", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m phantoscope.modelbuild.export", description=__doc__
+    )
     parser.add_argument("name", choices=sorted(BUILDERS))
     parser.add_argument("--out", type=Path, required=True, help="where to write the .onnx file")
     parser.add_argument("--weights", help="state dict: a local file or an http(s) URL")

@@ -1,4 +1,5 @@
-"""The `phantoscope` command."""
+"""`phantoscope operator new|serve|test|builtins`: commands that write, serve and check
+operators, talking to them over gRPC (never to a Phantoscope server)."""
 
 from __future__ import annotations
 
@@ -7,36 +8,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from phantoscope.commands import register
-from phantoscope.commands.check import check
-from phantoscope.commands.common import ApiKey, api_key
+from phantoscope.cli.output import console, errors, fail
 from phantoscope.zoo import BUILTINS, DEFAULT_ENCODER
 
 if TYPE_CHECKING:  # gRPC and the operator server load only for the commands that use them
     from phantoscope.operators.checkup import CheckReport
 
-app = typer.Typer(no_args_is_help=True, help="Phantoscope: search images with images.")
 operator_app = typer.Typer(
     no_args_is_help=True, help="Write, serve and check operators; register them with a server."
 )
-app.add_typer(operator_app, name="operator")
-
-console = Console(soft_wrap=True, highlight=False)
-errors = Console(stderr=True, soft_wrap=True, highlight=False)
-
-
-@app.callback()
-def main(key: ApiKey = None) -> None:
-    """Phantoscope: search images with images."""
-    api_key.set(key)  # for the commands that talk to a server (commands.common.connect)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
 
 
 @operator_app.command("new")
@@ -54,7 +36,7 @@ def operator_new(
     try:
         written = create_operator(folder, kind, force=force)
     except ScaffoldError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), 2) from None
     console.print(f"created {kind} [bold]{folder.name}[/bold] in {folder}/ ({len(written)} files)")
     console.print(
         f"next: edit {folder}/custom_operator.py, then "
@@ -78,8 +60,8 @@ def operator_serve(
     ] = None,
 ) -> None:
     """Serve an operator over the Phantoscope gRPC protocol until Ctrl-C."""
+    from phantoscope.cli.operator_loader import TargetError, load_operator
     from phantoscope.config import OperatorSettings
-    from phantoscope.operators.loader import TargetError, load_operator
     from phantoscope.operators.serve import serve_forever
 
     settings = OperatorSettings()
@@ -89,7 +71,7 @@ def operator_serve(
     try:
         operator = load_operator(target, **options)
     except TargetError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), 2) from None
     serve_forever(operator, settings, host=host, port=port)
 
 
@@ -134,7 +116,7 @@ def operator_test(
     from phantoscope.operators.checkup import check_operator
 
     if image and not image.startswith(("http://", "https://")) and not Path(image).is_file():
-        raise _fail(f"image file {image!r} does not exist")
+        raise fail(f"image file {image!r} does not exist", 2)
     report = check_operator(endpoint, image=image, wait_s=wait, timeout_s=timeout)
     _print_report(report)
     if not report.ok:
@@ -153,57 +135,3 @@ def operator_builtins() -> None:
     console.print(table)
 
 
-HostOption = Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")]
-PortOption = Annotated[int | None, typer.Option("--port", "-p", help="Port (default 5000).")]
-
-
-def _server_settings(host: str | None, port: int | None):
-    """PHANTOSCOPE_* settings, with the command line's host and port over them; logging
-    configured by them. Bad API keys or log level: exit 2 with what is wrong."""
-    from phantoscope.api.auth import ApiKeys
-    from phantoscope.config import ServerSettings
-    from phantoscope.logging_setup import configure_logging
-
-    settings = ServerSettings()
-    if host is not None:
-        settings.host = host
-    if port is not None:
-        settings.port = port
-    try:
-        ApiKeys.parse(settings.api_keys)
-        configure_logging(settings.log_format, settings.log_level)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    return settings
-
-
-@app.command("up")
-def up(host: HostOption = None, port: PortOption = None) -> None:
-    """Start the engine on its embedded defaults: API server, default operator, stores."""
-    from phantoscope.api.listen import PortUnavailable
-    from phantoscope.launcher import up as start
-
-    try:
-        start(_server_settings(host, port))
-    except PortUnavailable as exc:
-        raise _fail(str(exc)) from None
-
-
-@app.command("api")
-def api(host: HostOption = None, port: PortOption = None) -> None:
-    """Run only the API server, with stores from PHANTOSCOPE_* settings (no operator)."""
-    from phantoscope.api.app import create_app
-    from phantoscope.api.listen import PortUnavailable, serve
-
-    settings = _server_settings(host, port)
-    try:
-        serve(create_app(settings), settings.host, settings.port)
-    except PortUnavailable as exc:
-        raise _fail(str(exc)) from None
-
-
-register(app, operator_app)
-app.command("check")(check)
-
-if __name__ == "__main__":
-    app()

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from phantoscope.cli.output import Url, connect, console, details, fail, row, table
 from phantoscope.client import DEFAULT_URL, Application, Operator, PhantoscopeError, Pipeline
-from phantoscope.commands.common import Url, connect, console, details, fail, row, table
 
 app_app = typer.Typer(no_args_is_help=True, help="Applications on a Phantoscope server.")
 pipeline_app = typer.Typer(no_args_is_help=True, help="Pipelines on a Phantoscope server.")

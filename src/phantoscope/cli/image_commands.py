@@ -20,9 +20,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from phantoscope.cli import folder_import
+from phantoscope.cli.output import Url, connect, console, fail, row, table
 from phantoscope.client import DEFAULT_URL, Box, Hit, PhantoscopeClient, is_url
-from phantoscope.commands import importer
-from phantoscope.commands.common import Url, connect, console, fail, row, table
 
 App = Annotated[str, typer.Argument(help="The application.", show_default=False)]
 Field = Annotated[
@@ -53,7 +53,7 @@ def _image_field(client: PhantoscopeClient, app: str, field: str | None) -> str:
 
 
 def _report(
-    folder: Path, plan: importer.Plan, imported: int, failures: list[importer.Failure]
+    folder: Path, plan: folder_import.Plan, imported: int, failures: list[folder_import.Failure]
 ) -> None:
     skipped = len(plan.existing) + len(plan.duplicates)
     if failures:
@@ -100,7 +100,7 @@ def import_folder(
 
     Exits 1 when some image failed. Hidden files and folders are left out.
     """
-    paths = importer.find_images(folder)
+    paths = folder_import.find_images(folder)
     if not paths:
         console.print(f"no images found in {folder}", highlight=False)
         return
@@ -116,18 +116,20 @@ def import_folder(
     with connect(url) as client:
         image_field = _image_field(client, app, field)
         with console.status(f"reading what {app} holds"):
-            existing = importer.existing_hashes(client, app, image_field)
+            existing = folder_import.existing_hashes(client, app, image_field)
         with Progress(*columns, console=console) as progress:
             hashing = progress.add_task("hashing", total=len(paths))
             workers = min(8, os.cpu_count() or 1)
-            plan = importer.plan_import(paths, existing, workers, lambda: progress.advance(hashing))
+            plan = folder_import.plan_import(
+                paths, existing, workers, lambda: progress.advance(hashing)
+            )
             uploading = progress.add_task("uploading", total=len(plan.upload))
             try:
-                imported, failures = importer.upload_all(
+                imported, failures = folder_import.upload_all(
                     client,
                     app,
                     image_field,
-                    importer.batches(plan.upload, batch_size),
+                    folder_import.batches(plan.upload, batch_size),
                     concurrency,
                     lambda done: progress.advance(uploading, done),
                 )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from phantoscope.commands.common import console, fail, row, table
+from phantoscope.cli.output import console, fail, row, table
 
 if TYPE_CHECKING:  # the stores' modules load only when the command runs
     from phantoscope.engine.consistency import Findings, Repair

@@ -1,0 +1,1 @@
+"""The `phantoscope` command, one module per kind of command (see main.py)."""

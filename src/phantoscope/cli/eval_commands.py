@@ -7,13 +7,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from phantoscope.cli.output import api_key
+from phantoscope.client import DEFAULT_URL, PhantoscopeClient
+
 DEFAULT_KS = [1, 5, 10]
-DEFAULT_URL = "http://127.0.0.1:5000"
 
 
 def eval_command(
@@ -67,13 +68,13 @@ def eval_command(
     notes.out(f"{len(images)} images in {classes} classes; server {url}")
     runs: list[PipelineRun] = []
     clock = time.perf_counter()
-    with httpx.Client(base_url=url, timeout=timeout) as client:
+    with PhantoscopeClient(url, timeout=timeout, api_key=api_key.get()) as client:
         for name in pipeline:
             try:
                 run = evaluate_pipeline(
                     client, name, folder, images, ks, batch_size=batch_size, progress=notes.out
                 )
-            except (EvalError, httpx.HTTPError) as exc:
+            except EvalError as exc:
                 notes.print(f"[red]error:[/red] {escape(f'pipeline {name}: {exc}')}")
                 raise typer.Exit(1) from None
             for skipped in run.skipped:

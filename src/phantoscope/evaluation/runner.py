@@ -1,12 +1,12 @@
 """Evaluate pipelines over the REST API: index a labelled set in a throw-away application,
 query with every image, score the answers.
 
-Only the HTTP API is used (httpx), so it measures a running server as clients see it.
+Only the typed HTTP client (:mod:`phantoscope.client`) is used, so it measures a running
+server as clients see it.
 """
 
 from __future__ import annotations
 
-import mimetypes
 import secrets
 import time
 from collections import Counter
@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from phantoscope.client import PhantoscopeClient, PhantoscopeError
 from phantoscope.evaluation.dataset import LabelledImage
 from phantoscope.evaluation.scoring import Scores, latency_summary, mean_scores, query_scores
 
@@ -94,79 +93,68 @@ class PipelineRun:
         }
 
 
-def _answer(response: httpx.Response, doing: str) -> Any:
-    if response.is_success:
-        return response.json()
-    try:
-        body = response.json()
-        detail = f"{body.get('code', '')}: {body.get('message', response.text)}"
-    except ValueError:
-        detail = response.text[:500]
-    raise EvalError(f"{doing}: HTTP {response.status_code} {detail}")
-
-
-def _part(image: LabelledImage, data: bytes) -> tuple[str, bytes, str]:
-    kind = mimetypes.guess_type(image.path.name)[0] or "application/octet-stream"
-    return image.path.name, data, kind
-
-
-def _batches(
-    images: Sequence[LabelledImage], size: int
-) -> Iterator[list[tuple[LabelledImage, bytes]]]:
-    """Images with their bytes, at most ``size`` and about BATCH_BYTES per batch."""
-    batch: list[tuple[LabelledImage, bytes]] = []
+def _batches(images: Sequence[LabelledImage], size: int) -> Iterator[list[LabelledImage]]:
+    """Images in batches of at most ``size`` and about BATCH_BYTES each."""
+    batch: list[LabelledImage] = []
     held = 0
     for image in images:
-        data = image.path.read_bytes()
-        if batch and (len(batch) >= size or held + len(data) > BATCH_BYTES):
+        size_on_disk = image.path.stat().st_size
+        if batch and (len(batch) >= size or held + size_on_disk > BATCH_BYTES):
             yield batch
             batch, held = [], 0
-        batch.append((image, data))
-        held += len(data)
+        batch.append(image)
+        held += size_on_disk
     if batch:
         yield batch
+
+
+def _said(error: PhantoscopeError) -> str:
+    return f"HTTP {error.status} {error.code}: {error.message}"
 
 
 class _Evaluation:
     """One pipeline's run against one throw-away application."""
 
-    def __init__(self, client: httpx.Client, folder: Path, run: PipelineRun) -> None:
+    def __init__(self, client: PhantoscopeClient, folder: Path, run: PipelineRun) -> None:
         self.client = client
         self.folder = folder
         self.run = run
         self.uploaded: dict[int, LabelledImage] = {}
 
-    @property
-    def path(self) -> str:
-        return f"/v1/application/{self.run.application}"
-
     def create(self) -> None:
-        fields = {FIELD: {"type": "object", "pipeline": self.run.pipeline}}
-        response = self.client.post(self.path, json={"fields": fields})
-        _answer(response, f"creating application {self.run.application}")
+        try:
+            self.client.applications.create(
+                self.run.application, pipeline=self.run.pipeline, field=FIELD
+            )
+        except PhantoscopeError as exc:
+            raise EvalError(f"creating application {self.run.application}: {_said(exc)}") from None
 
     def delete(self) -> None:
-        response = self.client.delete(self.path, params={"force": "true"})
-        if response.status_code != 404:
-            _answer(response, f"deleting application {self.run.application}")
+        try:
+            self.client.applications.delete(self.run.application, force=True)
+        except PhantoscopeError as exc:
+            if exc.status != 404:
+                raise EvalError(
+                    f"deleting application {self.run.application}: {_said(exc)}"
+                ) from None
 
     def upload(self, images: Sequence[LabelledImage], batch_size: int, progress: Progress) -> None:
         started = time.perf_counter()
         for batch in _batches(images, batch_size):
-            files = [("files", _part(image, data)) for image, data in batch]
-            response = self.client.post(
-                f"{self.path}/upload/batch", files=files, data={"field": FIELD}
-            )
-            answer = _answer(response, f"uploading to {self.run.application}")
-            for result in answer["results"]:
-                image = batch[result["index"]][0]
-                if "entity" in result:
-                    self.uploaded[result["entity"]["_id"]] = image
-                else:
-                    error = result["error"]
+            try:
+                answer = self.client.upload_batch(
+                    self.run.application, [image.path for image in batch], field=FIELD
+                )
+            except PhantoscopeError as exc:
+                raise EvalError(f"uploading to {self.run.application}: {_said(exc)}") from None
+            for result in answer.results:
+                image = batch[result.index]
+                if result.entity is not None:
+                    self.uploaded[result.entity.id] = image
+                elif result.error is not None:
                     self.run.skipped.append({
                         "image": image.relative_to(self.folder),
-                        "error": f"{error['code']}: {error['message']}",
+                        "error": f"{result.error.code}: {result.error.message}",
                     })
             progress(f"{self.run.pipeline}: uploaded {len(self.uploaded)}/{len(images)}")
         self.run.upload_s = time.perf_counter() - started
@@ -177,14 +165,15 @@ class _Evaluation:
 
     def search(self, image: LabelledImage, topk: int) -> tuple[list[int], float]:
         """Entity ids answered for ``image``, best first, and the request's milliseconds."""
-        part = _part(image, image.path.read_bytes())
         started = time.perf_counter()
-        response = self.client.post(
-            f"{self.path}/search", files={"file": part}, data={"topk": str(topk), "field": FIELD}
-        )
+        try:
+            hits = self.client.search(self.run.application, image.path, topk, field=FIELD)
+        except PhantoscopeError as exc:
+            raise EvalError(
+                f"searching {self.run.application} with {image.path.name}: {_said(exc)}"
+            ) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
-        hits = _answer(response, f"searching {self.run.application} with {image.path.name}")
-        return [int(hit["_id"]) for hit in hits], elapsed_ms
+        return [hit.id for hit in hits], elapsed_ms
 
     def query_all(self, progress: Progress) -> None:
         """Query with every uploaded image, after one unmeasured warm-up query."""
@@ -210,7 +199,7 @@ class _Evaluation:
 
 
 def evaluate_pipeline(
-    client: httpx.Client,
+    client: PhantoscopeClient,
     pipeline: str,
     folder: Path,
     images: Sequence[LabelledImage],
@@ -234,7 +223,7 @@ def evaluate_pipeline(
     except BaseException:
         try:
             evaluation.delete()
-        except (httpx.HTTPError, EvalError) as exc:
+        except EvalError as exc:
             progress(f"could not delete application {run.application}: {exc}")
         raise
     evaluation.delete()

@@ -5,12 +5,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from s3_server import s3_test_server
 
 from api_server import ApiServer
 from backends import DEFAULT_BACKENDS, Backends, backend_env, drop_database
 from helpers import SPEC_PROTO
 from phantoscope.storage.milvus_server import LocalMilvusServer
+from s3_server import s3_test_server
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from s3_server import s3_test_server
 
 from api_server import ApiServer
 from helpers import OperatorProcess, run_cli
 from photos import b64, jpeg, photo
+from s3_server import s3_test_server
 
 LIMIT = 64 * 1024
 ALLOWED = "http://allowed.example"

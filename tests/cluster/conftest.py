@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from s3_server import s3_test_server
 
 from api_server import ApiServer
 from backends import drop_database, fresh_database
 from helpers import OperatorProcess, run_cli
 from phantoscope.storage.milvus_server import LocalMilvusServer
+from s3_server import s3_test_server
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from s3_server import S3TestServer, s3_test_server
 
 from phantoscope.storage.objects import (
     FolderObjectStore,
@@ -23,6 +22,7 @@ from phantoscope.storage.objects import (
     S3ObjectStore,
     open_object_store,
 )
+from s3_server import S3TestServer, s3_test_server
 
 JPEG = resources.files("phantoscope.assets").joinpath("sample.jpg").read_bytes()
 PNG_HEAD = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32

@@ -37,10 +37,14 @@ def operator_new(
         written = create_operator(folder, kind, force=force)
     except ScaffoldError as exc:
         raise fail(str(exc), 2) from None
-    console.print(f"created {kind} [bold]{folder.name}[/bold] in {folder}/ ({len(written)} files)")
+    # An explicit path, so that a folder named after a built-in is never served as the built-in.
+    shown = str(folder) if folder.is_absolute() or folder.parts[0] in (".", "..") \
+        else f".{os.sep}{folder}"
+    console.print(f"created {kind} [bold]{folder.name}[/bold] in {shown}/ ({len(written)} files)")
     console.print(
-        f"next: edit {folder}/custom_operator.py, then "
-        f"`phantoscope operator serve {folder}` or `cd {folder} && python server.py`"
+        f"next: edit {shown}/custom_operator.py, then "
+        f"`phantoscope operator serve {shown}` or `cd {shown} && python server.py`",
+        soft_wrap=True,
     )
 
 

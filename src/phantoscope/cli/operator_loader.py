@@ -1,8 +1,10 @@
 """Finding the operator a `phantoscope operator serve TARGET` names.
 
-TARGET is a built-in name (see :data:`phantoscope.zoo.BUILTINS`), a `module:Class` path, or
-a folder holding a ``custom_operator.py`` — made by `phantoscope operator new`, or by the
-original Phantoscope template (served through :class:`LegacyOperator`).
+TARGET is a folder holding a ``custom_operator.py`` — made by `phantoscope operator new`, or
+by the original Phantoscope template (served through :class:`LegacyOperator`) —, a built-in
+name (see :data:`phantoscope.zoo.BUILTINS`) or a `module:Class` path. A folder that exists
+always wins: a scaffold named after a built-in (`operator new resnet50-encoder`) is served
+as the folder, never as the built-in.
 """
 
 from __future__ import annotations
@@ -81,15 +83,31 @@ def _load_folder(folder: Path) -> Operator:
     return LegacyOperator(legacy())
 
 
+def _looks_like_path(target: str) -> bool:
+    return os.sep in target or (os.altsep or os.sep) in target or target in (".", "..")
+
+
 def load_operator(target: str, **options: Any) -> Operator:
-    """Build the operator TARGET names; ``options`` go to a built-in's constructor."""
-    if target in BUILTINS:
-        return _instantiate(import_object(BUILTINS[target]), options)
+    """Build the operator TARGET names; ``options`` go to a built-in's constructor.
+
+    An existing folder comes first, so a path the user made is never shadowed by a built-in
+    of the same name; a folder without ``custom_operator.py`` is an error only when TARGET
+    is no built-in name or is written as a path (``./x``, ``x/``, ``/abs/x``).
+    """
     folder = Path(target)
     if folder.is_dir():
-        if not (folder / OPERATOR_FILE).is_file():
+        if (folder / OPERATOR_FILE).is_file():
+            if options:
+                shadowed = f" (it shadows the built-in {target!r})" if target in BUILTINS else ""
+                raise TargetError(
+                    f"folder {target!r}{shadowed} takes no options such as "
+                    f"{', '.join('--' + key for key in sorted(options))}: they are for built-ins"
+                )
+            return _load_folder(folder)
+        if target not in BUILTINS or _looks_like_path(target):
             raise TargetError(f"folder {target!r} has no {OPERATOR_FILE}")
-        return _load_folder(folder)
+    if target in BUILTINS:
+        return _instantiate(import_object(BUILTINS[target]), options)
     if ":" in target:
         return _instantiate(import_object(target), options)
     builtins = ", ".join(sorted(BUILTINS))

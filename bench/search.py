@@ -69,7 +69,7 @@ from phantoscope.engine.search import search as engine_search
 from phantoscope.imaging.codec import decode_image
 from phantoscope.operators.process import OperatorProcess
 from phantoscope.storage.meta import EntityRow, VectorRow
-from phantoscope.storage.vectors import MilvusVectorStore
+from phantoscope.storage.milvus_vectors import MilvusVectorStore
 from phantoscope.zoo import DEFAULT_ENCODER
 from phantoscope.zoo.efficientnet import EfficientNetLite0Encoder
 

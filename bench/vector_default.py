@@ -46,7 +46,7 @@ from phantoscope.engine.context import Stores
 from phantoscope.engine.names import collection_name, partition_name
 from phantoscope.operators.process import OperatorProcess
 from phantoscope.storage.milvus_server import LocalMilvusServer
-from phantoscope.storage.vectors import MilvusVectorStore
+from phantoscope.storage.milvus_vectors import MilvusVectorStore
 from phantoscope.zoo import DEFAULT_ENCODER
 from phantoscope.zoo.efficientnet import EfficientNetLite0Encoder
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from phantoscope.storage.vectors import MilvusVectorStore
+from phantoscope.storage.milvus_vectors import MilvusVectorStore
 
 DIM = 1280
 QUERIES = 200

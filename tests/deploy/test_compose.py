@@ -19,7 +19,8 @@ from deployfiles import (
 )
 from phantoscope.config import OperatorSettings, ServerSettings, endpoint_port
 from phantoscope.engine.replicas import parse_endpoints
-from phantoscope.storage.objects import S3ObjectStore, open_object_store
+from phantoscope.storage.objects import open_object_store
+from phantoscope.storage.s3_objects import S3ObjectStore
 
 
 def compose_schema() -> dict:

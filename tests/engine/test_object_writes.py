@@ -10,8 +10,9 @@ import pytest
 
 from phantoscope.engine.entities import _put_objects, _undoing
 from phantoscope.engine.intake import ImageInput
+from phantoscope.storage.folder_objects import FolderObjectStore
 from phantoscope.storage.meta import EntityRow
-from phantoscope.storage.objects import FolderObjectStore, ObjectStoreError
+from phantoscope.storage.objects import ObjectStoreError
 
 BUCKET = "shop"
 

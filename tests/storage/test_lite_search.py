@@ -183,7 +183,7 @@ def test_string_keys_and_filters_use_milvus_lites_executor(database: MilvusLite)
 
 
 def test_a_store_on_lite_installs_it(tmp_path: Path) -> None:
-    from phantoscope.storage.vectors import MilvusVectorStore
+    from phantoscope.storage.milvus_vectors import MilvusVectorStore
 
     store = MilvusVectorStore(str(tmp_path / "vectors.db"))
     try:
@@ -205,7 +205,8 @@ def test_an_unchecked_version_keeps_milvus_lites_executor(
 
 def test_a_store_searches_lite_in_process_with_the_same_hits(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from phantoscope.storage.vectors import MilvusVectorStore, VectorStoreError
+    from phantoscope.storage.milvus_vectors import MilvusVectorStore
+    from phantoscope.storage.vectors import VectorStoreError
 
     rng = np.random.default_rng(9)
     vectors = rng.normal(size=(300, DIMENSION)).astype(np.float32)

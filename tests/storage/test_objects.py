@@ -14,14 +14,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from phantoscope.storage.folder_objects import FolderObjectStore
 from phantoscope.storage.objects import (
-    FolderObjectStore,
     ObjectNotFoundError,
     ObjectStore,
     ObjectStoreError,
-    S3ObjectStore,
     open_object_store,
 )
+from phantoscope.storage.s3_objects import S3ObjectStore
 from s3_server import S3TestServer, s3_test_server
 
 JPEG = resources.files("phantoscope.assets").joinpath("sample.jpg").read_bytes()

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from phantoscope.storage.milvus_vectors import MilvusVectorStore
 from phantoscope.storage.vectors import (
-    MilvusVectorStore,
     VectorHit,
     VectorStore,
     VectorStoreError,

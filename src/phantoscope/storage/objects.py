@@ -23,7 +23,6 @@ object raises :class:`ObjectNotFoundError`, any other backend failure :class:`Ob
 from __future__ import annotations
 
 import abc
-import importlib
 import ipaddress
 import re
 from typing import TYPE_CHECKING, Any
@@ -271,18 +270,3 @@ def open_object_store(url: str) -> ObjectStore:
             "file:///path, s3://KEY:SECRET@host:port, s3s://KEY:SECRET@host:port or s3://"
         )
     return FolderObjectStore(url)
-
-
-
-# The backends import this module; it names them only when asked, so that
-# ``from phantoscope.storage.objects import S3ObjectStore`` keeps working without a cycle.
-_BACKENDS = {
-    "FolderObjectStore": "phantoscope.storage.folder_objects",
-    "S3ObjectStore": "phantoscope.storage.s3_objects",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _BACKENDS:
-        return getattr(importlib.import_module(_BACKENDS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

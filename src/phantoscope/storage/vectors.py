@@ -13,7 +13,6 @@ FLOAT_VECTOR `vector` of a fixed dimension, searched with one metric (IP, L2 or 
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,14 +109,3 @@ def open_vector_store(uri: str, **options: Any) -> VectorStore:
     from phantoscope.storage.milvus_vectors import MilvusVectorStore
 
     return MilvusVectorStore(uri.strip(), **options)
-
-
-# The Milvus store imports this module; it is named here only when asked, so that
-# ``from phantoscope.storage.vectors import MilvusVectorStore`` keeps working without a cycle.
-_BACKEND_NAMES = {"INDEX_TYPES", "MilvusVectorStore"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _BACKEND_NAMES:
-        return getattr(importlib.import_module("phantoscope.storage.milvus_vectors"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

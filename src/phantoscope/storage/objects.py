@@ -28,7 +28,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from phantoscope.storage.errors import StoreError
+from phantoscope.storage.store_error import StoreError
 
 if TYPE_CHECKING:
     from phantoscope.storage.folder_objects import FolderObjectStore

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from phantoscope.storage.errors import StoreError
+from phantoscope.storage.store_error import StoreError
 
 if TYPE_CHECKING:
     from phantoscope.storage.milvus_vectors import INDEX_TYPES, MilvusVectorStore

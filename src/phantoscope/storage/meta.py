@@ -53,7 +53,7 @@ from sqlalchemy.orm import (
 )
 
 from phantoscope.operators.base import Box
-from phantoscope.storage.errors import StoreError
+from phantoscope.storage.store_error import StoreError
 
 NAME = 64
 

@@ -8,11 +8,12 @@ import sys
 import pytest
 
 from helpers import PHANTOSCOPE, OperatorProcess, free_port, run_cli
+from phantoscope.operators.scaffold.sdk_wheel import wheel_name
 
 LAYOUT = [
     "custom_operator.py", "server.py", "data/prepare_model.sh", "requirements.txt",
     "requirements-gpu.txt", "Dockerfile", "Dockerfile-gpu", "Makefile",
-    "test_custom_operator.py", "README.md",
+    "test_custom_operator.py", "README.md", f"wheels/{wheel_name()}",
 ]
 
 

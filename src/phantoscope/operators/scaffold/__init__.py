@@ -8,10 +8,12 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from phantoscope import __version__
+from phantoscope.operators.scaffold.sdk_wheel import build_sdk_wheel, wheel_name
 
 TEMPLATE_SUFFIX = ".tmpl"
 OPERATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 KINDS = ("encoder", "processor")
+WHEELS = "wheels"  # the folder, in each scaffold, holding the SDK's wheel
 
 
 class ScaffoldError(ValueError):
@@ -41,7 +43,8 @@ def create_operator(target: Path, kind: str, *, force: bool = False) -> list[Pat
     if target.exists() and any(target.iterdir()) and not force:
         raise ScaffoldError(f"{target} exists and is not empty (use --force to overwrite)")
     root = resources.files(__name__)
-    values = {"{{name}}": name, "{{version}}": __version__}
+    values = {"{{name}}": name, "{{version}}": __version__,
+              "{{sdk_wheel}}": f"./{WHEELS}/{wheel_name()}"}
     written = []
     for relative, template in _templates(root / "common") + _templates(root / kind):
         text = template.read_text(encoding="utf-8")
@@ -53,4 +56,6 @@ def create_operator(target: Path, kind: str, *, force: bool = False) -> list[Pat
         if path.suffix == ".sh":
             path.chmod(0o755)
         written.append(path)
+    # The SDK is on no registry: requirements.txt installs this copy by relative path.
+    written.append(build_sdk_wheel(target / WHEELS))
     return written

@@ -122,3 +122,58 @@ def test_original_template_operator_is_served_unchanged(tmp_path, source, expect
     assert broken.returncode == 1 and "INVALID_ARGUMENT" in broken.stderr
     assert "datas[0]: not a recognised image format" in broken.stderr
     assert again.returncode == 0
+
+
+# The original `example-custom-operator/custom_operator.py` as it came: every property raises.
+UNFILLED_TEMPLATE = textwrap.dedent('''
+    import os
+    import logging
+    from utils import save_tmp_file
+
+
+    class CustomOperator:
+        def __init__(self):
+            self.model_init = False
+            self.device_str = os.environ.get("device_id", "/cpu:0")
+
+        def run(self, images, urls):
+            raise NotImplementedError
+
+        @property
+        def name(self):
+            raise NotImplementedError("Must define name")
+
+        @property
+        def type(self):
+            raise NotImplementedError("Must define type")
+
+        @property
+        def input(self):
+            raise NotImplementedError("Must define input")
+
+        @property
+        def output(self):
+            raise NotImplementedError("Must define output")
+
+        @property
+        def dimension(self):
+            raise NotImplementedError("Must define dimension")
+
+        @property
+        def metric_type(self):
+            raise NotImplementedError("Must define metric_type")
+''')
+
+
+def test_the_unfilled_original_template_says_in_one_line_what_to_fill_in(tmp_path):
+    folder = tmp_path / "example-custom-operator"
+    folder.mkdir()
+    (folder / "utils.py").write_text(UTILS)
+    (folder / "custom_operator.py").write_text(UNFILLED_TEMPLATE)
+    result = run_cli("operator", "serve", str(folder), "--port", str(free_port()), timeout=60)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "fill in" in lines[0] and "name" in lines[0] and "metric_type" in lines[0]
+    assert "CustomOperator" in lines[0] and str(folder / "custom_operator.py") in lines[0]

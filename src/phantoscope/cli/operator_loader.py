@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from phantoscope.operators.base import Operator
-from phantoscope.operators.legacy import LegacyOperator
+from phantoscope.operators.legacy import LegacyOperator, LegacyTemplateError
 from phantoscope.zoo import BUILTINS
 
 OPERATOR_FILE = "custom_operator.py"
@@ -49,7 +49,14 @@ def _instantiate(cls: Any, options: dict[str, Any]) -> Operator:
         return cls(**options)
     if options:
         raise TargetError(f"{cls!r} takes no options, got {sorted(options)}")
-    return LegacyOperator(cls())
+    return _legacy(cls)
+
+
+def _legacy(cls: Any) -> Operator:
+    try:
+        return LegacyOperator(cls())
+    except LegacyTemplateError as exc:
+        raise TargetError(str(exc)) from None
 
 
 def _load_folder(folder: Path) -> Operator:
@@ -80,7 +87,7 @@ def _load_folder(folder: Path) -> Operator:
         raise TargetError(
             f"{source} defines neither an Operator subclass nor a {LEGACY_CLASS} class"
         )
-    return LegacyOperator(legacy())
+    return _legacy(legacy)
 
 
 def _looks_like_path(target: str) -> bool:

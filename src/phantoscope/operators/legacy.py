@@ -10,6 +10,7 @@ data of images that decode.
 from __future__ import annotations
 
 import base64
+import inspect
 from typing import Any
 
 import numpy as np
@@ -17,16 +18,52 @@ import numpy as np
 from phantoscope.imaging.codec import b64_to_bytes, decode_image
 from phantoscope.operators.base import Crop, Operator
 
+# The properties the original template leaves to fill in (each raises NotImplementedError).
+PROPERTIES = ("name", "type", "input", "output", "dimension", "metric_type")
+
+
+class LegacyTemplateError(ValueError):
+    """The wrapped class is the template as it came: properties still to fill in."""
+
+
+def _unfilled(legacy: Any) -> list[str]:
+    missing = []
+    for prop in PROPERTIES:
+        try:
+            getattr(legacy, prop)
+        except NotImplementedError:
+            missing.append(prop)
+    return missing
+
+
+def _where(legacy: Any) -> str:
+    try:
+        return inspect.getsourcefile(type(legacy)) or "custom_operator.py"
+    except TypeError:
+        return "custom_operator.py"
+
 
 class LegacyOperator(Operator):
     """An :class:`Operator` around an instance of an original-template ``CustomOperator``."""
 
     def __init__(self, legacy: Any) -> None:
+        missing = _unfilled(legacy)
+        if missing:
+            cls = type(legacy).__name__
+            names = ", ".join(missing)
+            raise LegacyTemplateError(
+                f"fill in the {'properties' if len(missing) > 1 else 'property'} {names} of "
+                f"{cls} in {_where(legacy)} (as the template left them, they raise "
+                "NotImplementedError)"
+            )
         self.legacy = legacy
         self.name = str(legacy.name)
         self.type = str(legacy.type)  # type: ignore[assignment]
         if self.type not in ("encoder", "processor"):
-            raise ValueError(f"operator type must be 'encoder' or 'processor', not {self.type!r}")
+            raise LegacyTemplateError(
+                f"{type(legacy).__name__}.type in {_where(legacy)} must be 'encoder' or "
+                f"'processor', not {self.type!r}"
+            )
         self.input = str(legacy.input)
         self.output = str(legacy.output)
         self.dimension = int(legacy.dimension or 0)

@@ -10,6 +10,8 @@ import typer
 from phantoscope.cli.output import Url, connect, console, details, fail, row, table
 from phantoscope.client import DEFAULT_URL, Application, Operator, PhantoscopeError, Pipeline
 
+APPLICATION_NOT_EMPTY = "APPLICATION_NOT_EMPTY"  # the API's code for a refused delete
+
 app_app = typer.Typer(no_args_is_help=True, help="Applications on a Phantoscope server.")
 pipeline_app = typer.Typer(no_args_is_help=True, help="Pipelines on a Phantoscope server.")
 
@@ -100,7 +102,20 @@ def app_delete(
 ) -> None:
     """Delete an application (refused while it holds images, unless --force)."""
     with connect(url) as client:
-        client.applications.delete(name, force=force)
+        try:
+            client.applications.delete(name, force=force)
+        except PhantoscopeError as exc:
+            if exc.code != APPLICATION_NOT_EMPTY:
+                raise
+            # The API's message tells HTTP callers to add ?force=true; say it the CLI's way.
+            held = client.applications.count(name)
+            images = "1 image" if held == 1 else f"{held} images"
+            them = "it" if held == 1 else "them"
+            raise fail(
+                f"application {name!r} holds {images}: delete {them} first, or run "
+                f"`phantoscope app delete {name} --force` to delete {them} too "
+                f"({APPLICATION_NOT_EMPTY})"
+            ) from None
     console.print(f"deleted application [bold]{name}[/bold]")
 
 

@@ -285,8 +285,9 @@ def delete_application(stores: Stores, name: str, force: bool) -> ApplicationRow
     if held and not force:
         raise ConflictError(
             "APPLICATION_NOT_EMPTY",
-            f"application {name!r} holds {held} entities: delete them first, or delete with "
-            "?force=true to remove them too",
+            f"application {name!r} holds {held} {'entity' if held == 1 else 'entities'}: "
+            f"delete {'it' if held == 1 else 'them'} first, or delete with ?force=true to "
+            f"remove {'it' if held == 1 else 'them'} too",
         )
     _delete_vectors(stores, stores.meta.entity_vectors(name))
     for key in stores.meta.entity_object_keys(name):

@@ -175,12 +175,14 @@ class Entity:
     box: Box | None = None
 
     @classmethod
-    def parse(cls, body: Mapping[str, Any]) -> Entity:
+    def parse(cls, body: Mapping[str, Any], base: str = "") -> Entity:
+        """``base``: the server's URL, which a relative ``_image_url`` is under."""
         created = datetime.fromisoformat(body["created_at"].removesuffix("Z"))
+        link = body["_image_url"]
         return cls(
             id=int(body["_id"]),  # a number in upload answers, text in search answers
             app_name=body["_app_name"],
-            image_url=body["_image_url"],
+            image_url=f"{base}{link}" if link.startswith("/") else link,
             field=body["field"],
             content_type=body["content_type"],
             size=body["size"],
@@ -219,9 +221,9 @@ class Hit:
         return self.entity.id
 
     @classmethod
-    def parse(cls, body: Mapping[str, Any]) -> Hit:
+    def parse(cls, body: Mapping[str, Any], base: str = "") -> Hit:
         return cls(
-            entity=Entity.parse(body),
+            entity=Entity.parse(body, base),
             score=body["score"],
             distance=body["distance"],
             box=Box.parse(body["box"]),
@@ -248,14 +250,14 @@ class BatchResult:
     results: tuple[BatchItem, ...]  # one per image, in the order given
 
     @classmethod
-    def parse(cls, body: Mapping[str, Any]) -> BatchResult:
+    def parse(cls, body: Mapping[str, Any], base: str = "") -> BatchResult:
         items = []
         for result in body["results"]:
             error = result.get("error")
             items.append(
                 BatchItem(
                     index=result["index"],
-                    entity=Entity.parse(result["entity"]) if "entity" in result else None,
+                    entity=Entity.parse(result["entity"], base) if "entity" in result else None,
                     error=PhantoscopeError(error["status"], error["code"], error["message"])
                     if error
                     else None,
@@ -396,7 +398,7 @@ class PhantoscopeClient:
         else:
             form = {"field": field} if field else {}
             body = self.json("POST", path, files={"file": _file(image)}, data=form)
-        return [Entity.parse(item) for item in body]
+        return [Entity.parse(item, self.url) for item in body]
 
     def upload_batch(
         self, app: str, images: Sequence[ImageSource], field: str | None = None
@@ -412,7 +414,7 @@ class PhantoscopeClient:
         else:
             files = [("files", _file(image)) for image in images]
             body = self.json("POST", path, files=files, data={"field": field} if field else {})
-        return BatchResult.parse(body)
+        return BatchResult.parse(body, self.url)
 
     def search(
         self, app: str, image: ImageSource, topk: int = 10, field: str | None = None
@@ -425,7 +427,7 @@ class PhantoscopeClient:
         else:
             form = {"topk": str(topk), **({"field": field} if field else {})}
             body = self.json("POST", path, files={"file": _file(image)}, data=form)
-        return [Hit.parse(item) for item in body]
+        return [Hit.parse(item, self.url) for item in body]
 
 
 class _Resource:
@@ -544,7 +546,7 @@ class Entities(_Resource):
         """Page ``page`` (from 0) of ``num`` entities (1 to 1000), oldest id first."""
         path = f"/v1/application/{_segment(app)}/entity"
         body = self._client.json("GET", path, params={"num": num, "page": page})
-        return [Entity.parse(item) for item in body]
+        return [Entity.parse(item, self._client.url) for item in body]
 
     def iterate(self, app: str, page_size: int = 1000) -> Iterator[Entity]:
         """Every entity of the application, a page at a time."""
@@ -558,12 +560,12 @@ class Entities(_Resource):
 
     def get(self, app: str, entity_id: int) -> Entity:
         path = f"/v1/application/{_segment(app)}/entity/{_segment(entity_id)}"
-        return Entity.parse(self._client.json("GET", path))
+        return Entity.parse(self._client.json("GET", path), self._client.url)
 
     def delete(self, app: str, entity_id: int) -> Entity:
         """Remove the entity, its vectors and its stored image."""
         path = f"/v1/application/{_segment(app)}/entity/{_segment(entity_id)}"
-        return Entity.parse(self._client.json("DELETE", path))
+        return Entity.parse(self._client.json("DELETE", path), self._client.url)
 
     def image(self, app: str, entity_id: int) -> bytes:
         """The stored image file, as uploaded."""

@@ -78,6 +78,9 @@ class ServerSettings(BaseSettings):
     fetch_timeout_s: float = Field(10.0, gt=0)
     allow_private_urls: bool = False
     presign_expires_s: int = Field(3600, ge=60, le=604800)
+    # The API's address as callers reach it (`https://images.example`), for the image links
+    # in answers; empty: the links are relative (`/v1/application/...`).
+    public_url: str = ""
     # Comma-separated `role:key` entries, role `read` (search and list) or `admin` (also
     # change); unset = open to anyone who can reach the port.
     api_keys: str | None = None

@@ -168,7 +168,7 @@ CASES = [
     ("search topk 0", "POST", "/v1/application/app/search",
      {"json": {"fields": {"image": {"data": GOOD}}, "topk": 0}}, 400, "INVALID_TOPK"),
     ("search topk not a number", "POST", "/v1/application/app/search",
-     {"json": {"fields": {"image": {"data": GOOD}}, "topk": "ten"}}, 422, "INVALID_REQUEST"),
+     {"json": {"fields": {"image": {"data": GOOD}}, "topk": "ten"}}, 400, "INVALID_TOPK"),
     ("search without topk", "POST", "/v1/application/app/search",
      {"json": {"fields": {"image": {"data": GOOD}}}}, 422, "INVALID_REQUEST"),
     ("search bad base64", "POST", "/v1/application/app/search",

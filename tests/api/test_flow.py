@@ -80,8 +80,9 @@ def test_tutorial_flow(backends, start_server, encoder_endpoint, photo_files):
         assert hits[0]["_id"] == str(ids[name]), f"{name}: {[h['_id'] for h in hits]}"
         scores = [hit["score"] for hit in hits]
         assert scores == sorted(scores, reverse=True) and scores[0] > scores[1]
-    # The hit's image URL opens, and gives back the stored bytes.
-    image = httpx.get(hits[0]["_image_url"], follow_redirects=True, timeout=30)
+    # The hit's image URL (relative: no PHANTOSCOPE_PUBLIC_URL) opens under the server's
+    # address, and gives back the stored bytes.
+    image = api.get(hits[0]["_image_url"], follow_redirects=True, timeout=30)
     assert image.status_code == 200 and image.content == photo_files["clock"]
 
     # Multipart search answers the same.

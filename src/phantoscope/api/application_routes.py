@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -18,16 +19,18 @@ from phantoscope.api.image_refs import ImageRef, read_file, read_image
 from phantoscope.api.responses import COMMON, errors
 from phantoscope.api.serialize import application_json, box_json, entity_json, hit_json
 from phantoscope.engine import entities, registry
+from phantoscope.engine.catalog import ApplicationPlan
 from phantoscope.engine.context import Stores
 from phantoscope.engine.errors import BadRequestError, EngineError, SchemaError, TooLargeError
 from phantoscope.engine.intake import ImageInput
-from phantoscope.engine.search import check_topk, plan_search, run_search
+from phantoscope.engine.model import Application
+from phantoscope.engine.search import MAX_TOPK, check_topk, plan_search, run_search, topk_error
 from phantoscope.metrics import INGESTED_IMAGES
-from phantoscope.storage.meta import ApplicationRow
 
 router = APIRouter(prefix="/v1/application", tags=["applications"], responses=COMMON)
 
 MULTIPART = "multipart/form-data"
+TOPK = f"How many images to answer: an integer from 1 to {MAX_TOPK}."
 
 
 class CreateApplication(BaseModel):
@@ -43,7 +46,7 @@ class UploadBody(BaseModel):
 
 class SearchBody(BaseModel):
     fields: dict[str, ImageRef] = Field(min_length=1, max_length=1)
-    topk: int
+    topk: int = Field(description=TOPK)
     nprobe: int | None = None
 
 
@@ -55,26 +58,37 @@ class BatchBody(BaseModel):
     images: list[BatchItem] = Field(min_length=1)
 
 
-IMAGE_BODY = {
-    "requestBody": {
-        "content": {
-            "application/json": {"schema": {"type": "object"}},
-            MULTIPART: {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "field": {"type": "string"},
-                    },
-                }
-            },
+def _image_body(**form_fields: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI request body of an image endpoint: JSON, or a multipart `file`."""
+    return {
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                MULTIPART: {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "field": {"type": "string"},
+                            **form_fields,
+                        },
+                    }
+                },
+            }
         }
     }
-}
 
 
-def _invalid(exc: ValidationError) -> SchemaError:
+IMAGE_BODY = _image_body()
+SEARCH_BODY = _image_body(
+    topk={"type": "integer", "minimum": 1, "maximum": MAX_TOPK, "default": 10,
+          "description": TOPK})
+
+
+def _invalid(exc: ValidationError) -> EngineError:
     first = exc.errors()[0]
+    if first.get("loc") == ("topk",) and first.get("type") != "missing":
+        return topk_error()  # the same answer as for a topk out of range, or in a form
     where = ".".join(str(part) for part in first.get("loc", ())) or "body"
     return SchemaError("INVALID_REQUEST", f"{where}: {first.get('msg', 'invalid')}")
 
@@ -118,10 +132,30 @@ def _field(form: FormData) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+@dataclass(frozen=True)
+class Files:
+    """The files of a multipart request, read, and its `field`."""
+
+    files: list[tuple[str, bytes]]
+    field: str | None
+
+
+async def _upload_body(request: Request, model: type[BaseModel]) -> BaseModel | Files | EngineError:
+    """An upload request read on the event loop. What is wrong with it is kept, not raised:
+    an unknown application is answered first, as before the body is looked at."""
+    try:
+        body = await _body(request, model)
+        if isinstance(body, FormData):
+            return Files(await _files(body), _field(body))
+        return body
+    except EngineError as exc:
+        return exc
+
+
 @router.get("/")
 @router.get("", include_in_schema=False)
 def list_applications(request: Request) -> list[dict]:
-    return [application_json(row) for row in stores_of(request).meta.list_applications()]
+    return [application_json(row) for row in registry.list_applications(stores_of(request))]
 
 
 @router.get("/{name}")
@@ -141,12 +175,14 @@ def delete_application(name: str, request: Request, force: bool = False) -> dict
     return application_json(entities.delete_application(stores_of(request), name, force))
 
 
-def _entities_answer(request: Request, application: ApplicationRow, outcomes) -> list[dict]:
+def _entities_answer(stores: Stores, application: Application,
+                     outcomes: list[entities.UploadOutcome]) -> list[dict]:
     """One object per vector, as the original answered an upload."""
     answer = []
     for outcome in outcomes:
         entity = outcome.entity
-        url = image_url(request, application, entity)
+        assert entity is not None  # an upload without errors stored every image
+        url = image_url(stores, application, entity)
         for vector in entity.vectors:
             body = entity_json(entity, application, url)
             body["box"] = box_json(vector.box)
@@ -154,52 +190,52 @@ def _entities_answer(request: Request, application: ApplicationRow, outcomes) ->
     return answer
 
 
-def _read_items(stores: Stores, refs: list[tuple[str | None, ImageRef]]):
-    return [
-        entities.UploadItem(field, read_image(stores, ref, f"fields.{field}"))
-        for field, ref in refs
-    ]
+def _upload_answer(stores: Stores, name: str, body: BaseModel | Files | EngineError
+                   ) -> list[dict]:
+    """The rest of an upload, on one worker thread: the catalog read (once), the image read
+    and checked, stored, and the answer built."""
+    plan = entities.plan_upload(stores, name)
+    if isinstance(body, EngineError):
+        raise body
+    if isinstance(body, Files):
+        if len(body.files) != 1:
+            raise BadRequestError("INVALID_REQUEST", "upload takes one file; use upload/batch")
+        label, data = body.files[0]
+        items = [entities.UploadItem(body.field, read_file(stores, data, label))]
+    else:
+        assert isinstance(body, UploadBody)
+        items = [
+            entities.UploadItem(field, read_image(stores, ref, f"fields.{field}"))
+            for field, ref in body.fields.items()
+        ]
+    outcomes = entities.upload(stores, plan, items)
+    INGESTED_IMAGES.labels(name).inc(len(outcomes))
+    return _entities_answer(stores, plan.application, outcomes)
 
 
 @router.post("/{name}/upload", openapi_extra=IMAGE_BODY, responses=errors(413, 502))
 async def upload(name: str, request: Request) -> list[dict]:
     """Upload one image: JSON `{"fields": {"<field>": {"url"|"data"}}}` or a multipart
     `file` (with an optional `field`). Answers one entity object per vector produced."""
-    stores = stores_of(request)
-    application = await run_in_threadpool(registry.get_application, stores, name)
-    body = await _body(request, UploadBody)
-    if isinstance(body, FormData):
-        files = await _files(body)
-        if len(files) != 1:
-            raise BadRequestError("INVALID_REQUEST", "upload takes one file; use upload/batch")
-        label, data = files[0]
-        items = [
-            entities.UploadItem(
-                _field(body), await run_in_threadpool(read_file, stores, data, label)
-            )
-        ]
+    body = await _upload_body(request, UploadBody)
+    return await run_in_threadpool(_upload_answer, stores_of(request), name, body)
+
+
+def _read_each(stores: Stores, body: BaseModel | Files
+               ) -> list[entities.UploadItem | EngineError]:
+    """Each image of a batch read and checked, or the error that refused it."""
+    reads: list[tuple[str | None, Callable[[], ImageInput]]]
+    if isinstance(body, Files):
+        reads = [(body.field, partial(read_file, stores, data, label))
+                 for label, data in body.files]
     else:
-        items = await run_in_threadpool(_read_items, stores, list(body.fields.items()))
-    outcomes = await run_in_threadpool(entities.upload, stores, name, items)
-    INGESTED_IMAGES.labels(name).inc(len(outcomes))
-    return await run_in_threadpool(_entities_answer, request, application, outcomes)
-
-
-def _read_batch(stores: Stores, refs: list[BatchItem]):
+        assert isinstance(body, BatchBody)
+        reads = [(ref.field, partial(read_image, stores, ref, f"images[{index}]"))
+                 for index, ref in enumerate(body.images)]
     read: list[entities.UploadItem | EngineError] = []
-    for index, ref in enumerate(refs):
+    for field, image in reads:
         try:
-            read.append(entities.UploadItem(ref.field, read_image(stores, ref, f"images[{index}]")))
-        except EngineError as exc:
-            read.append(exc)
-    return read
-
-
-def _check_files(stores: Stores, files: list[tuple[str, bytes]], field: str | None):
-    read: list[entities.UploadItem | EngineError] = []
-    for label, data in files:
-        try:
-            read.append(entities.UploadItem(field, read_file(stores, data, label)))
+            read.append(entities.UploadItem(field, image()))
         except EngineError as exc:
             read.append(exc)
     return read
@@ -209,37 +245,39 @@ def _error_json(error: EngineError) -> dict:
     return {"status": error.status, "code": error.code, "message": error.message}
 
 
-@router.post("/{name}/upload/batch", openapi_extra=IMAGE_BODY, responses=errors(413, 502))
-async def upload_batch(name: str, request: Request) -> dict:
-    """Upload many images in one request: JSON `{"images": [{"url"|"data", "field"?}]}` or
-    multipart `files`. Each image succeeds or fails on its own; the answer says which."""
-    stores = stores_of(request)
-    application = await run_in_threadpool(registry.get_application, stores, name)
-    body = await _body(request, BatchBody)
-    if isinstance(body, FormData):
-        read = await run_in_threadpool(_check_files, stores, await _files(body), _field(body))
-    else:
-        read = await run_in_threadpool(_read_batch, stores, body.images)
+def _batch_answer(stores: Stores, name: str, body: BaseModel | Files | EngineError) -> dict:
+    """The rest of a batch upload, on one worker thread (as :func:`_upload_answer`)."""
+    plan = entities.plan_upload(stores, name)
+    if isinstance(body, EngineError):
+        raise body
+    count = len(body.files) if isinstance(body, Files) else len(body.images)  # type: ignore[attr-defined]
     limit = stores.settings.max_batch_images
-    if len(read) > limit:
-        raise TooLargeError("BATCH_TOO_LARGE", f"{len(read)} images; the limit is {limit}")
+    if count > limit:
+        raise TooLargeError("BATCH_TOO_LARGE", f"{count} images; the limit is {limit}")
+    read = _read_each(stores, body)
     good = [
         (index, item) for index, item in enumerate(read) if isinstance(item, entities.UploadItem)
     ]
-    outcomes = await run_in_threadpool(
-        entities.upload, stores, name, [item for _, item in good], atomic=False
-    )
-    results = await run_in_threadpool(_batch_results, request, application, read,
-                                      [index for index, _ in good], outcomes)
+    outcomes = entities.upload(stores, plan, [item for _, item in good], atomic=False)
+    results = _batch_results(stores, plan, read, [index for index, _ in good], outcomes)
     imported = sum("entity" in result for result in results)
     INGESTED_IMAGES.labels(name).inc(imported)
     return {"imported": imported, "failed": len(results) - imported, "results": results}
 
 
-def _batch_results(request: Request, application: ApplicationRow,
+@router.post("/{name}/upload/batch", openapi_extra=IMAGE_BODY, responses=errors(413, 502))
+async def upload_batch(name: str, request: Request) -> dict:
+    """Upload many images in one request: JSON `{"images": [{"url"|"data", "field"?}]}` or
+    multipart `files`. Each image succeeds or fails on its own; the answer says which."""
+    body = await _upload_body(request, BatchBody)
+    return await run_in_threadpool(_batch_answer, stores_of(request), name, body)
+
+
+def _batch_results(stores: Stores, plan: ApplicationPlan,
                    read: list[entities.UploadItem | EngineError], uploaded: list[int],
                    outcomes: list[entities.UploadOutcome]) -> list[dict]:
     """One result per image of a batch, in the request's order."""
+    application = plan.application
     results: list[dict] = [
         {"index": index, "error": _error_json(item)}
         for index, item in enumerate(read)
@@ -248,56 +286,67 @@ def _batch_results(request: Request, application: ApplicationRow,
     for index, outcome in zip(uploaded, outcomes, strict=True):
         if outcome.error is not None:
             results.append({"index": index, "error": _error_json(outcome.error)})
-        else:
-            url = image_url(request, application, outcome.entity)
+        elif outcome.entity is not None:
+            url = image_url(stores, application, outcome.entity)
             results.append(
                 {"index": index, "entity": entity_json(outcome.entity, application, url)}
             )
     return sorted(results, key=lambda result: result["index"])
 
 
-@router.post("/{name}/search", openapi_extra=IMAGE_BODY, responses=errors(413, 502),
+def _topk_of(text: object) -> int:
+    """A form's `topk`, checked as a JSON one is."""
+    try:
+        return check_topk(int(text) if isinstance(text, str) else text)
+    except ValueError:
+        raise topk_error() from None
+
+
+@router.post("/{name}/search", openapi_extra=SEARCH_BODY, responses=errors(413, 502),
              response_model=list[dict])
 async def search(name: str, request: Request) -> JSONResponse:
     """Search by image: JSON `{"fields": {"<field>": {"url"|"data"}}, "topk": 10}` or a
-    multipart `file` with `topk` (and optional `field`). Nearest first."""
+    multipart `file` with `topk` (and optional `field`). Nearest first. `topk` is an
+    integer from 1 to 1000 (INVALID_TOPK otherwise)."""
     stores = stores_of(request)
     body = await _body(request, SearchBody)
     read: Callable[[], ImageInput]
+    topk: int | None
     if isinstance(body, FormData):
         label, data = (await _files(body))[0]
-        topk_text = body.get("topk", "10")
-        if not isinstance(topk_text, str) or not topk_text.strip().isdigit():
-            raise BadRequestError("INVALID_TOPK", "topk must be an integer")
-        field, topk = _field(body), int(topk_text)
+        field, topk = _field(body), _topk_of(body.get("topk", "10"))
         read = partial(read_file, stores, data, label)
     else:
+        assert isinstance(body, SearchBody)
         field, ref = next(iter(body.fields.items()))
         topk = body.topk
         read = partial(read_image, stores, ref, f"fields.{field}")
-    return await run_in_threadpool(_search_answer, request, name, field, read, topk)
+    return await run_in_threadpool(_search_answer, stores, name, field, read, topk)
 
 
-def _search_answer(request: Request, name: str, field: str | None,
+def _search_answer(stores: Stores, name: str, field: str | None,
                    read: Callable[[], ImageInput], topk: int) -> JSONResponse:
     """A search once its body is parsed, on one worker thread: the event loop runs no query,
     decode or presigning, and a search pays for one hand-over to a thread, not four."""
-    stores = stores_of(request)
     plan = plan_search(stores, name, field)
     hits = run_search(stores, plan, read(), check_topk(topk))
     application = plan.application
-    return JSONResponse([hit_json(hit, application, image_url(request, application, hit.entity))
+    return JSONResponse([hit_json(hit, application, image_url(stores, application, hit.entity))
                          for hit in hits])
 
 
 @router.get("/{name}/entity")
 def list_entities(
-    name: str, request: Request, num: int = Query(10), page: int = Query(0)
+    name: str,
+    request: Request,
+    num: int = Query(10, description="Entities per page: 1 to 1000."),
+    page: int = Query(0, description="The page, from 0 (num * page under 2^63)."),
 ) -> list[dict]:
     stores = stores_of(request)
     application = registry.get_application(stores, name)
-    rows = entities.list_entities(stores, name, num, page)
-    return [entity_json(row, application, image_url(request, application, row)) for row in rows]
+    found = entities.list_entities(stores, name, num, page)
+    return [entity_json(entity, application, image_url(stores, application, entity))
+            for entity in found]
 
 
 @router.get("/{name}/entity/count")
@@ -309,8 +358,8 @@ def count_entities(name: str, request: Request) -> dict:
 def get_entity(name: str, entity_id: int, request: Request) -> dict:
     stores = stores_of(request)
     application = registry.get_application(stores, name)
-    row = entities.get_entity(stores, name, entity_id)
-    return entity_json(row, application, image_url(request, application, row))
+    entity = entities.get_entity(stores, name, entity_id)
+    return entity_json(entity, application, image_url(stores, application, entity))
 
 
 @router.get(
@@ -323,17 +372,12 @@ def get_entity(name: str, entity_id: int, request: Request) -> dict:
 )
 def entity_image(name: str, entity_id: int, request: Request) -> Response:
     """The stored original image (a redirect to a presigned URL for S3)."""
-    stores = stores_of(request)
-    application = registry.get_application(stores, name)
-    row = entities.get_entity(stores, name, entity_id)
-    presigned = stores.objects.presigned_url(
-        application.bucket, row.object_key, stores.settings.presign_expires_s
-    )
-    if presigned:
-        return RedirectResponse(presigned)
-    data, content_type = stores.objects.get(application.bucket, row.object_key)
+    image = entities.entity_image(stores_of(request), name, entity_id)
+    if image.url:
+        return RedirectResponse(image.url)
     return Response(
-        data, media_type=content_type, headers={"Cache-Control": "private, max-age=86400"}
+        image.data, media_type=image.content_type,
+        headers={"Cache-Control": "private, max-age=86400"},
     )
 
 
@@ -341,5 +385,5 @@ def entity_image(name: str, entity_id: int, request: Request) -> Response:
 def delete_entity(name: str, entity_id: int, request: Request) -> dict:
     stores = stores_of(request)
     application = registry.get_application(stores, name)
-    row = entities.delete_entity(stores, name, entity_id)
-    return entity_json(row, application, "")
+    entity = entities.delete_entity(stores, name, entity_id)
+    return entity_json(entity, application, "")

@@ -5,20 +5,20 @@ from __future__ import annotations
 from fastapi import Request
 
 from phantoscope.engine.context import Stores
-from phantoscope.storage.meta import ApplicationRow, EntityRow
+from phantoscope.engine.entities import image_link
+from phantoscope.engine.model import Application, Entity
 
 
 def stores_of(request: Request) -> Stores:
     return request.app.state.stores
 
 
-def image_url(request: Request, application: ApplicationRow, entity: EntityRow) -> str:
-    """A URL a browser can open: presigned for S3, served by this API for a folder store."""
-    stores = stores_of(request)
-    presigned = stores.objects.presigned_url(
-        application.bucket, entity.object_key, stores.settings.presign_expires_s
-    )
+def image_url(stores: Stores, application: Application, entity: Entity) -> str:
+    """A URL a browser can open: presigned for S3, else this API's image route, under the
+    configured public URL (PHANTOSCOPE_PUBLIC_URL), or relative when that is unset; never
+    built from what a request says its host is."""
+    presigned = image_link(stores, application, entity)
     if presigned:
         return presigned
-    base = str(request.base_url).rstrip("/")
+    base = stores.settings.public_url.rstrip("/")
     return f"{base}/v1/application/{application.name}/entity/{entity.id}/image"

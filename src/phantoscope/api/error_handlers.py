@@ -9,11 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from phantoscope.engine.errors import EngineError
+from phantoscope.engine.errors import EngineError, StorageError
 from phantoscope.logging_setup import request_id
-from phantoscope.storage.meta import MetaStoreError
-from phantoscope.storage.objects import ObjectStoreError
-from phantoscope.storage.vectors import VectorStoreError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +37,8 @@ def _describe(errors: list[dict]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(EngineError)
     async def engine_error(_: Request, exc: EngineError):
+        if isinstance(exc, StorageError):
+            log.error("storage failure: %s", exc.message)
         return error_response(exc.status, exc.code, exc.message, exc.error)
 
     @app.exception_handler(RequestValidationError)
@@ -53,13 +52,6 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, exc: HTTPException):
         code = HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         return error_response(exc.status_code, code, str(exc.detail))
-
-    @app.exception_handler(VectorStoreError)
-    @app.exception_handler(MetaStoreError)
-    @app.exception_handler(ObjectStoreError)
-    async def storage_error(_: Request, exc: Exception):
-        log.error("storage failure: %s", exc)
-        return error_response(503, "STORAGE_UNAVAILABLE", str(exc), "StorageError")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from phantoscope.api.deps import stores_of
-from phantoscope.engine import registry
-from phantoscope.engine.context import Stores
-from phantoscope.operators.proto import HEALTHY
+from phantoscope.engine import health
 
 CHECK_TIMEOUT_S = 2.5  # each check; the stores first, then the operators: 5 s at most
 
@@ -31,21 +30,6 @@ async def _run(check: Callable[[], object]) -> tuple[Check, object]:
     return {"status": "ok"}, value
 
 
-def _pipeline_operators(stores: Stores) -> list[str]:
-    stores.meta.ping()
-    used = {name for row in stores.meta.list_pipelines() for name in (*row.processors, row.encoder)}
-    return sorted(used)
-
-
-def _operator_check(stores: Stores, name: str) -> Callable[[], None]:
-    def check() -> None:
-        answer, _replicas = registry.operator_health(stores, name)
-        if answer != HEALTHY:
-            raise RuntimeError(f"the operator answers {answer!r}")
-
-    return check
-
-
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
     """The server process is alive (touches no store)."""
@@ -58,13 +42,14 @@ async def readyz(request: Request) -> JSONResponse:
     each within a few seconds); 503 names what failed."""
     stores = stores_of(request)
     (meta, operators), (vectors, _), (objects, _) = await asyncio.gather(
-        _run(lambda: _pipeline_operators(stores)),
-        _run(stores.vectors.ping),
-        _run(stores.objects.ping),
+        _run(partial(health.pipeline_operators, stores)),
+        _run(partial(health.ping_vectors, stores)),
+        _run(partial(health.ping_objects, stores)),
     )
     checks = {"meta": meta, "vectors": vectors, "objects": objects}
     names = operators if isinstance(operators, list) else []
-    outcomes = await asyncio.gather(*(_run(_operator_check(stores, name)) for name in names))
+    outcomes = await asyncio.gather(
+        *(_run(partial(health.check_operator, stores, name)) for name in names))
     for name, (check, _) in zip(names, outcomes, strict=True):
         checks[f"operator:{name}"] = check
     ready = all(check["status"] == "ok" for check in checks.values())

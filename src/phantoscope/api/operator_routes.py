@@ -11,7 +11,7 @@ from phantoscope.api.deps import stores_of
 from phantoscope.api.responses import COMMON, errors
 from phantoscope.api.serialize import operator_json
 from phantoscope.engine import registry
-from phantoscope.storage.meta import OperatorRow
+from phantoscope.engine.model import Operator
 
 REPLICAS_HEADER = "Phantoscope-Replicas"
 
@@ -23,14 +23,14 @@ class RegisterOperator(BaseModel):
     name: str
 
 
-def _json(request: Request, row: OperatorRow) -> dict:
-    return operator_json(row, stores_of(request).pool.states(row.endpoints))
+def _json(request: Request, operator: Operator) -> dict:
+    return operator_json(operator, registry.replica_states(stores_of(request), operator))
 
 
 @router.get("/")
 @router.get("", include_in_schema=False)
 def list_operators(request: Request) -> list[dict]:
-    return [_json(request, row) for row in stores_of(request).meta.list_operators()]
+    return [_json(request, row) for row in registry.list_operators(stores_of(request))]
 
 
 @router.post("/regist", responses=errors(409))

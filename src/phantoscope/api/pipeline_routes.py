@@ -36,7 +36,7 @@ class CreatePipeline(BaseModel):
 @router.get("/")
 @router.get("", include_in_schema=False)
 def list_pipelines(request: Request) -> list[dict]:
-    return [pipeline_json(row) for row in stores_of(request).meta.list_pipelines()]
+    return [pipeline_json(row) for row in registry.list_pipelines(stores_of(request))]
 
 
 @router.get("/{name}")

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from phantoscope.engine.registry import field_definitions
+from phantoscope.engine.model import Application, Box, Entity, Operator, Pipeline
 from phantoscope.engine.search import Hit, Match
-from phantoscope.operators.base import Box
-from phantoscope.storage.meta import ApplicationRow, EntityRow, OperatorRow, PipelineRow
 
 
-def operator_json(row: OperatorRow, replicas: list[dict[str, str]]) -> dict[str, Any]:
+def operator_json(row: Operator, replicas: list[dict[str, str]]) -> dict[str, Any]:
     """The original fields, plus each replica's endpoint and last known state (up, down or
     unknown). ``_endpoint`` stays a string as in the original: the one endpoint, or the
     endpoints joined with commas (``host:port,host:port``) as they were registered."""
@@ -28,7 +26,7 @@ def operator_json(row: OperatorRow, replicas: list[dict[str, str]]) -> dict[str,
     }
 
 
-def pipeline_json(row: PipelineRow) -> dict[str, Any]:
+def pipeline_json(row: Pipeline) -> dict[str, Any]:
     return {
         "_pipeline_name": row.name,
         "_input": row.input,
@@ -37,13 +35,25 @@ def pipeline_json(row: PipelineRow) -> dict[str, Any]:
         "_index_file_size": row.index_file_size,
         "_metric_type": row.metric_type,
         "_pipeline_description": row.description,
-        "_processors": row.processors,
+        "_processors": list(row.processors),
         "_encoder": row.encoder,
         "_description": row.description,
     }
 
 
-def application_json(row: ApplicationRow) -> dict[str, Any]:
+def field_definitions(application: Application) -> dict[str, dict[str, Any]]:
+    """The application's fields as the original API shows them."""
+    return {
+        field.name: (
+            {"type": "object", "pipeline": field.pipeline}
+            if field.type == "object"
+            else {"type": field.type, "value": field.value}
+        )
+        for field in application.fields
+    }
+
+
+def application_json(row: Application) -> dict[str, Any]:
     return {
         "_application_name": row.name,
         "_fields": field_definitions(row),
@@ -64,7 +74,7 @@ def box_json(box: Box | None) -> dict[str, Any] | None:
 
 
 def entity_json(
-    entity: EntityRow, application: ApplicationRow, image_url: str, *, id_as_text: bool = False
+    entity: Entity, application: Application, image_url: str, *, id_as_text: bool = False
 ) -> dict[str, Any]:
     """An entity as the original showed it; ``_id`` is text in search answers, as there."""
     return {
@@ -93,7 +103,7 @@ def match_json(match: Match) -> dict[str, Any]:
     }
 
 
-def hit_json(hit: Hit, application: ApplicationRow, image_url: str) -> dict[str, Any]:
+def hit_json(hit: Hit, application: Application, image_url: str) -> dict[str, Any]:
     body = entity_json(hit.entity, application, image_url, id_as_text=True)
     body.update(
         distance=hit.best.distance,

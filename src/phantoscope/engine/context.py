@@ -27,7 +27,8 @@ class Stores:
     runner: PipelineRunner
     limits: IntakeLimits
     settings: ServerSettings
-    # Search plans (engine.search), kept while the catalog is unchanged.
+    # Application plans (engine.catalog) for uploads and searches, kept while the catalog
+    # is unchanged.
     plans: CatalogCache[Any] = field(default_factory=CatalogCache)
     # Object writes of one upload run side by side: each waits on a disk flush or a network.
     object_writers: ThreadPoolExecutor = field(

@@ -11,17 +11,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from phantoscope.engine import journal
+from phantoscope.engine.boundary import entry_point
+from phantoscope.engine.catalog import ApplicationPlan, FieldPlan, application_plan
 from phantoscope.engine.context import Stores
 from phantoscope.engine.errors import BadRequestError, ConflictError, EngineError, NotFoundError
 from phantoscope.engine.ids import new_id
 from phantoscope.engine.intake import ImageInput
+from phantoscope.engine.model import Application, Entity, StoredImage
 from phantoscope.engine.names import partition_name
 from phantoscope.engine.pipeline import PipelineVector
-from phantoscope.engine.registry import get_application, get_pipeline, pipeline_operators
-from phantoscope.operators.base import Box
-from phantoscope.storage.meta import ApplicationRow, EntityRow, PipelineRow, VectorRow
+from phantoscope.engine.registry import get_application
+from phantoscope.engine.rows import entity_of, vector_row
+from phantoscope.storage.meta import EntityRow
 
 log = logging.getLogger(__name__)
+INT64_MAX = 2**63 - 1  # the largest id or row offset SQL databases take
 
 
 @dataclass(frozen=True)
@@ -34,68 +38,47 @@ class UploadItem:
 class UploadOutcome:
     """One item of an upload: its entity, or the error that stopped it."""
 
-    entity: EntityRow | None = None
+    entity: Entity | None = None
     error: EngineError | None = None
 
 
-def image_field(application: ApplicationRow, field: str | None) -> tuple[str, str]:
-    """The image field an upload or search means, and its pipeline."""
-    image_fields = {f.name: f.pipeline for f in application.fields if f.type == "object"}
-    if field is None:
-        if len(image_fields) != 1:
-            raise BadRequestError(
-                "FIELD_REQUIRED",
-                f"application {application.name!r} has image fields "
-                f"{', '.join(image_fields)}: say which one",
-            )
-        field = next(iter(image_fields))
-    if field not in image_fields:
-        known = {f.name for f in application.fields}
-        reason = "is not an image field" if field in known else "does not exist"
-        raise BadRequestError(
-            "UNKNOWN_FIELD",
-            f"field {field!r} {reason} in application {application.name!r}; image fields: "
-            f"{', '.join(image_fields)}",
-        )
-    return field, image_fields[field]  # type: ignore[return-value]
+plan_upload = entry_point(application_plan)
+"""What an upload into the application reads of the catalog, once per upload."""
 
 
-def embed(
-    stores: Stores, pipeline: PipelineRow, images: Sequence[ImageInput]
-) -> list[PipelineVector]:
-    processors, encoder = pipeline_operators(stores, pipeline)
-    vectors, _ = stores.runner.run(processors, encoder, [image.b64 for image in images])
+def embed(stores: Stores, plan: FieldPlan, images: Sequence[ImageInput]) -> list[PipelineVector]:
+    vectors, _ = stores.runner.run(plan.processors, plan.encoder, [image.b64 for image in images])
     return vectors
 
 
-def _no_vector(pipeline: PipelineRow) -> BadRequestError:
-    found = " (no region was found in it)" if pipeline.processors else ""
+def _no_vector(plan: FieldPlan) -> BadRequestError:
+    found = " (no region was found in it)" if plan.pipeline.processors else ""
     return BadRequestError(
-        "NO_VECTOR", f"pipeline {pipeline.name!r} produced no vector for the image{found}"
+        "NO_VECTOR", f"pipeline {plan.pipeline.name!r} produced no vector for the image{found}"
     )
 
 
 def _embed_each(
-    stores: Stores, pipeline: PipelineRow, images: Sequence[ImageInput]
+    stores: Stores, plan: FieldPlan, images: Sequence[ImageInput]
 ) -> list[list[PipelineVector] | EngineError]:
     """Vectors per image; when the batch fails on bad input, find out which image it was."""
     try:
-        vectors = embed(stores, pipeline, images)
+        vectors = embed(stores, plan, images)
     except BadRequestError:
         if len(images) == 1:
             raise
-        return [_embed_one(stores, pipeline, image) for image in images]
+        return [_embed_one(stores, plan, image) for image in images]
     per_image: list[list[PipelineVector] | EngineError] = [[] for _ in images]
     for vector in vectors:
         per_image[vector.source].append(vector)  # type: ignore[union-attr]
-    return [found if found else _no_vector(pipeline) for found in per_image]
+    return [found if found else _no_vector(plan) for found in per_image]
 
 
 def _embed_one(
-    stores: Stores, pipeline: PipelineRow, image: ImageInput
+    stores: Stores, plan: FieldPlan, image: ImageInput
 ) -> list[PipelineVector] | EngineError:
     try:
-        return embed(stores, pipeline, [image]) or _no_vector(pipeline)
+        return embed(stores, plan, [image]) or _no_vector(plan)
     except BadRequestError as exc:
         return exc
 
@@ -112,56 +95,54 @@ def _undoing(steps: list[Callable[[], None]]) -> bool:
     return undone
 
 
+@entry_point
 def upload(
-    stores: Stores, app_name: str, items: Sequence[UploadItem], *, atomic: bool = True
+    stores: Stores, plan: ApplicationPlan, items: Sequence[UploadItem], *, atomic: bool = True
 ) -> list[UploadOutcome]:
     """Store each image with its vectors; an item is either wholly stored or not at all.
 
+    ``plan``: the application's, from :func:`plan_upload`.
     ``atomic``: the first item error fails the whole request and nothing is stored.
     Otherwise items failing on their own input get their error and the rest are stored.
     A store failure fails (and undoes) every item either way.
     """
-    application = get_application(stores, app_name)
+    application = plan.application
     outcomes = [UploadOutcome() for _ in items]
-    by_pipeline: dict[str, list[int]] = defaultdict(list)
-    fields: list[str] = []
+    by_field: dict[str, list[int]] = defaultdict(list)
     for index, item in enumerate(items):
         try:
-            field, pipeline = image_field(application, item.field)
+            by_field[plan.field(item.field).field].append(index)
         except EngineError as exc:
             outcomes[index].error = exc
-            fields.append("")
-            continue
-        fields.append(field)
-        by_pipeline[pipeline].append(index)
 
-    stored: list[tuple[EntityRow, ImageInput]] = []
+    stored: dict[int, tuple[EntityRow, ImageInput]] = {}  # by item index
     collection_writes: dict[str, tuple[list[int], list[np.ndarray]]] = defaultdict(lambda: ([], []))
-    for pipeline_name, indexes in by_pipeline.items():
-        pipeline = get_pipeline(stores, pipeline_name)
-        results = _embed_each(stores, pipeline, [items[i].image for i in indexes])
+    for field, indexes in by_field.items():
+        field_plan = plan.fields[field]
+        results = _embed_each(stores, field_plan, [items[i].image for i in indexes])
         for index, result in zip(indexes, results, strict=True):
             if isinstance(result, EngineError):
                 outcomes[index].error = result
                 continue
-            entity = _entity_row(application, fields[index], items[index].image)
-            ids, vectors = collection_writes[pipeline.collection]
+            entity = _entity_row(application, field, items[index].image)
+            ids, vectors = collection_writes[field_plan.pipeline.collection]
             for vector in result:
-                entity.vectors.append(_vector_row(pipeline.name, vector.box))
+                entity.vectors.append(vector_row(new_id(), field_plan.pipeline.name, vector.box))
                 ids.append(entity.vectors[-1].id)
                 vectors.append(vector.vector)
-            outcomes[index].entity = entity
-            stored.append((entity, items[index].image))
+            stored[index] = (entity, items[index].image)
     if atomic:
         for outcome in outcomes:
             if outcome.error is not None:
                 raise outcome.error
     if stored:
-        _write(stores, application, stored, collection_writes)
+        _write(stores, application, list(stored.values()), collection_writes)
+    for index, (entity, _) in stored.items():
+        outcomes[index].entity = entity_of(entity)
     return outcomes
 
 
-def _entity_row(application: ApplicationRow, field: str, image: ImageInput) -> EntityRow:
+def _entity_row(application: Application, field: str, image: ImageInput) -> EntityRow:
     return EntityRow(
         id=new_id(),
         application=application.name,
@@ -173,21 +154,9 @@ def _entity_row(application: ApplicationRow, field: str, image: ImageInput) -> E
     )
 
 
-def _vector_row(pipeline: str, box: Box | None) -> VectorRow:
-    return VectorRow(
-        id=new_id(),
-        pipeline=pipeline,
-        box_left=box.left if box else None,
-        box_top=box.top if box else None,
-        box_right=box.right if box else None,
-        box_bottom=box.bottom if box else None,
-        box_score=box.score if box else None,
-    )
-
-
 def _write(
     stores: Stores,
-    application: ApplicationRow,
+    application: Application,
     stored: list[tuple[EntityRow, ImageInput]],
     collection_writes: dict[str, tuple[list[int], list[np.ndarray]]],
 ) -> None:
@@ -236,17 +205,41 @@ def _put_objects(stores: Stores, bucket: str, stored: list[tuple[EntityRow, Imag
         raise failure
 
 
-def get_entity(stores: Stores, app_name: str, entity_id: int) -> EntityRow:
+@entry_point
+def get_entity(stores: Stores, app_name: str, entity_id: int) -> Entity:
     get_application(stores, app_name)
-    row = stores.meta.get_entity(app_name, entity_id)
+    # ids are positive 64-bit integers: any other has no row (and no database takes it)
+    row = stores.meta.get_entity(app_name, entity_id) if 0 < entity_id <= INT64_MAX else None
     if row is None:
         raise NotFoundError(
             "ENTITY_NOT_FOUND", f"application {app_name!r} has no entity {entity_id}"
         )
-    return row
+    return entity_of(row)
 
 
-def delete_entity(stores: Stores, app_name: str, entity_id: int) -> EntityRow:
+@entry_point
+def image_link(stores: Stores, application: Application, entity: Entity) -> str | None:
+    """A presigned URL of the entity's image, for object stores that give them; else None."""
+    return stores.objects.presigned_url(
+        application.bucket, entity.object_key, stores.settings.presign_expires_s
+    )
+
+
+@entry_point
+def entity_image(stores: Stores, app_name: str, entity_id: int) -> StoredImage:
+    """The entity's stored image: a presigned URL where the object store gives one, else
+    its bytes."""
+    application = get_application(stores, app_name)
+    entity = get_entity(stores, app_name, entity_id)
+    url = image_link(stores, application, entity)
+    if url:
+        return StoredImage(url=url)
+    data, content_type = stores.objects.get(application.bucket, entity.object_key)
+    return StoredImage(data=data, content_type=content_type)
+
+
+@entry_point
+def delete_entity(stores: Stores, app_name: str, entity_id: int) -> Entity:
     """Remove an entity's vectors, stored image and rows."""
     application = get_application(stores, app_name)
     entity = get_entity(stores, app_name, entity_id)
@@ -266,19 +259,26 @@ def _delete_vectors(stores: Stores, vectors: Sequence[tuple[str, int]]) -> None:
             stores.vectors.delete(row.collection, ids)
 
 
-def list_entities(stores: Stores, app_name: str, num: int, page: int) -> list[EntityRow]:
+@entry_point
+def list_entities(stores: Stores, app_name: str, num: int, page: int) -> list[Entity]:
     get_application(stores, app_name)
-    if not 1 <= num <= 1000 or page < 0:
-        raise BadRequestError("INVALID_PAGE", "num must be between 1 and 1000 and page at least 0")
-    return stores.meta.list_entities(app_name, offset=num * page, limit=num)
+    if not 1 <= num <= 1000 or not 0 <= page <= INT64_MAX // num:
+        raise BadRequestError(
+            "INVALID_PAGE",
+            "num must be between 1 and 1000 and page at least 0 (with num * page under 2^63)",
+        )
+    rows = stores.meta.list_entities(app_name, offset=num * page, limit=num)
+    return [entity_of(row) for row in rows]
 
 
+@entry_point
 def count_entities(stores: Stores, app_name: str) -> int:
     get_application(stores, app_name)
     return stores.meta.count_entities(app_name)
 
 
-def delete_application(stores: Stores, name: str, force: bool) -> ApplicationRow:
+@entry_point
+def delete_application(stores: Stores, name: str, force: bool) -> Application:
     """Delete an application; with ``force``, also every entity it holds."""
     application = get_application(stores, name)
     held = stores.meta.count_entities(name)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from phantoscope.engine.errors import BadRequestError, TooLargeError
 from phantoscope.imaging.codec import (
@@ -32,9 +33,14 @@ class ImageInput:
     data: bytes
     content_type: str
     sha256: str
+    # The caller's own base64 text of ``data`` when it came so, in the standard form.
+    given_b64: str | None = field(default=None, repr=False, compare=False)
 
-    @property
+    @cached_property
     def b64(self) -> str:
+        """``data`` in base64, as operators take it: the caller's text, or encoded once."""
+        if self.given_b64 is not None:
+            return self.given_b64
         return base64.b64encode(self.data).decode("ascii")
 
 
@@ -45,7 +51,9 @@ class IntakeLimits:
     fetch: FetchPolicy
 
 
-def check_image(data: bytes, limits: IntakeLimits, label: str) -> ImageInput:
+def check_image(
+    data: bytes, limits: IntakeLimits, label: str, given_b64: str | None = None
+) -> ImageInput:
     """Accept ``data`` if it is an image within the limits; otherwise a 4xx naming ``label``."""
     if len(data) > limits.max_bytes:
         raise TooLargeError(
@@ -62,7 +70,18 @@ def check_image(data: bytes, limits: IntakeLimits, label: str) -> ImageInput:
         data=data,
         content_type=CONTENT_TYPES.get(found_format, "application/octet-stream"),
         sha256=hashlib.sha256(data).hexdigest(),
+        given_b64=given_b64,
     )
+
+
+def _standard_b64(text: str, data: bytes) -> str | None:
+    """``text`` if it is bare, padded standard base64 (what any decoder reads), else None.
+
+    ``text`` decoded to ``data`` after dropping a data URL prefix and spaces and adding
+    missing padding, every other character checked: it is that standard form exactly when
+    it has the standard form's length, with nothing dropped or added.
+    """
+    return text if len(text) == 4 * -(-len(data) // 3) else None
 
 
 def image_from_base64(text: object, limits: IntakeLimits, label: str) -> ImageInput:
@@ -76,7 +95,7 @@ def image_from_base64(text: object, limits: IntakeLimits, label: str) -> ImageIn
         data = b64_to_bytes(text)
     except BadImageError as exc:
         raise BadRequestError("BAD_BASE64", f"{label}: {exc}") from None
-    return check_image(data, limits, label)
+    return check_image(data, limits, label, _standard_b64(text, data))
 
 
 def image_from_url(url: object, limits: IntakeLimits, label: str) -> ImageInput:

@@ -17,10 +17,9 @@ from phantoscope.engine.errors import (
     OperatorFailedError,
     OperatorUnavailableError,
 )
+from phantoscope.engine.model import Box, Operator
 from phantoscope.engine.replicas import OperatorPool
-from phantoscope.operators.base import Box
 from phantoscope.operators.rpc_client import CropResult, OperatorCallError
-from phantoscope.storage.meta import OperatorRow
 
 # Images per Execute call to an encoder; processors get one image per call (original
 # processors cannot say which image a crop came from) sent concurrently, which our
@@ -56,7 +55,7 @@ class Step:
     vectors: np.ndarray | None = None
 
 
-def operator_error(operator: OperatorRow, exc: OperatorCallError) -> Exception:
+def operator_error(operator: Operator, exc: OperatorCallError) -> Exception:
     """Translate a failed operator call into what the API tells its caller."""
     if exc.code == "INVALID_ARGUMENT":
         return BadRequestError(
@@ -74,11 +73,13 @@ def operator_error(operator: OperatorRow, exc: OperatorCallError) -> Exception:
     )
 
 
-def _compose(outer: Box | None, inner: Box | None) -> Box | None:
+def _compose(outer: Box | None, crop: CropResult) -> Box | None:
+    """Where ``crop`` of an image lying at ``outer`` lies in the input image."""
+    inner = crop.box
     if inner is None:
         return outer
     if outer is None:
-        return inner
+        return Box(inner.left, inner.top, inner.right, inner.bottom, inner.score)
     return Box(
         outer.left + inner.left,
         outer.top + inner.top,
@@ -93,24 +94,24 @@ class PipelineRunner:
         self.pool = pool
         self._threads = ThreadPoolExecutor(PROCESSOR_CONCURRENCY, "pipeline-processor")
 
-    def _call(self, operator: OperatorRow, datas: Sequence[str]):
+    def _call(self, operator: Operator, datas: Sequence[str]):
         try:
             return self.pool.replicas(operator.endpoints).execute(operator.name, datas)
         except OperatorCallError as exc:
             raise operator_error(operator, exc) from None
 
-    def _process(self, operator: OperatorRow, items: list[Item]) -> list[Item]:
+    def _process(self, operator: Operator, items: list[Item]) -> list[Item]:
         def crops_of(item: Item) -> list[CropResult]:
             return self._call(operator, [item.data]).crops
 
         results = list(self._threads.map(crops_of, items))
         return [
-            Item(crop.data, item.source, _compose(item.box, crop.box))
+            Item(crop.data, item.source, _compose(item.box, crop))
             for item, crops in zip(items, results, strict=True)
             for crop in crops
         ]
 
-    def _encode(self, operator: OperatorRow, items: list[Item]) -> np.ndarray:
+    def _encode(self, operator: Operator, items: list[Item]) -> np.ndarray:
         chunks = []
         for start in range(0, len(items), ENCODER_CHUNK):
             datas = [item.data for item in items[start : start + ENCODER_CHUNK]]
@@ -128,7 +129,7 @@ class PipelineRunner:
         return np.concatenate(chunks) if chunks else np.zeros((0, operator.dimension))
 
     def run(
-        self, processors: Sequence[OperatorRow], encoder: OperatorRow, images: Sequence[str]
+        self, processors: Sequence[Operator], encoder: Operator, images: Sequence[str]
     ) -> tuple[list[PipelineVector], list[Step]]:
         """Run base64 ``images`` through the pipeline; vectors with lineage, and each step."""
         items = [Item(data, index, None) for index, data in enumerate(images)]

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from phantoscope.engine.boundary import entry_point
 from phantoscope.engine.context import Stores
 from phantoscope.engine.errors import BadRequestError, ConflictError, NotFoundError
+from phantoscope.engine.model import Application, Operator, Pipeline
 from phantoscope.engine.names import bucket_name, check_name, collection_name
-from phantoscope.engine.pipeline import operator_error
+from phantoscope.engine.pipeline import Step, operator_error
 from phantoscope.engine.replicas import parse_endpoints
+from phantoscope.engine.rows import application_of, operator_of, pipeline_of
 from phantoscope.operators.proto import HEALTHY
 from phantoscope.operators.rpc_client import OperatorCallError, OperatorClient, OperatorIdentity
 from phantoscope.storage.meta import (
@@ -47,11 +50,22 @@ def _in_use(kind: str, name: str, users_kind: str, users: list[str]) -> Conflict
 # -- operators ---------------------------------------------------------------------------
 
 
-def get_operator(stores: Stores, name: str) -> OperatorRow:
+@entry_point
+def get_operator(stores: Stores, name: str) -> Operator:
     row = stores.meta.get_operator(check_name("operator", name))
     if row is None:
         raise not_found("operator", name)
-    return row
+    return operator_of(row)
+
+
+@entry_point
+def list_operators(stores: Stores) -> list[Operator]:
+    return [operator_of(row) for row in stores.meta.list_operators()]
+
+
+def replica_states(stores: Stores, operator: Operator) -> list[dict[str, str]]:
+    """Each replica's endpoint and last known state (up, down or unknown)."""
+    return stores.pool.states(operator.endpoints)
 
 
 def _identity(endpoint: str) -> OperatorIdentity:
@@ -90,7 +104,8 @@ def endpoint_list(endpoint: str) -> list[str]:
         raise BadRequestError("INVALID_ENDPOINT", str(exc)) from None
 
 
-def register_operator(stores: Stores, name: str, endpoint: str) -> OperatorRow:
+@entry_point
+def register_operator(stores: Stores, name: str, endpoint: str) -> Operator:
     """Ask the operator at ``endpoint`` who it is and remember it under ``name``.
 
     ``endpoint`` is ``host:port``, or ``host:port,host:port,...`` for replicas of one
@@ -131,76 +146,75 @@ def register_operator(stores: Stores, name: str, endpoint: str) -> OperatorRow:
         stores.meta.add(row, "registering an operator")
     except DuplicateError:
         raise _exists("operator", name) from None
-    return row
+    return operator_of(row)
 
 
-def delete_operator(stores: Stores, name: str) -> OperatorRow:
-    row = get_operator(stores, name)
+@entry_point
+def delete_operator(stores: Stores, name: str) -> Operator:
+    operator = get_operator(stores, name)
     users = stores.meta.pipelines_using(name)
     if users:
         raise _in_use("operator", name, "pipeline", users)
     stores.meta.delete_operator(name)
-    return row
+    return operator
 
 
+@entry_point
 def operator_health(stores: Stores, name: str) -> tuple[str, list[dict[str, str]]]:
     """Ask every replica `Healthy` now: the first healthy answer (else the first answer at
     all), and each replica's state; OPERATOR_UNAVAILABLE if none answers."""
-    row = get_operator(stores, name)
-    replicas = stores.pool.replicas(row.endpoints)
+    operator = get_operator(stores, name)
+    replicas = stores.pool.replicas(operator.endpoints)
     answers = [answer for _, answer in replicas.check(REGISTER_TIMEOUT_S) if answer is not None]
     if not answers:
         failure = OperatorCallError(
-            ",".join(row.endpoints), "Healthy", "UNAVAILABLE", "no replica answers"
+            ",".join(operator.endpoints), "Healthy", "UNAVAILABLE", "no replica answers"
         )
-        raise operator_error(row, failure)
+        raise operator_error(operator, failure)
     return (HEALTHY if HEALTHY in answers else answers[0]), replicas.states()
 
 
 # -- pipelines ---------------------------------------------------------------------------
 
 
-def get_pipeline(stores: Stores, name: str) -> PipelineRow:
+@entry_point
+def get_pipeline(stores: Stores, name: str) -> Pipeline:
     row = stores.meta.get_pipeline(check_name("pipeline", name))
     if row is None:
         raise not_found("pipeline", name)
-    return row
+    return pipeline_of(row)
 
 
-def _operator_of_type(stores: Stores, name: Any, expected: str, role: str) -> OperatorRow:
+@entry_point
+def list_pipelines(stores: Stores) -> list[Pipeline]:
+    return [pipeline_of(row) for row in stores.meta.list_pipelines()]
+
+
+def _operator_of_type(stores: Stores, name: Any, expected: str, role: str) -> Operator:
     if not isinstance(name, str) or not name:
         raise BadRequestError("INVALID_REQUEST", f"{role} must be an operator name")
-    row = get_operator(stores, name)
-    if row.type != expected:
+    operator = get_operator(stores, name)
+    if operator.type != expected:
         raise BadRequestError(
             "PIPELINE_INVALID",
-            f"operator {name!r} is a {row.type}, but a pipeline's {role} must be a {expected}",
+            f"operator {name!r} is a {operator.type}, but a pipeline's {role} must be a "
+            f"{expected}",
         )
-    return row
-
-
-def pipeline_operators(
-    stores: Stores, pipeline: PipelineRow
-) -> tuple[list[OperatorRow], OperatorRow]:
-    """The pipeline's processors, in order, and its encoder (read in one query)."""
-    return ordered_operators(pipeline, stores.meta.get_operators(operator_names(pipeline)))
-
-
-def operator_names(pipeline: PipelineRow) -> list[str]:
-    return [*pipeline.processors, pipeline.encoder]
+    return operator
 
 
 def ordered_operators(
-    pipeline: PipelineRow, found: Mapping[str, OperatorRow]
-) -> tuple[list[OperatorRow], OperatorRow]:
-    """The pipeline's processors and encoder from rows read by name; OPERATOR_NOT_FOUND
-    names the first one missing."""
-    for name in operator_names(pipeline):
+    pipeline: Pipeline, found: Mapping[str, Operator]
+) -> tuple[list[Operator], Operator]:
+    """The pipeline's processors and encoder from operators read by name;
+    OPERATOR_NOT_FOUND names the first one missing."""
+    for name in (*pipeline.processors, pipeline.encoder):
         if name not in found:
             raise not_found("operator", name)
     return [found[name] for name in pipeline.processors], found[pipeline.encoder]
 
 
+@entry_point
 def create_pipeline(
     stores: Stores,
     name: str,
@@ -210,7 +224,7 @@ def create_pipeline(
     processors: list[str],
     encoder: str,
     index_file_size: int,
-) -> PipelineRow:
+) -> Pipeline:
     check_name("pipeline", name)
     if input != "image":
         raise BadRequestError("PIPELINE_INVALID", f"input must be 'image', not {input!r}")
@@ -240,27 +254,34 @@ def create_pipeline(
         if isinstance(exc, DuplicateError):
             raise _exists("pipeline", name) from None
         raise
-    return row
+    return pipeline_of(row)
 
 
-def delete_pipeline(stores: Stores, name: str) -> PipelineRow:
-    row = get_pipeline(stores, name)
+@entry_point
+def delete_pipeline(stores: Stores, name: str) -> Pipeline:
+    pipeline = get_pipeline(stores, name)
     users = stores.meta.applications_using(name)
     if users:
         raise _in_use("pipeline", name, "application", users)
     stores.meta.delete_pipeline(name)
-    stores.vectors.drop_collection(row.collection)
-    return row
+    stores.vectors.drop_collection(pipeline.collection)
+    return pipeline
 
 
 # -- applications ------------------------------------------------------------------------
 
 
-def get_application(stores: Stores, name: str) -> ApplicationRow:
+@entry_point
+def get_application(stores: Stores, name: str) -> Application:
     row = stores.meta.get_application(check_name("application", name))
     if row is None:
         raise not_found("application", name)
-    return row
+    return application_of(row)
+
+
+@entry_point
+def list_applications(stores: Stores) -> list[Application]:
+    return [application_of(row) for row in stores.meta.list_applications()]
 
 
 def _field_rows(stores: Stores, fields: Any) -> list[FieldRow]:
@@ -299,9 +320,10 @@ def _field_rows(stores: Stores, fields: Any) -> list[FieldRow]:
     return rows
 
 
+@entry_point
 def create_application(
     stores: Stores, name: str, fields: Any, bucket: str | None
-) -> ApplicationRow:
+) -> Application:
     check_name("application", name)
     if stores.meta.get_application(name) is not None:
         raise _exists("application", name)
@@ -321,23 +343,15 @@ def create_application(
         if isinstance(exc, DuplicateError):
             raise _exists("application", name) from None
         raise
-    return row
+    return application_of(row)
 
 
-def field_definitions(application: ApplicationRow) -> dict[str, dict[str, Any]]:
-    """The application's fields as the original API shows them."""
-    return {
-        field.name: (
-            {"type": "object", "pipeline": field.pipeline}
-            if field.type == "object"
-            else {"type": field.type, "value": field.value}
-        )
-        for field in application.fields
-    }
-
-
-def try_pipeline(stores: Stores, name: str, image_b64: str) -> list:
+@entry_point
+def try_pipeline(stores: Stores, name: str, image_b64: str) -> list[Step]:
     """Run a pipeline on one image without storing anything; what each step produced."""
-    processors, encoder = pipeline_operators(stores, get_pipeline(stores, name))
+    pipeline = get_pipeline(stores, name)
+    found = stores.meta.get_operators([*pipeline.processors, pipeline.encoder])
+    processors, encoder = ordered_operators(
+        pipeline, {each: operator_of(row) for each, row in found.items()})
     _, steps = stores.runner.run(processors, encoder, [image_b64])
     return steps

@@ -5,23 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy.orm import Session, joinedload
 
+from phantoscope.engine.boundary import entry_point
+from phantoscope.engine.catalog import FieldPlan, application_plan
 from phantoscope.engine.context import Stores
-from phantoscope.engine.entities import image_field
 from phantoscope.engine.errors import BadRequestError
 from phantoscope.engine.intake import ImageInput
-from phantoscope.engine.names import check_name, partition_name
-from phantoscope.engine.registry import not_found, operator_names, ordered_operators
-from phantoscope.operators.base import Box
-from phantoscope.storage.meta import (
-    ApplicationRow,
-    EntityRow,
-    OperatorRow,
-    PipelineRow,
-    catalog_version,
-    operators_named,
-)
+from phantoscope.engine.model import Box, Entity
+from phantoscope.engine.names import partition_name
+from phantoscope.engine.rows import box_of, entity_of
 
 MAX_TOPK = 1000
 # Processor pipelines give several vectors per image: fetch more hits to fill topk images.
@@ -42,7 +34,7 @@ class Match:
 class Hit:
     """One stored image, with every region of it that matched, best first."""
 
-    entity: EntityRow
+    entity: Entity
     matches: list[Match] = field(default_factory=list)
 
     @property
@@ -55,54 +47,24 @@ def score_of(distance: float, metric: str) -> float:
     return 1.0 / (1.0 + distance) if metric == "L2" else distance
 
 
-@dataclass(frozen=True)
-class SearchPlan:
-    """What a search reads from the metadata store before it runs."""
-
-    application: ApplicationRow
-    pipeline: PipelineRow
-    processors: list[OperatorRow]
-    encoder: OperatorRow
+@entry_point
+def plan_search(stores: Stores, app_name: str, field_name: str | None) -> FieldPlan:
+    """The application, its field's pipeline and the pipeline's operators (read through the
+    catalog cache: one query while the catalog is unchanged)."""
+    return application_plan(stores, app_name).field(field_name)
 
 
-def plan_search(stores: Stores, app_name: str, field_name: str | None) -> SearchPlan:
-    """The application, its field's pipeline and the pipeline's operators.
-
-    One query when the catalog has not changed since this process last read that plan
-    (its version row); otherwise three more in the same transaction, each row's lists
-    joined in. API replicas sharing the database see each other's changes at once.
-    """
-    check_name("application", app_name)
-    key = (app_name, field_name)
-    with stores.meta.session("reading an application's pipeline") as session:
-        version = catalog_version(session)  # first: a plan is never older than its version
-        plan = stores.plans.get(version, key)
-        if plan is None:
-            plan = _read_plan(session, app_name, field_name)
-            stores.plans.put(version, key, plan)
-    return plan
-
-
-def _read_plan(session: Session, app_name: str, field_name: str | None) -> SearchPlan:
-    application = session.get(ApplicationRow, app_name,
-                              options=[joinedload(ApplicationRow.fields)])
-    if application is None:
-        raise not_found("application", app_name)
-    _, pipeline_name = image_field(application, field_name)
-    pipeline = session.get(PipelineRow, pipeline_name, options=[joinedload(PipelineRow.steps)])
-    if pipeline is None:
-        raise not_found("pipeline", pipeline_name)
-    processors, encoder = ordered_operators(
-        pipeline, operators_named(session, operator_names(pipeline)))
-    return SearchPlan(application, pipeline, processors, encoder)
+def topk_error() -> BadRequestError:
+    return BadRequestError("INVALID_TOPK", f"topk must be an integer from 1 to {MAX_TOPK}")
 
 
 def check_topk(topk: object) -> int:
     if not isinstance(topk, int) or isinstance(topk, bool) or not 1 <= topk <= MAX_TOPK:
-        raise BadRequestError("INVALID_TOPK", f"topk must be an integer from 1 to {MAX_TOPK}")
+        raise topk_error()
     return topk
 
 
+@entry_point
 def search(
     stores: Stores, app_name: str, field_name: str | None, image: ImageInput, topk: int
 ) -> list[Hit]:
@@ -110,7 +72,8 @@ def search(
     return run_search(stores, plan_search(stores, app_name, field_name), image, topk)
 
 
-def run_search(stores: Stores, plan: SearchPlan, image: ImageInput, topk: int) -> list[Hit]:
+@entry_point
+def run_search(stores: Stores, plan: FieldPlan, image: ImageInput, topk: int) -> list[Hit]:
     """The images of ``plan``'s application nearest to ``image``, best first."""
     application, pipeline = plan.application, plan.pipeline
     queries, _ = stores.runner.run(plan.processors, plan.encoder, [image.b64])
@@ -133,12 +96,14 @@ def run_search(stores: Stores, plan: SearchPlan, image: ImageInput, topk: int) -
                 continue
             entity, vector = found
             match = Match(
-                box=vector.box,
+                box=box_of(vector),
                 query_box=query.box,
                 distance=vector_hit.distance,
                 score=score_of(vector_hit.distance, pipeline.metric_type),
             )
-            by_entity.setdefault(entity.id, Hit(entity)).matches.append(match)
+            if entity.id not in by_entity:
+                by_entity[entity.id] = Hit(entity_of(entity))
+            by_entity[entity.id].matches.append(match)
     for hit in by_entity.values():
         hit.matches.sort(key=lambda m: m.score, reverse=True)
     ranked = sorted(by_entity.values(), key=lambda hit: hit.best.score, reverse=True)

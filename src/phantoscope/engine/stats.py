@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from phantoscope.engine.boundary import entry_point
 from phantoscope.engine.context import Stores
 from phantoscope.metrics import Holdings
 
 
+@entry_point
 def store_counts(stores: Stores) -> dict[str, int]:
     rows = stores.meta.row_counts()
     pipelines = stores.meta.list_pipelines()
@@ -21,6 +23,7 @@ def store_counts(stores: Stores) -> dict[str, int]:
     }
 
 
+@entry_point
 def holdings(stores: Stores) -> Holdings:
     """Entities by application and vectors by pipeline, for the metrics gauges."""
     return Holdings(

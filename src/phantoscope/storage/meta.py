@@ -52,7 +52,6 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 
-from phantoscope.operators.base import Box
 from phantoscope.storage.store_error import StoreError
 
 NAME = 64
@@ -192,14 +191,6 @@ class VectorRow(Base):
     box_right: Mapped[int | None] = mapped_column(Integer, nullable=True)
     box_bottom: Mapped[int | None] = mapped_column(Integer, nullable=True)
     box_score: Mapped[float | None] = mapped_column(Float, nullable=True)
-
-    @property
-    def box(self) -> Box | None:
-        """The region of the entity's image this vector describes; None for the whole."""
-        if self.box_left is None:
-            return None
-        return Box(self.box_left, self.box_top, self.box_right, self.box_bottom,
-                   1.0 if self.box_score is None else self.box_score)
 
 
 class PendingUploadRow(Base):

@@ -1,0 +1,98 @@
+"""What the engine hands its callers: operators, pipelines, applications and entities as
+plain frozen values, read from the stores inside the engine and never tied to a session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Box:
+    """A region of an image in pixel coordinates (right and bottom exclusive)."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+    score: float = 1.0
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str
+    backend: str
+    type: str  # "encoder" or "processor"
+    input: str
+    output: str
+    endpoints: list[str]  # the `host:port` of each replica, in registration order
+    metric_type: str
+    dimension: int
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    input: str
+    output: str
+    description: str
+    processors: tuple[str, ...]  # operator names, in order
+    encoder: str
+    dimension: int
+    metric_type: str
+    index_file_size: int
+    collection: str  # the vector store's collection of its vectors
+
+
+@dataclass(frozen=True)
+class Field:
+    """A field of an application: an image field ("object") runs ``pipeline``; any other
+    type holds a constant ``value``."""
+
+    name: str
+    type: str
+    pipeline: str | None
+    value: Any
+
+
+@dataclass(frozen=True)
+class Application:
+    name: str
+    bucket: str
+    fields: tuple[Field, ...]
+
+    def image_fields(self) -> dict[str, str]:
+        """Pipeline names by image field, in field order."""
+        return {f.name: f.pipeline for f in self.fields if f.type == "object" and f.pipeline}
+
+
+@dataclass(frozen=True)
+class EntityVector:
+    id: int
+    pipeline: str
+    box: Box | None  # the region of the image it describes; None: the whole image
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One stored image of an application."""
+
+    id: int
+    application: str
+    field: str
+    object_key: str
+    content_type: str
+    size: int
+    sha256: str
+    created_at: datetime
+    vectors: tuple[EntityVector, ...]
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """An entity's image: its bytes, or (object stores that presign) a URL to fetch it from."""
+
+    data: bytes = b""
+    content_type: str = ""
+    url: str | None = None

@@ -68,6 +68,34 @@ def log_level(name: str) -> int:
     return levels[name.upper()]
 
 
+class _DropMessages(logging.Filter):
+    """Drops records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+# Libraries' lines that read like errors but are not: faiss (loaded by Milvus Lite) says
+# "Could not load library with AVX512 support" (or AVX2) on every CPU without it, at INFO,
+# before falling back to its generic build; pymilvus warns "failed to get mvccTs from milvus
+# server" on each query iterator over Milvus Lite, which has no such timestamps.
+FAISS_LOADER = "faiss.loader"
+PYMILVUS_QUERY_ITERATOR = "pymilvus.client.iterator.query_iterator"
+MVCC_TS_WARNING = "failed to get mvccTs from milvus server"
+
+
+def quiet_library_noise() -> None:
+    """Silence exactly those lines; anything else those libraries log still shows."""
+    logging.getLogger(FAISS_LOADER).setLevel(logging.WARNING)
+    iterator_log = logging.getLogger(PYMILVUS_QUERY_ITERATOR)
+    if not any(isinstance(f, _DropMessages) for f in iterator_log.filters):
+        iterator_log.addFilter(_DropMessages(MVCC_TS_WARNING))
+
+
 def configure_logging(log_format: str, level: str) -> None:
     """Send every logger's records (uvicorn's included) to stderr in ``log_format``."""
     handler = logging.StreamHandler(sys.stderr)
@@ -80,3 +108,4 @@ def configure_logging(log_format: str, level: str) -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    quiet_library_noise()

@@ -46,10 +46,12 @@ def check(
     from phantoscope.config import ServerSettings
     from phantoscope.engine.consistency import repair, scan
     from phantoscope.engine.context import Stores
+    from phantoscope.logging_setup import quiet_library_noise
     from phantoscope.storage.meta import MetaStoreError
     from phantoscope.storage.objects import ObjectStoreError
     from phantoscope.storage.vectors import VectorStoreError
 
+    quiet_library_noise()  # before the stores open: their libraries' harmless warnings
     settings = ServerSettings()
     grace_s = settings.repair_grace_s if grace is None else grace
     try:

@@ -39,6 +39,7 @@ COPY --from=export /models /opt/phantoscope/models
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PHANTOSCOPE_MODELS=/opt/phantoscope/models \
+    PHANTOSCOPE_HOST=0.0.0.0 \
     OP_ENDPOINT=127.0.0.1:50001
 USER phantoscope
 EXPOSE 50001

@@ -58,7 +58,13 @@ def operator_serve(
         int | None,
         typer.Option("--port", "-p", help="Port to listen on (default: the port of OP_ENDPOINT)."),
     ] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "[::]",
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to listen on (default: $PHANTOSCOPE_HOST, else 127.0.0.1, as the "
+            "API; 0.0.0.0 or [::] for every interface)."
+        ),
+    ] = None,
     weights: Annotated[
         str | None, typer.Option(help="Weights file or URL, for built-ins that take them.")
     ] = None,

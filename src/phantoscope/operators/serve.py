@@ -14,15 +14,27 @@ from phantoscope.operators.server import OperatorServer
 
 log = logging.getLogger("phantoscope.operator")
 
+# Where an operator listens unless told: loopback, as the API. `--host` or PHANTOSCOPE_HOST
+# (the API's setting too) change it; containers set PHANTOSCOPE_HOST=0.0.0.0.
+DEFAULT_HOST = "127.0.0.1"
+HOST_VARIABLE = "PHANTOSCOPE_HOST"
+
+
+def listen_host(host: str | None = None) -> str:
+    """``host``, else ``$PHANTOSCOPE_HOST``, else loopback."""
+    return host or os.environ.get(HOST_VARIABLE) or DEFAULT_HOST
+
 
 def serve_forever(
     operator: Operator,
     settings: OperatorSettings | None = None,
     *,
-    host: str = "[::]",
+    host: str | None = None,
     port: int | None = None,
 ) -> None:
-    """Serve ``operator`` on ``host`` and the port of ``OP_ENDPOINT`` (or ``port``)."""
+    """Serve ``operator`` on ``host`` (default: ``$PHANTOSCOPE_HOST``, else 127.0.0.1) and
+    the port of ``OP_ENDPOINT`` (or ``port``)."""
+    host = listen_host(host)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

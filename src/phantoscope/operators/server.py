@@ -203,7 +203,7 @@ class OperatorServer:
         operator: Operator,
         settings: OperatorSettings | None = None,
         *,
-        host: str = "[::]",
+        host: str = "127.0.0.1",
         port: int | None = None,
     ) -> None:
         self.settings = settings or OperatorSettings()

@@ -42,18 +42,27 @@ class RequestObserver:
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                self._record(scope, status, time.perf_counter() - started, rid)
 
         async def tagged(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = rid
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                record()  # before the last byte leaves: a client with its answer finds it logged
             await send(message)
 
         try:
             await self.app(scope, receive, tagged)
         finally:
-            self._record(scope, status, time.perf_counter() - started, rid)
+            record()
         request_id.reset(token)
 
     def _record(self, scope: Scope, status: int, seconds: float, rid: str) -> None:

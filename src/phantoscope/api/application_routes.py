@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -79,6 +79,7 @@ def _image_body(**form_fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+Body = TypeVar("Body", bound=BaseModel)
 IMAGE_BODY = _image_body()
 SEARCH_BODY = _image_body(
     topk={"type": "integer", "minimum": 1, "maximum": MAX_TOPK, "default": 10,
@@ -93,7 +94,7 @@ def _invalid(exc: ValidationError) -> EngineError:
     return SchemaError("INVALID_REQUEST", f"{where}: {first.get('msg', 'invalid')}")
 
 
-async def _body(request: Request, model: type[BaseModel]) -> BaseModel | FormData:
+async def _body(request: Request, model: type[Body]) -> Body | FormData:
     """The request as a validated JSON model, or its multipart form."""
     limit = stores_of(request).settings.max_upload_bytes * 2
     declared = request.headers.get("content-length", "")
@@ -140,7 +141,7 @@ class Files:
     field: str | None
 
 
-async def _upload_body(request: Request, model: type[BaseModel]) -> BaseModel | Files | EngineError:
+async def _upload_body(request: Request, model: type[Body]) -> Body | Files | EngineError:
     """An upload request read on the event loop. What is wrong with it is kept, not raised:
     an unknown application is answered first, as before the body is looked at."""
     try:
@@ -190,7 +191,7 @@ def _entities_answer(stores: Stores, application: Application,
     return answer
 
 
-def _upload_answer(stores: Stores, name: str, body: BaseModel | Files | EngineError
+def _upload_answer(stores: Stores, name: str, body: UploadBody | Files | EngineError
                    ) -> list[dict]:
     """The rest of an upload, on one worker thread: the catalog read (once), the image read
     and checked, stored, and the answer built."""
@@ -203,7 +204,6 @@ def _upload_answer(stores: Stores, name: str, body: BaseModel | Files | EngineEr
         label, data = body.files[0]
         items = [entities.UploadItem(body.field, read_file(stores, data, label))]
     else:
-        assert isinstance(body, UploadBody)
         items = [
             entities.UploadItem(field, read_image(stores, ref, f"fields.{field}"))
             for field, ref in body.fields.items()
@@ -221,7 +221,7 @@ async def upload(name: str, request: Request) -> list[dict]:
     return await run_in_threadpool(_upload_answer, stores_of(request), name, body)
 
 
-def _read_each(stores: Stores, body: BaseModel | Files
+def _read_each(stores: Stores, body: BatchBody | Files
                ) -> list[entities.UploadItem | EngineError]:
     """Each image of a batch read and checked, or the error that refused it."""
     reads: list[tuple[str | None, Callable[[], ImageInput]]]
@@ -229,7 +229,6 @@ def _read_each(stores: Stores, body: BaseModel | Files
         reads = [(body.field, partial(read_file, stores, data, label))
                  for label, data in body.files]
     else:
-        assert isinstance(body, BatchBody)
         reads = [(ref.field, partial(read_image, stores, ref, f"images[{index}]"))
                  for index, ref in enumerate(body.images)]
     read: list[entities.UploadItem | EngineError] = []
@@ -245,12 +244,12 @@ def _error_json(error: EngineError) -> dict:
     return {"status": error.status, "code": error.code, "message": error.message}
 
 
-def _batch_answer(stores: Stores, name: str, body: BaseModel | Files | EngineError) -> dict:
+def _batch_answer(stores: Stores, name: str, body: BatchBody | Files | EngineError) -> dict:
     """The rest of a batch upload, on one worker thread (as :func:`_upload_answer`)."""
     plan = entities.plan_upload(stores, name)
     if isinstance(body, EngineError):
         raise body
-    count = len(body.files) if isinstance(body, Files) else len(body.images)  # type: ignore[attr-defined]
+    count = len(body.files) if isinstance(body, Files) else len(body.images)
     limit = stores.settings.max_batch_images
     if count > limit:
         raise TooLargeError("BATCH_TOO_LARGE", f"{count} images; the limit is {limit}")
@@ -317,7 +316,6 @@ async def search(name: str, request: Request) -> JSONResponse:
         field, topk = _field(body), _topk_of(body.get("topk", "10"))
         read = partial(read_file, stores, data, label)
     else:
-        assert isinstance(body, SearchBody)
         field, ref = next(iter(body.fields.items()))
         topk = body.topk
         read = partial(read_image, stores, ref, f"fields.{field}")

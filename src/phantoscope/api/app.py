@@ -22,6 +22,7 @@ from phantoscope.api import (
     prometheus,
 )
 from phantoscope.api.auth import ApiKeyMiddleware, ApiKeys, document_security
+from phantoscope.api.cors_notice import ForeignOriginNotice
 from phantoscope.api.error_handlers import install_error_handlers
 from phantoscope.api.limits import BodySizeLimit
 from phantoscope.api.observability import REQUEST_ID_HEADER, RequestObserver
@@ -124,6 +125,7 @@ def create_app(
             CORSMiddleware, allow_origins=origins, allow_methods=["*"],
             allow_headers=CORS_HEADERS, expose_headers=[REQUEST_ID_HEADER],
         )
+    app.add_middleware(ForeignOriginNotice, allowed=origins)  # outside CORS: sees preflights
     app.add_middleware(RequestObserver, routes=routes)
     document_security(app, keys_required=keys is not None)
     return app

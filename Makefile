@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint bench proto clean
+.PHONY: run test services lint bench proto clean
 
 $(INSTALLED): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,12 @@ $(INSTALLED): pyproject.toml Makefile
 run: $(INSTALLED)
 	$(BIN)/phantoscope up
 
-test: $(INSTALLED)
+# PostgreSQL, MariaDB and chromium for the integration and browser tests: started or
+# installed when they can be, else one line saying what to install (scripts/test-services.sh).
+services:
+	scripts/test-services.sh
+
+test: services $(INSTALLED)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest
 

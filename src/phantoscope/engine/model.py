@@ -7,16 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+# A region of an image: the operator SDK's own value, passed on as operators give it.
+from phantoscope.operators.base import Box
 
-@dataclass(frozen=True)
-class Box:
-    """A region of an image in pixel coordinates (right and bottom exclusive)."""
-
-    left: int
-    top: int
-    right: int
-    bottom: int
-    score: float = 1.0
+__all__ = [
+    "Application", "Box", "Entity", "EntityVector", "Field", "Operator", "Pipeline",
+    "StoredImage",
+]
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ def _compose(outer: Box | None, crop: CropResult) -> Box | None:
     if inner is None:
         return outer
     if outer is None:
-        return Box(inner.left, inner.top, inner.right, inner.bottom, inner.score)
+        return inner
     return Box(
         outer.left + inner.left,
         outer.top + inner.top,

@@ -31,7 +31,7 @@ class S3TestServer:
 
     @property
     def url(self) -> str:
-        """The object store URL for :func:`phantoscope.storage.objects.open_object_store`."""
+        """The object store URL for :func:`phantoscope.storage.open_stores.open_object_store`."""
         return self.url_with()
 
     def url_with(self, **options: object) -> str:

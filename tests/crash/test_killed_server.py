@@ -24,7 +24,7 @@ from backends import Backends
 from helpers import PHANTOSCOPE, run_cli
 from phantoscope.client import PhantoscopeClient
 from phantoscope.engine.names import bucket_name
-from phantoscope.storage.objects import open_object_store
+from phantoscope.storage.open_stores import open_object_store
 from photos import jpeg, photo
 
 APP = "crash"

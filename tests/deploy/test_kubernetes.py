@@ -18,7 +18,7 @@ from deployfiles import (
 )
 from phantoscope.config import OperatorSettings, ServerSettings, endpoint_port
 from phantoscope.engine.replicas import parse_endpoints
-from phantoscope.storage.objects import open_object_store
+from phantoscope.storage.open_stores import open_object_store
 from phantoscope.storage.s3_objects import S3ObjectStore
 
 K8S_VERSION = "1.33.0"

@@ -19,8 +19,8 @@ from phantoscope.storage.objects import (
     ObjectNotFoundError,
     ObjectStore,
     ObjectStoreError,
-    open_object_store,
 )
+from phantoscope.storage.open_stores import open_object_store
 from phantoscope.storage.s3_objects import S3ObjectStore
 from s3_server import S3TestServer, s3_test_server
 

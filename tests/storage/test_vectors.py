@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 
 from phantoscope.storage.milvus_vectors import MilvusVectorStore
+from phantoscope.storage.open_stores import open_vector_store
 from phantoscope.storage.vectors import (
     VectorHit,
     VectorStore,
     VectorStoreError,
-    open_vector_store,
 )
 
 DIM = 128
@@ -408,7 +408,7 @@ def test_lite_database_held_by_another_process(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time\n"
-         "from phantoscope.storage.vectors import open_vector_store\n"
+         "from phantoscope.storage.open_stores import open_vector_store\n"
          "store = open_vector_store(sys.argv[1])\n"
          "print('open', flush=True)\n"
          "sys.stdin.read()\n"

@@ -12,8 +12,9 @@ from phantoscope.engine.intake import IntakeLimits
 from phantoscope.engine.pipeline import OperatorPool, PipelineRunner
 from phantoscope.imaging.fetch import FetchPolicy
 from phantoscope.storage.meta import MetaStore
-from phantoscope.storage.objects import ObjectStore, open_object_store
-from phantoscope.storage.vectors import VectorStore, open_vector_store
+from phantoscope.storage.objects import ObjectStore
+from phantoscope.storage.open_stores import open_object_store, open_vector_store
+from phantoscope.storage.vectors import VectorStore
 
 OBJECT_WRITERS = 8
 

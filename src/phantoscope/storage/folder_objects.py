@@ -1,5 +1,5 @@
 """The folder object store: each bucket a folder, each object a file (see
-:class:`FolderObjectStore`). Opened by :func:`phantoscope.storage.objects.open_object_store`
+:class:`FolderObjectStore`). Opened by :func:`phantoscope.storage.open_stores.open_object_store`
 for a path or a ``file://`` URL."""
 
 from __future__ import annotations

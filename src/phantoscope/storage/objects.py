@@ -2,14 +2,14 @@
 
 This module holds the one interface (:class:`ObjectStore`), its errors and the rules both
 backends apply; each backend lives in its own module and is chosen by URL
-(``open_object_store``):
+(:func:`phantoscope.storage.open_stores.open_object_store`):
 
-- ``/var/lib/phantoscope/objects``, ``~/data``, ``file:///abs/path`` -> :class:`FolderObjectStore`
+- ``/var/lib/phantoscope/objects``, ``~/data``, ``file:///abs/path`` -> ``FolderObjectStore``
   (``storage/folder_objects.py``)
 - ``s3://ACCESS:SECRET@host:port`` (plain HTTP endpoint: MinIO, moto...) and
-  ``s3s://ACCESS:SECRET@host:port`` (HTTPS) -> :class:`S3ObjectStore` on that endpoint
+  ``s3s://ACCESS:SECRET@host:port`` (HTTPS) -> ``S3ObjectStore`` on that endpoint
   (``storage/s3_objects.py``)
-- ``s3://`` (no host) -> :class:`S3ObjectStore` on AWS, credentials from boto3's default chain
+- ``s3://`` (no host) -> ``S3ObjectStore`` on AWS, credentials from boto3's default chain
 
 S3 URLs take optional query parameters: ``region`` (default ``us-east-1``),
 ``connect_timeout`` and ``read_timeout`` (seconds), ``max_attempts`` (1 = no retries).
@@ -25,22 +25,14 @@ from __future__ import annotations
 import abc
 import ipaddress
 import re
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from typing import Any
 
 from phantoscope.storage.store_error import StoreError
 
-if TYPE_CHECKING:
-    from phantoscope.storage.folder_objects import FolderObjectStore
-    from phantoscope.storage.s3_objects import S3ObjectStore
-
 __all__ = [
-    "FolderObjectStore",
     "ObjectNotFoundError",
     "ObjectStore",
     "ObjectStoreError",
-    "S3ObjectStore",
-    "open_object_store",
     "validate_bucket",
     "validate_key",
 ]
@@ -236,37 +228,3 @@ class ObjectStore(abc.ABC):
 
 # ---------------------------------------------------------------------------------------------
 # By URL
-
-
-def open_object_store(url: str) -> ObjectStore:
-    """The object store a URL names (see the module's docstring)."""
-    if not isinstance(url, str) or not url.strip():
-        raise ValueError("the object store URL is empty; give a folder path or an s3:// URL")
-    url = url.strip()
-    scheme, sep, _ = url.partition("://")
-    scheme = scheme.lower() if sep else ""
-    if scheme in ("s3", "s3s"):
-        from phantoscope.storage.s3_objects import open_s3_url
-
-        return open_s3_url(url, https=scheme == "s3s")
-    from phantoscope.storage.folder_objects import FolderObjectStore
-
-    if scheme == "file":
-        parts = urlsplit(url)
-        if parts.netloc not in ("", "localhost"):
-            raise ValueError(
-                f"file URL '{url}' names a host; write file:///absolute/path "
-                "(three slashes) or a plain path"
-            )
-        if parts.query or parts.fragment:
-            raise ValueError(f"file URL '{url}' takes no query or fragment")
-        path = unquote(parts.path)
-        if not path:
-            raise ValueError(f"file URL '{url}' names no folder")
-        return FolderObjectStore(path)
-    if sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme) and len(scheme) > 1:
-        raise ValueError(
-            f"unsupported object store URL scheme '{scheme}://': use a folder path, "
-            "file:///path, s3://KEY:SECRET@host:port, s3s://KEY:SECRET@host:port or s3://"
-        )
-    return FolderObjectStore(url)

@@ -1,6 +1,6 @@
 """The S3 object store: AWS S3 or any S3-compatible server (MinIO, moto, Ceph...) through
 boto3 (see :class:`S3ObjectStore`), and the ``s3://`` / ``s3s://`` URLs that name one
-(:func:`open_s3_url`, called by :func:`phantoscope.storage.objects.open_object_store`)."""
+(:func:`open_s3_url`, called by :func:`phantoscope.storage.open_stores.open_object_store`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Vector collections: the interface (`VectorStore`, its hits and errors), opened by URI.
+"""Vector collections: the interface (`VectorStore`, its hits and errors), opened by URI
+(:func:`phantoscope.storage.open_stores.open_vector_store`).
 
 Both backends are Milvus, driven by one class, `MilvusVectorStore`
 (``storage/milvus_vectors.py``; what only Milvus Lite needs is in ``storage/lite_databases.py``
@@ -16,23 +17,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from phantoscope.storage.store_error import StoreError
 
-if TYPE_CHECKING:
-    from phantoscope.storage.milvus_vectors import INDEX_TYPES, MilvusVectorStore
-
 __all__ = [
-    "INDEX_TYPES",
     "METRICS",
-    "MilvusVectorStore",
     "VectorHit",
     "VectorStore",
     "VectorStoreError",
-    "open_vector_store",
 ]
 
 METRICS = ("IP", "L2", "COSINE")
@@ -94,18 +88,3 @@ class VectorStore(ABC):
     @abstractmethod
     def ping(self) -> None:
         """Raise :class:`VectorStoreError` unless the store answers a cheap call."""
-
-
-def open_vector_store(uri: str, **options: Any) -> VectorStore:
-    """Open vector collections by URI.
-
-    ``path/to/vectors.db`` (relative or absolute; its parent folder is created): embedded
-    Milvus Lite. ``http://host:19530``, ``https://…`` or ``tcp://…``: a Milvus server (token
-    from ``$PHANTOSCOPE_MILVUS_TOKEN``, or ``user:password@`` in the URI). `options` go to
-    `MilvusVectorStore` (`index_type`, `token`, `lite_flush_bytes`, `timeout_s`).
-    """
-    if not isinstance(uri, str) or not uri.strip():
-        raise ValueError("the vector store URI is empty")
-    from phantoscope.storage.milvus_vectors import MilvusVectorStore
-
-    return MilvusVectorStore(uri.strip(), **options)

@@ -172,3 +172,30 @@ def test_the_page_states_the_same_rules_as_the_file():
     assert allowed_on_page == allowed, (allowed_on_page ^ allowed)
     forbidden = {(source, target) for source, target, _ in LAYOUT["never"]}
     assert forbidden_on_page == forbidden, (forbidden_on_page ^ forbidden)
+
+
+def test_modules_import_one_another_without_a_loop():
+    graph: dict[Path, set[Path]] = {}
+    for path in _sources():
+        targets = {_module_path(module) for module in _imported_modules(path)}
+        graph[path] = {target for target in targets if target and target != path}
+    state: dict[Path, str] = {}
+    trail: list[Path] = []
+
+    def visit(path: Path) -> None:
+        if state.get(path) == "done":
+            return
+        if state.get(path) == "open":
+            loop = [*trail[trail.index(path):], path]
+            raise AssertionError(
+                "import loop: " + " -> ".join(p.relative_to(ROOT).as_posix() for p in loop)
+            )
+        state[path] = "open"
+        trail.append(path)
+        for target in sorted(graph.get(path, ())):
+            visit(target)
+        trail.pop()
+        state[path] = "done"
+
+    for path in sorted(graph):
+        visit(path)

@@ -42,6 +42,7 @@ app.command("import")(image_commands.import_folder)
 app.command("search")(image_commands.search)
 app.command("eval")(eval_commands.eval_command)
 app.command("check")(store_commands.check)
+app.command("migrate")(__import__("phantoscope.cli.migrate_commands", fromlist=["_"]).migrate)
 app.add_typer(resource_commands.app_app, name="app")
 app.add_typer(resource_commands.pipeline_app, name="pipeline")
 

@@ -4,6 +4,10 @@ Tables: operators (with their ordered replica endpoints), pipelines (with their 
 processors), applications (with their fields), entities (one uploaded image) and vectors (one
 row per vector in Milvus, with the crop box it came from).
 
+The schema is versioned: :mod:`phantoscope.storage.migrations` (Alembic) builds a new
+database and upgrades one made by an earlier release when a :class:`MetaStore` opens it; the
+models here describe the newest revision.
+
 The catalog (operators, pipelines, applications and their lists) carries a version number
 that every transaction changing it raises (:func:`catalog_version`): what a process keeps of
 the catalog stays valid exactly while the number it read it at is unchanged, whichever
@@ -25,6 +29,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -52,9 +57,11 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 
+from phantoscope.storage import migrations
 from phantoscope.storage.store_error import StoreError
 
 NAME = 64
+ENTITY_NAME = 1024
 
 
 def _now() -> datetime:
@@ -174,8 +181,19 @@ class EntityRow(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    # revision 0002: given by the user, or read from the image (nothing sets them yet)
+    name: Mapped[str | None] = mapped_column(String(ENTITY_NAME), nullable=True)
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    exif: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     vectors: Mapped[list[VectorRow]] = relationship(
         order_by="VectorRow.id", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    __table_args__ = (  # as revision 0002 makes them; its docstring says which query uses them
+        Index("ix_entities_application_name", "application", "name",
+              postgresql_ops={"name": "varchar_pattern_ops"}, mysql_length={"name": 512}),
+        Index("ix_entities_application_taken_at", "application", "taken_at"),
     )
 
 
@@ -302,6 +320,52 @@ def migrate_operator_endpoints(engine: Engine) -> int:
     return len({row["operator"] for row in rows})
 
 
+def _create_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any]
+    if parsed.get_backend_name() == "sqlite":  # a file: no connection to lose
+        options = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    else:  # a server may drop a pooled connection (restart, idle timeout): test it first;
+        # a server that went away fails a request in seconds, not minutes
+        options = {"pool_pre_ping": True,
+                   "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+    engine = create_engine(url, **options)
+    if parsed.get_backend_name() == "sqlite":
+        _enable_sqlite_foreign_keys(engine)
+    return engine
+
+
+def _failure(exc: SQLAlchemyError) -> str:
+    return str(getattr(exc, "orig", None) or exc)
+
+
+def upgrade_schema(engine: Engine) -> migrations.Migration:
+    """Bring the database to the newest revision: build an empty one, upgrade one made by
+    an earlier release (its endpoints first moved into rows: :func:`migrate_operator_endpoints`),
+    apply what is pending; safe while other processes open it too."""
+    migration = migrations.upgrade(engine, legacy=migrate_operator_endpoints)
+    _ensure_catalog_version(engine)
+    return migration
+
+
+def schema_status(url: str) -> migrations.Status:
+    """Where the database at ``url`` stands and what opening it would apply; changes
+    nothing (an SQLite file that does not exist is not made)."""
+    parsed = make_url(url)
+    if (parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+            and not Path(parsed.database).is_file()):
+        return migrations.Status(None, migrations.head(), migrations.pending(None), legacy=False)
+    engine = _create_engine(url)
+    try:
+        return migrations.status(engine)
+    except SQLAlchemyError as exc:
+        raise MetaStoreError(f"cannot read the metadata database: {_failure(exc)}") from None
+    finally:
+        engine.dispose()
+
+
 def _enable_sqlite_foreign_keys(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(connection, _record) -> None:
@@ -316,27 +380,14 @@ class MetaStore:
     """Sessions over one database; every method is one transaction."""
 
     def __init__(self, url: str) -> None:
-        parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        options: dict[str, Any]
-        if parsed.get_backend_name() == "sqlite":  # a file: no connection to lose
-            options = {"connect_args": {"check_same_thread": False, "timeout": 30}}
-        else:  # a server may drop a pooled connection (restart, idle timeout): test it first;
-            # a server that went away fails a request in seconds, not minutes
-            options = {"pool_pre_ping": True,
-                       "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
-        self.engine = create_engine(url, **options)
-        if parsed.get_backend_name() == "sqlite":
-            _enable_sqlite_foreign_keys(self.engine)
+        self.engine = _create_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         event.listen(self._sessions, "before_flush", _raise_catalog_version)
         try:
-            Base.metadata.create_all(self.engine)
-            migrate_operator_endpoints(self.engine)
-            _ensure_catalog_version(self.engine)
+            self.migration = upgrade_schema(self.engine)  # what opening it applied
         except SQLAlchemyError as exc:
-            raise MetaStoreError(f"cannot open the metadata database: {exc.orig or exc}") from None
+            self.engine.dispose()
+            raise MetaStoreError(f"cannot open the metadata database: {_failure(exc)}") from None
 
     @contextmanager
     def session(self, doing: str) -> Iterator[Session]:

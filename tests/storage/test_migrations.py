@@ -1,0 +1,288 @@
+"""Versioned schema migrations of the metadata database, on SQLite, MariaDB and PostgreSQL:
+a database of the previous release is upgraded keeping every row, an empty one is built at
+the newest revision, opening again changes nothing, two processes opening at once both
+succeed, and `phantoscope migrate` reports it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timedelta, timezone
+
+import previous_schema
+import pytest
+import sqlalchemy
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select
+from typer.testing import CliRunner
+
+from phantoscope.cli.main import app
+from phantoscope.storage import migrations
+from phantoscope.storage.meta import (
+    ApplicationRow,
+    Base,
+    CatalogVersionRow,
+    EntityRow,
+    MetaStore,
+    schema_status,
+)
+
+HEAD = migrations.head()
+ALL = [revision.id for revision in migrations.pending(None)]
+NEW_COLUMNS = {"name", "attributes", "exif", "taken_at"}
+
+
+def _sorted_rows() -> dict[str, list[dict]]:
+    return {
+        name: sorted(rows, key=lambda row, name=name: tuple(
+            row[key] for key in row if key in previous_schema.KEYS[name]))
+        for name, rows in previous_schema.ROWS.items()
+    }
+
+
+def _schema(url: str) -> dict[str, dict]:
+    """Every table as reflected: columns, keys, indexes (alembic_version left out)."""
+    engine = sqlalchemy.create_engine(url)
+    try:
+        found = inspect(engine)
+        return {
+            table: {
+                "columns": [(c["name"], str(c["type"]), c["nullable"])
+                            for c in found.get_columns(table)],
+                "primary": found.get_pk_constraint(table)["constrained_columns"],
+                "foreign": sorted(
+                    (fk["constrained_columns"], fk["referred_table"], fk["referred_columns"],
+                     (fk.get("options") or {}).get("ondelete"))
+                    for fk in found.get_foreign_keys(table)),
+                "indexes": sorted((i["name"], i["column_names"], bool(i["unique"]))
+                                  for i in found.get_indexes(table)),
+                "unique": sorted(u["column_names"] for u in found.get_unique_constraints(table)),
+            }
+            for table in sorted(found.get_table_names()) if table != "alembic_version"
+        }
+    finally:
+        engine.dispose()
+
+
+def _drop_all(url: str) -> None:
+    engine = sqlalchemy.create_engine(url)
+    try:
+        tables = sqlalchemy.MetaData()
+        tables.reflect(engine)
+        tables.drop_all(engine)
+    finally:
+        engine.dispose()
+
+
+def _upgrade_to(url: str, revision: str) -> None:
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            settings = migrations.config()
+            settings.attributes["connection"] = connection
+            command.upgrade(settings, revision)
+            connection.commit()
+    finally:
+        engine.dispose()
+
+
+def test_revision_0001_builds_the_tables_of_the_previous_release(database):
+    kind, url = database
+    previous_schema.build(kind, url, rows=False)
+    released = _schema(url)
+    _drop_all(url)
+    _upgrade_to(url, "0001")
+    assert _schema(url) == released
+
+
+def test_a_previous_release_database_gets_the_new_columns_and_keeps_every_row(database):
+    kind, url = database
+    previous_schema.build(kind, url)
+    expected = _sorted_rows()
+    assert previous_schema.read_rows(url) == expected
+
+    meta = MetaStore(url)
+    try:
+        migration = meta.migration
+        assert (migration.before, migration.after, migration.legacy) == (None, HEAD, True)
+        assert [revision.id for revision in migration.applied] == ALL
+        columns = {c["name"] for c in inspect(meta.engine).get_columns("entities")}
+        assert columns >= NEW_COLUMNS
+        indexes = {i["name"] for i in inspect(meta.engine).get_indexes("entities")}
+        assert {"ix_entities_application_name", "ix_entities_application_taken_at"} <= indexes
+
+        # the catalog and the entities read back through the store as they were written
+        assert {row.name: row.endpoints for row in meta.list_operators()} == \
+            previous_schema.ENDPOINTS
+        pipeline = meta.get_pipeline("faces")
+        assert (pipeline.encoder, pipeline.processors, pipeline.collection) == \
+            ("enc", ["det"], "phantoscope_faces")
+        fields = [(f.name, f.type, f.pipeline, f.value)
+                  for f in meta.get_application("album").fields]
+        assert fields == [("photo", "object", "faces", None),
+                          ("owner", "string", None, {"default": "ana", "tags": ["a", "b"]})]
+        entities = meta.list_entities("album", 0, 10)
+        assert [(e.id, e.object_key, e.sha256, e.size) for e in entities] == [
+            (101, "album/101.jpg", "a" * 64, 1234), (102, "album/102.png", "b" * 64, 5678)]
+        assert all(getattr(e, column) is None for e in entities for column in NEW_COLUMNS)
+        hits = meta.entities_for_vectors([1001, 1002])
+        assert hits[1001][0].id == 101
+        box = hits[1002][1]
+        assert (box.box_left, box.box_top, box.box_right, box.box_bottom, box.box_score) == \
+            (1, 2, 30, 40, 0.5)
+        assert [(p.id, p.object_keys, p.vectors) for p in meta.pending_uploads()] == \
+            [(7, ["album/103.jpg"], {"phantoscope_faces": [1004]})]
+        with meta.session("reading the catalog version") as session:
+            assert session.scalar(select(CatalogVersionRow.version)) == 5
+    finally:
+        meta.close()
+    assert previous_schema.read_rows(url) == expected  # every row, every column, unchanged
+
+
+def test_the_new_entity_columns_hold_a_name_attributes_exif_and_a_time(database):
+    _, url = database
+    meta = MetaStore(url)
+    try:
+        meta.add(ApplicationRow(name="album", bucket="b"), "adding an application")
+        taken = datetime(2023, 7, 14, 18, 30, 5, tzinfo=timezone(timedelta(hours=2)))
+        meta.add_entities([
+            EntityRow(id=1, application="album", field="photo", object_key="k1",
+                      content_type="image/jpeg", sha256="c" * 64, size=1,
+                      name="IMG_0001 beach " + "x" * 1000, attributes={"place": "Nice"},
+                      exif={"Model": "X100", "FNumber": 2.8}, taken_at=taken),
+            EntityRow(id=2, application="album", field="photo", object_key="k2",
+                      content_type="image/jpeg", sha256="d" * 64, size=1, name="DSC_7"),
+        ])
+        with meta.session("prefix search") as session:
+            query = select(EntityRow).where(EntityRow.application == "album",
+                                            EntityRow.name.like("IMG\\_%", escape="\\"))
+            [row] = session.scalars(query)
+        assert row.id == 1 and len(row.name) == 1015
+        assert (row.attributes, row.exif) == ({"place": "Nice"}, {"Model": "X100", "FNumber": 2.8})
+        # PostgreSQL keeps the zone; SQLite and MySQL keep the wall time written (store UTC)
+        if row.taken_at.tzinfo is not None:
+            assert row.taken_at == taken
+        else:
+            assert row.taken_at == taken.replace(tzinfo=None)
+    finally:
+        meta.close()
+
+
+def test_an_empty_database_is_built_at_the_newest_revision_matching_the_models(database):
+    _, url = database
+    assert [revision.id for revision in schema_status(url).pending] == ALL
+    meta = MetaStore(url)
+    try:
+        migration = meta.migration
+        assert (migration.before, migration.after, migration.legacy) == (None, HEAD, False)
+        assert [revision.id for revision in migration.applied] == ALL
+        with meta.engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection),
+                                           Base.metadata)
+        assert differences == []
+        with meta.session("reading the catalog version") as session:
+            assert session.scalar(select(CatalogVersionRow.version)) == 0
+    finally:
+        meta.close()
+    status = schema_status(url)
+    assert (status.current, status.pending, status.up_to_date) == (HEAD, (), True)
+
+
+@pytest.mark.parametrize("previous", [False, True], ids=["empty", "previous-release"])
+def test_opening_again_changes_nothing(database, previous):
+    kind, url = database
+    if previous:
+        previous_schema.build(kind, url)
+    MetaStore(url).close()
+    schema = _schema(url)
+    meta = MetaStore(url)
+    try:
+        assert (meta.migration.before, meta.migration.applied) == (HEAD, ())
+        assert meta.count_entities("album") == (2 if previous else 0)
+    finally:
+        meta.close()
+    assert _schema(url) == schema
+
+
+OPEN = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    go = Path(sys.argv[2])
+    while not go.exists():
+        time.sleep(0.005)
+    try:
+        from phantoscope.storage.meta import MetaStore
+        meta = MetaStore(sys.argv[1])
+        print(json.dumps({"applied": [r.id for r in meta.migration.applied]}))
+        meta.close()
+    except Exception as exc:
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+""")
+
+
+@pytest.mark.parametrize("previous", [False, True], ids=["empty", "previous-release"])
+def test_two_processes_opening_at_once_both_succeed_and_one_migrates(database, previous,
+                                                                      tmp_path):
+    kind, url = database
+    if previous:
+        previous_schema.build(kind, url)
+    go = tmp_path / "go"
+    children = [
+        subprocess.Popen([sys.executable, "-c", OPEN, url, str(go)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    time.sleep(3)  # both children are polling for the file: then they race
+    go.touch()
+    results = []
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert all("error" not in result for result in results), results
+    assert sorted(result["applied"] for result in results) == [[], ALL]
+    meta = MetaStore(url)
+    try:
+        assert meta.migration.applied == ()
+        with meta.session("counting catalog version rows") as session:
+            assert len(session.scalars(select(CatalogVersionRow)).all()) == 1
+    finally:
+        meta.close()
+    if previous:
+        assert previous_schema.read_rows(url) == _sorted_rows()
+
+
+def test_the_migrate_command_shows_and_applies_the_revisions(database, tmp_path):
+    kind, url = database
+    previous_schema.build(kind, url)
+    env = {"PHANTOSCOPE_HOME": str(tmp_path / "home"), "PHANTOSCOPE_META": url}
+    runner = CliRunner()
+
+    shown = runner.invoke(app, ["migrate", "--status"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "earlier release" in shown.output and "pending: 0001" in shown.output
+    assert "pending: 0002" in shown.output
+    assert schema_status(url).current is None  # --status changed nothing
+
+    done = runner.invoke(app, ["migrate"], env=env)
+    assert done.exit_code == 0, done.output
+    assert "applied: 0001" in done.output and "applied: 0002" in done.output
+    assert f"revision: {HEAD}" in done.output
+
+    again = runner.invoke(app, ["migrate"], env=env)
+    assert "nothing to apply" in again.output and f"revision: {HEAD}" in again.output
+    shown = runner.invoke(app, ["migrate", "--status"], env=env)
+    assert "up to date" in shown.output
+
+
+def test_the_migrate_command_on_a_missing_sqlite_file_makes_nothing(tmp_path):
+    env = {"PHANTOSCOPE_HOME": str(tmp_path / "home"), "PHANTOSCOPE_META": None}
+    shown = CliRunner().invoke(app, ["migrate", "--status"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "none (empty database)" in shown.output
+    assert not (tmp_path / "home" / "meta.db").exists()

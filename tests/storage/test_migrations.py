@@ -128,7 +128,7 @@ def test_a_previous_release_database_gets_the_new_columns_and_keeps_every_row(da
                           ("owner", "string", None, {"default": "ana", "tags": ["a", "b"]})]
         entities = meta.list_entities("album", 0, 10)
         assert [(e.id, e.object_key, e.sha256, e.size) for e in entities] == [
-            (101, "album/101.jpg", "a" * 64, 1234), (102, "album/102.png", "b" * 64, 5678)]
+            (101, "e101.jpg", "a" * 64, 1234), (102, "e102.png", "b" * 64, 5678)]
         assert all(getattr(e, column) is None for e in entities for column in NEW_COLUMNS)
         hits = meta.entities_for_vectors([1001, 1002])
         assert hits[1001][0].id == 101
@@ -136,7 +136,7 @@ def test_a_previous_release_database_gets_the_new_columns_and_keeps_every_row(da
         assert (box.box_left, box.box_top, box.box_right, box.box_bottom, box.box_score) == \
             (1, 2, 30, 40, 0.5)
         assert [(p.id, p.object_keys, p.vectors) for p in meta.pending_uploads()] == \
-            [(7, ["album/103.jpg"], {"phantoscope_faces": [1004]})]
+            [(7, ["e103.jpg"], {"phantoscope_faces": [1004]})]
         with meta.session("reading the catalog version") as session:
             assert session.scalar(select(CatalogVersionRow.version)) == 5
     finally:

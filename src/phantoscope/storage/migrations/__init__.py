@@ -21,6 +21,7 @@ Imports nothing of ours: the storage modules call it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ def config() -> Config:
     return settings
 
 
+@functools.cache
 def _script() -> ScriptDirectory:
     return ScriptDirectory.from_config(config())
 
@@ -140,6 +142,9 @@ def upgrade(engine: Engine, legacy: Callable[[Engine], object] | None = None) ->
 def _upgrade(engine: Engine, legacy: Callable[[Engine], object] | None) -> Migration:
     script = _script()
     target = head()
+    with engine.connect() as connection:  # the usual case, without waiting for a lock
+        if _current(connection) == target:
+            return Migration(target, target, (), False)
     with _locked(engine) as connection:
         before = _current(connection)
         was_legacy = before is None and _has_tables(connection)

@@ -4,7 +4,8 @@
 - ``server_commands``: start a server in this process (``up``, ``api``);
 - ``resource_commands``, ``image_commands``, ``eval_commands``: talk to a running server
   over HTTP with :mod:`phantoscope.client`;
-- ``store_commands``: open the stores directly (``check``).
+- ``store_commands``, ``migrate_commands``: open the stores directly (``check``,
+  ``migrate``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import typer
 from phantoscope.cli import (
     eval_commands,
     image_commands,
+    migrate_commands,
     operator_commands,
     resource_commands,
     server_commands,
@@ -42,7 +44,7 @@ app.command("import")(image_commands.import_folder)
 app.command("search")(image_commands.search)
 app.command("eval")(eval_commands.eval_command)
 app.command("check")(store_commands.check)
-app.command("migrate")(__import__("phantoscope.cli.migrate_commands", fromlist=["_"]).migrate)
+app.command("migrate")(migrate_commands.migrate)
 app.add_typer(resource_commands.app_app, name="app")
 app.add_typer(resource_commands.pipeline_app, name="pipeline")
 

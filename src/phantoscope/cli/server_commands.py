@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from phantoscope.cli.output import fail
 
+if TYPE_CHECKING:  # the server's modules load only when a server starts
+    from phantoscope.config import ServerSettings
+
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")]
 PortOption = Annotated[int | None, typer.Option("--port", "-p", help="Port (default 5000).")]
 
 
-def _server_settings(host: str | None, port: int | None):
+def _server_settings(host: str | None, port: int | None) -> ServerSettings:
     """PHANTOSCOPE_* settings, with the command line's host and port over them; logging
     configured by them. Bad API keys or log level: exit 2 with what is wrong."""
     from phantoscope.api.auth import ApiKeys

@@ -22,10 +22,6 @@ from helpers import OperatorProcess, free_port, run_cli
 
 # Only the SDK's own dependencies: nothing of the server's (FastAPI, Milvus, SQLAlchemy...).
 SDK_DEPENDENCIES = {"grpcio", "protobuf", "numpy", "pillow", "pydantic-settings", "urllib3"}
-OFFLINE = re.compile(
-    r"NewConnectionError|Failed to establish|Temporary failure in name resolution|"
-    r"Network is unreachable|Name or service not known"
-)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +120,8 @@ def test_pip_installs_the_wheel_and_server_py_serves_from_it(scaffold, tmp_path)
 def test_fresh_venv_installs_requirements_txt_from_the_registries(scaffold, tmp_path):
     """The folder alone, a fresh venv (no system site packages) and the public registries:
     `pip install -r requirements.txt`, then `python server.py` passes `operator test`
-    (about 40 s here). Skipped only when no registry can be reached."""
+    (about 40 s here). The registries are the ones `make` installs the project from, so
+    where they cannot be reached this fails with pip's own words, like `make` would."""
     venv = tmp_path / "venv"
     base_python = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base_python, "-m", "venv", str(venv)], check=True, timeout=120)
@@ -135,8 +132,6 @@ def test_fresh_venv_installs_requirements_txt_from_the_registries(scaffold, tmp_
         [python, "-m", "pip", "install", "--quiet", "-r", "requirements.txt"],
         capture_output=True, text=True, timeout=500, cwd=scaffold, env=clean_env,
     )
-    if install.returncode != 0 and OFFLINE.search(install.stdout + install.stderr):
-        pytest.skip("no package registry reachable: " + install.stderr.strip()[-300:])
     assert install.returncode == 0, install.stdout + install.stderr
     isolated = subprocess.run(
         [python, "-c", "import phantoscope, importlib.util as u; print(phantoscope.__file__); "

@@ -310,7 +310,7 @@ async def search(name: str, request: Request) -> JSONResponse:
     stores = stores_of(request)
     body = await _body(request, SearchBody)
     read: Callable[[], ImageInput]
-    topk: int | None
+    topk: int
     if isinstance(body, FormData):
         label, data = (await _files(body))[0]
         field, topk = _field(body), _topk_of(body.get("topk", "10"))

@@ -53,7 +53,14 @@ import numpy as np
 
 from phantoscope.storage import lite_search
 from phantoscope.storage.lite_databases import LITE, database_path
-from phantoscope.storage.vectors import METRICS, VectorHit, VectorStore, VectorStoreError
+from phantoscope.storage.vectors import (
+    EMPTY_PAYLOAD,
+    METRICS,
+    VectorHit,
+    VectorPayload,
+    VectorStore,
+    VectorStoreError,
+)
 
 __all__ = ["INDEX_TYPES", "MilvusVectorStore"]
 
@@ -85,6 +92,9 @@ RECONNECT_OPTIONS = {"grpc.initial_reconnect_backoff_ms": 100,
                      "grpc.max_reconnect_backoff_ms": 1000}
 LOAD_TIMEOUT_S = 600.0
 ID_PAGE = 10_000  # ids read per call when listing a collection
+PAYLOAD_FIELDS = ("name", "attributes", "exif")
+NAME_MAX_BYTES = 4096  # a name is up to 1024 characters, each up to 4 bytes of UTF-8
+PAYLOAD_PAGE = 1000  # ids looked up per query when rewriting payloads
 
 T = TypeVar("T")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
@@ -95,6 +105,7 @@ class _Collection:
     dimension: int
     metric: str
     index_type: str
+    filterable: bool  # has the payload fields (an earlier release's collection has not)
 
 
 def _reason(exc: BaseException) -> str:
@@ -187,7 +198,8 @@ class MilvusVectorStore(VectorStore):
                        lambda: self._create(name, dimension, metric))
             self._ensure_loaded(name)
             with self._state_lock:
-                self._collections[name] = _Collection(dimension, metric, self.index_type)
+                self._collections[name] = _Collection(dimension, metric, self.index_type,
+                                                      filterable=True)
                 self._unflushed_bytes[name] = 0
 
     def drop_collection(self, name: str) -> None:
@@ -207,11 +219,14 @@ class MilvusVectorStore(VectorStore):
                 lambda: self._client.has_collection(name, timeout=self.timeout_s)))
 
     def insert(self, name: str, ids: Sequence[int], vectors: np.ndarray,
-               partition: str | None = None) -> None:
+               partition: str | None = None,
+               payloads: Sequence[VectorPayload] | None = None) -> None:
         id_array = _check_ids(ids)
         matrix = _as_matrix(vectors, "vectors")
         if len(id_array) != len(matrix):
             raise ValueError(f"{len(id_array)} ids for {len(matrix)} vectors")
+        if payloads is not None and len(payloads) != len(id_array):
+            raise ValueError(f"{len(payloads)} payloads for {len(id_array)} ids")
         if len(id_array) == 0:
             return
         if not np.isfinite(matrix).all():
@@ -228,6 +243,11 @@ class MilvusVectorStore(VectorStore):
                 chunk_ids = id_array[start:start + rows_per_call].tolist()
                 chunk = matrix[start:start + rows_per_call]
                 rows = [{"id": i, "vector": v} for i, v in zip(chunk_ids, chunk, strict=True)]
+                if info.filterable:
+                    chunk_payloads = (payloads[start:start + rows_per_call]
+                                      if payloads is not None else [EMPTY_PAYLOAD] * len(rows))
+                    for row, payload in zip(rows, chunk_payloads, strict=True):
+                        row.update(_payload_fields(payload))
                 self._call(f"insert {len(rows)} vectors into {name!r}",
                            lambda rows=rows: self._client.insert(
                                name, rows, timeout=self.timeout_s, **target), collection=name)
@@ -245,7 +265,11 @@ class MilvusVectorStore(VectorStore):
                                                    timeout=self.timeout_s), collection=name)
 
     def search(self, name: str, vectors: np.ndarray, topk: int,
-               partition: str | None = None) -> list[list[VectorHit]]:
+               partition: str | None = None,
+               filter: str | None = None) -> list[list[VectorHit]]:
+        if filter is not None and not isinstance(filter, str):
+            raise ValueError(f"filter must be a Milvus expression (a string), not {filter!r}")
+        expression = filter.strip() if filter else ""
         matrix = _as_matrix(vectors, "query vectors", allow_1d=True)
         if not isinstance(topk, int | np.integer) or not 1 <= topk <= MAX_TOPK:
             raise ValueError(f"topk must be an integer from 1 to {MAX_TOPK}, not {topk!r}")
@@ -277,10 +301,10 @@ class MilvusVectorStore(VectorStore):
                 return local.search(
                     matrix.tolist(), top_k=topk, metric_type=info.metric, anns_field="vector",
                     search_params=params["params"], output_fields=["id"],
-                    partition_names=extra.get("partition_names"))
+                    partition_names=extra.get("partition_names"), expr=expression or None)
             return self._client.search(
                 name, data=list(matrix), limit=topk, anns_field="vector", search_params=params,
-                output_fields=["id"], timeout=self.timeout_s, **extra)
+                filter=expression, output_fields=["id"], timeout=self.timeout_s, **extra)
 
         with self._serial():
             result = self._call(f"search {len(matrix)} vectors in {name!r}", call,
@@ -291,6 +315,54 @@ class MilvusVectorStore(VectorStore):
             row.sort(key=lambda h: -h.distance if larger_is_better else h.distance)
             out.append(row)
         return out
+
+    def filterable(self, name: str) -> bool:
+        with self._serial():
+            return self._ready(name).filterable
+
+    def set_payloads(self, name: str, ids: Sequence[int],
+                     payloads: Sequence[VectorPayload]) -> None:
+        id_array = _check_ids(ids)
+        if len(payloads) != len(id_array):
+            raise ValueError(f"{len(payloads)} payloads for {len(id_array)} ids")
+        if len(id_array) == 0:
+            return
+        wanted = dict(zip(id_array.tolist(), payloads, strict=True))  # the last one wins
+        keys = list(wanted)
+        # Milvus keeps no partition in a row's fields: look the rows up partition by
+        # partition and write each back where it was (an upsert elsewhere would leave a
+        # search of its own partition without it on Milvus Lite).
+        consistency = {} if self.is_lite else {"consistency_level": "Strong"}
+        with self._serial():
+            info = self._ready(name)
+            if not info.filterable:
+                return
+            partitions = self._call(
+                f"list the partitions of {name!r}",
+                lambda: self._client.list_partitions(name, timeout=self.timeout_s),
+                collection=name)
+            written = 0
+            for partition in partitions:
+                for start in range(0, len(keys), PAYLOAD_PAGE):
+                    page = keys[start:start + PAYLOAD_PAGE]
+                    found = self._call(
+                        f"read {len(page)} vectors of {name!r}",
+                        lambda page=page, partition=partition: self._client.query(
+                            name, filter=f"id in [{', '.join(map(str, page))}]",
+                            output_fields=["id", "vector"], partition_names=[partition],
+                            timeout=self.timeout_s, **consistency), collection=name)
+                    if not found:
+                        continue
+                    rows = [{"id": int(row["id"]),
+                             "vector": np.asarray(row["vector"], dtype=np.float32),
+                             **_payload_fields(wanted[int(row["id"])])} for row in found]
+                    self._call(f"rewrite the payloads of {len(rows)} vectors in {name!r}",
+                               lambda rows=rows, partition=partition: self._client.upsert(
+                                   name, rows, partition_name=partition,
+                                   timeout=self.timeout_s), collection=name)
+                    written += len(rows) * 4 * info.dimension
+            if self.is_lite and written:
+                self._after_lite_write(name, written)
 
     def count(self, name: str, partition: str | None = None) -> int:
         with self._serial():
@@ -429,6 +501,9 @@ class MilvusVectorStore(VectorStore):
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        schema.add_field("name", DataType.VARCHAR, max_length=NAME_MAX_BYTES)
+        schema.add_field("attributes", DataType.JSON)
+        schema.add_field("exif", DataType.JSON)
         index = self._client.prepare_index_params()
         index.add_index(field_name="vector", index_type=self.index_type, metric_type=metric,
                         params=dict(_INDEX_PARAMS[self.index_type]))
@@ -462,7 +537,8 @@ class MilvusVectorStore(VectorStore):
                 raise VectorStoreError(
                     f"vector collection {name!r} has no index with a known metric "
                     f"(found {metric or 'none'})")
-            return _Collection(dim, metric, index_type)
+            filterable = all(field in fields for field in PAYLOAD_FIELDS)
+            return _Collection(dim, metric, index_type, filterable=filterable)
 
         return self._call(f"describe vector collection {name!r}", describe)
 
@@ -612,6 +688,13 @@ def _as_matrix(vectors: np.ndarray, what: str, allow_1d: bool = False) -> np.nda
         raise ValueError(f"{what} must be a 2-D array (one row per vector), "
                          f"not shape {matrix.shape}")
     return np.ascontiguousarray(matrix)
+
+
+def _payload_fields(payload: VectorPayload) -> dict[str, Any]:
+    if not isinstance(payload, VectorPayload):
+        raise ValueError(f"a payload must be a VectorPayload, not {type(payload).__name__}")
+    return {"name": payload.name, "attributes": dict(payload.attributes),
+            "exif": dict(payload.exif)}
 
 
 def _check_width(name: str, info: _Collection, matrix: np.ndarray, action: str) -> None:

@@ -4,17 +4,25 @@
         client.operators.register("encoder", "127.0.0.1:50001")
         client.pipelines.create("photos", encoder="encoder")
         client.applications.create("gallery", pipeline="photos")
-        client.upload("gallery", Path("cat.jpg"))
-        hits = client.search("gallery", Path("query.jpg"), topk=5)
+        client.upload("gallery", Path("cat.jpg"), attributes={"category": "pets"})
+        hits = client.search("gallery", Path("query.jpg"), topk=5,
+                             filter={"attributes.category": "pets"})
 
 Images are given as bytes, a path (``str`` or ``os.PathLike``) or an ``http(s)://`` URL,
-which the server fetches itself. Every error answer of the API, and failing to reach it,
-raises :class:`PhantoscopeError`; reading a local image file may raise ``OSError``.
+which the server fetches itself. Each stored image (entity) has a ``name`` (given, else the
+file's name, else the URL's last path segment), user ``attributes`` and the ``exif`` the
+server read from it; searches and entity listings take a ``filter`` on them (see the API's
+search documentation for its keys and operators).
+
+Every error answer of the API, and failing to reach it, raises :class:`PhantoscopeError`;
+reading a local image file may raise ``OSError``.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +37,9 @@ DEFAULT_URL = "http://127.0.0.1:5000"
 API_KEY_ENV = "PHANTOSCOPE_API_KEY"
 
 ImageSource: TypeAlias = bytes | str | os.PathLike[str]
+# A search or listing filter as the API takes it, e.g. {"attributes.category": "shoes",
+# "taken_at": {"gte": "2024-01-01"}, "name": {"prefix": "holidays/"}}.
+Filter: TypeAlias = Mapping[str, Any]
 
 
 class PhantoscopeError(Exception):
@@ -161,7 +172,12 @@ class EntityVector:
 
 @dataclass(frozen=True)
 class Entity:
-    """A stored image. ``box``: the region of the vector an upload answer object is about."""
+    """A stored image. ``box``: the region of the vector an upload answer object is about.
+
+    ``name``: its name, or None; ``attributes``: the user's own keys (``{}`` when none);
+    ``exif``: what the server read from the image's EXIF (``taken_at`` ISO 8601 text,
+    ``camera``, ``width``, ``height``, ``gps`` ``{"lat", "lon"}``; each only when known).
+    """
 
     id: int
     app_name: str
@@ -173,6 +189,15 @@ class Entity:
     created_at: datetime
     vectors: tuple[EntityVector, ...]
     box: Box | None = None
+    name: str | None = None
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    exif: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def taken_at(self) -> datetime | None:
+        """When the photo was taken, from its EXIF (naive when the camera gave no offset)."""
+        text = self.exif.get("taken_at")
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
     @classmethod
     def parse(cls, body: Mapping[str, Any], base: str = "") -> Entity:
@@ -193,6 +218,9 @@ class Entity:
                 for v in body["vectors"]
             ),
             box=Box.parse(body.get("box")),
+            name=body.get("name"),
+            attributes=body.get("attributes") or {},
+            exif=body.get("exif") or {},
         )
 
 
@@ -219,6 +247,18 @@ class Hit:
     @property
     def id(self) -> int:
         return self.entity.id
+
+    @property
+    def name(self) -> str | None:
+        return self.entity.name
+
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        return self.entity.attributes
+
+    @property
+    def exif(self) -> Mapping[str, Any]:
+        return self.entity.exif
 
     @classmethod
     def parse(cls, body: Mapping[str, Any], base: str = "") -> Hit:
@@ -323,6 +363,47 @@ def _segment(name: str | int) -> str:
     return quote(str(name), safe="")
 
 
+def _json_text(value: Any) -> str:
+    """``value`` as JSON text, for a form field or a query parameter."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _meta(name: str | None, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``name`` and ``attributes`` keys of a JSON upload, each only when given."""
+    return {
+        **({"name": name} if name is not None else {}),
+        **({"attributes": dict(attributes)} if attributes is not None else {}),
+    }
+
+
+def _fits_part_header(name: str) -> bool:
+    """Whether ``name`` reaches the server unchanged as a multipart part's file name: httpx
+    percent-encodes quotes and control characters, and the form parser keeps only the last
+    segment of what looks like a Windows path."""
+    if any(ch == '"' or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        return False
+    return not (name[1:3] == ":\\" or name.startswith("\\\\"))
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One image of a batch upload with its own ``name`` and ``attributes`` (None: the
+    default name, the batch's attributes)."""
+
+    image: ImageSource
+    name: str | None = None
+    attributes: Mapping[str, Any] | None = None
+
+
+def _upload(image: ImageSource | Upload, attributes: Mapping[str, Any] | None) -> Upload:
+    """``image`` as an :class:`Upload` with its name and attributes filled in."""
+    item = image if isinstance(image, Upload) else Upload(image)
+    name = item.name
+    if name is None and not is_url(item.image) and not isinstance(item.image, bytes | bytearray):
+        name = Path(item.image).name
+    return Upload(item.image, name, item.attributes if item.attributes is not None else attributes)
+
+
 class PhantoscopeClient:
     """One connection pool to a Phantoscope server; use it as a context manager, or close().
 
@@ -388,44 +469,104 @@ class PhantoscopeClient:
             )
         return next(iter(fields))
 
-    def upload(self, app: str, image: ImageSource, field: str | None = None) -> list[Entity]:
+    def upload(
+        self,
+        app: str,
+        image: ImageSource,
+        field: str | None = None,
+        name: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> list[Entity]:
         """Store one image; one entity object per vector produced (a region each, with
-        processors). ``field`` may be left out when the application has one image field."""
+        processors). ``field`` may be left out when the application has one image field.
+
+        ``name`` defaults to the file's name for a path, the URL's last path segment for a
+        URL (the server's default), and ``image`` for bytes (the name of the part they
+        travel in); ``attributes`` are the user's own keys (strings, numbers, booleans or
+        lists of strings)."""
         path = f"/v1/application/{_segment(app)}/upload"
         if is_url(image):
             field = self._image_field(app, field)
-            body = self.json("POST", path, json={"fields": {field: _ref(image)}})
+            body = self.json(
+                "POST", path, json={"fields": {field: _ref(image)}, **_meta(name, attributes)}
+            )
         else:
-            form = {"field": field} if field else {}
-            body = self.json("POST", path, files={"file": _file(image)}, data=form)
+            file_name, data = _file(image)
+            if name is None and not isinstance(image, bytes | bytearray):
+                name = file_name
+            form = {
+                **({"field": field} if field else {}),
+                **({"name": name} if name is not None else {}),
+                **({"attributes": _json_text(attributes)} if attributes is not None else {}),
+            }
+            body = self.json("POST", path, files={"file": (file_name, data)}, data=form)
         return [Entity.parse(item, self.url) for item in body]
 
     def upload_batch(
-        self, app: str, images: Sequence[ImageSource], field: str | None = None
+        self,
+        app: str,
+        images: Sequence[ImageSource | Upload],
+        field: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> BatchResult:
         """Store many images in one request; each succeeds or fails on its own.
 
-        Files and bytes travel as multipart parts; with any URL among them, all go as JSON.
+        Each image is an image source, or an :class:`Upload` with its own name and
+        attributes; ``attributes`` apply to every image without attributes of its own.
+        Names default as for :meth:`upload`. Files and bytes travel as multipart parts (the
+        part's file name is the image's name); all go as JSON (base64) when any is a URL,
+        when images differ in attributes, or when a name cannot be a part's file name.
         """
         path = f"/v1/application/{_segment(app)}/upload/batch"
-        if any(is_url(image) for image in images):
-            items = [{**_ref(image), "field": field} for image in images]
-            body = self.json("POST", path, json={"images": items})
+        items = [_upload(image, attributes) for image in images]
+        first = items[0].attributes if items else None
+        multipart = all(
+            not is_url(item.image)
+            and item.attributes == first
+            and (item.name is None or _fits_part_header(item.name))
+            for item in items
+        )
+        if multipart:
+            files = []
+            for item in items:
+                file_name, data = _file(item.image)
+                files.append(("files", (item.name or file_name, data)))
+            form = {
+                **({"field": field} if field else {}),
+                **({"attributes": _json_text(first)} if first is not None else {}),
+            }
+            body = self.json("POST", path, files=files, data=form)
         else:
-            files = [("files", _file(image)) for image in images]
-            body = self.json("POST", path, files=files, data={"field": field} if field else {})
+            entries = [
+                {**_ref(item.image), "field": field, **_meta(item.name, item.attributes)}
+                for item in items
+            ]
+            body = self.json("POST", path, json={"images": entries})
         return BatchResult.parse(body, self.url)
 
     def search(
-        self, app: str, image: ImageSource, topk: int = 10, field: str | None = None
+        self,
+        app: str,
+        image: ImageSource,
+        topk: int = 10,
+        field: str | None = None,
+        filter: Filter | None = None,
     ) -> list[Hit]:
-        """The ``topk`` stored images nearest to ``image``, best first."""
+        """The ``topk`` stored images nearest to ``image``, best first; with ``filter``, the
+        ``topk`` nearest of those that match it."""
         path = f"/v1/application/{_segment(app)}/search"
         if is_url(image):
             field = self._image_field(app, field)
-            body = self.json("POST", path, json={"fields": {field: _ref(image)}, "topk": topk})
+            request: dict[str, Any] = {"fields": {field: _ref(image)}, "topk": topk}
+            if filter is not None:
+                request["filter"] = filter
+            body = self.json("POST", path, json=request)
         else:
-            form = {"topk": str(topk), **({"field": field} if field else {})}
+            form = {
+                "topk": str(topk),
+                **({"field": field} if field else {}),
+                **({"filter": _json_text(filter)} if filter is not None else {}),
+            }
             body = self.json("POST", path, files={"file": _file(image)}, data=form)
         return [Hit.parse(item, self.url) for item in body]
 
@@ -542,17 +683,25 @@ class Applications(_Resource):
 class Entities(_Resource):
     """/v1/application/<app>/entity: the images stored in an application."""
 
-    def list(self, app: str, num: int = 10, page: int = 0) -> list[Entity]:
-        """Page ``page`` (from 0) of ``num`` entities (1 to 1000), oldest id first."""
+    def list(
+        self, app: str, num: int = 10, page: int = 0, filter: Filter | None = None
+    ) -> list[Entity]:
+        """Page ``page`` (from 0) of ``num`` entities (1 to 1000), oldest id first; with
+        ``filter``, of those that match it."""
         path = f"/v1/application/{_segment(app)}/entity"
-        body = self._client.json("GET", path, params={"num": num, "page": page})
+        params: dict[str, Any] = {"num": num, "page": page}
+        if filter is not None:
+            params["filter"] = _json_text(filter)
+        body = self._client.json("GET", path, params=params)
         return [Entity.parse(item, self._client.url) for item in body]
 
-    def iterate(self, app: str, page_size: int = 1000) -> Iterator[Entity]:
-        """Every entity of the application, a page at a time."""
+    def iterate(
+        self, app: str, page_size: int = 1000, filter: Filter | None = None
+    ) -> Iterator[Entity]:
+        """Every entity of the application (that matches ``filter``), a page at a time."""
         page = 0
         while True:
-            entities = self.list(app, num=page_size, page=page)
+            entities = self.list(app, num=page_size, page=page, filter=filter)
             yield from entities
             if len(entities) < page_size:
                 return
@@ -561,6 +710,21 @@ class Entities(_Resource):
     def get(self, app: str, entity_id: int) -> Entity:
         path = f"/v1/application/{_segment(app)}/entity/{_segment(entity_id)}"
         return Entity.parse(self._client.json("GET", path), self._client.url)
+
+    def update(
+        self,
+        app: str,
+        entity_id: int,
+        name: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> Entity:
+        """Rename the entity and/or replace its attributes wholly (``{}`` removes them all);
+        what is not given stays as it is."""
+        if name is None and attributes is None:
+            raise ValueError("give name, attributes or both")
+        path = f"/v1/application/{_segment(app)}/entity/{_segment(entity_id)}"
+        body = self._client.json("PATCH", path, json=_meta(name, attributes))
+        return Entity.parse(body, self._client.url)
 
     def delete(self, app: str, entity_id: int) -> Entity:
         """Remove the entity, its vectors and its stored image."""

@@ -1,5 +1,8 @@
 """Importing a folder of images into an application: find, hash, skip what is there, upload.
 
+Each image is named by its path relative to the folder, with ``/`` between folders
+(``2019/summer/beach.jpg``), and carries the attributes given for the whole import.
+
 Resuming relies on the server alone: an image counts as imported when the application holds
 an entity with the same SHA-256 in the same field. So a run cut short, an entity deleted since,
 or another machine's import are all seen as they are, with no local state to go stale.
@@ -13,8 +16,9 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from phantoscope.client import PhantoscopeClient, PhantoscopeError
+from phantoscope.client import PhantoscopeClient, PhantoscopeError, Upload
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 # Below the server's default request limit (twice its 32 MiB image limit).
@@ -120,16 +124,35 @@ def batches(
         yield batch
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where the images go, and what each carries besides its name."""
+
+    app: str
+    field: str
+    folder: Path  # names are paths relative to it
+    attributes: dict[str, Any] | None = None
+
+    def name(self, path: Path) -> str:
+        return path.relative_to(self.folder).as_posix()
+
+
 def upload_batch(
-    client: PhantoscopeClient, app: str, image_field: str, batch: list[ImageFile]
+    client: PhantoscopeClient, target: Target, batch: list[ImageFile]
 ) -> tuple[int, list[Failure]]:
     """Upload one batch in one request: how many were imported, and what failed."""
+    names = [target.name(file.path) for file in batch]
     try:
-        result = client.upload_batch(app, [file.path for file in batch], field=image_field)
+        result = client.upload_batch(
+            target.app,
+            [Upload(file.path, name) for file, name in zip(batch, names, strict=True)],
+            field=target.field,
+            attributes=target.attributes,
+        )
     except OSError as exc:  # a file went away since it was hashed: find out which
         if len(batch) == 1:
             return 0, [Failure(batch[0].path, "READ_ERROR", exc.strerror or str(exc))]
-        outcomes = [upload_batch(client, app, image_field, [file]) for file in batch]
+        outcomes = [upload_batch(client, target, [file]) for file in batch]
         return sum(n for n, _ in outcomes), [f for _, failures in outcomes for f in failures]
     except PhantoscopeError as exc:
         return 0, [Failure(file.path, exc.code, exc.message) for file in batch]
@@ -137,16 +160,16 @@ def upload_batch(
     for item in result.results:
         if item.error is not None:
             path = batch[item.index].path
-            # The server labels its message with the part's file name; the report has the path.
-            message = item.error.message.removeprefix(f"{path.name}: ")
+            # The server labels its message with the part's file name (the image's name); the
+            # report shows the path.
+            message = item.error.message.removeprefix(f"{names[item.index]}: ")
             failures.append(Failure(path, item.error.code, message))
     return result.imported, failures
 
 
 def upload_all(
     client: PhantoscopeClient,
-    app: str,
-    image_field: str,
+    target: Target,
     batched: Iterable[list[ImageFile]],
     concurrency: int,
     on_done: Callable[[int], None],
@@ -157,8 +180,7 @@ def upload_all(
     pool = ThreadPoolExecutor(concurrency)
     try:
         futures = {
-            pool.submit(upload_batch, client, app, image_field, batch): len(batch)
-            for batch in batched
+            pool.submit(upload_batch, client, target, batch): len(batch) for batch in batched
         }
         for future in as_completed(futures):
             done, failed = future.result()

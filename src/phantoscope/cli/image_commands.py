@@ -21,6 +21,15 @@ from rich.progress import (
 from rich.text import Text
 
 from phantoscope.cli import folder_import
+from phantoscope.cli.filter_options import (
+    Attrs,
+    NamePrefix,
+    Since,
+    Until,
+    Where,
+    build_filter,
+    parse_attributes,
+)
 from phantoscope.cli.output import Url, connect, console, fail, row, table
 from phantoscope.client import DEFAULT_URL, Box, Hit, PhantoscopeClient, is_url
 
@@ -92,14 +101,20 @@ def import_folder(
     batch_size: Annotated[
         int, typer.Option("--batch-size", "-b", min=1, max=256, help="Images per request.")
     ] = 32,  # 3 % more images/s than 16 on 2 cores (bench/README.md); fewer, larger requests
+    attrs: Attrs = None,
     url: Url = DEFAULT_URL,
 ) -> None:
     """Import every image under FOLDER (.jpg .jpeg .png .gif .webp .bmp .tif .tiff, any case).
 
-    Resumable: skips images the application holds already (same SHA-256) and repeated files.
+    Each image is named by its path under FOLDER (2019/summer/beach.jpg); --attr gives every
+    image of this run the same attributes.
+
+    Resumable: skips images the application holds already (same SHA-256) and repeated files;
+    those keep the name and attributes they have.
 
     Exits 1 when some image failed. Hidden files and folders are left out.
     """
+    attributes = parse_attributes(attrs or ()) or None
     paths = folder_import.find_images(folder)
     if not paths:
         console.print(f"no images found in {folder}", highlight=False)
@@ -127,8 +142,7 @@ def import_folder(
             try:
                 imported, failures = folder_import.upload_all(
                     client,
-                    app,
-                    image_field,
+                    folder_import.Target(app, image_field, folder, attributes),
                     folder_import.batches(plan.upload, batch_size),
                     concurrency,
                     lambda done: progress.advance(uploading, done),
@@ -149,12 +163,15 @@ def _hit_json(rank: int, hit: Hit) -> dict[str, Any]:
     return {
         "rank": rank,
         "id": hit.id,
+        "name": hit.name,
         "score": hit.score,
         "distance": hit.distance,
         "image_url": hit.entity.image_url,
         "box": None if box is None else [box.left, box.top, box.right, box.bottom],
         "field": hit.entity.field,
         "sha256": hit.entity.sha256,
+        "attributes": dict(hit.attributes),
+        "exif": dict(hit.exif),
     }
 
 
@@ -163,23 +180,34 @@ def search(
     image: Annotated[str, typer.Argument(help="Query image: a file or an http(s) URL.")],
     topk: Annotated[int, typer.Option("--topk", "-k", min=1, help="How many hits.")] = 10,
     field: Field = None,
+    where: Where = None,
+    since: Since = None,
+    until: Until = None,
+    name_prefix: NamePrefix = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
     url: Url = DEFAULT_URL,
 ) -> None:
-    """Search an application by image: the nearest stored images, best first."""
+    """Search an application by image: the nearest stored images, best first.
+
+    --where, --since, --until and --name-prefix keep to the images that match them all (the
+    nearest of those: --topk of them when there are that many).
+    """
     if not is_url(image) and not Path(image).is_file():
         raise fail(f"image file {image!r} does not exist", 2)
+    condition = build_filter(where or (), since, until, name_prefix)
     with connect(url) as client:
-        hits = client.search(app, image if is_url(image) else Path(image), topk, field)
+        query = image if is_url(image) else Path(image)
+        hits = client.search(app, query, topk, field, filter=condition)
     if as_json:
         typer.echo(json.dumps([_hit_json(rank, hit) for rank, hit in enumerate(hits, 1)]))
         return
-    shown = table("rank", "id", "score", "distance", "image URL", "box")
+    shown = table("rank", "id", "name", "score", "distance", "image URL", "box")
     for rank, hit in enumerate(hits, 1):
         shown.add_row(
             *row(
                 str(rank),
                 str(hit.id),
+                hit.name or "",
                 f"{hit.score:.4f}",
                 f"{hit.distance:.4f}",
                 hit.entity.image_url,

@@ -3,10 +3,11 @@ errors as exits."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -74,3 +75,11 @@ def table(*headers: str, title: str | None = None) -> Table:
 def row(*values: str) -> list[Text]:
     """Table cells shown as given (no Rich markup in names or descriptions)."""
     return [Text(value) for value in values]
+
+
+def attributes_text(attributes: Mapping[str, Any]) -> str:
+    """``key=value, ...``: text as it is, other values as JSON (``tags=["a","b"]``)."""
+    return ", ".join(
+        f"{key}={value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}"
+        for key, value in attributes.items()
+    )

@@ -1,14 +1,32 @@
-"""`phantoscope app|pipeline|operator list|show|create|delete`: what a server has registered."""
+"""`phantoscope app|pipeline|operator list|show|create|delete`: what a server has registered;
+`phantoscope app entities`: the images an application holds."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from phantoscope.cli.output import Url, connect, console, details, fail, row, table
-from phantoscope.client import DEFAULT_URL, Application, Operator, PhantoscopeError, Pipeline
+from phantoscope.cli.filter_options import NamePrefix, Since, Until, Where, build_filter
+from phantoscope.cli.output import (
+    Url,
+    attributes_text,
+    connect,
+    console,
+    details,
+    fail,
+    row,
+    table,
+)
+from phantoscope.client import (
+    DEFAULT_URL,
+    Application,
+    Entity,
+    Operator,
+    PhantoscopeError,
+    Pipeline,
+)
 
 APPLICATION_NOT_EMPTY = "APPLICATION_NOT_EMPTY"  # the API's code for a refused delete
 
@@ -117,6 +135,63 @@ def app_delete(
                 f"({APPLICATION_NOT_EMPTY})"
             ) from None
     console.print(f"deleted application [bold]{name}[/bold]")
+
+
+def _entity_json(entity: Entity) -> dict[str, Any]:
+    return {
+        "id": entity.id,
+        "name": entity.name,
+        "attributes": dict(entity.attributes),
+        "exif": dict(entity.exif),
+        "field": entity.field,
+        "image_url": entity.image_url,
+        "content_type": entity.content_type,
+        "size": entity.size,
+        "sha256": entity.sha256,
+        "created_at": entity.created_at.isoformat(),
+    }
+
+
+@app_app.command("entities")
+def app_entities(
+    name: Name,
+    where: Where = None,
+    since: Since = None,
+    until: Until = None,
+    name_prefix: NamePrefix = None,
+    num: Annotated[
+        int, typer.Option("--num", "-n", min=1, max=1000, help="Entities per page.")
+    ] = 20,
+    page: Annotated[int, typer.Option("--page", "-p", min=1, help="Which page, from 1.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False,
+    url: Url = DEFAULT_URL,
+) -> None:
+    """List the images an application holds, oldest first: all, or those that match
+    --where, --since, --until and --name-prefix (as for `phantoscope search`)."""
+    condition = build_filter(where or (), since, until, name_prefix)
+    with connect(url) as client:
+        entities = client.entities.list(name, num=num, page=page - 1, filter=condition)
+    if as_json:
+        typer.echo(json.dumps([_entity_json(entity) for entity in entities], ensure_ascii=False))
+        return
+    shown = table("id", "name", "taken_at", "attributes")
+    for entity in entities:
+        shown.add_row(
+            *row(
+                str(entity.id),
+                entity.name or "",
+                entity.exif.get("taken_at", ""),
+                attributes_text(entity.attributes),
+            )
+        )
+    console.print(shown)
+    first = (page - 1) * num
+    if entities:
+        more = f"; more: --page {page + 1}" if len(entities) == num else ""
+        console.print(f"{first + 1}-{first + len(entities)}{more}", highlight=False)
+    else:
+        matching = " matching" if condition else ""
+        console.print(f"no{matching} entities on page {page}", highlight=False)
 
 
 def _show_pipeline(pipeline: Pipeline) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -14,15 +16,20 @@ from phantoscope.engine import journal
 from phantoscope.engine.boundary import entry_point
 from phantoscope.engine.catalog import ApplicationPlan, FieldPlan, application_plan
 from phantoscope.engine.context import Stores
+from phantoscope.engine.entity_filters import matching_entities
+from phantoscope.engine.entity_records import payload_of
 from phantoscope.engine.errors import BadRequestError, ConflictError, EngineError, NotFoundError
+from phantoscope.engine.filters import Filter
 from phantoscope.engine.ids import new_id
 from phantoscope.engine.intake import ImageInput
 from phantoscope.engine.model import Application, Entity, StoredImage
 from phantoscope.engine.names import partition_name
+from phantoscope.engine.photo_exif import exif_at_intake
 from phantoscope.engine.pipeline import PipelineVector
 from phantoscope.engine.registry import get_application
 from phantoscope.engine.rows import entity_of, vector_row
 from phantoscope.storage.meta import EntityRow
+from phantoscope.storage.vectors import VectorPayload
 
 log = logging.getLogger(__name__)
 INT64_MAX = 2**63 - 1  # the largest id or row offset SQL databases take
@@ -32,6 +39,9 @@ INT64_MAX = 2**63 - 1  # the largest id or row offset SQL databases take
 class UploadItem:
     field: str | None  # None: the application's only image field
     image: ImageInput
+    name: str | None = None  # checked (engine.entity_names)
+    # checked (engine.attributes)
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -116,7 +126,7 @@ def upload(
             outcomes[index].error = exc
 
     stored: dict[int, tuple[EntityRow, ImageInput]] = {}  # by item index
-    collection_writes: dict[str, tuple[list[int], list[np.ndarray]]] = defaultdict(lambda: ([], []))
+    collection_writes: dict[str, CollectionWrite] = defaultdict(CollectionWrite)
     for field, indexes in by_field.items():
         field_plan = plan.fields[field]
         results = _embed_each(stores, field_plan, [items[i].image for i in indexes])
@@ -124,12 +134,12 @@ def upload(
             if isinstance(result, EngineError):
                 outcomes[index].error = result
                 continue
-            entity = _entity_row(application, field, items[index].image)
-            ids, vectors = collection_writes[field_plan.pipeline.collection]
+            entity = _entity_row(application, field, items[index])
+            write = collection_writes[field_plan.pipeline.collection]
+            payload = payload_of(entity)
             for vector in result:
                 entity.vectors.append(vector_row(new_id(), field_plan.pipeline.name, vector.box))
-                ids.append(entity.vectors[-1].id)
-                vectors.append(vector.vector)
+                write.add(entity.vectors[-1].id, vector.vector, payload)
             stored[index] = (entity, items[index].image)
     if atomic:
         for outcome in outcomes:
@@ -142,7 +152,23 @@ def upload(
     return outcomes
 
 
-def _entity_row(application: Application, field: str, image: ImageInput) -> EntityRow:
+@dataclass
+class CollectionWrite:
+    """The vectors an upload inserts into one collection, with their payloads."""
+
+    ids: list[int] = dataclasses.field(default_factory=list)
+    vectors: list[np.ndarray] = dataclasses.field(default_factory=list)
+    payloads: list[VectorPayload] = dataclasses.field(default_factory=list)
+
+    def add(self, vector_id: int, vector: np.ndarray, payload: VectorPayload) -> None:
+        self.ids.append(vector_id)
+        self.vectors.append(vector)
+        self.payloads.append(payload)
+
+
+def _entity_row(application: Application, field: str, item: UploadItem) -> EntityRow:
+    image = item.image
+    photo = exif_at_intake(image.data)
     return EntityRow(
         id=new_id(),
         application=application.name,
@@ -151,6 +177,10 @@ def _entity_row(application: Application, field: str, image: ImageInput) -> Enti
         content_type=image.content_type,
         sha256=image.sha256,
         size=len(image.data),
+        name=item.name,
+        attributes=dict(item.attributes),
+        exif=photo.exif,
+        taken_at=photo.taken_at,
     )
 
 
@@ -158,7 +188,7 @@ def _write(
     stores: Stores,
     application: Application,
     stored: list[tuple[EntityRow, ImageInput]],
-    collection_writes: dict[str, tuple[list[int], list[np.ndarray]]],
+    collection_writes: dict[str, CollectionWrite],
 ) -> None:
     """Journal the upload, write objects, then vectors, then rows (closing the journal row in
     the same transaction); on any failure undo what was written. What the undo could not
@@ -166,15 +196,16 @@ def _write(
     upload = journal.open_upload(
         stores, application.name, application.bucket,
         [entity.object_key for entity, _ in stored],
-        {collection: ids for collection, (ids, _) in collection_writes.items()},
+        {collection: write.ids for collection, write in collection_writes.items()},
     )
     undo: list[Callable[[], None]] = []
     try:
         _put_objects(stores, application.bucket, stored, undo)
-        for collection, (ids, vectors) in collection_writes.items():
-            undo.append(lambda c=collection, i=ids: stores.vectors.delete(c, i))
+        for collection, write in collection_writes.items():
+            undo.append(lambda c=collection, i=write.ids: stores.vectors.delete(c, i))
             stores.vectors.insert(
-                collection, ids, np.stack(vectors), partition=partition_name(application.name)
+                collection, write.ids, np.stack(write.vectors),
+                partition=partition_name(application.name), payloads=write.payloads,
             )
         stores.meta.add_entities([entity for entity, _ in stored], pending_upload=upload)
     except BaseException:
@@ -260,14 +291,19 @@ def _delete_vectors(stores: Stores, vectors: Sequence[tuple[str, int]]) -> None:
 
 
 @entry_point
-def list_entities(stores: Stores, app_name: str, num: int, page: int) -> list[Entity]:
+def list_entities(stores: Stores, app_name: str, num: int, page: int,
+                  filter: Filter | None = None) -> list[Entity]:
+    """A page of the application's entities (those ``filter`` selects), by id."""
     get_application(stores, app_name)
     if not 1 <= num <= 1000 or not 0 <= page <= INT64_MAX // num:
         raise BadRequestError(
             "INVALID_PAGE",
             "num must be between 1 and 1000 and page at least 0 (with num * page under 2^63)",
         )
-    rows = stores.meta.list_entities(app_name, offset=num * page, limit=num)
+    if filter is None:
+        rows = stores.meta.list_entities(app_name, offset=num * page, limit=num)
+    else:
+        rows = matching_entities(stores, app_name, filter, offset=num * page, limit=num)
     return [entity_of(row) for row in rows]
 
 

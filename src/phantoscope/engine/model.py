@@ -3,6 +3,8 @@ plain frozen values, read from the stores inside the engine and never tied to a 
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -84,6 +86,11 @@ class Entity:
     sha256: str
     created_at: datetime
     vectors: tuple[EntityVector, ...]
+    name: str | None = None  # given in the request, or the file's or URL's name
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the user's keys
+    # What the image's EXIF says: taken_at (ISO 8601 with offset), camera, width, height,
+    # gps {lat, lon}; each key only when known.
+    exif: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -91,4 +91,7 @@ def entity_of(row: EntityRow) -> Entity:
         sha256=row.sha256,
         created_at=row.created_at,
         vectors=tuple(entity_vector_of(vector) for vector in row.vectors),
+        name=row.name,
+        attributes=dict(row.attributes or {}),
+        exif=dict(row.exif or {}),  # taken_at as read at intake, with its offset
     )

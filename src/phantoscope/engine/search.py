@@ -1,4 +1,9 @@
-"""Searching an application by image: hits grouped by the image they belong to."""
+"""Searching an application by image: hits grouped by the image they belong to, optionally
+among the entities a filter selects.
+
+A filter is applied inside the vector search (:mod:`phantoscope.engine.vector_filters`), so
+the nearest ``topk`` are taken among the selected vectors, and every hit is checked again
+against its SQL row (SQL is the truth; a payload the store holds could lag behind it)."""
 
 from __future__ import annotations
 
@@ -9,11 +14,15 @@ import numpy as np
 from phantoscope.engine.boundary import entry_point
 from phantoscope.engine.catalog import FieldPlan, application_plan
 from phantoscope.engine.context import Stores
+from phantoscope.engine.entity_records import record_of
 from phantoscope.engine.errors import BadRequestError
+from phantoscope.engine.filters import Filter, matches
 from phantoscope.engine.intake import ImageInput
 from phantoscope.engine.model import Box, Entity
 from phantoscope.engine.names import partition_name
+from phantoscope.engine.pipeline import PipelineVector
 from phantoscope.engine.rows import box_of, entity_of
+from phantoscope.engine.vector_filters import NOTHING, vector_filter
 
 MAX_TOPK = 1000
 # Processor pipelines give several vectors per image: fetch more hits to fill topk images.
@@ -66,28 +75,46 @@ def check_topk(topk: object) -> int:
 
 @entry_point
 def search(
-    stores: Stores, app_name: str, field_name: str | None, image: ImageInput, topk: int
+    stores: Stores, app_name: str, field_name: str | None, image: ImageInput, topk: int,
+    filter: Filter | None = None,
 ) -> list[Hit]:
     check_topk(topk)
-    return run_search(stores, plan_search(stores, app_name, field_name), image, topk)
+    return run_search(stores, plan_search(stores, app_name, field_name), image, topk, filter)
 
 
 @entry_point
-def run_search(stores: Stores, plan: FieldPlan, image: ImageInput, topk: int) -> list[Hit]:
-    """The images of ``plan``'s application nearest to ``image``, best first."""
-    application, pipeline = plan.application, plan.pipeline
+def run_search(stores: Stores, plan: FieldPlan, image: ImageInput, topk: int,
+               filter: Filter | None = None) -> list[Hit]:
+    """The images of ``plan``'s application nearest to ``image`` (among those ``filter``
+    selects), best first."""
     queries, _ = stores.runner.run(plan.processors, plan.encoder, [image.b64])
     if not queries:
-        found = " (no region was found in it)" if pipeline.processors else ""
+        found = " (no region was found in it)" if plan.pipeline.processors else ""
         raise BadRequestError("NO_VECTOR", f"the query image gave no vector{found}")
+    return nearest(stores, plan, queries, topk, filter)
+
+
+@entry_point
+def nearest(stores: Stores, plan: FieldPlan, queries: list[PipelineVector], topk: int,
+            filter: Filter | None = None) -> list[Hit]:
+    """The images of ``plan``'s application nearest to the query vectors (among those
+    ``filter`` selects), best first."""
+    application, pipeline = plan.application, plan.pipeline
+    expression = vector_filter(stores, application, pipeline, filter)
+    if expression == NOTHING:
+        return []
     limit = topk * OVERFETCH if pipeline.processors else topk
     results = stores.vectors.search(
         pipeline.collection,
         np.stack([q.vector for q in queries]),
         limit,
         partition=partition_name(application.name),
+        filter=expression,
     )
     rows = stores.meta.entities_for_vectors([hit.id for hits in results for hit in hits])
+    if filter is not None:
+        rows = {vector_id: found for vector_id, found in rows.items()
+                if matches(filter, record_of(found[0]))}
     by_entity: dict[int, Hit] = {}
     for query, hits in zip(queries, results, strict=True):
         for vector_hit in hits:

@@ -16,8 +16,9 @@ process sharing the database made the change.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ from sqlalchemy.orm import (
     mapped_column,
     relationship,
     sessionmaker,
+    validates,
 )
 
 from phantoscope.storage import migrations
@@ -181,7 +183,9 @@ class EntityRow(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
-    # revision 0002: given by the user, or read from the image (nothing sets them yet)
+    # revision 0002: given by the user, or read from the image; NULL for older entities.
+    # taken_at is written as an aware UTC moment (whatever zone it is set in); SQLite and
+    # MariaDB keep its wall clock only, so read it back through `taken_at_utc`.
     name: Mapped[str | None] = mapped_column(String(ENTITY_NAME), nullable=True)
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     exif: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -189,6 +193,22 @@ class EntityRow(Base):
     vectors: Mapped[list[VectorRow]] = relationship(
         order_by="VectorRow.id", cascade="all, delete-orphan", lazy="selectin"
     )
+
+    @validates("taken_at")
+    def _utc_taken_at(self, _key: str, moment: datetime | None) -> datetime | None:
+        if moment is None:
+            return None
+        if moment.tzinfo is None:
+            raise ValueError("taken_at must be an aware datetime")
+        return moment.astimezone(UTC)
+
+    @property
+    def taken_at_utc(self) -> datetime | None:
+        """``taken_at`` as an aware UTC moment, whichever database it came back from."""
+        moment = self.taken_at
+        if moment is None:
+            return None
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
     __table_args__ = (  # as revision 0002 makes them; its docstring says which query uses them
         Index("ix_entities_application_name", "application", "name",
@@ -376,6 +396,63 @@ def _enable_sqlite_foreign_keys(engine: Engine) -> None:
         cursor.close()
 
 
+@dataclass(frozen=True)
+class EntityNarrowing:
+    """Conditions every wanted entity meets, for SQL to leave the others out early. A
+    narrowing may let through more rows than it names (callers check each row they get),
+    never fewer.
+
+    ``name_prefix``: the name starts with it. ``taken_at``: (op, aware moment) pairs, op one
+    of eq, gt, gte, lt, lte, each true of the entity's ``taken_at`` (NULL fails them all)."""
+
+    name_prefix: str | None = None
+    taken_at: tuple[tuple[str, datetime], ...] = ()
+
+
+def _successor(prefix: str) -> str | None:
+    """The least string above every string starting with ``prefix`` (None: none is)."""
+    chars = list(prefix)
+    while chars and ord(chars[-1]) >= 0x10FFFF:
+        chars.pop()
+    if not chars:
+        return None
+    code = ord(chars[-1]) + 1
+    chars[-1] = chr(0xE000 if 0xD800 <= code <= 0xDFFF else code)
+    return "".join(chars)
+
+
+def _like_pattern(prefix: str) -> str:
+    """A LIKE pattern matching names that start with ``prefix`` (escape character ``!``: a
+    backslash would need quoting differently on each database)."""
+    escaped = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return escaped + "%"
+
+
+def _narrowed(query: Any, narrowing: EntityNarrowing, dialect: str) -> Any:
+    """``query`` over entities with the narrowing's conditions added.
+
+    A name prefix is a range on SQLite (binary order: exactly the prefix, through the
+    (application, name) index; SQLite's LIKE ignores case and uses no index) and an
+    escaped LIKE elsewhere (PostgreSQL: exact, through the varchar_pattern_ops index;
+    MariaDB's usual collations ignore case: a superset, which callers check)."""
+    prefix = narrowing.name_prefix
+    if prefix:
+        if dialect == "sqlite":
+            query = query.where(EntityRow.name >= prefix)
+            upper = _successor(prefix)
+            if upper is not None:
+                query = query.where(EntityRow.name < upper)
+        else:
+            query = query.where(EntityRow.name.like(_like_pattern(prefix), escape="!"))
+    column = EntityRow.taken_at
+    for op, moment in narrowing.taken_at:
+        moment = moment.astimezone(UTC)
+        condition = {"eq": column == moment, "gt": column > moment, "gte": column >= moment,
+                     "lt": column < moment, "lte": column <= moment}[op]
+        query = query.where(condition)
+    return query
+
+
 class MetaStore:
     """Sessions over one database; every method is one transaction."""
 
@@ -537,6 +614,35 @@ class MetaStore:
             query = (select(EntityRow).where(EntityRow.application == application)
                      .order_by(EntityRow.id).offset(offset).limit(limit))
             return list(session.scalars(query))
+
+    def scan_entities(self, application: str, after_id: int, limit: int,
+                      narrowing: EntityNarrowing | None = None) -> list[EntityRow]:
+        """Up to ``limit`` of the application's entities with ids above ``after_id``, by id,
+        narrowed (a listing reads on from the last id it got: each call is one indexed
+        range, however far it has gone)."""
+        with self.session("reading entities") as session:
+            query = (select(EntityRow).where(EntityRow.application == application,
+                                             EntityRow.id > after_id)
+                     .order_by(EntityRow.id).limit(limit))
+            if narrowing is not None:
+                query = _narrowed(query, narrowing, self.engine.dialect.name)
+            return list(session.scalars(query))
+
+    def update_entity(self, application: str, entity_id: int,
+                      changes: Mapping[str, Any]) -> EntityRow | None:
+        """Set the entity's ``name`` and/or ``attributes`` (the keys of ``changes``) in one
+        transaction; the row as it now is, or None when the application has no such entity."""
+        unknown = set(changes) - {"name", "attributes"}
+        if unknown:
+            raise ValueError(f"entities cannot change {sorted(unknown)} here")
+        with self.session("updating an entity") as session:
+            row = session.get(EntityRow, entity_id)
+            if row is None or row.application != application:
+                return None
+            for key, value in changes.items():
+                setattr(row, key, value)
+            session.flush()
+            return row
 
     def entity_vectors(self, application: str) -> list[tuple[str, int]]:
         """(pipeline, vector id) of every vector of the application's entities."""

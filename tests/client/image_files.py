@@ -1,4 +1,5 @@
-"""Image files in the forms a real photo folder holds: 16-bit TIFFs, EXIF rotation, alpha."""
+"""Image files in the forms a real photo folder holds: 16-bit TIFFs, EXIF rotation, alpha,
+camera EXIF."""
 
 from __future__ import annotations
 
@@ -47,3 +48,15 @@ def with_alpha(image: Image.Image) -> tuple[bytes, bytes]:
     white = Image.new("RGB", image.size, (255, 255, 255))
     white.paste(rgba, mask=rgba.getchannel("A"))
     return png(rgba), png(white)
+
+
+def with_exif(image: Image.Image, taken_at: str, camera: tuple[str, str] | None = None) -> bytes:
+    """A JPEG whose EXIF says when it was taken (``2024:05:01 12:30:00``, the camera's
+    local time) and, when given, the camera's make and model."""
+    exif = Image.Exif()
+    if camera is not None:
+        exif[0x010F], exif[0x0110] = camera  # Make, Model
+    exif.get_ifd(0x8769)[0x9003] = taken_at  # DateTimeOriginal
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=90, exif=exif)
+    return buffer.getvalue()

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import secrets
-import threading
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -27,23 +23,6 @@ from photos import edited_copy, jpeg, photo
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(3)}"
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *_: object) -> None:
-        pass
-
-
-@pytest.fixture
-def image_host(tmp_path) -> Iterator[str]:
-    """An HTTP server on loopback serving ``tmp_path``; its base URL."""
-    handler = functools.partial(QuietHandler, directory=str(tmp_path))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def test_round_trip(client, server, encoder_endpoint, tmp_path, image_host):

@@ -11,10 +11,15 @@ array (cached: a segment is an immutable data file), the newest row per key acro
 search. The memtable's rows are gathered in one pass (`memtable_snapshot`; milvus-lite
 turns each vector into a Python list). faiss, row materialisation and projection stay
 milvus-lite's.
+Filter expressions are applied inside the search: per segment, the rows the filter selects
+(`lite_filter.segment_mask`: milvus-lite's own vectorised evaluator for scalar columns, and
+typed columns cached per segment for JSON paths, where milvus-lite parses every row's JSON
+on every search) are ANDed with the current rows before faiss runs, and the memtable's rows
+are filtered the same way (`lite_filter.table_mask`), so the top-k is complete.
 `local_collection` lets a store in the process that serves a Lite database search it
 directly rather than through Lite's loopback gRPC server (≈ 3 ms a search on 2 slow cores).
-Anything it does not handle (filter expressions, keys that are not integers, a caller
-without a projection) goes to the original. `install` puts it in place only over versions
+Anything it does not handle (keys that are not integers, a caller without a projection)
+goes to the original. `install` puts it in place only over versions
 it was checked against (`TESTED_VERSIONS`; tests/storage/test_lite_search.py compares both
 executors on real collections with upserts, deletes, partitions and unflushed rows).
 """
@@ -31,6 +36,8 @@ from importlib import metadata
 from typing import Any
 
 import numpy as np
+
+from phantoscope.storage import lite_filter
 
 __all__ = ["TESTED_VERSIONS", "install", "installed", "is_lite_error", "local_collection",
            "memtable_snapshot", "search_with_index"]
@@ -258,7 +265,7 @@ def search_with_index(
         indexed_filter_plan=indexed_filter_plan, project_record_fn=project_record_fn,
         search_params=search_params)
     fallback = _original or original_executor()
-    if compiled_filter is not None or project_record_fn is None:
+    if project_record_fn is None:
         return fallback(**arguments)
     queries = np.asarray(query_vectors, dtype=np.float32)
     if queries.ndim == 1:
@@ -269,7 +276,8 @@ def search_with_index(
     wanted = set(partition_names) if partition_names else None
     in_scope = [s for s in segments
                 if s.num_rows > 0 and (wanted is None or s.partition in wanted)]
-    snapshot = memtable_snapshot(memtable, vector_field, partition_names)
+    snapshot, mt_table = _memtable_snapshot(memtable, vector_field, partition_names,
+                                            with_table=compiled_filter is not None)
     if snapshot is None:
         return fallback(**arguments)
     mt_pks, mt_seqs, mt_vectors, mt_rows = snapshot
@@ -290,6 +298,12 @@ def search_with_index(
         for segment, keys, mask in zip(in_scope, segment_keys, masks, strict=True):
             _drop_deleted(mask, keys.keys, segment.seqs, tombstones, delete_seqs)
         _drop_deleted(mt_mask, mt_keys, mt_seqs, tombstones, delete_seqs)
+    if compiled_filter is not None:
+        for segment, mask in zip(in_scope, masks, strict=True):
+            if mask.any():
+                mask &= lite_filter.segment_mask(segment, compiled_filter, indexed_filter_plan)
+        if mt_mask.any() and mt_table is not None:
+            mt_mask &= lite_filter.table_mask(compiled_filter, mt_table)
 
     recalled: list[tuple[int, np.ndarray, np.ndarray]] = []
     for number, (segment, mask) in enumerate(zip(in_scope, masks, strict=True)):
@@ -334,6 +348,14 @@ def memtable_snapshot(
     What it allocates comes from the C library's allocator, not pyarrow's default mimalloc
     pool: there each of a server's many request threads kept its own freed blocks, and with
     32 clients searching while 4 uploaded the API's memory swung by up to 270 MB (tests/load)."""
+    return _memtable_snapshot(memtable, vector_field, partition_names, with_table=False)[0]
+
+
+def _memtable_snapshot(
+    memtable: Any, vector_field: str, partition_names: list[str] | None, with_table: bool
+) -> tuple[_Snapshot | None, Any]:
+    """`memtable_snapshot`, and with ``with_table`` its rows' other columns as an Arrow
+    table in the same order (what a filter is evaluated on)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -343,7 +365,7 @@ def memtable_snapshot(
         batches = list(memtable._insert_batches)
         positions = list(memtable._pk_index.items())
     if not positions:
-        return _empty_snapshot()
+        return _empty_snapshot(), None
     table = pa.Table.from_batches(batches)
     references = np.array([position for _, position in positions], dtype=np.int64)
     starts = np.cumsum([0] + [batch.num_rows for batch in batches])
@@ -354,16 +376,20 @@ def memtable_snapshot(
             partition_names, type=pa.string(), memory_pool=pool))
         kept = np.flatnonzero(pc.cast(in_scope, pa.uint8(), memory_pool=pool).to_numpy())
         if not len(kept):
-            return _empty_snapshot()
+            return _empty_snapshot(), None
         positions = [positions[i] for i in kept]
         references, table_rows = references[kept], table_rows[kept]
     column = _take(table.column(vector_field), table_rows, pool)
     if column.null_count:
-        return None
+        return None, None
     vectors = column.flatten().to_numpy().reshape(len(column), -1)
+    scalars = None
+    if with_table:
+        others = table.drop_columns([vector_field])
+        scalars = pc.take(others, pa.array(table_rows, memory_pool=pool), memory_pool=pool)
     return ([key for key, _ in positions], references[:, 2].astype(np.uint64),
             vectors.astype(np.float32, copy=False),
-            [(batch, row) for _, (batch, row, _) in positions])
+            [(batch, row) for _, (batch, row, _) in positions]), scalars
 
 
 def _take(column: Any, rows: np.ndarray, pool: Any) -> Any:

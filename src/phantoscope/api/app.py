@@ -16,6 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from phantoscope import __version__
 from phantoscope.api import (
     application_routes,
+    entity_routes,
     health_routes,
     operator_routes,
     pipeline_routes,
@@ -96,7 +97,7 @@ def create_app(
     install_error_handlers(app)
     routers = (
         health_routes.router, prometheus.router, operator_routes.router, pipeline_routes.router,
-        application_routes.router,
+        application_routes.router, entity_routes.router,
     )
     for router in routers:
         app.include_router(router)

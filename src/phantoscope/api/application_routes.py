@@ -8,20 +8,24 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from phantoscope.api.deps import image_url, stores_of
+from phantoscope.api.entity_fields import attributes_of, form_attributes, form_name, name_of
 from phantoscope.api.image_refs import ImageRef, read_file, read_image
 from phantoscope.api.responses import COMMON, errors
 from phantoscope.api.serialize import application_json, box_json, entity_json, hit_json
 from phantoscope.engine import entities, registry
 from phantoscope.engine.catalog import ApplicationPlan
 from phantoscope.engine.context import Stores
+from phantoscope.engine.entity_filters import request_filter, request_filter_text
+from phantoscope.engine.entity_names import name_from_url
 from phantoscope.engine.errors import BadRequestError, EngineError, SchemaError, TooLargeError
+from phantoscope.engine.filters import Filter
 from phantoscope.engine.intake import ImageInput
 from phantoscope.engine.model import Application
 from phantoscope.engine.search import MAX_TOPK, check_topk, plan_search, run_search, topk_error
@@ -40,18 +44,28 @@ class CreateApplication(BaseModel):
     s3_buckets: str | None = Field(None, alias="s3Buckets")
 
 
+NAME = "The entity's name (at most 1024 characters, no control characters)."
+ATTRIBUTES = "The user's own keys: a JSON object of strings, numbers, booleans, string lists."
+FILTER = "Search only among the entities this structured filter selects."
+
+
 class UploadBody(BaseModel):
     fields: dict[str, ImageRef] = Field(min_length=1)
+    name: Any = Field(None, description=NAME)  # checked by the engine's rules
+    attributes: Any = Field(None, description=ATTRIBUTES)
 
 
 class SearchBody(BaseModel):
     fields: dict[str, ImageRef] = Field(min_length=1, max_length=1)
     topk: int = Field(description=TOPK)
     nprobe: int | None = None
+    filter: Any = Field(None, description=FILTER)  # checked: INVALID_FILTER
 
 
 class BatchItem(ImageRef):
     field: str | None = None
+    name: Any = Field(None, description=NAME)
+    attributes: Any = Field(None, description=ATTRIBUTES)
 
 
 class BatchBody(BaseModel):
@@ -80,10 +94,13 @@ def _image_body(**form_fields: dict[str, Any]) -> dict[str, Any]:
 
 
 Body = TypeVar("Body", bound=BaseModel)
-IMAGE_BODY = _image_body()
+IMAGE_BODY = _image_body(
+    name={"type": "string", "description": NAME + " Default: the file's name."},
+    attributes={"type": "string", "description": ATTRIBUTES + " As JSON text."})
 SEARCH_BODY = _image_body(
     topk={"type": "integer", "minimum": 1, "maximum": MAX_TOPK, "default": 10,
-          "description": TOPK})
+          "description": TOPK},
+    filter={"type": "string", "description": FILTER + " As JSON text."})
 
 
 def _invalid(exc: ValidationError) -> EngineError:
@@ -113,7 +130,14 @@ async def _body(request: Request, model: type[Body]) -> Body | FormData:
         raise _invalid(exc) from None
 
 
-async def _files(form: FormData) -> list[tuple[str, bytes]]:
+@dataclass(frozen=True)
+class FilePart:
+    filename: str | None
+    data: bytes
+    label: str  # how errors name it: its file name, else its place
+
+
+async def _files(form: FormData) -> list[FilePart]:
     uploads = [
         value
         for key in ("file", "files")
@@ -123,7 +147,7 @@ async def _files(form: FormData) -> list[tuple[str, bytes]]:
     if not uploads:
         raise BadRequestError("INVALID_REQUEST", "the form has no `file` (or `files`) part")
     return [
-        (upload.filename or f"file {index}", await upload.read())
+        FilePart(upload.filename, await upload.read(), upload.filename or f"file {index}")
         for index, upload in enumerate(uploads)
     ]
 
@@ -135,10 +159,13 @@ def _field(form: FormData) -> str | None:
 
 @dataclass(frozen=True)
 class Files:
-    """The files of a multipart request, read, and its `field`."""
+    """The files of a multipart request, read, its `field`, and its `name` and `attributes`
+    form fields as sent."""
 
-    files: list[tuple[str, bytes]]
+    files: list[FilePart]
     field: str | None
+    name: object = None
+    attributes: object = None
 
 
 async def _upload_body(request: Request, model: type[Body]) -> Body | Files | EngineError:
@@ -147,7 +174,8 @@ async def _upload_body(request: Request, model: type[Body]) -> Body | Files | En
     try:
         body = await _body(request, model)
         if isinstance(body, FormData):
-            return Files(await _files(body), _field(body))
+            return Files(await _files(body), _field(body), body.get("name"),
+                         body.get("attributes"))
         return body
     except EngineError as exc:
         return exc
@@ -201,11 +229,17 @@ def _upload_answer(stores: Stores, name: str, body: UploadBody | Files | EngineE
     if isinstance(body, Files):
         if len(body.files) != 1:
             raise BadRequestError("INVALID_REQUEST", "upload takes one file; use upload/batch")
-        label, data = body.files[0]
-        items = [entities.UploadItem(body.field, read_file(stores, data, label))]
+        part = body.files[0]
+        name, attributes = form_name(body.name, part.filename), form_attributes(body.attributes)
+        items = [entities.UploadItem(body.field, read_file(stores, part.data, part.label),
+                                     name, attributes)]
     else:
+        attributes = attributes_of(body.attributes)
+        names = {field: name_of(body.name, name_from_url(ref.url) if ref.url else None)
+                 for field, ref in body.fields.items()}
         items = [
-            entities.UploadItem(field, read_image(stores, ref, f"fields.{field}"))
+            entities.UploadItem(field, read_image(stores, ref, f"fields.{field}"), names[field],
+                                attributes)
             for field, ref in body.fields.items()
         ]
     outcomes = entities.upload(stores, plan, items)
@@ -215,26 +249,46 @@ def _upload_answer(stores: Stores, name: str, body: UploadBody | Files | EngineE
 
 @router.post("/{name}/upload", openapi_extra=IMAGE_BODY, responses=errors(413, 502))
 async def upload(name: str, request: Request) -> list[dict]:
-    """Upload one image: JSON `{"fields": {"<field>": {"url"|"data"}}}` or a multipart
-    `file` (with an optional `field`). Answers one entity object per vector produced."""
+    """Upload one image: JSON `{"fields": {"<field>": {"url"|"data"}}, "name"?,
+    "attributes"?}` or a multipart `file` (with optional `field`, `name` and `attributes`
+    as JSON text). The name defaults to the file's name, or the URL's last path segment.
+    Answers one entity object per vector produced."""
     body = await _upload_body(request, UploadBody)
     return await run_in_threadpool(_upload_answer, stores_of(request), name, body)
 
 
-def _read_each(stores: Stores, body: BatchBody | Files
-               ) -> list[entities.UploadItem | EngineError]:
-    """Each image of a batch read and checked, or the error that refused it."""
-    reads: list[tuple[str | None, Callable[[], ImageInput]]]
+@dataclass(frozen=True)
+class BatchRead:
+    """How to read one image of a batch, and what its entity is called and carries."""
+
+    field: str | None
+    image: Callable[[], ImageInput]
+    name: str | None
+    attributes: dict[str, Any]
+
+
+def _batch_reads(stores: Stores, body: BatchBody | Files) -> list[BatchRead]:
+    """Each image of a batch with its checked name and attributes; a bad name or attributes
+    refuses the whole batch (nothing is read or stored)."""
     if isinstance(body, Files):
-        reads = [(body.field, partial(read_file, stores, data, label))
-                 for label, data in body.files]
-    else:
-        reads = [(ref.field, partial(read_image, stores, ref, f"images[{index}]"))
-                 for index, ref in enumerate(body.images)]
+        attributes = form_attributes(body.attributes)
+        return [BatchRead(body.field, partial(read_file, stores, part.data, part.label),
+                          form_name(None, part.filename), attributes)
+                for part in body.files]
+    return [BatchRead(ref.field, partial(read_image, stores, ref, f"images[{index}]"),
+                      name_of(ref.name, name_from_url(ref.url) if ref.url else None,
+                              f"images[{index}].name"),
+                      attributes_of(ref.attributes, f"images[{index}]"))
+            for index, ref in enumerate(body.images)]
+
+
+def _read_each(reads: list[BatchRead]) -> list[entities.UploadItem | EngineError]:
+    """Each image of a batch read and checked, or the error that refused it."""
     read: list[entities.UploadItem | EngineError] = []
-    for field, image in reads:
+    for each in reads:
         try:
-            read.append(entities.UploadItem(field, image()))
+            read.append(entities.UploadItem(each.field, each.image(), each.name,
+                                            each.attributes))
         except EngineError as exc:
             read.append(exc)
     return read
@@ -253,7 +307,7 @@ def _batch_answer(stores: Stores, name: str, body: BatchBody | Files | EngineErr
     limit = stores.settings.max_batch_images
     if count > limit:
         raise TooLargeError("BATCH_TOO_LARGE", f"{count} images; the limit is {limit}")
-    read = _read_each(stores, body)
+    read = _read_each(_batch_reads(stores, body))
     good = [
         (index, item) for index, item in enumerate(read) if isinstance(item, entities.UploadItem)
     ]
@@ -266,8 +320,10 @@ def _batch_answer(stores: Stores, name: str, body: BatchBody | Files | EngineErr
 
 @router.post("/{name}/upload/batch", openapi_extra=IMAGE_BODY, responses=errors(413, 502))
 async def upload_batch(name: str, request: Request) -> dict:
-    """Upload many images in one request: JSON `{"images": [{"url"|"data", "field"?}]}` or
-    multipart `files`. Each image succeeds or fails on its own; the answer says which."""
+    """Upload many images in one request: JSON `{"images": [{"url"|"data", "field"?,
+    "name"?, "attributes"?}]}` or multipart `files` (each named by its file name; an
+    `attributes` form field applies to all). Each image succeeds or fails on its own; the
+    answer says which. A bad name or attributes refuses the whole batch."""
     body = await _upload_body(request, BatchBody)
     return await run_in_threadpool(_batch_answer, stores_of(request), name, body)
 
@@ -304,84 +360,35 @@ def _topk_of(text: object) -> int:
 @router.post("/{name}/search", openapi_extra=SEARCH_BODY, responses=errors(413, 502),
              response_model=list[dict])
 async def search(name: str, request: Request) -> JSONResponse:
-    """Search by image: JSON `{"fields": {"<field>": {"url"|"data"}}, "topk": 10}` or a
-    multipart `file` with `topk` (and optional `field`). Nearest first. `topk` is an
-    integer from 1 to 1000 (INVALID_TOPK otherwise)."""
+    """Search by image: JSON `{"fields": {"<field>": {"url"|"data"}}, "topk": 10,
+    "filter"?: {...}}` or a multipart `file` with `topk` (and optional `field`, and `filter`
+    as JSON text). Nearest first. `topk` is an integer from 1 to 1000 (INVALID_TOPK
+    otherwise); `filter` selects the entities searched among (INVALID_FILTER when it is not
+    a valid filter)."""
     stores = stores_of(request)
     body = await _body(request, SearchBody)
     read: Callable[[], ImageInput]
     topk: int
     if isinstance(body, FormData):
-        label, data = (await _files(body))[0]
+        part = (await _files(body))[0]
         field, topk = _field(body), _topk_of(body.get("topk", "10"))
-        read = partial(read_file, stores, data, label)
+        found = request_filter_text(body.get("filter"))
+        read = partial(read_file, stores, part.data, part.label)
     else:
         field, ref = next(iter(body.fields.items()))
         topk = body.topk
+        found = request_filter(body.filter)
         read = partial(read_image, stores, ref, f"fields.{field}")
-    return await run_in_threadpool(_search_answer, stores, name, field, read, topk)
+    return await run_in_threadpool(_search_answer, stores, name, field, read, topk, found)
 
 
 def _search_answer(stores: Stores, name: str, field: str | None,
-                   read: Callable[[], ImageInput], topk: int) -> JSONResponse:
+                   read: Callable[[], ImageInput], topk: int,
+                   found: Filter | None) -> JSONResponse:
     """A search once its body is parsed, on one worker thread: the event loop runs no query,
     decode or presigning, and a search pays for one hand-over to a thread, not four."""
     plan = plan_search(stores, name, field)
-    hits = run_search(stores, plan, read(), check_topk(topk))
+    hits = run_search(stores, plan, read(), check_topk(topk), found)
     application = plan.application
     return JSONResponse([hit_json(hit, application, image_url(stores, application, hit.entity))
                          for hit in hits])
-
-
-@router.get("/{name}/entity")
-def list_entities(
-    name: str,
-    request: Request,
-    num: int = Query(10, description="Entities per page: 1 to 1000."),
-    page: int = Query(0, description="The page, from 0 (num * page under 2^63)."),
-) -> list[dict]:
-    stores = stores_of(request)
-    application = registry.get_application(stores, name)
-    found = entities.list_entities(stores, name, num, page)
-    return [entity_json(entity, application, image_url(stores, application, entity))
-            for entity in found]
-
-
-@router.get("/{name}/entity/count")
-def count_entities(name: str, request: Request) -> dict:
-    return {"count": entities.count_entities(stores_of(request), name)}
-
-
-@router.get("/{name}/entity/{entity_id}")
-def get_entity(name: str, entity_id: int, request: Request) -> dict:
-    stores = stores_of(request)
-    application = registry.get_application(stores, name)
-    entity = entities.get_entity(stores, name, entity_id)
-    return entity_json(entity, application, image_url(stores, application, entity))
-
-
-@router.get(
-    "/{name}/entity/{entity_id}/image",
-    response_class=Response,
-    responses={
-        200: {"description": "The image as uploaded", "content": {"image/*": {}}},
-        307: {"description": "S3 storage: a presigned URL of the image"},
-    },
-)
-def entity_image(name: str, entity_id: int, request: Request) -> Response:
-    """The stored original image (a redirect to a presigned URL for S3)."""
-    image = entities.entity_image(stores_of(request), name, entity_id)
-    if image.url:
-        return RedirectResponse(image.url)
-    return Response(
-        image.data, media_type=image.content_type,
-        headers={"Cache-Control": "private, max-age=86400"},
-    )
-
-
-@router.delete("/{name}/entity/{entity_id}")
-def delete_entity(name: str, entity_id: int, request: Request) -> dict:
-    stores = stores_of(request)
-    application = registry.get_application(stores, name)
-    entity = entities.delete_entity(stores, name, entity_id)
-    return entity_json(entity, application, "")

@@ -76,7 +76,8 @@ def box_json(box: Box | None) -> dict[str, Any] | None:
 def entity_json(
     entity: Entity, application: Application, image_url: str, *, id_as_text: bool = False
 ) -> dict[str, Any]:
-    """An entity as the original showed it; ``_id`` is text in search answers, as there."""
+    """An entity as the original showed it (``_id`` is text in search answers, as there),
+    plus its ``name`` (null when it has none), ``attributes`` and ``exif``."""
     return {
         "_id": str(entity.id) if id_as_text else entity.id,
         "_app_name": application.name,
@@ -91,6 +92,9 @@ def entity_json(
             {"id": vector.id, "pipeline": vector.pipeline, "box": box_json(vector.box)}
             for vector in entity.vectors
         ],
+        "name": entity.name,
+        "attributes": dict(entity.attributes),
+        "exif": dict(entity.exif),
     }
 
 

@@ -55,6 +55,20 @@ def upload(ref: dict) -> dict:
     return {"json": {"fields": {"image": ref}}}
 
 
+GOOD_BYTES = jpeg(photo("chelsea"))
+NESTED: dict = {"width": 1}
+for _ in range(8):
+    NESTED = {"not": NESTED}
+
+
+def search_with(filter: object) -> dict:
+    return {"json": {"fields": {"image": {"data": GOOD}}, "topk": 3, "filter": filter}}
+
+
+def upload_with(**keys: object) -> dict:
+    return {"json": {"fields": {"image": {"data": GOOD}}, **keys}}
+
+
 # (id, method, path, request kwargs, status, code)
 CASES = [
     ("malformed json", "POST", "/v1/operator/regist", {"content": b'{"name": ',
@@ -181,6 +195,72 @@ CASES = [
     ("page size 0", "GET", "/v1/application/app/entity?num=0", {}, 400, "INVALID_PAGE"),
     ("pipeline test bad image", "POST", "/v1/pipeline/pipe/test", {"json": {"data": TEXT}},
      400, "NOT_AN_IMAGE"),
+    # issue 16: filters, attributes and names
+    ("filter unknown operator", "POST", "/v1/application/app/search",
+     search_with({"width": {"near": 3}}), 400, "INVALID_FILTER"),
+    ("filter wrong value type", "POST", "/v1/application/app/search",
+     search_with({"width": "wide"}), 400, "INVALID_FILTER"),
+    ("filter time not a time", "POST", "/v1/application/app/search",
+     search_with({"taken_at": {"gte": "last year"}}), 400, "INVALID_FILTER"),
+    ("filter nested 9 deep", "POST", "/v1/application/app/search",
+     search_with(NESTED), 400, "INVALID_FILTER"),
+    ("filter key outside the rule", "POST", "/v1/application/app/search",
+     search_with({"attributes.bad-key": 1}), 400, "INVALID_FILTER"),
+    ("filter unknown key", "POST", "/v1/application/app/search",
+     search_with({"colour": "red"}), 400, "INVALID_FILTER"),
+    ("filter of 10000 values", "POST", "/v1/application/app/search",
+     search_with({"attributes.tags": {"in": [f"v{i}" for i in range(10_000)]}}), 400,
+     "INVALID_FILTER"),
+    ("filter not an object", "POST", "/v1/application/app/search", search_with([1]), 400,
+     "INVALID_FILTER"),
+    ("filter with a control character", "POST", "/v1/application/app/search",
+     search_with({"name": "a\x00b"}), 400, "INVALID_FILTER"),
+    ("multipart filter not json", "POST", "/v1/application/app/search",
+     {"data": {"topk": "3", "filter": '{"width": '},
+      "files": {"file": ("q.jpg", GOOD_BYTES, "image/jpeg")}}, 400, "INVALID_FILTER"),
+    ("listing filter not json", "GET", "/v1/application/app/entity?filter=%7Bwidth", {}, 400,
+     "INVALID_FILTER"),
+    ("listing filter unknown operator", "GET", "/v1/application/app/entity",
+     {"params": {"filter": '{"name": {"like": "a%"}}'}}, 400, "INVALID_FILTER"),
+    ("attributes over 64 KiB", "POST", "/v1/application/app/upload",
+     upload_with(attributes={"big": "x" * 70_000}), 400, "INVALID_ATTRIBUTES"),
+    ("attributes key outside the rule", "POST", "/v1/application/app/upload",
+     upload_with(attributes={"bad key": 1}), 400, "INVALID_ATTRIBUTES"),
+    ("attributes null value", "POST", "/v1/application/app/upload",
+     upload_with(attributes={"k": None}), 400, "INVALID_ATTRIBUTES"),
+    ("attributes nested object", "POST", "/v1/application/app/upload",
+     upload_with(attributes={"k": {"x": 1}}), 400, "INVALID_ATTRIBUTES"),
+    ("attributes list of numbers", "POST", "/v1/application/app/upload",
+     upload_with(attributes={"k": [1, 2]}), 400, "INVALID_ATTRIBUTES"),
+    ("attributes not an object", "POST", "/v1/application/app/upload",
+     upload_with(attributes=["a"]), 400, "INVALID_ATTRIBUTES"),
+    ("attributes break-out key", "POST", "/v1/application/app/upload",
+     upload_with(attributes={'k"] or 1==1 or x["': 1}), 400, "INVALID_ATTRIBUTES"),
+    ("multipart attributes not json", "POST", "/v1/application/app/upload",
+     {"data": {"attributes": "{k: 1}"}, "files": {"file": ("a.jpg", GOOD_BYTES, "image/jpeg")}},
+     400, "INVALID_ATTRIBUTES"),
+    ("multipart attributes bad key", "POST", "/v1/application/app/upload",
+     {"data": {"attributes": '{"1k": 1}'},
+      "files": {"file": ("a.jpg", GOOD_BYTES, "image/jpeg")}}, 400, "INVALID_ATTRIBUTES"),
+    ("batch item bad attributes", "POST", "/v1/application/app/upload/batch",
+     {"json": {"images": [{"data": GOOD}, {"data": GOOD, "attributes": {"k": {"x": 1}}}]}},
+     400, "INVALID_ATTRIBUTES"),
+    ("multipart batch bad attributes", "POST", "/v1/application/app/upload/batch",
+     {"data": {"attributes": "[1]"}, "files": {"files": ("a.jpg", GOOD_BYTES, "image/jpeg")}},
+     400, "INVALID_ATTRIBUTES"),
+    ("name of 1025 characters", "POST", "/v1/application/app/upload",
+     upload_with(name="n" * 1025), 400, "INVALID_REQUEST"),
+    ("name with a control character", "POST", "/v1/application/app/upload",
+     upload_with(name="a\nb"), 400, "INVALID_REQUEST"),
+    ("name not a string", "POST", "/v1/application/app/upload", upload_with(name=7), 400,
+     "INVALID_REQUEST"),
+    ("batch item name with a control character", "POST", "/v1/application/app/upload/batch",
+     {"json": {"images": [{"data": GOOD, "name": "tab\there"}]}}, 400, "INVALID_REQUEST"),
+    ("patch unknown entity", "PATCH", "/v1/application/app/entity/12345",
+     {"json": {"name": "x"}}, 404, "ENTITY_NOT_FOUND"),
+    ("patch malformed json", "PATCH", "/v1/application/app/entity/12345",
+     {"content": b"{", "headers": {"content-type": "application/json"}}, 400,
+     "MALFORMED_JSON"),
     ("batch of bad items", "POST", "/v1/application/app/upload/batch",
      {"json": {"images": [{"data": TEXT}, {"url": "http://127.0.0.1/x"}, {"data": "%%"}]}},
      200, None),

@@ -326,3 +326,26 @@ def test_default_names_that_break_the_rule_are_dropped(world, photo_server: str)
         assert entity["name"] is None
     finally:
         _ok(api.delete(f"/v1/application/{APP}/entity/{entity['_id']}"))
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({"attributes": {"k": None}}, "INVALID_ATTRIBUTES"),
+    ({"attributes": {"bad key": 1}}, "INVALID_ATTRIBUTES"),
+    ({"attributes": {"big": "x" * 70_000}}, "INVALID_ATTRIBUTES"),
+    ({"attributes": None}, "INVALID_ATTRIBUTES"),
+    ({"name": "ok", "attributes": "category=x"}, "INVALID_ATTRIBUTES"),
+    ({"name": "a\x07b", "attributes": {"k": 1}}, "INVALID_REQUEST"),
+    ({"name": ["a"]}, "INVALID_REQUEST"),
+    ({"name": "n" * 1025}, "INVALID_REQUEST"),
+    ([{"name": "x"}], "INVALID_REQUEST"),
+])
+def test_a_bad_patch_changes_nothing(world, body, code):
+    server, uploaded = world
+    entity = uploaded["horse"]
+    path = f"/v1/application/{APP}/entity/{entity['_id']}"
+    before = _ok(server.client.get(path))
+    answer = server.client.patch(path, json=body)
+    assert answer.status_code == 400 and answer.json()["code"] == code, answer.text
+    assert _ok(server.client.get(path)) == before
+    hits = _search(server.client, {"attributes.category": "bags"})
+    assert [int(hit["_id"]) for hit in hits] == [entity["_id"]]

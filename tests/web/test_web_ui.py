@@ -9,6 +9,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from PIL import Image
@@ -344,6 +345,140 @@ def test_browse_pages_and_deletes(page, server, shots):
     assert after["entities"] == before["entities"] - 1
     assert server.client.get(f"/v1/application/{app}/entity/{victim}").status_code == 404
     screenshot(page, shots, "10-browse-deleted")
+
+
+def with_exif(image: Image.Image, taken_at: str) -> bytes:
+    """A JPEG whose EXIF DateTimeOriginal is ``taken_at`` (``2024:03:01 09:00:00``)."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Canon", "Canon EOS 5D"  # Make, Model
+    exif.get_ifd(0x8769)[0x9003] = taken_at
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=90, exif=exif)
+    return buffer.getvalue()
+
+
+def card_names(cards) -> list[str]:
+    return cards.locator(".entity-name").all_inner_texts()
+
+
+def test_attributes_at_upload_shown_and_filtered(page, server, shots, files):
+    """Attributes typed in the upload view; names, EXIF and attributes on cards; the filter
+    bar narrows search and browse; the entity dialog edits name and attributes."""
+    app = unique("shop")
+    ok(server.client.post(f"/v1/application/{app}", json={
+        "fields": {"image": {"type": "object", "pipeline": PIPELINE}}}))
+    page.locator("a[data-view='upload']").click()
+    page.get_by_test_id("upload-app").select_option(app)
+    page.get_by_test_id("upload-attributes").fill("category=shoes\nsize=42")
+    page.get_by_test_id("upload-files").set_input_files([
+        write(files, "coffee.jpg", with_exif(photo("coffee"), "2019:07:14 10:00:00")),
+        write(files, "rocket.jpg", with_exif(photo("rocket"), "2024:03:01 09:00:00"))])
+    expect(page.locator(".upload-item[data-state='done']")).to_have_count(2, timeout=WAIT_MS)
+    page.get_by_test_id("upload-attributes").fill("category=bags\ntag=red\ntag=blue")
+    page.get_by_test_id("upload-files").set_input_files(
+        write(files, "chelsea.jpg", jpeg(photo("chelsea"))))
+    expect(page.locator(".upload-item[data-state='done']")).to_have_count(3, timeout=WAIT_MS)
+    page.get_by_test_id("upload-attributes").fill("bad-key=1")
+    page.get_by_test_id("upload-files").set_input_files(
+        write(files, "moon.jpg", jpeg(photo("moon"))))
+    expect(page.locator(".toast-error").last).to_contain_text('"bad-key" is not a valid')
+    expect(page.locator(".upload-item")).to_have_count(3)
+    stored = {e["name"]: e for e in ok(server.client.get(f"/v1/application/{app}/entity"))}
+    assert set(stored) == {"coffee.jpg", "rocket.jpg", "chelsea.jpg"}
+    assert stored["rocket.jpg"]["attributes"] == {"category": "shoes", "size": 42}
+    assert stored["chelsea.jpg"]["attributes"] == {"category": "bags", "tag": ["red", "blue"]}
+
+    # Browse: each card names its image and shows its EXIF and attributes.
+    page.locator("a[data-view='browse']").click()
+    page.get_by_test_id("browse-app").select_option(app)
+    cards = page.get_by_test_id("browse-grid").locator(".card")
+    expect(cards).to_have_count(3)
+    rocket = cards.filter(has_text="rocket.jpg")
+    expect(rocket.locator(".exif-line")).to_contain_text("2024-03-01 09:00")
+    expect(rocket.locator(".exif-line")).to_contain_text("Canon EOS 5D")
+    expect(rocket.locator(".chip.attr")).to_have_text(["category: shoes", "size: 42"])
+    expect(cards.filter(has_text="chelsea.jpg").locator(".chip.attr[data-key='tag']")).to_have_text(
+        "tag: red, blue")
+    screenshot(page, shots, "13-browse-attributes")
+
+    # The filter bar lists only what matches (?filter=), and Clear lists all again.
+    bar = page.get_by_test_id("browse-filter")
+    bar.get_by_test_id("browse-filter-key").fill("category")
+    bar.get_by_test_id("browse-filter-value").fill("shoes")
+    with page.expect_request(lambda r: "filter=" in r.url and "/entity?" in r.url) as sent:
+        bar.get_by_test_id("browse-filter-apply").click()
+    assert "attributes.category" in unquote(sent.value.url)
+    expect(cards).to_have_count(2)
+    assert sorted(card_names(cards)) == ["coffee.jpg", "rocket.jpg"]
+    expect(page.get_by_test_id("browse-where")).to_have_text("Page 1 of 1 · 2 matching entities")
+    bar.get_by_test_id("browse-filter-from").fill("2024-01-01")
+    bar.get_by_test_id("browse-filter-apply").click()
+    expect(cards).to_have_count(1)
+    expect(cards.first).to_contain_text("rocket.jpg")
+    screenshot(page, shots, "14-browse-filtered")
+    bar.get_by_test_id("browse-filter-clear").click()
+    expect(cards).to_have_count(3)
+    expect(page.get_by_test_id("browse-where")).to_have_text("Page 1 of 1 · 3 entities")
+    bar.get_by_test_id("browse-filter-key").fill("9lives")
+    bar.get_by_test_id("browse-filter-apply").click()
+    expect(bar.locator(".filter-error")).to_contain_text('"9lives" is not a valid attribute key')
+    bar.get_by_test_id("browse-filter-clear").click()
+
+    # Search: the filter goes with the query, and only matching entities come back.
+    page.locator("a[data-view='search']").click()
+    page.get_by_test_id("search-app").select_option(app)
+    page.get_by_test_id("query-file").set_input_files(
+        write(files, "chelsea-edited.jpg", edited_copy(photo("chelsea"))))
+    hits = search_results(page)
+    expect(hits).to_have_count(3)
+    expect(hits.first.locator(".entity-name")).to_have_text("chelsea.jpg")
+    bar = page.get_by_test_id("search-filter")
+    bar.get_by_test_id("search-filter-key").fill("category")
+    bar.get_by_test_id("search-filter-value").fill("shoes")
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/search")) as sent:
+        bar.get_by_test_id("search-filter-apply").click()
+    assert sent.value.post_data_json["filter"] == {"attributes.category": "shoes"}
+    hits = search_results(page)
+    expect(hits).to_have_count(2)
+    assert sorted(card_names(hits)) == ["coffee.jpg", "rocket.jpg"]
+    bar.get_by_test_id("search-filter-to").fill("2020-12-31")
+    bar.get_by_test_id("search-filter-prefix").fill("cof")
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/search")) as sent:
+        bar.get_by_test_id("search-filter-apply").click()
+    assert sent.value.post_data_json["filter"] == {
+        "attributes.category": "shoes", "name": {"prefix": "cof"},
+        "taken_at": {"lt": "2021-01-01"}}
+    hits = search_results(page)
+    expect(hits).to_have_count(1)
+    expect(hits.first.locator(".entity-name")).to_have_text("coffee.jpg")
+    screenshot(page, shots, "15-search-filtered")
+    bar.get_by_test_id("search-filter-key").fill("category")
+    bar.get_by_test_id("search-filter-value").fill("hats")
+    bar.get_by_test_id("search-filter-apply").click()
+    expect(page.get_by_test_id("search-results")).to_contain_text("No entity matches the filter")
+
+    # The entity dialog shows and edits name and attributes (PATCH).
+    bar.get_by_test_id("search-filter-clear").click()
+    hits = search_results(page)
+    expect(hits).to_have_count(3)
+    hits.filter(has_text="chelsea.jpg").click()
+    dialog = page.locator("#entity-dialog")
+    details = dialog.locator(".details")
+    expect(details).to_contain_text("chelsea.jpg")
+    expect(details.locator(".chip.attr")).to_have_text(["category: bags", "tag: red, blue"])
+    dialog.get_by_test_id("entity-edit").click()
+    expect(dialog.get_by_test_id("entity-attributes-input")).to_have_value(
+        "category=bags\ntag=red\ntag=blue")
+    dialog.get_by_test_id("entity-name-input").fill("cats/chelsea.jpg")
+    dialog.get_by_test_id("entity-attributes-input").fill("category=pets\nindoor=true")
+    dialog.get_by_role("button", name="Save").click()
+    expect(details).to_contain_text("cats/chelsea.jpg")
+    expect(details.locator(".chip.attr")).to_have_text(["category: pets", "indoor: true"])
+    screenshot(page, shots, "16-entity-edited")
+    chelsea = stored["chelsea.jpg"]["_id"]
+    entity = ok(server.client.get(f"/v1/application/{app}/entity/{chelsea}"))
+    assert (entity["name"], entity["attributes"]) == (
+        "cats/chelsea.jpg", {"category": "pets", "indoor": True})
 
 
 def test_application_delete_needs_force_when_it_holds_entities(page, server, shots):

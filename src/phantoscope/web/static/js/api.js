@@ -107,19 +107,28 @@ export const api = {
   deleteApplication: (name, force = false) =>
     request('DELETE', `${app(name)}${force ? '?force=true' : ''}`),
   count: async (name) => (await request('GET', `${app(name)}/entity/count`)).count,
-  entities: (name, num, page) => request('GET', `${app(name)}/entity?num=${num}&page=${page}`),
+  // filter: the listing's ?filter= (only the entities that match), or null for all.
+  entities: (name, num, page, filter = null) => request('GET',
+    `${app(name)}/entity?num=${num}&page=${page}`
+      + (filter ? `&filter=${enc(JSON.stringify(filter))}` : '')),
   entity: (name, id) => request('GET', `${app(name)}/entity/${enc(id)}`),
+  // changes: {name} and/or {attributes} (which replace the entity's attributes wholly).
+  updateEntity: (name, id, changes) =>
+    request('PATCH', `${app(name)}/entity/${enc(id)}`, { json: changes }),
   deleteEntity: (name, id) => request('DELETE', `${app(name)}/entity/${enc(id)}`),
-  search: (name, field, ref, topk, signal) =>
-    request('POST', `${app(name)}/search`, { json: { fields: { [field]: ref }, topk }, signal }),
+  search: (name, field, ref, topk, signal, filter = null) => request('POST',
+    `${app(name)}/search`,
+    { json: { fields: { [field]: ref }, topk, ...(filter ? { filter } : {}) }, signal }),
 };
 
-// POST files to upload/batch with XMLHttpRequest, for its upload progress events.
+// POST files to upload/batch with XMLHttpRequest, for its upload progress events; each is
+// named by its file name, and `attributes` (an object, or null) go to all of them.
 // onProgress(loadedBytes, totalBytes) while sending; onSent() once the body is out.
-export function uploadBatch(name, files, field, { onProgress, onSent } = {}) {
+export function uploadBatch(name, files, field, { attributes, onProgress, onSent } = {}) {
   return new Promise((resolve, reject) => {
     const form = new FormData();
     if (field) form.append('field', field);
+    if (attributes) form.append('attributes', JSON.stringify(attributes));
     for (const file of files) form.append('files', file, file.name);
     const xhr = new XMLHttpRequest();
     const url = `${app(name)}/upload/batch`;

@@ -1,7 +1,9 @@
-// An entity's details in a dialog: the stored image with its vectors' boxes, its fields, and
-// actions (search with it, open the original, delete it).
+// An entity's details in a dialog: the stored image with its vectors' boxes, its fields, name,
+// attributes and EXIF, and actions (edit its name and attributes, search with it, open the
+// original, delete it).
 
 import { api, fetchImage, openImage, showImage } from './api.js';
+import { attributeChips, formatTaken, formatValue, parseAttributes } from './meta.js';
 import { emit } from './state.js';
 import {
   boxLayer, confirmButton, errorText, fill, formatBox, formatBytes, formatDate, formatScore, h,
@@ -34,15 +36,82 @@ export async function openEntity({ app, id, hit = null }) {
     return;
   }
   if (box.dataset.entityId !== String(id)) return; // another one was opened meanwhile
-  fill(body, ...entityView(entity, hit, () => box.close()));
+  const shown = () => fill(body, ...entityView(entity, hit, () => box.close(), edit));
+  const edit = () => fill(body, editView(entity, (changed) => {
+    if (changed) entity = changed;
+    shown();
+  }));
+  shown();
 }
 
-function entityView(entity, hit, close) {
+// What the EXIF says, a row each (none when it says nothing).
+function exifRows(exif = {}) {
+  const gps = exif.gps;
+  return [
+    exif.taken_at ? row('Taken', h('span', { title: exif.taken_at }, formatTaken(exif.taken_at)))
+      : [],
+    exif.camera ? row('Camera', exif.camera) : [],
+    exif.width && exif.height ? row('Dimensions', `${exif.width} × ${exif.height} px`) : [],
+    gps ? row('Location', `${gps.lat.toFixed(5)}, ${gps.lon.toFixed(5)}`) : [],
+  ];
+}
+
+function attributesText(attributes = {}) {
+  return Object.entries(attributes).flatMap(([key, value]) => (Array.isArray(value)
+    ? value.map((item) => `${key}=${item}`) : [`${key}=${formatValue(value)}`])).join('\n');
+}
+
+// A form to rename the entity and replace its attributes; done(entity) after a save,
+// done(null) on cancel.
+function editView(entity, done) {
+  const name = h('input', { type: 'text', value: entity.name || '', maxLength: 1024,
+    'data-testid': 'entity-name-input' });
+  const attributes = h('textarea', { rows: 5,
+    'data-testid': 'entity-attributes-input' }, attributesText(entity.attributes));
+  const error = h('p', { class: 'error-text', hidden: true });
+  const save = h('button', { type: 'submit', class: 'btn primary' }, 'Save');
+  return h('form', { class: 'stack tight entity-edit', onsubmit: async (event) => {
+    event.preventDefault();
+    let changes;
+    try {
+      changes = { name: name.value, attributes: parseAttributes(attributes.value) };
+    } catch (err) {
+      error.textContent = err.message;
+      error.hidden = false;
+      return;
+    }
+    save.disabled = true;
+    try {
+      const changed = await api.updateEntity(entity._app_name, entity._id, changes);
+      toast(`Entity #${entity._id} saved`, { kind: 'ok' });
+      emit('entities-changed', { app: entity._app_name });
+      done(changed);
+    } catch (err) {
+      error.textContent = errorText(err);
+      error.hidden = false;
+      save.disabled = false;
+    }
+  } },
+  h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Name'), name),
+  h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Attributes'), attributes,
+    h('small', { class: 'hint' }, 'One key=value a line: true/false and numbers are read as '
+      + 'such; a key on several lines holds a list.')),
+  error,
+  h('div', { class: 'btn-row' },
+    h('button', { type: 'button', class: 'btn ghost', onclick: () => done(null) }, 'Cancel'),
+    save));
+}
+
+function entityView(entity, hit, close, edit) {
   const img = showImage(h('img', { alt: `Entity ${entity._id}` }), entity._image_url);
   const boxes = entity.vectors.filter((v) => v.box)
     .map((v) => ({ ...v.box, kind: 'vector', label: `vector ${v.id}` }));
   if (hit?.box) boxes.push({ ...hit.box, kind: 'match', label: 'matched box' });
   const details = h('dl', { class: 'details' },
+    row('Name', entity.name ? h('span', { class: 'entity-name' }, entity.name)
+      : h('span', { class: 'muted' }, '—')),
+    row('Attributes', attributeChips(entity.attributes) || h('span', { class: 'muted' }, '—')),
+    ...exifRows(entity.exif),
     row('ID', String(entity._id)),
     row('Application', entity._app_name),
     row('Field', entity.field ?? '—'),
@@ -84,6 +153,8 @@ function entityView(entity, hit, close) {
       h('div', { class: 'entity-side' }, details,
         h('h3', {}, `Vectors (${entity.vectors.length})`), vectors)),
     h('footer', { class: 'dialog-foot' }, searchWith,
+      h('button', { type: 'button', class: 'btn', 'data-testid': 'entity-edit', onclick: edit },
+        'Edit name and attributes'),
       h('a', {
         class: 'btn', href: entity._image_url, target: '_blank', rel: 'noopener',
         onclick: (event) => openImage(event, entity._image_url),

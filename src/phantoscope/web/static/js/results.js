@@ -1,7 +1,9 @@
-// A grid of search hits: thumbnail, rank, score, and the matched box for processor pipelines.
+// A grid of search hits: thumbnail, rank, score, the matched box for processor pipelines, and
+// the entity's name, EXIF and attributes.
 
 import { showImage } from './api.js';
 import { openEntity } from './entity.js';
+import { metaLines } from './meta.js';
 import { on } from './state.js';
 import { boxLayer, emptyState, fill, formatBytes, formatScore, h } from './ui.js';
 
@@ -40,17 +42,19 @@ export class Results {
     fill(this.grid);
   }
 
-  show(hits, { app, label, ms }) {
+  show(hits, { app, label, ms, filtered = false }) {
     this.root.dataset.state = 'done';
     this.root.removeAttribute('aria-busy');
     const took = Number.isFinite(ms) ? ` in ${(ms / 1000).toFixed(2)} s` : '';
     fill(this.head,
       h('strong', {}, `${hits.length} result${hits.length === 1 ? '' : 's'}`),
-      h('span', { class: 'muted' }, ` from ${app}${took}`),
+      h('span', { class: 'muted' },
+        ` from ${app}${filtered ? ' matching the filter' : ''}${took}`),
       ...(label ? [h('span', { class: 'muted query-label', title: label }, ` · ${label}`)] : []));
     fill(this.grid, ...(hits.length
       ? hits.map((hit, index) => hitCard(hit, index + 1))
-      : [emptyState('No matches: the application holds no entities yet.')]));
+      : [emptyState(filtered ? 'No entity matches the filter.'
+        : 'No matches: the application holds no entities yet.')]));
   }
 }
 
@@ -65,7 +69,7 @@ export function hitCard(hit, rank) {
   const width = Math.max(0, Math.min(1, hit.score)) * 100;
   return h('button', { type: 'button', class: 'card hit',
     dataset: { id: hit._id, app: hit._app_name, rank },
-    title: `Entity ${hit._id}: open details`,
+    title: `${hit.name || `Entity ${hit._id}`}: open details`,
     onclick: () => openEntity({ app: hit._app_name, id: hit._id, hit }) },
   h('span', { class: 'thumb' }, img, boxes.length ? boxLayer(img, boxes) : null,
     h('span', { class: 'rank' }, String(rank))),
@@ -73,6 +77,7 @@ export function hitCard(hit, rank) {
     h('span', { class: 'score-line' },
       h('span', { class: 'score', title: `distance ${hit.distance}` }, formatScore(hit.score)),
       h('span', { class: 'bar' }, h('i', { style: { width: `${width}%` } }))),
+    metaLines(hit),
     h('span', { class: 'muted small' }, kind(hit.content_type), ' · ', formatBytes(hit.size),
       hit.box ? ' · boxed' : '')));
 }

@@ -1,7 +1,10 @@
-// Browse: page through an application's entities; open or delete one.
+// Browse: page through an application's entities, all or those that match the filter bar;
+// open or delete one.
 
 import { api, showImage } from '../api.js';
 import { openEntity } from '../entity.js';
+import { FilterBar } from '../filter.js';
+import { metaLines } from '../meta.js';
 import { AppSelect, emit, on } from '../state.js';
 import {
   confirmButton, emptyState, errorText, field, fill, formatBytes, formatDate, h, reportError,
@@ -25,9 +28,11 @@ export default class BrowseView {
       onclick: () => this.load(this.page + 1) }, 'Next ›');
     this.where = h('span', { class: 'pager-where', 'data-testid': 'browse-where' });
     this.grid = h('div', { class: 'grid entities', 'data-testid': 'browse-grid' });
+    this.filterBar = new FilterBar({ testId: 'browse-filter', onChange: () => this.load(0) });
     this.root = h('section', { class: 'panel' },
       h('div', { class: 'toolbar' }, this.apps.root, field('Per page', this.perPage),
         h('div', { class: 'pager' }, this.prev, this.where, this.next)),
+      this.filterBar.root,
       this.grid);
     const reload = ({ app }) => {
       if (app === this.apps.value && this.visible) this.load(this.page);
@@ -49,9 +54,10 @@ export default class BrowseView {
     return Number.parseInt(this.perPage.value, 10) || 12;
   }
 
-  async load(page) {
+  async load(page, { lastPage = null } = {}) {
     const app = this.apps.value;
     const id = ++this.loadId;
+    const { filter } = this.filterBar;
     if (!app) {
       fill(this.grid, emptyState('No applications yet.'));
       this.where.textContent = '';
@@ -62,10 +68,22 @@ export default class BrowseView {
     let total;
     let rows;
     try {
-      total = await api.count(app);
-      const pages = Math.max(1, Math.ceil(total / this.num));
-      page = Math.min(Math.max(0, page), pages - 1);
-      rows = await api.entities(app, this.num, page);
+      if (filter) {
+        // No count for a filter: a short page is the last one, and gives the total.
+        page = Math.max(0, page);
+        rows = await api.entities(app, this.num, page, filter);
+        if (!rows.length && page > 0) {
+          if (id === this.loadId) this.load(page - 1, { lastPage: page - 1 });
+          return;
+        }
+        const last = rows.length < this.num || page === lastPage;
+        total = last ? page * this.num + rows.length : null;
+      } else {
+        total = await api.count(app);
+        const pages = Math.max(1, Math.ceil(total / this.num));
+        page = Math.min(Math.max(0, page), pages - 1);
+        rows = await api.entities(app, this.num, page);
+      }
     } catch (err) {
       if (id !== this.loadId) return;
       this.grid.removeAttribute('aria-busy');
@@ -76,15 +94,25 @@ export default class BrowseView {
     if (id !== this.loadId) return;
     this.page = page;
     this.total = total;
-    const pages = Math.max(1, Math.ceil(total / this.num));
-    this.where.textContent = `Page ${page + 1} of ${pages} · ${total.toLocaleString()} entities`;
+    const matching = filter ? ' matching' : '';
+    if (total === null) {
+      const seen = ((page + 1) * this.num).toLocaleString();
+      this.where.textContent = `Page ${page + 1} · more than ${seen}${matching} entities`;
+      this.next.disabled = false;
+    } else {
+      const pages = Math.max(1, Math.ceil(total / this.num));
+      this.where.textContent =
+        `Page ${page + 1} of ${pages} · ${total.toLocaleString()}${matching} entities`;
+      this.next.disabled = page >= pages - 1;
+    }
     this.where.dataset.page = String(page);
     this.prev.disabled = page === 0;
-    this.next.disabled = page >= pages - 1;
     this.grid.removeAttribute('aria-busy');
+    const empty = filter ? 'No entity matches the filter.'
+      : 'This application holds no entities yet.';
     fill(this.grid, ...(rows.length
       ? rows.map((entity) => this.card(app, entity))
-      : [emptyState('This application holds no entities yet.')]));
+      : [emptyState(empty)]));
   }
 
   card(app, entity) {
@@ -101,8 +129,10 @@ export default class BrowseView {
     return h('div', { class: 'card entity', dataset: { id: entity._id } },
       h('button', { type: 'button', class: 'thumb', title: 'Open details',
         onclick: () => openEntity({ app, id: entity._id }) },
-      showImage(h('img', { alt: `Entity ${entity._id}`, loading: 'lazy' }), entity._image_url)),
+      showImage(h('img', { alt: entity.name || `Entity ${entity._id}`, loading: 'lazy' }),
+        entity._image_url)),
       h('div', { class: 'card-meta' },
+        metaLines(entity),
         h('code', { class: 'entity-id', title: `entity ${entity._id}` }, `#${entity._id}`),
         h('div', { class: 'muted small', title: entity.created_at },
           formatDate(entity.created_at)),

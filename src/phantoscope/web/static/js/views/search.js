@@ -1,6 +1,8 @@
-// Search: one query image (optionally cropped) against one application.
+// Search: one query image (optionally cropped) against one application, optionally only
+// among the entities that match the filter bar.
 
 import { api } from '../api.js';
+import { FilterBar } from '../filter.js';
 import { QueryPicker } from '../query.js';
 import { Results } from '../results.js';
 import { AppSelect, on } from '../state.js';
@@ -21,6 +23,7 @@ export default class SearchView {
       'data-testid': 'search-topk' });
     this.button = h('button', { type: 'submit', class: 'btn primary',
       'data-testid': 'search-go' }, 'Search');
+    this.filterBar = new FilterBar({ testId: 'search-filter', onChange: () => this.search() });
     this.results = new Results({ testId: 'search-results' });
     this.results.idle('Choose, drop or paste an image to search with.');
 
@@ -32,7 +35,7 @@ export default class SearchView {
     this.fieldChoice, this.button);
     this.root = h('div', { class: 'layout-query' },
       h('section', { class: 'panel query-panel' }, h('h2', {}, 'Query'), this.picker.root, form),
-      h('section', { class: 'panel' }, this.results.root));
+      h('section', { class: 'panel' }, this.filterBar.root, this.results.root));
 
     on('query-image', ({ blob, name, app }) => {
       this.apps.refresh(app).then(() => this.picker.setFile(blob, name));
@@ -71,11 +74,13 @@ export default class SearchView {
     const topk = Math.max(1, Number.parseInt(this.topk.value, 10) || 12);
     this.results.loading(`Searching ${app}…`);
     const started = performance.now();
+    const { filter } = this.filterBar;
     try {
       const ref = await this.picker.getRef();
-      const hits = await api.search(app, fieldName, ref, topk, controller.signal);
+      const hits = await api.search(app, fieldName, ref, topk, controller.signal, filter);
       if (controller !== this.controller) return;
-      this.results.show(hits, { app, label: this.picker.label(), ms: performance.now() - started });
+      this.results.show(hits, { app, label: this.picker.label(), ms: performance.now() - started,
+        filtered: Boolean(filter) });
     } catch (err) {
       if (err.name === 'AbortError' || controller !== this.controller) return;
       this.results.failed(errorText(err));

@@ -1,8 +1,10 @@
 // Upload: many files at once (drop or pick), sent to upload/batch a few per request, with a
-// progress bar and an outcome per file.
+// progress bar and an outcome per file. Each is named by its file name; the attributes typed
+// when files are added go with each of them.
 
 import { uploadBatch } from '../api.js';
 import { openEntity } from '../entity.js';
+import { parseAttributes } from '../meta.js';
 import { AppSelect, emit } from '../state.js';
 import { dropZone, errorText, field, fill, formatBytes, h, toast } from '../ui.js';
 
@@ -21,6 +23,10 @@ export default class UploadView {
     this.fieldSelect = h('select', { 'data-testid': 'upload-field' });
     this.fieldChoice = field('Image field', this.fieldSelect);
     this.fieldChoice.hidden = true;
+    this.attributes = h('textarea', { rows: 2, placeholder: 'category=shoes\nsale=true',
+      'data-testid': 'upload-attributes' });
+    this.attributesChoice = field('Attributes for the files added next', this.attributes,
+      'One key=value a line (optional).');
 
     this.fileInput = h('input', { type: 'file', accept: 'image/*', multiple: true, hidden: true,
       'data-testid': 'upload-files', onchange: () => {
@@ -41,7 +47,8 @@ export default class UploadView {
     this.list = h('ul', { class: 'upload-list', 'data-testid': 'upload-list' });
     this.root = h('div', { class: 'stack' },
       h('section', { class: 'panel' },
-        h('div', { class: 'form-row narrow' }, this.apps.root, this.fieldChoice), this.zone),
+        h('div', { class: 'form-row narrow' }, this.apps.root, this.fieldChoice,
+          this.attributesChoice), this.zone),
       h('section', { class: 'panel' },
         h('div', { class: 'panel-head' }, h('h2', {}, 'Files'), this.summary,
           h('button', { type: 'button', class: 'btn small ghost',
@@ -83,8 +90,17 @@ export default class UploadView {
       return;
     }
     const fieldName = this.fieldChoice.hidden ? null : this.fieldSelect.value || null;
+    let attributes;
+    try {
+      attributes = parseAttributes(this.attributes.value);
+    } catch (err) {
+      toast(`Attributes: ${err.message}`, { kind: 'error', title: 'Nothing was uploaded' });
+      return;
+    }
+    if (!Object.keys(attributes).length) attributes = null;
+    const attributesKey = JSON.stringify(attributes);
     for (const file of files) {
-      const item = { file, app, field: fieldName, state: 'queued' };
+      const item = { file, app, field: fieldName, attributes, attributesKey, state: 'queued' };
       item.row = this.row(item);
       this.items.push(item);
       this.list.append(item.row.li);
@@ -133,7 +149,8 @@ export default class UploadView {
       const chunk = [];
       let bytes = 0;
       for (const item of queued) {
-        if (item.app !== first.app || item.field !== first.field) continue;
+        if (item.app !== first.app || item.field !== first.field
+          || item.attributesKey !== first.attributesKey) continue;
         const full = chunk.length >= PER_REQUEST
           || (chunk.length > 0 && bytes + item.file.size > REQUEST_BYTES);
         if (full) break;
@@ -163,6 +180,7 @@ export default class UploadView {
     };
     try {
       const answer = await uploadBatch(chunk[0].app, chunk.map((i) => i.file), chunk[0].field, {
+        attributes: chunk[0].attributes,
         onProgress: progress,
         onSent: () => chunk.forEach((item) => this.setState(item, 'processing', 'processing…', 1)),
       });

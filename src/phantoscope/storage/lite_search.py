@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 
 TESTED_VERSIONS = frozenset({"3.2.2"})
 _KEY_CACHE_SEGMENTS = 256
+# Filtered searches of an indexed segment (see `_recall`): exact below this share of its
+# rows allowed, a wider graph search (ef ≥ WIDER_EF) below WIDER_BELOW.
+EXACT_BELOW = 0.1
+WIDER_BELOW = 0.3
+WIDER_EF = 256
 _WINNER_CACHE_SETS = 16
 
 _original: Callable[..., list[list[dict]]] | None = None
@@ -405,14 +410,24 @@ def _take(column: Any, rows: np.ndarray, pool: Any) -> Any:
 def _recall(source: int, mask: np.ndarray, vectors: np.ndarray, index: Any,
             queries: np.ndarray, top_k: int, metric_type: str,
             search_params: dict[str, Any] | None) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """One source's top-k rows per query among the rows `mask` allows."""
-    if not mask.any():
+    """One source's top-k rows per query among the rows `mask` allows.
+
+    A graph index searched with a mask that allows few of its rows loses recall (faiss HNSW,
+    ef 64, clustered 1280-d: recall@10 0.29 at 1 % allowed, 0.79 at 5 %, 0.985 at 10 %,
+    0.998 at 20 %): below `EXACT_BELOW` of the rows the allowed ones are compared one by one
+    (exact, and cheap: 1 % of 100k rows is 1,000), and below `WIDER_BELOW` the search
+    explores more (ef ≥ `WIDER_EF`: 0.998 at 10 %)."""
+    allowed = int(np.count_nonzero(mask))
+    if not allowed:
         return []
-    if index is None:
+    if index is None or allowed < EXACT_BELOW * len(mask):
         from milvus_lite.index.brute_force import BruteForceIndex
 
         index = BruteForceIndex.build(vectors, metric_type)
-    rows, distances = index.search(queries, top_k, valid_mask=None if mask.all() else mask,
+    elif allowed < WIDER_BELOW * len(mask) and "ef" in (search_params or {}):
+        search_params = {**search_params, "ef": max(WIDER_EF, search_params["ef"])}
+    rows, distances = index.search(queries, top_k,
+                                   valid_mask=None if allowed == len(mask) else mask,
                                    params=search_params)
     return [(source, np.asarray(rows), np.asarray(distances))]
 

@@ -513,9 +513,10 @@ class PhantoscopeClient:
 
         Each image is an image source, or an :class:`Upload` with its own name and
         attributes; ``attributes`` apply to every image without attributes of its own.
-        Names default as for :meth:`upload`. Files and bytes travel as multipart parts (the
-        part's file name is the image's name); all go as JSON (base64) when any is a URL,
-        when images differ in attributes, or when a name cannot be a part's file name.
+        Names default as for :meth:`upload` (bytes without a name are unnamed when the batch
+        goes as JSON). Files and bytes travel as multipart parts (the part's file name is the
+        image's name); all go as JSON (base64) when any is a URL, when images differ in
+        attributes, or when a name cannot be a part's file name.
         """
         path = f"/v1/application/{_segment(app)}/upload/batch"
         items = [_upload(image, attributes) for image in images]

@@ -4,7 +4,7 @@
 
 import { uploadBatch } from '../api.js';
 import { openEntity } from '../entity.js';
-import { parseAttributes } from '../meta.js';
+import { attributeChips, parseAttributes } from '../meta.js';
 import { AppSelect, emit } from '../state.js';
 import { dropZone, errorText, field, fill, formatBytes, h, toast } from '../ui.js';
 
@@ -128,6 +128,7 @@ export default class UploadView {
       h('div', { class: 'upload-main' },
         h('div', { class: 'upload-line' }, h('span', { class: 'file-name' }, item.file.name),
           h('span', { class: 'muted small' }, `${formatBytes(item.file.size)} → ${item.app}`)),
+        attributeChips(item.attributes),
         h('div', { class: 'progress' }, bar),
         status));
     return { li, bar, status };

@@ -2,7 +2,24 @@
 server (`http://`). One class serves both; only the URI differs.
 
 A collection holds an INT64 primary key `id` (given by the caller, never generated) and a
-FLOAT_VECTOR `vector` of a fixed dimension, searched with one metric (IP, L2 or COSINE).
+FLOAT_VECTOR `vector` of a fixed dimension, searched with one metric (IP, L2 or COSINE),
+and, since filtered search, each row's payload: `name` (VARCHAR, 4096 bytes: 1024
+characters of any UTF-8), `attributes` and `exif` (JSON). A collection made by an earlier
+release has only `id` and `vector`: it is used as it is (`filterable` False, payloads
+dropped on insert, filters on `id` only), never altered.
+
+Filtering: `search(filter=...)` passes the Milvus expression to the search itself, so the
+top-k is the best k among the rows it selects (never a post-filter of an unfiltered top-k).
+
+- Milvus Lite: through `lite_search`'s executor, which ANDs each segment's filter mask
+  (`lite_filter`) with its current rows; HNSW with a mask that allows few rows loses recall,
+  so a segment where the filter allows under 10 % of the rows is searched exactly over
+  those rows, and under 30 % with ef ≥ 256 (bench/filtered_search.py).
+- Server: Milvus applies the expression as a bitset inside the index search (knowhere
+  switches to a brute-force scan when the bitset leaves few rows).
+- `set_payloads` reads each row's vector back (partition by partition: Milvus keeps no
+  partition among a row's fields) and upserts it with the new payload into the partition it
+  was in.
 
 How each backend is driven (measured with bench/vector_store.py, 10k clustered 1280-d, IP,
 milvus-lite 3.2.2 and Milvus 2.3.5 on 2 cores):

@@ -15,8 +15,9 @@ top-k is the best k among the rows it selects (never a post-filter of an unfilte
   (`lite_filter`) with its current rows; HNSW with a mask that allows few rows loses recall,
   so a segment where the filter allows under 10 % of the rows is searched exactly over
   those rows, and under 30 % with ef ≥ 256 (bench/filtered_search.py).
-- Server: Milvus applies the expression as a bitset inside the index search (knowhere
-  switches to a brute-force scan when the bitset leaves few rows).
+- Server: Milvus applies the expression as a bitset inside the index search (recall@10
+  1.000 at 1 % and 0.998 at 50 % of 100k rows with the default ef, bench/filtered_search.py
+  --server; it parses JSON filters on every search: +5 to +22 ms there).
 - `set_payloads` reads each row's vector back (partition by partition: Milvus keeps no
   partition among a row's fields) and upserts it with the new payload into the partition it
   was in.

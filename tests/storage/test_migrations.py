@@ -164,11 +164,10 @@ def test_the_new_entity_columns_hold_a_name_attributes_exif_and_a_time(database)
             [row] = session.scalars(query)
         assert row.id == 1 and len(row.name) == 1015
         assert (row.attributes, row.exif) == ({"place": "Nice"}, {"Model": "X100", "FNumber": 2.8})
-        # PostgreSQL keeps the zone; SQLite and MySQL keep the wall time written (store UTC)
-        if row.taken_at.tzinfo is not None:
-            assert row.taken_at == taken
-        else:
-            assert row.taken_at == taken.replace(tzinfo=None)
+        # the moment is written in UTC; SQLite and MariaDB give back its UTC wall clock
+        assert row.taken_at_utc == taken and row.taken_at_utc.utcoffset() == timedelta(0)
+        if row.taken_at.tzinfo is None:  # SQLite, MariaDB: the UTC wall clock
+            assert row.taken_at == datetime(2023, 7, 14, 16, 30, 5)
     finally:
         meta.close()
 

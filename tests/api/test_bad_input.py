@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 
 from api_server import ApiServer
-from backends import ALL_BACKENDS, backend_env, drop_database
+from backends import PAIRWISE_BACKENDS, backend_env, drop_database
 from photos import b64, huge_png_header, jpeg, photo
 
 MAX_UPLOAD = 2_000_000
 
 
-@pytest.fixture(scope="module", params=ALL_BACKENDS, ids=lambda backends: backends.id)
+@pytest.fixture(scope="module", params=PAIRWISE_BACKENDS, ids=lambda backends: backends.id)
 def world(request, tmp_path_factory):
     """A server with an operator, a processor, pipelines and an application holding 2 images,
-    over each backend combination in turn."""
+    over every pair of stores' backends in turn (6 combinations)."""
     encoder = request.getfixturevalue("encoder_endpoint")
     detector, _ = request.getfixturevalue("face_endpoints")
     databases: list[str] = []

@@ -265,12 +265,12 @@ def test_the_migrate_command_shows_and_applies_the_revisions(database, tmp_path)
     shown = runner.invoke(app, ["migrate", "--status"], env=env)
     assert shown.exit_code == 0, shown.output
     assert "earlier release" in shown.output and "pending: 0001" in shown.output
-    assert "pending: 0002" in shown.output
+    assert "pending: 0002" in shown.output and "pending: 0003" in shown.output
     assert schema_status(url).current is None  # --status changed nothing
 
     done = runner.invoke(app, ["migrate"], env=env)
     assert done.exit_code == 0, done.output
-    assert "applied: 0001" in done.output and "applied: 0002" in done.output
+    assert all(f"applied: {revision}" in done.output for revision in ALL)
     assert f"revision: {HEAD}" in done.output
 
     again = runner.invoke(app, ["migrate"], env=env)

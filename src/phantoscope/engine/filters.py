@@ -69,6 +69,7 @@ from typing import Literal
 
 from phantoscope.engine.attributes import is_valid_key
 from phantoscope.engine.errors import BadRequestError
+from phantoscope.storage.prefix_range import prefix_successor
 
 __all__ = [
     "DEFAULT_FIELDS",
@@ -346,18 +347,6 @@ def _literal(value: Scalar) -> str:
     return _string(value)
 
 
-def _successor(prefix: str) -> str | None:
-    """The least string above every string starting with ``prefix`` (None: there is none)."""
-    chars = list(prefix)
-    while chars and ord(chars[-1]) == 0x10FFFF:
-        chars.pop()
-    if not chars:
-        return None
-    code = ord(chars[-1]) + 1
-    chars[-1] = chr(0xE000 if 0xD800 <= code <= 0xDFFF else code)
-    return "".join(chars)
-
-
 _NEGATED = {"gt": "<=", "gte": "<", "lt": ">=", "lte": ">"}
 _SYMBOL = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
@@ -395,7 +384,7 @@ def _condition(cond: Condition, fields: Mapping[str, str], negate: bool) -> str:
         return f"({path} {symbol} {_literal(value)})"  # type: ignore[arg-type]
     if op == "prefix":
         assert isinstance(value, str)
-        upper = _successor(value)
+        upper = prefix_successor(value)
         if negate:
             if upper is None:
                 return f"({path} < {_string(value)})"

@@ -1,8 +1,9 @@
 """Metadata in SQL (SQLite, MySQL/MariaDB, PostgreSQL) through SQLAlchemy 2.
 
-Tables: operators (with their ordered replica endpoints), pipelines (with their ordered
-processors), applications (with their fields), entities (one uploaded image) and vectors (one
-row per vector in Milvus, with the crop box it came from).
+Tables: operators (with their ordered replica endpoints and the vocabulary of the labels
+they give), pipelines (with their ordered processors), applications (with their fields),
+entities (one uploaded image), vectors (one row per vector in Milvus, with the crop box it
+came from) and entity labels (class id and probability, for text search).
 
 The schema is versioned: :mod:`phantoscope.storage.migrations` (Alembic) builds a new
 database and upgrades one made by an earlier release when a :class:`MetaStore` opens it; the
@@ -16,7 +17,7 @@ process sharing the database made the change.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    case,
     column,
     create_engine,
     delete,
@@ -60,10 +62,12 @@ from sqlalchemy.orm import (
 )
 
 from phantoscope.storage import migrations
+from phantoscope.storage.prefix_range import prefix_successor
 from phantoscope.storage.store_error import StoreError
 
 NAME = 64
 ENTITY_NAME = 1024
+LABEL = 64
 
 
 def _now() -> datetime:
@@ -95,6 +99,9 @@ class OperatorRow(Base):
     metric_type: Mapped[str] = mapped_column(String(16))
     dimension: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    # revision 0003: the vocabulary of the labels it gives with its vectors ("imagenet-1k"),
+    # "" when it gives none
+    labels: Mapped[str] = mapped_column(String(NAME), default="", server_default="")
     endpoint_rows: Mapped[list[OperatorEndpointRow]] = relationship(
         order_by="OperatorEndpointRow.position", cascade="all, delete-orphan", lazy="selectin"
     )
@@ -193,6 +200,10 @@ class EntityRow(Base):
     vectors: Mapped[list[VectorRow]] = relationship(
         order_by="VectorRow.id", cascade="all, delete-orphan", lazy="selectin"
     )
+    labels: Mapped[list[LabelRow]] = relationship(  # revision 0003
+        order_by="(LabelRow.score.desc(), LabelRow.label)", cascade="all, delete-orphan",
+        lazy="selectin",
+    )
 
     @validates("taken_at")
     def _utc_taken_at(self, _key: str, moment: datetime | None) -> datetime | None:
@@ -229,6 +240,25 @@ class VectorRow(Base):
     box_right: Mapped[int | None] = mapped_column(Integer, nullable=True)
     box_bottom: Mapped[int | None] = mapped_column(Integer, nullable=True)
     box_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class LabelRow(Base):
+    """One label of an entity's image: a class id of its encoder's vocabulary and its
+    probability. ``application`` and ``field`` repeat the entity's, so that the search
+    index answers a text search alone (see revision 0003)."""
+
+    __tablename__ = "entity_labels"
+    entity_id: Mapped[int] = mapped_column(
+        ForeignKey("entities.id", ondelete="CASCADE"), primary_key=True
+    )
+    label: Mapped[str] = mapped_column(String(LABEL), primary_key=True)
+    application: Mapped[str] = mapped_column(String(NAME))
+    field: Mapped[str] = mapped_column(String(NAME))
+    score: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_entity_labels_search", "application", "field", "label", "entity_id", "score"),
+    )
 
 
 class PendingUploadRow(Base):
@@ -409,16 +439,6 @@ class EntityNarrowing:
     taken_at: tuple[tuple[str, datetime], ...] = ()
 
 
-def _successor(prefix: str) -> str | None:
-    """The least string above every string starting with ``prefix`` (None: none is)."""
-    chars = list(prefix)
-    while chars and ord(chars[-1]) >= 0x10FFFF:
-        chars.pop()
-    if not chars:
-        return None
-    code = ord(chars[-1]) + 1
-    chars[-1] = chr(0xE000 if 0xD800 <= code <= 0xDFFF else code)
-    return "".join(chars)
 
 
 def _like_pattern(prefix: str) -> str:
@@ -439,7 +459,7 @@ def _narrowed(query: Any, narrowing: EntityNarrowing, dialect: str) -> Any:
     if prefix:
         if dialect == "sqlite":
             query = query.where(EntityRow.name >= prefix)
-            upper = _successor(prefix)
+            upper = prefix_successor(prefix)
             if upper is not None:
                 query = query.where(EntityRow.name < upper)
         else:
@@ -529,6 +549,13 @@ class MetaStore:
                 session.flush()  # the old rows go before new ones take their positions
                 row.endpoint_rows.extend(endpoint_rows(endpoints))
 
+    def set_operator_labels(self, name: str, labels: str) -> None:
+        """Record the vocabulary of the labels the operator gives ("" for none)."""
+        with self.session("updating an operator's labels") as session:
+            row = session.get(OperatorRow, name)
+            if row is not None and row.labels != labels:
+                row.labels = labels
+
     def delete_operator(self, name: str) -> None:
         with self.session("deleting an operator") as session:
             row = session.get(OperatorRow, name)
@@ -581,6 +608,7 @@ class MetaStore:
             entity_ids = select(EntityRow.id).where(EntityRow.application == name)
             session.execute(VectorRow.__table__.delete().where(
                 VectorRow.entity_id.in_(entity_ids)))
+            session.execute(LabelRow.__table__.delete().where(LabelRow.application == name))
             session.execute(EntityRow.__table__.delete().where(EntityRow.application == name))
             row = session.get(ApplicationRow, name)
             if row is not None:
@@ -688,6 +716,42 @@ class MetaStore:
                     for entity in session.scalars(query).unique()
                     for vector in entity.vectors if vector.id in wanted}
 
+    def ranked_by_labels(self, application: str, field: str,
+                         label_sets: Sequence[Collection[str]], offset: int, limit: int
+                         ) -> list[tuple[int, float]]:
+        """(entity id, score) of the application's entities of ``field`` having any label of
+        ``label_sets``, best first (ties by id), ``limit`` of them after the first ``offset``.
+
+        An entity's score is the mean over the sets of min(1, the sum of the probabilities of
+        its labels in that set): in [0, 1]. One aggregate query over the search index; the
+        labels are bound parameters."""
+        if not label_sets or limit <= 0:
+            return []
+        wanted = sorted(set().union(*label_sets))
+        column = LabelRow.score
+        capped = []
+        for labels in label_sets:
+            total = func.sum(case((LabelRow.label.in_(sorted(labels)), column), else_=0.0))
+            capped.append(case((total > 1.0, 1.0), else_=total))
+        score = (sum(capped[1:], capped[0]) / len(capped)).label("score")
+        query = (select(LabelRow.entity_id, score)
+                 .where(LabelRow.application == application, LabelRow.field == field,
+                        LabelRow.label.in_(wanted))
+                 .group_by(LabelRow.entity_id)
+                 .order_by(score.desc(), LabelRow.entity_id).offset(offset).limit(limit))
+        with self.session("ranking entities by label") as session:
+            return [(int(entity), float(found)) for entity, found in session.execute(query)]
+
+    def entities_by_id(self, application: str, ids: Sequence[int]) -> dict[int, EntityRow]:
+        """The application's entities of those ids that exist (with their vectors and
+        labels), by id, in one query (and one per list loaded beside it)."""
+        if not ids:
+            return {}
+        with self.session("reading entities") as session:
+            query = select(EntityRow).where(EntityRow.application == application,
+                                            EntityRow.id.in_(set(ids)))
+            return {row.id: row for row in session.scalars(query)}
+
     # -- the upload journal and consistency checks ----------------------------------------
 
     def pending_uploads(self, created_before: datetime | None = None) -> list[PendingUploadRow]:
@@ -748,6 +812,7 @@ class MetaStore:
         for chunk in _chunks(ids):
             with self.session("deleting entities") as session:
                 session.execute(delete(VectorRow).where(VectorRow.entity_id.in_(chunk)))
+                session.execute(delete(LabelRow).where(LabelRow.entity_id.in_(chunk)))
                 session.execute(delete(EntityRow).where(EntityRow.id.in_(chunk)))
 
 

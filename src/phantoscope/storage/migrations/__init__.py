@@ -1,8 +1,9 @@
 """Versioned schema migrations of the metadata database: Alembic, configured here in code.
 
 The revisions are the modules of ``versions/`` (``0001``: the tables as the releases before
-migrations made them; ``0002``: an entity's name, attributes, EXIF and capture time). A new
-one: ``alembic.command.revision(migrations.config(), "what it does", rev_id="0003")`` writes
+migrations made them; ``0002``: an entity's name, attributes, EXIF and capture time;
+``0003``: entity labels and operators' label vocabularies). A new one:
+``alembic.command.revision(migrations.config(), "what it does", rev_id="0004")`` writes
 its file from ``script.py.mako``; the models in :mod:`phantoscope.storage.meta` change with
 it, and tests/storage/test_migrations.py checks that both agree.
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # What `make test` needs besides the virtual environment: PostgreSQL and MariaDB listening on
-# 127.0.0.1 (started when installed but stopped, as on a fresh CI machine) and Debian's
-# chromium for the browser tests (installed with apt-get when run as root). When something
-# is missing and cannot be arranged, it says so in one line within seconds and exits 1.
+# 127.0.0.1 (started when installed but stopped, as on a fresh CI machine), Debian's
+# chromium for the browser tests and Debian's wordnet-base, from which a test derives
+# src/phantoscope/assets/label_words.json again (both installed with apt-get when run as
+# root). When something is missing and cannot be arranged, it says so in one line within
+# seconds and exits 1.
 # `make test` runs it first; .ci/run runs `make test`. PHANTOSCOPE_TEST_SERVICES=skip skips it.
 set -uo pipefail
 
@@ -49,12 +51,20 @@ if ! listening 3306; then
     fi
     command -v start-stop-daemon >/dev/null || need start-stop-daemon dpkg
 fi
-install_chromium=no
+installs=()
+can_install() { [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; }
 if ! command -v chromium >/dev/null; then
-    if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
-        install_chromium=yes
+    if can_install; then
+        installs+=(chromium)
     else
         need "chromium (for the browser tests)" chromium
+    fi
+fi
+if ! [[ -f /usr/share/wordnet/data.noun && -f /usr/share/wordnet/noun.exc ]]; then
+    if can_install; then
+        installs+=(wordnet-base)
+    else
+        need "WordNet 3.0 (for the label table's test)" wordnet-base
     fi
 fi
 if ((${#missing[@]})); then
@@ -76,7 +86,8 @@ if ! listening 3306; then
     start-stop-daemon --start --oknodo --background --exec "$mariadbd" || exit 1
     wait_for MariaDB 3306
 fi
-if [[ $install_chromium == yes ]]; then
-    echo "installing Debian's chromium for the browser tests"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium || exit 1
+if ((${#installs[@]})); then
+    echo "installing ${installs[*]} with apt-get"
+    apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${installs[@]}" || exit 1
 fi

@@ -9,8 +9,17 @@ import pytest
 from PIL import Image
 
 from helpers import REPO
-from phantoscope.evaluation.dataset import DatasetError, load_folder
-from phantoscope.photoset import BASE_PHOTOS, VARIANTS, build_photo_set
+from phantoscope.evaluation.dataset import DatasetError, load_folder, load_text_queries
+from phantoscope.photoset import (
+    BASE_PHOTOS,
+    EDITS,
+    TEXT_PHOTOS,
+    TEXT_QUERIES,
+    VARIANTS,
+    build_photo_set,
+    build_text_set,
+    sample_photo,
+)
 
 
 def test_photo_set_has_one_folder_of_distinct_variants_per_photo(tmp_path):
@@ -38,6 +47,16 @@ def test_bench_script_writes_the_set(tmp_path):
     ]
 
 
+def test_bench_script_writes_the_text_set(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "eval_sets.py"), "--out", str(tmp_path), "--text"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {19 * 7} images in 19 classes and queries.json" in done.stdout
+    assert (tmp_path / "queries.json").is_file()
+
+
 def test_load_folder_labels_by_sub_folder_and_skips_the_rest(tmp_path):
     for label, names in {"cats": ["b.PNG", "a.jpg"], "dogs": ["c.jpeg"]}.items():
         (tmp_path / label).mkdir()
@@ -61,3 +80,24 @@ def test_load_folder_needs_two_classes(tmp_path):
         load_folder(tmp_path)
     with pytest.raises(DatasetError, match="is not a folder"):
         load_folder(tmp_path / "missing")
+
+
+def test_text_set_holds_each_photo_with_its_edits_and_the_judged_queries(tmp_path):
+    written = build_text_set(tmp_path)
+    assert sorted(written) == sorted(TEXT_PHOTOS) and len(TEXT_PHOTOS) == 19
+    for paths in written.values():
+        assert [path.stem for path in paths] == list(EDITS)  # the original and six edits
+        assert len({path.read_bytes() for path in paths}) == len(EDITS)
+    images = load_folder(tmp_path)
+    assert len(images) == 19 * 7
+    queries = load_text_queries(tmp_path, {image.label for image in images})
+    assert queries == {text: frozenset(found) for text, found in TEXT_QUERIES.items()}
+    assert queries["vehicle"] == {"stereo_motorcycle", "motorcycle_right", "rocket"}
+
+
+def test_photos_from_other_packages_than_scikit_image():
+    hopper, right = sample_photo("grace_hopper"), sample_photo("motorcycle_right")
+    assert hopper.mode == right.mode == "RGB"
+    assert hopper.size == (512, 600)
+    assert right.size == sample_photo("stereo_motorcycle").size
+    assert right.tobytes() != sample_photo("stereo_motorcycle").tobytes()

@@ -1,7 +1,10 @@
-"""A labelled evaluation set on disk: one sub-folder per class, images inside."""
+"""A labelled evaluation set on disk: one sub-folder per class, images inside, and for text
+queries a ``queries.json`` saying which classes each query should find."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,3 +47,40 @@ def load_folder(folder: Path) -> list[LabelledImage]:
             f"found {len(images)} images in {len(classes)} classes"
         )
     return images
+
+
+QUERIES_FILE = "queries.json"  # photoset.build_text_set writes it beside the class folders
+
+
+def load_text_queries(folder: Path, labels: Collection[str]) -> dict[str, frozenset[str]]:
+    """``folder/queries.json``: each text query and the classes (sub-folders) relevant to it.
+
+    The file is a JSON object ``{"<words>": ["<class>", ...], ...}``; every class must be one
+    of ``labels``. Raises :class:`DatasetError` when it is missing or malformed.
+    """
+    path = folder / QUERIES_FILE
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(
+            f"{path} is missing: it says which classes each text query should find, as "
+            '{"cat": ["chelsea"], ...} (bench/eval_sets.py --text writes a set with one)'
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path} is not readable JSON: {exc}") from None
+    if not isinstance(body, dict) or not body:
+        raise DatasetError(f"{path} must be a JSON object of query -> list of classes")
+    queries: dict[str, frozenset[str]] = {}
+    for text, relevant in body.items():
+        if not text.strip() or not isinstance(relevant, list) or not relevant or not all(
+            isinstance(label, str) for label in relevant
+        ):
+            raise DatasetError(
+                f"{path}: query {text!r} needs words and a non-empty list of class names")
+        unknown = sorted(set(relevant) - set(labels))
+        if unknown:
+            raise DatasetError(
+                f"{path}: query {text!r} names classes with no images in {folder}: "
+                f"{', '.join(unknown)}")
+        queries[text] = frozenset(relevant)
+    return queries

@@ -29,6 +29,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     Float,
     ForeignKey,
     Index,
@@ -254,7 +255,7 @@ class LabelRow(Base):
     label: Mapped[str] = mapped_column(String(LABEL), primary_key=True)
     application: Mapped[str] = mapped_column(String(NAME))
     field: Mapped[str] = mapped_column(String(NAME))
-    score: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Double)  # as given: MySQL's FLOAT would round it
 
     __table_args__ = (
         Index("ix_entity_labels_search", "application", "field", "label", "entity_id", "score"),

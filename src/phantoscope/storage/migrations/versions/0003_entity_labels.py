@@ -43,7 +43,7 @@ def upgrade() -> None:
             sa.Column("label", sa.String(LABEL), nullable=False),
             sa.Column("application", sa.String(NAME), nullable=False),
             sa.Column("field", sa.String(NAME), nullable=False),
-            sa.Column("score", sa.Float(), nullable=False),
+            sa.Column("score", sa.Double(), nullable=False),  # MySQL FLOAT is single precision
             sa.ForeignKeyConstraint(["entity_id"], ["entities.id"], ondelete="CASCADE"),
             sa.PrimaryKeyConstraint("entity_id", "label"),
         )

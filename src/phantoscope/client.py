@@ -7,12 +7,15 @@
         client.upload("gallery", Path("cat.jpg"), attributes={"category": "pets"})
         hits = client.search("gallery", Path("query.jpg"), topk=5,
                              filter={"attributes.category": "pets"})
+        hits = client.search("gallery", text="dog on a beach", topk=5)
 
 Images are given as bytes, a path (``str`` or ``os.PathLike``) or an ``http(s)://`` URL,
 which the server fetches itself. Each stored image (entity) has a ``name`` (given, else the
 file's name, else the URL's last path segment), user ``attributes`` and the ``exif`` the
-server read from it; searches and entity listings take a ``filter`` on them (see the API's
-search documentation for its keys and operators).
+server read from it, and the ``labels`` its encoder saw in it (ImageNet classes with their
+probabilities, for the default encoder); searches and entity listings take a ``filter`` on
+them (see the API's search documentation for its keys and operators). A search takes an
+image, or words (``text=``), which find images through their labels.
 
 Every error answer of the API, and failing to reach it, raises :class:`PhantoscopeError`;
 reading a local image file may raise ``OSError``.
@@ -171,12 +174,24 @@ class EntityVector:
 
 
 @dataclass(frozen=True)
+class Label:
+    """A class the encoder saw in an image: its id (a WordNet synset such as ``n02123045``
+    for the default encoder), a name to show, and its probability."""
+
+    id: str
+    name: str
+    score: float
+
+
+@dataclass(frozen=True)
 class Entity:
     """A stored image. ``box``: the region of the vector an upload answer object is about.
 
     ``name``: its name, or None; ``attributes``: the user's own keys (``{}`` when none);
     ``exif``: what the server read from the image's EXIF (``taken_at`` ISO 8601 text,
     ``camera``, ``width``, ``height``, ``gps`` ``{"lat", "lon"}``; each only when known).
+    ``labels``: what the encoder saw in the whole image, best first (empty when its pipeline
+    gives none).
     """
 
     id: int
@@ -192,6 +207,7 @@ class Entity:
     name: str | None = None
     attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     exif: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    labels: tuple[Label, ...] = ()
 
     @property
     def taken_at(self) -> datetime | None:
@@ -221,6 +237,8 @@ class Entity:
             name=body.get("name"),
             attributes=body.get("attributes") or {},
             exif=body.get("exif") or {},
+            labels=tuple(Label(label["id"], label["name"], label["score"])
+                         for label in body.get("labels") or ()),
         )
 
 
@@ -260,6 +278,10 @@ class Hit:
     def exif(self) -> Mapping[str, Any]:
         return self.entity.exif
 
+    @property
+    def labels(self) -> tuple[Label, ...]:
+        return self.entity.labels
+
     @classmethod
     def parse(cls, body: Mapping[str, Any], base: str = "") -> Hit:
         return cls(
@@ -272,6 +294,18 @@ class Hit:
                 for m in body["matches"]
             ),
         )
+
+
+class Hits(list[Hit]):
+    """A search's hits, best first. For a search by words, also how the server read them:
+    ``terms`` (each word or phrase that named image classes, with how many) and
+    ``unmatched`` (the words that named none; no hits when no word did)."""
+
+    def __init__(self, hits: Sequence[Hit], terms: Sequence[tuple[str, int]] = (),
+                 unmatched: Sequence[str] = ()) -> None:
+        super().__init__(hits)
+        self.terms = tuple(terms)
+        self.unmatched = tuple(unmatched)
 
 
 @dataclass(frozen=True)
@@ -548,14 +582,26 @@ class PhantoscopeClient:
     def search(
         self,
         app: str,
-        image: ImageSource,
+        image: ImageSource | None = None,
         topk: int = 10,
         field: str | None = None,
         filter: Filter | None = None,
-    ) -> list[Hit]:
+        *,
+        text: str | None = None,
+    ) -> Hits:
         """The ``topk`` stored images nearest to ``image``, best first; with ``filter``, the
-        ``topk`` nearest of those that match it."""
+        ``topk`` nearest of those that match it.
+
+        With ``text`` instead of an image: the images whose labels the words name best
+        (scores in [0, 1]); ``field`` defaults to the application's only field with labels.
+        """
         path = f"/v1/application/{_segment(app)}/search"
+        if text is not None:
+            if image is not None:
+                raise ValueError("search takes an image or text, not both")
+            return self._search_text(path, text, topk, field, filter)
+        if image is None:
+            raise ValueError("search takes an image or text")
         if is_url(image):
             field = self._image_field(app, field)
             request: dict[str, Any] = {"fields": {field: _ref(image)}, "topk": topk}
@@ -569,7 +615,20 @@ class PhantoscopeClient:
                 **({"filter": _json_text(filter)} if filter is not None else {}),
             }
             body = self.json("POST", path, files={"file": _file(image)}, data=form)
-        return [Hit.parse(item, self.url) for item in body]
+        return Hits([Hit.parse(item, self.url) for item in body])
+
+
+    def _search_text(self, path: str, text: str, topk: int, field: str | None,
+                     filter: Filter | None) -> Hits:
+        query: dict[str, Any] = {"text": text, "topk": topk}
+        if field:
+            query["field"] = field
+        if filter is not None:
+            query["filter"] = filter
+        body = self.json("POST", path, json=query)
+        return Hits([Hit.parse(item, self.url) for item in body["hits"]],
+                    [(term["word"], term["classes"]) for term in body["terms"]],
+                    body["unmatched"])
 
 
 class _Resource:

@@ -172,12 +172,23 @@ def _hit_json(rank: int, hit: Hit) -> dict[str, Any]:
         "sha256": hit.entity.sha256,
         "attributes": dict(hit.attributes),
         "exif": dict(hit.exif),
+        "labels": [{"id": label.id, "name": label.name, "score": label.score}
+                   for label in hit.labels],
     }
+
+
+def _labels(hit: Hit, shown: int = 3) -> str:
+    """The hit's best labels, as `name 61%`."""
+    return ", ".join(f"{label.name} {label.score:.0%}" for label in hit.labels[:shown])
 
 
 def search(
     app: App,
-    image: Annotated[str, typer.Argument(help="Query image: a file or an http(s) URL.")],
+    image: Annotated[str | None, typer.Argument(
+        help="Query image: a file or an http(s) URL (or give --text).", show_default=False)
+    ] = None,
+    text: Annotated[str | None, typer.Option(
+        "--text", "-t", help='Search by words instead: "dog on a beach".')] = None,
     topk: Annotated[int, typer.Option("--topk", "-k", min=1, help="How many hits.")] = 10,
     field: Field = None,
     where: Where = None,
@@ -187,21 +198,29 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
     url: Url = DEFAULT_URL,
 ) -> None:
-    """Search an application by image: the nearest stored images, best first.
+    """Search an application by image (the nearest stored images) or by words with --text
+    (the images whose labels the words name), best first.
 
     --where, --since, --until and --name-prefix keep to the images that match them all (the
-    nearest of those: --topk of them when there are that many).
+    best of those: --topk of them when there are that many).
     """
-    if not is_url(image) and not Path(image).is_file():
+    if (image is None) == (text is None):
+        raise fail("give a query image or --text, one of the two", 2)
+    if image is not None and not is_url(image) and not Path(image).is_file():
         raise fail(f"image file {image!r} does not exist", 2)
     condition = build_filter(where or (), since, until, name_prefix)
     with connect(url) as client:
-        query = image if is_url(image) else Path(image)
-        hits = client.search(app, query, topk, field, filter=condition)
+        if image is None:
+            hits = client.search(app, topk=topk, field=field, filter=condition, text=text)
+        else:
+            query = image if is_url(image) else Path(image)
+            hits = client.search(app, query, topk, field, filter=condition)
     if as_json:
         typer.echo(json.dumps([_hit_json(rank, hit) for rank, hit in enumerate(hits, 1)]))
         return
-    shown = table("rank", "id", "name", "score", "distance", "image URL", "box")
+    if hits.unmatched:
+        console.print(Text(f"no image class is called: {', '.join(hits.unmatched)}"))
+    shown = table("rank", "id", "name", "score", "distance", "image URL", "box", "labels")
     for rank, hit in enumerate(hits, 1):
         shown.add_row(
             *row(
@@ -212,6 +231,7 @@ def search(
                 f"{hit.distance:.4f}",
                 hit.entity.image_url,
                 _box(hit.box),
+                _labels(hit),
             )
         )
     console.print(shown)

@@ -119,6 +119,10 @@ export const api = {
   search: (name, field, ref, topk, signal, filter = null) => request('POST',
     `${app(name)}/search`,
     { json: { fields: { [field]: ref }, topk, ...(filter ? { filter } : {}) }, signal }),
+  // Search by words: {hits, terms, unmatched}; field null: the application's one with labels.
+  searchText: (name, field, text, topk, signal, filter = null) => request('POST',
+    `${app(name)}/search`,
+    { json: { text, topk, ...(field ? { field } : {}), ...(filter ? { filter } : {}) }, signal }),
 };
 
 // POST files to upload/batch with XMLHttpRequest, for its upload progress events; each is

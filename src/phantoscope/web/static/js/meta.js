@@ -1,6 +1,6 @@
-// What the page knows about an entity besides its image: its name, the user's attributes and
-// the EXIF the server read. Read from typed text (key=value) as the CLI reads --attr, and shown
-// as a name line, an EXIF line and key: value chips.
+// What the page knows about an entity besides its image: its name, the user's attributes, the
+// EXIF the server read and the labels its encoder saw. Read from typed text (key=value) as the
+// CLI reads --attr, and shown as a name line, an EXIF line, key: value chips and label chips.
 
 import { h } from './ui.js';
 
@@ -73,12 +73,23 @@ export function attributeChips(attributes = {}) {
       h('b', {}, `${key}:`), ` ${formatValue(value)}`)));
 }
 
-// The lines a card shows under its image: name, EXIF, attribute chips (each when known).
+// "tabby 61%": the image's best labels (what the encoder saw), best first.
+export function labelChips(labels = [], shown = 3) {
+  if (!labels?.length) return null;
+  return h('span', { class: 'label-chips' }, labels.slice(0, shown).map((label) =>
+    h('span', { class: 'chip label', dataset: { id: label.id },
+      title: `${label.name} (${label.id}): ${(label.score * 100).toFixed(1)} %` },
+    `${label.name} ${Math.round(label.score * 100)}%`)));
+}
+
+// The lines a card shows under its image: name, EXIF, attribute and label chips (each when
+// known).
 export function metaLines(entity) {
   const exif = exifText(entity.exif);
   return [
     entity.name ? h('span', { class: 'entity-name', title: entity.name }, entity.name) : null,
     exif ? h('span', { class: 'exif-line muted small', title: exif }, exif) : null,
     attributeChips(entity.attributes),
+    labelChips(entity.labels),
   ];
 }

@@ -42,7 +42,9 @@ export class Results {
     fill(this.grid);
   }
 
-  show(hits, { app, label, ms, filtered = false }) {
+  // note: a line under the head (e.g. the words a text search did not know); empty: what to say
+  // when there are no hits.
+  show(hits, { app, label, ms, filtered = false, note = '', empty = '' }) {
     this.root.dataset.state = 'done';
     this.root.removeAttribute('aria-busy');
     const took = Number.isFinite(ms) ? ` in ${(ms / 1000).toFixed(2)} s` : '';
@@ -50,11 +52,12 @@ export class Results {
       h('strong', {}, `${hits.length} result${hits.length === 1 ? '' : 's'}`),
       h('span', { class: 'muted' },
         ` from ${app}${filtered ? ' matching the filter' : ''}${took}`),
-      ...(label ? [h('span', { class: 'muted query-label', title: label }, ` · ${label}`)] : []));
+      ...(label ? [h('span', { class: 'muted query-label', title: label }, ` · ${label}`)] : []),
+      ...(note ? [h('div', { class: 'muted small results-note' }, note)] : []));
     fill(this.grid, ...(hits.length
       ? hits.map((hit, index) => hitCard(hit, index + 1))
-      : [emptyState(filtered ? 'No entity matches the filter.'
-        : 'No matches: the application holds no entities yet.')]));
+      : [emptyState(empty || (filtered ? 'No entity matches the filter.'
+        : 'No matches: the application holds no entities yet.'))]));
   }
 }
 

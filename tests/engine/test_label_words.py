@@ -74,10 +74,19 @@ def test_loading_takes_under_50_ms():
     timings = []
     for _ in range(3):  # the best of three: a shared machine has slow moments
         label_words._vocabulary.cache_clear()
+        label_words._classes_below.cache_clear()
         started = time.perf_counter()
-        label_words._vocabulary()
+        match_text("cat")
         timings.append(time.perf_counter() - started)
-    assert min(timings) < 0.050, timings
+    assert min(timings) < 0.050, timings  # measured: 7 to 14 ms on 2 busy cores
+
+
+def test_lemmas_are_normalised_as_text_is():
+    table = json.loads((ASSETS / "label_words.json").read_text())
+    lemmas = [lemma for found in table["synsets"].values() for lemma in found]
+    lemmas += [form for line in table["exceptions"].items() for form in (line[0], *line[1])]
+    for lemma in lemmas:
+        assert label_words._normal_lemma(lemma) == label_words._normal(lemma), lemma
 
 
 def test_display_names():

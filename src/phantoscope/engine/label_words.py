@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 TABLE = "label_words.json"
@@ -77,7 +77,7 @@ class TextMatch:
 @dataclass(frozen=True)
 class _Vocabulary:
     names: dict[str, str]  # class id -> display name
-    below: dict[str, frozenset[str]]  # synset -> the classes at or below it
+    children: dict[str, tuple[str, ...]]  # synset -> the synsets whose hypernym it is
     synsets: dict[str, tuple[str, ...]]  # normalised lemma -> the synsets it is a lemma of
     exceptions: dict[str, tuple[str, ...]]  # normalised inflected form -> base forms
     longest: int  # words in the longest lemma
@@ -99,20 +99,10 @@ def _normal_lemma(lemma: str) -> str:
 @lru_cache(maxsize=1)
 def _vocabulary() -> _Vocabulary:
     table = json.loads(resources.files("phantoscope.assets").joinpath(TABLE).read_text("utf-8"))
-    hypernyms: dict[str, list[str]] = table["hypernyms"]
-    above: dict[str, frozenset[str]] = {}  # synset -> itself and every synset above it
-
-    def ancestors(synset: str) -> frozenset[str]:
-        if synset not in above:
-            above[synset] = frozenset(
-                {synset}.union(*(ancestors(parent) for parent in hypernyms.get(synset, ())))
-            )
-        return above[synset]
-
-    below: dict[str, list[str]] = {}
-    for class_id in table["classes"]:
-        for synset in ancestors(class_id):
-            below.setdefault(synset, []).append(class_id)
+    children: dict[str, list[str]] = {}
+    for synset, parents in table["hypernyms"].items():
+        for parent in parents:
+            children.setdefault(parent, []).append(synset)
     synsets: dict[str, list[str]] = {}
     for synset, lemmas in table["synsets"].items():
         for lemma in lemmas:
@@ -122,7 +112,7 @@ def _vocabulary() -> _Vocabulary:
             class_id: table["synsets"][class_id][0].replace("_", " ")
             for class_id in table["classes"]
         },
-        below={synset: frozenset(classes) for synset, classes in below.items()},
+        children={synset: tuple(found) for synset, found in children.items()},
         synsets={lemma: tuple(found) for lemma, found in synsets.items()},
         exceptions={
             _normal_lemma(inflected): tuple(_normal_lemma(base) for base in bases)
@@ -130,6 +120,14 @@ def _vocabulary() -> _Vocabulary:
         },
         longest=max(lemma.count(" ") + 1 for lemma in synsets),
     )
+
+
+@cache
+def _classes_below(synset: str) -> frozenset[str]:
+    """The classes at or below ``synset`` (worked out once per synset, when first asked)."""
+    vocabulary = _vocabulary()
+    found = {synset} if synset in vocabulary.names else set()
+    return frozenset(found.union(*map(_classes_below, vocabulary.children.get(synset, ()))))
 
 
 def label_name(class_id: str) -> str:
@@ -153,7 +151,7 @@ def _base_forms(phrase: str, vocabulary: _Vocabulary) -> list[str]:
 
 def _classes(phrase: str, vocabulary: _Vocabulary) -> frozenset[str]:
     return frozenset().union(*(
-        vocabulary.below[synset]
+        _classes_below(synset)
         for form in _base_forms(phrase, vocabulary)
         for synset in vocabulary.synsets.get(form, ())
     ))

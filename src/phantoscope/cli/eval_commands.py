@@ -1,4 +1,5 @@
-"""`phantoscope eval FOLDER --pipeline P ...`: retrieval quality and latency per pipeline."""
+"""`phantoscope eval FOLDER --pipeline P ... [--text]`: retrieval quality and latency per
+pipeline, querying by image or (``--text``) by the words of ``FOLDER/queries.json``."""
 
 from __future__ import annotations
 
@@ -42,15 +43,31 @@ def eval_command(
         int, typer.Option(min=1, max=256, help="Images per upload request.")
     ] = 16,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each request.")] = 300.0,
+    text: Annotated[
+        bool,
+        typer.Option(
+            "--text",
+            help="Search by words: each query of FOLDER/queries.json "
+            '({"words": ["class", ...]}), the images of its classes relevant.',
+        ),
+    ] = False,
 ) -> None:
     """Index FOLDER in a throw-away application per pipeline, query with every image, and
     report mAP@k, recall@k, precision@k (same class = relevant, self excluded) and latency.
+    With --text, search with each text query of FOLDER/queries.json instead and report
+    AP@k and precision@k per query, and their means.
 
     The applications are deleted afterwards, also on errors.
     """
-    from phantoscope.evaluation.dataset import DatasetError, load_folder
-    from phantoscope.evaluation.report import results_table, write_chart, write_json
+    from phantoscope.evaluation.dataset import DatasetError, load_folder, load_text_queries
+    from phantoscope.evaluation.report import (
+        results_table,
+        text_table,
+        write_chart,
+        write_json,
+    )
     from phantoscope.evaluation.runner import EvalError, PipelineRun, evaluate_pipeline
+    from phantoscope.evaluation.text import TextRun, evaluate_text
 
     console = Console()
     if not console.is_terminal:  # a file or pipe: do not squeeze the table into 80 columns
@@ -61,18 +78,25 @@ def eval_command(
     out = out or Path(f"eval-{started.astimezone():%Y%m%d-%H%M%S}")
     try:
         images = load_folder(folder)
+        labels = {image.label for image in images}
+        queries = load_text_queries(folder, labels) if text else {}
     except DatasetError as exc:
         notes.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
-    classes = len({image.label for image in images})
-    notes.out(f"{len(images)} images in {classes} classes; server {url}")
-    runs: list[PipelineRun] = []
+    classes = len(labels)
+    asked = f", {len(queries)} text queries" if text else ""
+    notes.out(f"{len(images)} images in {classes} classes{asked}; server {url}")
+    runs: list[PipelineRun | TextRun] = []
     clock = time.perf_counter()
     with PhantoscopeClient(url, timeout=timeout, api_key=api_key.get()) as client:
         for name in pipeline:
             try:
-                run = evaluate_pipeline(
-                    client, name, folder, images, ks, batch_size=batch_size, progress=notes.out
+                run = (
+                    evaluate_text(client, name, folder, images, queries, ks,
+                                  batch_size=batch_size, progress=notes.out)
+                    if text else
+                    evaluate_pipeline(client, name, folder, images, ks,
+                                      batch_size=batch_size, progress=notes.out)
                 )
             except EvalError as exc:
                 notes.print(f"[red]error:[/red] {escape(f'pipeline {name}: {exc}')}")
@@ -92,8 +116,12 @@ def eval_command(
         "seconds": round(time.perf_counter() - clock, 3),
         "classes": classes,
         "images": len(images),
+        **({"queries": len(queries)} if text else {}),
     }
     json_path = write_json(runs, context, out / "results.json")
     chart_path = write_chart(runs, ks, out / "results.png")
+    for run in runs:
+        if isinstance(run, TextRun):
+            console.print(text_table(run))
     console.print(results_table(runs, ks))
     console.print(f"wrote {json_path} and {chart_path}", highlight=False)

@@ -7,9 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from phantoscope.evaluation.runner import PipelineRun
+from phantoscope.evaluation.text import TextRun
+
+Run = PipelineRun | TextRun
 
 METRIC_NAMES = ("mAP", "recall", "precision")
 
@@ -25,6 +29,18 @@ DEFINITIONS = {
 }
 
 
+TEXT_DEFINITIONS = {
+    **DEFINITIONS,
+    "relevant": "an image of one of the classes queries.json lists for the query",
+    "R": "indexed images of the query's relevant classes",
+    "queries": "each text query once; queries with R = 0 are left out of every mean",
+    "terms": "the words (or phrases) the server matched to image classes, with how many "
+    "classes each names; unmatched: the words that named none",
+    "latency_ms": "wall time of each text search seen by the client, one at a time, "
+    "after one unmeasured warm-up query; p95 interpolates linearly",
+}
+
+
 def metric_keys(ks: Sequence[int]) -> list[str]:
     return [f"{name}@{k}" for name in METRIC_NAMES for k in ks]
 
@@ -33,9 +49,11 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def results_table(runs: Sequence[PipelineRun], ks: Sequence[int]) -> Table:
+def results_table(runs: Sequence[Run], ks: Sequence[int]) -> Table:
     """One row per pipeline: images indexed, each metric@k, latency p50 and p95."""
-    table = Table(title="Retrieval quality (self excluded) and search latency")
+    by_words = any(isinstance(run, TextRun) for run in runs)
+    table = Table(title="Search by words: means over the queries, and search latency"
+                  if by_words else "Retrieval quality (self excluded) and search latency")
     table.add_column("pipeline", style="bold")
     table.add_column("images", justify="right")
     for key in metric_keys(ks):
@@ -54,7 +72,32 @@ def results_table(runs: Sequence[PipelineRun], ks: Sequence[int]) -> Table:
     return table
 
 
-def write_chart(runs: Sequence[PipelineRun], ks: Sequence[int], path: Path) -> Path:
+def _read_as(terms: Sequence[tuple[str, int]], unmatched: Sequence[str]) -> str:
+    words = [f"{word} ({count})" for word, count in terms]
+    return ", ".join(words + [f"[dim]{escape(word)}: none[/dim]" for word in unmatched])
+
+
+def text_table(run: TextRun) -> Table:
+    """One row per text query (how the server read it, R, AP@k and precision@k), then the
+    means."""
+    keys = [f"{name}@{k}" for name in ("AP", "precision") for k in run.ks]
+    table = Table(title=f"Search by words on {run.pipeline} ({run.indexed} images)")
+    table.add_column("query", style="bold")
+    table.add_column("read as (classes)")
+    table.add_column("R", justify="right")
+    for key in keys:
+        table.add_column(key, justify="right")
+    for query in run.queries:
+        scores = query.scores(run.ks)
+        table.add_row(escape(query.text), _read_as(query.terms, query.unmatched),
+                      str(query.relevant), *(_number(scores[key]) for key in keys))
+    means = run.metrics()
+    table.add_row("mean", "", "", *(_number(means["m" + key if key.startswith("AP") else key])
+                                    for key in keys), style="bold")
+    return table
+
+
+def write_chart(runs: Sequence[Run], ks: Sequence[int], path: Path) -> Path:
     """Grouped bars: each metric@k per pipeline (left), latency p50/p95 (right)."""
     import matplotlib
 
@@ -88,8 +131,10 @@ def write_chart(runs: Sequence[PipelineRun], ks: Sequence[int], path: Path) -> P
     return path
 
 
-def write_json(runs: Sequence[PipelineRun], context: dict[str, Any], path: Path) -> Path:
+def write_json(runs: Sequence[Run], context: dict[str, Any], path: Path) -> Path:
     """``context`` (folder, url, ks, ...), the definitions, and every run in full."""
-    body = {**context, "definitions": DEFINITIONS, "pipelines": [run.to_json() for run in runs]}
+    text = any(isinstance(run, TextRun) for run in runs)
+    body = {**context, "definitions": TEXT_DEFINITIONS if text else DEFINITIONS,
+            "pipelines": [run.to_json() for run in runs]}
     path.write_text(json.dumps(body, indent=2) + "\n")
     return path

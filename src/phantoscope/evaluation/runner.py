@@ -47,8 +47,8 @@ class QueryRecord:
 
 
 @dataclass
-class PipelineRun:
-    """Everything measured for one pipeline."""
+class IndexedRun:
+    """One pipeline's throw-away application and what was indexed in it."""
 
     pipeline: str
     application: str
@@ -56,6 +56,12 @@ class PipelineRun:
     indexed: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
     upload_s: float = 0.0
+
+
+@dataclass
+class PipelineRun(IndexedRun):
+    """Everything measured for one pipeline, querying by image."""
+
     queries: list[QueryRecord] = field(default_factory=list)
 
     def metrics(self) -> Scores:
@@ -112,10 +118,10 @@ def _said(error: PhantoscopeError) -> str:
     return f"HTTP {error.status} {error.code}: {error.message}"
 
 
-class _Evaluation:
+class Evaluation:
     """One pipeline's run against one throw-away application."""
 
-    def __init__(self, client: PhantoscopeClient, folder: Path, run: PipelineRun) -> None:
+    def __init__(self, client: PhantoscopeClient, folder: Path, run: IndexedRun) -> None:
         self.client = client
         self.folder = folder
         self.run = run
@@ -175,16 +181,16 @@ class _Evaluation:
         elapsed_ms = (time.perf_counter() - started) * 1000
         return [hit.id for hit in hits], elapsed_ms
 
-    def query_all(self, progress: Progress) -> None:
+    def query_all(self, run: PipelineRun, progress: Progress) -> None:
         """Query with every uploaded image, after one unmeasured warm-up query."""
-        depth = max(self.run.ks)
+        depth = max(run.ks)
         sizes = Counter(image.label for image in self.uploaded.values())
         labels = {entity: image.label for entity, image in self.uploaded.items()}
         self.search(next(iter(self.uploaded.values())), depth + 1)
         for count, (entity, image) in enumerate(self.uploaded.items(), start=1):
             raw, elapsed_ms = self.search(image, depth + 1)
             ranked = [hit for hit in raw if hit != entity][:depth]
-            self.run.queries.append(QueryRecord(
+            run.queries.append(QueryRecord(
                 image=image.relative_to(self.folder),
                 label=image.label,
                 entity_id=entity,
@@ -195,7 +201,33 @@ class _Evaluation:
                 latency_ms=elapsed_ms,
             ))
             if count % 10 == 0 or count == len(self.uploaded):
-                progress(f"{self.run.pipeline}: queried {count}/{len(self.uploaded)}")
+                progress(f"{run.pipeline}: queried {count}/{len(self.uploaded)}")
+
+
+def index_and_query(
+    client: PhantoscopeClient,
+    run: IndexedRun,
+    folder: Path,
+    images: Sequence[LabelledImage],
+    query: Callable[[Evaluation], None],
+    *,
+    batch_size: int,
+    progress: Progress,
+) -> None:
+    """Create ``run``'s application, index ``images`` in it, call ``query``, and delete the
+    application again (with everything in it) whatever happens."""
+    evaluation = Evaluation(client, folder, run)
+    evaluation.create()
+    try:
+        evaluation.upload(images, batch_size, progress)
+        query(evaluation)
+    except BaseException:
+        try:
+            evaluation.delete()
+        except EvalError as exc:
+            progress(f"could not delete application {run.application}: {exc}")
+        raise
+    evaluation.delete()
 
 
 def evaluate_pipeline(
@@ -215,16 +247,7 @@ def evaluate_pipeline(
     Each query asks for max(ks) + 1 answers and drops its own entity.
     """
     run = PipelineRun(pipeline, f"eval-{secrets.token_hex(6)}", sorted(set(ks)))
-    evaluation = _Evaluation(client, folder, run)
-    evaluation.create()
-    try:
-        evaluation.upload(images, batch_size, progress)
-        evaluation.query_all(progress)
-    except BaseException:
-        try:
-            evaluation.delete()
-        except EvalError as exc:
-            progress(f"could not delete application {run.application}: {exc}")
-        raise
-    evaluation.delete()
+    index_and_query(client, run, folder, images,
+                    lambda evaluation: evaluation.query_all(run, progress),
+                    batch_size=batch_size, progress=progress)
     return run

@@ -48,9 +48,7 @@ def _read_noun_synsets(data_noun: Path) -> tuple[dict[str, list[str]], dict[str,
             fields = line.split(" | ", 1)[0].split()
             synset = "n" + fields[0]
             word_count = int(fields[3], 16)
-            words = fields[4:4 + 2 * word_count:2]
-            # adjective markers such as "(p)" only occur in data.adj; strip defensively
-            lemmas[synset] = [word.split("(")[0] for word in words]
+            lemmas[synset] = fields[4:4 + 2 * word_count:2]
             at = 4 + 2 * word_count
             pointer_count = int(fields[at])
             pointers = fields[at + 1:at + 1 + 4 * pointer_count]

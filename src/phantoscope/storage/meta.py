@@ -732,7 +732,9 @@ class MetaStore:
         column = LabelRow.score
         capped = []
         for labels in label_sets:
-            total = func.sum(case((LabelRow.label.in_(sorted(labels)), column), else_=0.0))
+            total = (func.sum(column) if len(label_sets) == 1  # every row counts: no CASE
+                     else func.sum(case((LabelRow.label.in_(sorted(labels)), column),
+                                        else_=0.0)))
             capped.append(case((total > 1.0, 1.0), else_=total))
         score = (sum(capped[1:], capped[0]) / len(capped)).label("score")
         query = (select(LabelRow.entity_id, score)
@@ -749,9 +751,11 @@ class MetaStore:
         if not ids:
             return {}
         with self.session("reading entities") as session:
-            query = select(EntityRow).where(EntityRow.application == application,
-                                            EntityRow.id.in_(set(ids)))
-            return {row.id: row for row in session.scalars(query)}
+            # by primary key alone: a condition on the application would let SQLite take
+            # the application's index and read all its entities
+            query = select(EntityRow).where(EntityRow.id.in_(set(ids)))
+            return {row.id: row for row in session.scalars(query)
+                    if row.application == application}
 
     # -- the upload journal and consistency checks ----------------------------------------
 

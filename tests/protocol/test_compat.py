@@ -19,8 +19,9 @@ from PIL import Image
 
 from helpers import PHANTOSCOPE, REPO, SPEC_PROTO, OperatorProcess, free_port, run_cli
 from inprocess import MeanColourEncoder, serve_in_process
-from phantoscope.operators import Box, Crop, Processor
+from phantoscope.operators import Box, Crop, Encoding, Processor
 from phantoscope.operators.checkup import sample_image
+from phantoscope.operators.rpc_client import OperatorClient
 
 OUR_PROTO = REPO / "src" / "phantoscope" / "operators" / "proto" / "omnisearch.proto"
 
@@ -111,6 +112,33 @@ def test_original_client_gets_identity_health_and_vectors(original_stubs):
     expected = np.asarray(Image.open(io.BytesIO(sample_image())).convert("RGB"),
                           dtype=np.float32).mean(axis=(0, 1))
     np.testing.assert_allclose(answer["vectors"][0], expected, rtol=1e-5)
+
+
+class LabelledMeanColourEncoder(MeanColourEncoder):
+    """The mean colour, with its brightest channel as a label."""
+
+    name = "labelled-mean-colour"
+    labels = "channels"
+
+    def encode(self, images):
+        vectors = self.run(images)
+        return Encoding(vectors, [[("rgb"[int(v.argmax())], 1.0)] for v in vectors])
+
+
+def test_original_client_ignores_labels(original_stubs):
+    with serve_in_process(LabelledMeanColourEncoder()) as server:
+        answer = _original_client(original_stubs, f"127.0.0.1:{server.port}", sample_image())
+        with OperatorClient(f"127.0.0.1:{server.port}") as client:
+            identity = client.identity()
+            ours = client.execute(datas=[base64.b64encode(sample_image()).decode()])
+    # Our client sees the labels; the original's sees the original fields, as before.
+    assert identity.labels == "channels"
+    assert len(ours.labels) == 1 and ours.labels[0][0][0] in "rgb"
+    assert set(answer["identity"]) == {
+        "name", "endpoint", "type", "input", "output", "dimension", "metricType"
+    }
+    assert answer["nums"] == 1 and answer["metadata"] == []
+    np.testing.assert_allclose(answer["vectors"][0], ours.vectors[0], rtol=1e-6)
 
 
 def test_original_client_reads_crops_and_ignores_boxes(original_stubs):

@@ -1,9 +1,10 @@
 """The one class an operator author subclasses.
 
 An operator turns a batch of decoded RGB images into either one vector each (an *encoder*)
-or a list of crops each (a *processor*). Everything else — decoding base64, fetching URLs,
-batching concurrent requests, health and error reporting — is the serving side's job
-(:mod:`phantoscope.operators.server`).
+or a list of crops each (a *processor*); an encoder whose model also classifies may give each
+image's top labels with its vector (see :meth:`Encoder.encode`). Everything else — decoding
+base64, fetching URLs, batching concurrent requests, health and error reporting — is the
+serving side's job (:mod:`phantoscope.operators.server`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from phantoscope.imaging.codec import decode_image
+from phantoscope.operators.labels import Label
 
 OperatorType = Literal["encoder", "processor"]
 
@@ -39,6 +41,15 @@ class Crop:
     box: Box | None = None  # None when the operator cannot say (e.g. original-style ones)
 
 
+@dataclass(frozen=True)
+class Encoding:
+    """What an encoder made of a batch: one vector per image and, from the same model call,
+    each image's top labels, best first (None when the encoder gives no labels)."""
+
+    vectors: np.ndarray | list[list[float]]
+    labels: list[list[Label]] | None = None
+
+
 class Operator(ABC):
     """Base of every operator. Subclass :class:`Encoder` or :class:`Processor`.
 
@@ -53,6 +64,8 @@ class Operator(ABC):
     output: str
     dimension: int = 0
     metric_type: str = "IP"
+    # The label vocabulary an encoder's encode() answers in (e.g. "imagenet-1k"); "" for none.
+    labels: str = ""
     # Largest number of images handed to one run() call.
     max_batch_size: ClassVar[int] = 16
     # Smallest side the model needs. JPEG decoding may shrink larger images down to (not
@@ -89,6 +102,15 @@ class Encoder(Operator):
     @abstractmethod
     def run(self, images: list[Image.Image]) -> np.ndarray | list[list[float]]:
         """Return an array of shape (len(images), dimension)."""
+
+    def encode(self, images: list[Image.Image]) -> Encoding:
+        """What the server calls: the vectors of ``run()``, without labels.
+
+        An encoder with a label vocabulary (``labels``) overrides this to return, from one
+        model call, the vectors and each image's labels (``run()`` then returns the vectors
+        of ``encode()``).
+        """
+        return Encoding(self.run(images))
 
 
 class Processor(Operator):

@@ -9,6 +9,7 @@ import grpc
 import numpy as np
 
 from phantoscope.operators.base import Box
+from phantoscope.operators.labels import Label
 from phantoscope.operators.proto import omnisearch_pb2 as pb
 from phantoscope.operators.proto import omnisearch_pb2_grpc as pb_grpc
 
@@ -41,6 +42,7 @@ class OperatorIdentity:
     output: str
     dimension: int
     metric_type: str
+    labels: str  # the label vocabulary Execute answers in ("imagenet-1k"); "" for none
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,13 @@ class CropResult:
 
 @dataclass(frozen=True)
 class ExecuteResult:
+    """An Execute answer. ``labels`` is always aligned with ``vectors``: one list per vector,
+    its (class id, probability) pairs best first, empty when the encoder gives no labels
+    (and ``[]`` for processors, which return no vectors)."""
+
     vectors: np.ndarray  # (n, dimension) float32; (0, 0) for processors
     crops: list[CropResult]
+    labels: list[list[Label]]
 
 
 class OperatorClient:
@@ -104,6 +111,7 @@ class OperatorClient:
         return OperatorIdentity(
             name=reply.name, endpoint=reply.endpoint, type=reply.type, input=reply.input,
             output=reply.output, dimension=dimension, metric_type=reply.metricType,
+            labels=reply.labels,
         )
 
     def health(self, timeout_s: float | None = None) -> str:
@@ -131,7 +139,18 @@ class OperatorClient:
             )
             for meta in reply.metadata
         ]
-        return ExecuteResult(vectors=vectors, crops=crops)
+        return ExecuteResult(vectors=vectors, crops=crops, labels=self._labels(reply))
+
+    def _labels(self, reply: pb.ExecuteReply) -> list[list[Label]]:
+        """One list of labels per vector (each empty when the reply has none)."""
+        if not reply.labels:
+            return [[] for _ in reply.vectors]
+        if len(reply.labels) != len(reply.vectors):
+            raise OperatorCallError(
+                self.endpoint, "Execute", "INVALID_REPLY",
+                f"{len(reply.labels)} lists of labels for {len(reply.vectors)} vectors",
+            )
+        return [[(label.id, label.score) for label in image.labels] for image in reply.labels]
 
     def close(self) -> None:
         self._channel.close()

@@ -15,8 +15,9 @@ import numpy as np
 from phantoscope.config import OperatorSettings, endpoint_port
 from phantoscope.imaging.codec import BadImageError, b64_to_bytes, encode_jpeg_b64
 from phantoscope.imaging.fetch import FetchError, FetchPolicy, fetch_url
-from phantoscope.operators.base import Box, Crop, Operator
+from phantoscope.operators.base import Box, Crop, Encoder, Encoding, Operator
 from phantoscope.operators.batching import Batcher, BatcherClosedError, BatchStats
+from phantoscope.operators.labels import Label, checked_labels
 from phantoscope.operators.proto import HEALTHY
 from phantoscope.operators.proto import omnisearch_pb2 as pb
 from phantoscope.operators.proto import omnisearch_pb2_grpc as pb_grpc
@@ -35,6 +36,14 @@ class _Item:
 
 class _InvalidItemError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """What an encoder made of one image: its vector, and its labels if the encoder has any."""
+
+    vector: np.ndarray
+    labels: list[Label] | None
 
 
 class OperatorServicer(pb_grpc.OperatorServicer):
@@ -97,6 +106,7 @@ class OperatorServicer(pb_grpc.OperatorServicer):
             output=op.output,
             dimension=str(op.dimension),
             metricType=op.metric_type,
+            labels=op.labels,
         )
 
     def Healthy(self, request: pb.HealthyRequest, context: grpc.ServicerContext):
@@ -133,7 +143,7 @@ class OperatorServicer(pb_grpc.OperatorServicer):
                 f"operator {self.operator.name} failed: {type(exc).__name__}: {exc}",
             )
         if self.operator.type == "encoder":
-            return _vectors_reply(results)
+            return _vectors_reply(results, labelled=bool(self.operator.labels))
         return _crops_reply(results)
 
     # -- helpers ----------------------------------------------------------------------
@@ -149,26 +159,43 @@ class OperatorServicer(pb_grpc.OperatorServicer):
             raise _InvalidItemError(f"{item.label}: {exc}") from None
 
     def _run_checked(self, inputs: list[Any]) -> Sequence[Any]:
-        """Run the operator and check its results have the declared shape."""
-        results = self.operator.run(inputs)
-        if self.operator.type != "encoder":
-            return results
-        vectors = np.asarray(results, dtype=np.float32)
-        expected = (len(inputs), self.operator.dimension)
+        """Run the operator and check its results have the declared shape: for an encoder,
+        one :class:`_Encoded` per input."""
+        operator = self.operator
+        if operator.type != "encoder":
+            return operator.run(inputs)
+        # Original-template encoders (legacy.LegacyOperator) are Operators with run() only.
+        encoding = (
+            operator.encode(inputs) if isinstance(operator, Encoder)
+            else Encoding(operator.run(inputs))
+        )
+        vectors = np.asarray(encoding.vectors, dtype=np.float32)
+        expected = (len(inputs), operator.dimension)
         if vectors.shape != expected:
             raise RuntimeError(
                 f"run() returned vectors of shape {vectors.shape}; expected {expected}"
             )
-        return list(vectors)
+        labels = checked_labels(encoding.labels, len(inputs), operator.labels)
+        if labels is None:
+            return [_Encoded(vector, None) for vector in vectors]
+        return [_Encoded(vector, image) for vector, image in zip(vectors, labels, strict=True)]
 
     def close(self) -> None:
         self.batcher.close()
 
 
-def _vectors_reply(vectors: list[np.ndarray]) -> pb.ExecuteReply:
-    return pb.ExecuteReply(
-        nums=len(vectors), vectors=[pb.Vector(element=v.tolist()) for v in vectors]
+def _vectors_reply(encoded: list[_Encoded], labelled: bool) -> pb.ExecuteReply:
+    """Vectors, and when the encoder gives labels one ``Labels`` per vector, in order (else
+    none, so the reply is the original protocol's)."""
+    reply = pb.ExecuteReply(
+        nums=len(encoded), vectors=[pb.Vector(element=e.vector.tolist()) for e in encoded]
     )
+    if labelled:
+        reply.labels.extend(
+            pb.Labels(labels=[pb.Label(id=class_id, score=score) for class_id, score in labels])
+            for labels in (e.labels or [] for e in encoded)
+        )
+    return reply
 
 
 def _crops_reply(crops_per_image: list[list[Crop]]) -> pb.ExecuteReply:

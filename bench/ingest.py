@@ -59,7 +59,8 @@ from PIL import Image
 
 from phantoscope.client import PhantoscopeClient
 from phantoscope.imaging.codec import decode_image
-from phantoscope.operators.base import l2_normalize
+from phantoscope.operators.base import Encoding, l2_normalize
+from phantoscope.operators.labels import imagenet_class_ids, top_labels
 from phantoscope.operators.process import PHANTOSCOPE, OperatorProcess
 from phantoscope.operators.rpc_client import OperatorClient
 from phantoscope.zoo import DEFAULT_ENCODER
@@ -75,8 +76,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 class TorchEagerLite0(EfficientNetLite0Encoder):
     """EfficientNet-Lite0 in torch eager mode, one image per model call: the baseline.
 
-    Same weights (built by phantoscope.modelbuild.export, as the ONNX export is) and the same
-    preprocessing as the default encoder; only the runtime and the batch size differ.
+    Same weights and classifier head (built by phantoscope.modelbuild.export, as the ONNX
+    export is) and the same preprocessing as the default encoder; only the runtime and the
+    batch size differ.
     """
 
     name = "efficientnet-lite0-torch-eager"
@@ -93,13 +95,15 @@ class TorchEagerLite0(EfficientNetLite0Encoder):
         torch.set_num_threads(1)
         self._model = build_model("efficientnet-lite0")
 
-    def run(self, images: list[Image.Image] | list[np.ndarray]) -> np.ndarray:
+    def encode(self, images: list[Image.Image] | list[np.ndarray]) -> Encoding:
         import torch
 
         with torch.inference_mode():
-            features = [self._model(torch.from_numpy(self.preprocess([image]))).numpy()
-                        for image in images]
-        return l2_normalize(np.concatenate(features))
+            outputs = [self._model(torch.from_numpy(self.preprocess([image])))
+                       for image in images]
+        features = np.concatenate([features.numpy() for features, _ in outputs])
+        probabilities = np.concatenate([classes.numpy() for _, classes in outputs])
+        return Encoding(l2_normalize(features), top_labels(probabilities, imagenet_class_ids()))
 
 
 # -- measuring -----------------------------------------------------------------------------------

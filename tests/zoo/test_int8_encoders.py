@@ -75,7 +75,10 @@ def test_cache_file_names_the_variant(pair: tuple[OnnxImageEncoder, Int8Variant]
     assert path.is_file()
     assert int8.fp32_model_path() == fp32.model_path()
     assert path.name == f"{fp32.model_path().stem}-{INT8_TAG}.onnx"
-    assert path.stat().st_size < fp32.model_path().stat().st_size / 3
+    # The trunk shrinks to under a third; the ImageNet-1k classifier head (1280 x 1000 weights
+    # and 1000 biases, float32) stays float in both files.
+    head = (1280 * 1000 + 1000) * 4
+    assert path.stat().st_size - head < (fp32.model_path().stat().st_size - head) / 3
     # The file records how it was made.
     assert int8._session is not None
     metadata = int8._session.get_modelmeta().custom_metadata_map

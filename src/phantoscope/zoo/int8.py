@@ -16,10 +16,15 @@ from pathlib import Path
 
 from phantoscope.zoo.efficientnet import EfficientNetLite0Encoder
 from phantoscope.zoo.mobilenet import MobileNetV2Encoder
-from phantoscope.zoo.modelcache import ensure_model, ensure_quantized, quantized_path
+from phantoscope.zoo.modelcache import (
+    ensure_model,
+    ensure_quantized,
+    export_model,
+    quantize_model,
+    quantized_path,
+)
 from phantoscope.zoo.onnx_encoder import OnnxImageEncoder
 from phantoscope.zoo.resnet import ResNet50Encoder
-from phantoscope.zoo.runtime import create_session
 from phantoscope.zoo.vgg import VGG16Encoder
 
 
@@ -34,12 +39,20 @@ class Int8Variant(OnnxImageEncoder):
         return quantized_path(self.fp32_model_path())
 
     def load(self) -> None:
-        """Export and quantise if the cache lacks the files, then open the int8 model."""
-        fp32 = ensure_model(self.export_name, self.fp32_model_path(), self.export_weights())
+        """Export and quantise if the cache lacks the files, then open the int8 model; one
+        cached before labels is quantised again, from an fp32 model exported again if it is
+        as old."""
+        weights = self.export_weights()
+        fp32 = ensure_model(self.export_name, self.fp32_model_path(), weights)
         cls = type(self)
-        path = ensure_quantized(fp32, self.model_path(), f"{cls.__module__}:{cls.__qualname__}")
-        self._session = create_session(path)
-        self._input_name = self._session.get_inputs()[0].name
+        encoder = f"{cls.__module__}:{cls.__qualname__}"
+        path = ensure_quantized(fp32, self.model_path(), encoder)
+
+        def requantize() -> Path:
+            self._current_session(fp32, lambda: export_model(self.export_name, fp32, weights))
+            return quantize_model(fp32, path, encoder)
+
+        self._serve(self._current_session(path, requantize))
 
 
 class EfficientNetLite0Int8Encoder(Int8Variant, EfficientNetLite0Encoder):

@@ -17,6 +17,12 @@ from pathlib import Path
 
 _STDERR_TAIL = 3000
 
+FEATURES = "features"
+"""The output of every exported model: (N, D) pooled features, not yet L2-normalised."""
+PROBABILITIES = "probabilities"
+"""The second output of models exported with their ImageNet-1k classifier: (N, 1000) class
+probabilities. Files cached before it existed lack it; encoders that read it make them again."""
+
 INT8_TAG = "int8-cal2"
 """Names a static int8 model in the cache (``<fp32 stem>-int8-cal2.onnx``): bump the number
 whenever :mod:`phantoscope.modelbuild.quantize` changes its calibration set or its recipe, so that
@@ -59,6 +65,11 @@ def ensure_model(export_name: str, path: Path, weights: str | None = None) -> Pa
     """
     if path.is_file():
         return path
+    return export_model(export_name, path, weights)
+
+
+def export_model(export_name: str, path: Path, weights: str | None = None) -> Path:
+    """Export ``export_name`` to ``path`` (replacing the file there atomically); return it."""
     command = [
         sys.executable, "-m", "phantoscope.modelbuild.export", export_name, "--out", str(path)
     ]
@@ -81,6 +92,11 @@ def ensure_quantized(fp32_path: Path, path: Path, encoder: str) -> Path:
     """
     if path.is_file():
         return path
+    return quantize_model(fp32_path, path, encoder)
+
+
+def quantize_model(fp32_path: Path, path: Path, encoder: str) -> Path:
+    """Quantise ``fp32_path`` to ``path`` (replacing the file there atomically); return it."""
     command = [
         sys.executable, "-m", "phantoscope.modelbuild.quantize", str(fp32_path),
         "--out", str(path), "--encoder", encoder,

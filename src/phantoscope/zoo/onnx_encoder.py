@@ -2,12 +2,15 @@
 
 A subclass names its export (see :mod:`phantoscope.modelbuild.export`) and its preprocessing; this
 class resizes and centre-crops each image, runs the whole batch in one session call and
-returns unit-length vectors.
+returns unit-length vectors. A subclass whose export keeps the ImageNet-1k classifier sets
+``labels = IMAGENET_1K``: the same session call then also gives each image's top labels.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -15,9 +18,20 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from phantoscope.operators.base import Encoder, l2_normalize
-from phantoscope.zoo.modelcache import ensure_model, is_url, models_dir, weights_tag
+from phantoscope.operators.base import Encoder, Encoding, l2_normalize
+from phantoscope.operators.labels import imagenet_class_ids, top_labels
+from phantoscope.zoo.modelcache import (
+    FEATURES,
+    PROBABILITIES,
+    ensure_model,
+    export_model,
+    is_url,
+    models_dir,
+    weights_tag,
+)
 from phantoscope.zoo.runtime import create_session, has_cuda
+
+log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -30,7 +44,8 @@ class OnnxImageEncoder(Encoder):
     """Base of the built-in CNN encoders.
 
     Subclasses set ``name``, ``dimension``, ``export_name`` and ``weights_id`` (what
-    identifies the weights in the cache file name), and may change the normalisation.
+    identifies the weights in the cache file name), and may change the normalisation. Those
+    whose export has the ImageNet-1k class probabilities set ``labels = IMAGENET_1K``.
     """
 
     export_name: ClassVar[str]
@@ -63,11 +78,39 @@ class OnnxImageEncoder(Encoder):
     def serving_batch_size(self) -> int:
         return self.max_batch_size if has_cuda() else min(self.max_batch_size, self.cpu_batch_size)
 
+    def outputs(self) -> list[str]:
+        """The model outputs this encoder reads: the features, then the class probabilities
+        when it gives labels."""
+        return [FEATURES, PROBABILITIES] if self.labels else [FEATURES]
+
     def load(self) -> None:
         """Export the model if the cache lacks it, then open an ONNX Runtime session."""
-        path = ensure_model(self.export_name, self.model_path(), self.export_weights())
-        self._session = create_session(path)
-        self._input_name = self._session.get_inputs()[0].name
+        weights = self.export_weights()
+        path = ensure_model(self.export_name, self.model_path(), weights)
+
+        def remake() -> Path:
+            return export_model(self.export_name, path, weights)
+
+        self._serve(self._current_session(path, remake))
+
+    def _serve(self, session: ort.InferenceSession) -> None:
+        self._session = session
+        self._input_name = session.get_inputs()[0].name
+
+    def _current_session(self, path: Path, remake: Callable[[], Path]) -> ort.InferenceSession:
+        """A session on ``path``; a file lacking an output this encoder reads (one cached by
+        an older release, before labels) is first made again by ``remake``."""
+        session = create_session(path)
+        if missing := self._missing_outputs(session):
+            log.info("%s lacks the outputs %s: making it again", path, missing)
+            session = create_session(remake())
+            if missing := self._missing_outputs(session):
+                raise RuntimeError(f"{path} still lacks the outputs {missing} after remaking it")
+        return session
+
+    def _missing_outputs(self, session: ort.InferenceSession) -> list[str]:
+        present = {output.name for output in session.get_outputs()}
+        return [name for name in self.outputs() if name not in present]
 
     def prepare(self, data: bytes, *, max_pixels: int) -> np.ndarray:
         """Decode and resize in the request's thread, so the model's thread only infers."""
@@ -109,13 +152,22 @@ class OnnxImageEncoder(Encoder):
     def run(self, images: list[Image.Image] | list[np.ndarray]) -> np.ndarray:
         """Encode a batch (images, or what `prepare` made of them): an (N, dimension) float32
         array of unit-length rows."""
+        return np.asarray(self.encode(images).vectors)
+
+    def encode(self, images: list[Image.Image] | list[np.ndarray]) -> Encoding:
+        """The vectors of :meth:`run` and, for an encoder with labels, each image's top
+        ImageNet-1k labels, from one session call."""
         if not images:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+            vectors = np.zeros((0, self.dimension), dtype=np.float32)
+            return Encoding(vectors, [] if self.labels else None)
         if self._session is None:
             self.load()
         assert self._session is not None
-        (features,) = self._session.run(None, {self._input_name: self.preprocess(images)})
-        return l2_normalize(features)
+        outputs = self._session.run(self.outputs(), {self._input_name: self.preprocess(images)})
+        vectors = l2_normalize(outputs[0])
+        if not self.labels:
+            return Encoding(vectors)
+        return Encoding(vectors, top_labels(outputs[1], imagenet_class_ids()))
 
 
 class TorchvisionWeightsEncoder(OnnxImageEncoder):

@@ -29,7 +29,7 @@ APP = "shop"
 ORIGINAL_ENTITY_KEYS = {"_id", "_app_name", "_image_url", "_fields", "field", "content_type",
                         "size", "sha256", "created_at", "vectors"}
 ORIGINAL_HIT_KEYS = ORIGINAL_ENTITY_KEYS | {"distance", "score", "box", "matches"}
-NEW_KEYS = {"name", "attributes", "exif"}
+NEW_KEYS = {"name", "attributes", "exif", "labels"}  # labels: issue 17
 BREAK_OUT = 'shoes" or 1==1 or "'  # stored as an attribute value: matched as text only
 
 

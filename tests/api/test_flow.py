@@ -38,6 +38,7 @@ def test_tutorial_flow(backends, start_server, encoder_endpoint, photo_files):
         "_input": "image", "_output": "vector", "_endpoint": encoder_endpoint,
         "_metric_type": "IP", "_dimension": 1280, "_endpoints": [encoder_endpoint],
         "_replicas": [{"endpoint": encoder_endpoint, "state": "unknown"}],  # never called yet
+        "_labels": "imagenet-1k",  # the vocabulary of the labels it gives (issue 17)
     }
     assert api.get(f"/v1/operator/{operator}/health").text == "healthy"
     assert ok(api.get(f"/v1/operator/{operator}"))["_replicas"] == [

@@ -56,10 +56,16 @@ def test_up_serves_a_ready_application_and_ctrl_c_or_sigterm_stops_everything(tm
         assert api.get("/v1/operator/efficientnet-lite0/health").text == "healthy"
         assert api.get("/v1/application/default").json()["_fields"] == {
             "image": {"type": "object", "pipeline": "default"}}
+        ids = {}
         for name in ("coffee", "rocket", "chelsea"):
             answer = api.post("/v1/application/default/upload",
                               json={"fields": {"image": {"data": b64(jpeg(photo(name)))}}})
             assert answer.status_code == 200, answer.text
+            ids[name] = str(answer.json()[0]["_id"])
+        # search by words works on the default application, with no extra step (issue 17)
+        assert operator["_labels"] == "imagenet-1k"
+        words = api.post("/v1/application/default/search", json={"text": "cat"}).json()
+        assert words["hits"][0]["_id"] == ids["chelsea"]
         hits = api.post("/v1/application/default/search", json={
             "fields": {"image": {"data": b64(edited_copy(photo("rocket")))}}, "topk": 3}).json()
         rocket = hits[0]["_id"]
@@ -78,6 +84,8 @@ def test_up_serves_a_ready_application_and_ctrl_c_or_sigterm_stops_everything(tm
             "fields": {"image": {"data": b64(edited_copy(photo("rocket")))}}, "topk": 1}).json()
         assert hits[0]["_id"] == rocket
         endpoint = api.get("/v1/operator/efficientnet-lite0").json()["_endpoint"]
+        words = api.post("/v1/application/default/search", data={"text": "coffee"}).json()
+        assert words["hits"][0]["_id"] == ids["coffee"]
     finally:
         output = stop(process, signal.SIGTERM)
     assert process.returncode == 0, output

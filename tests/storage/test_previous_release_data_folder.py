@@ -17,11 +17,15 @@ from pymilvus import DataType, MilvusClient
 from phantoscope.config import ServerSettings
 from phantoscope.engine.consistency import scan
 from phantoscope.engine.context import Stores
+from phantoscope.engine.entities import list_entities
 from phantoscope.engine.entity_updates import update_entity
+from phantoscope.engine.errors import BadRequestError
 from phantoscope.engine.filters import parse_filter
 from phantoscope.engine.names import partition_name
 from phantoscope.engine.pipeline import PipelineVector
+from phantoscope.engine.registry import get_operator
 from phantoscope.engine.search import nearest, plan_search
+from phantoscope.engine.text_search import text_search
 from phantoscope.storage import migrations
 from phantoscope.storage.open_stores import open_object_store
 
@@ -111,5 +115,19 @@ def test_a_previous_release_collection_answers_filtered_searches_through_sql(
         [hit] = nearest(stores, plan, query, 3, parse_filter({"attributes.album": "summer"}))
         assert (hit.entity.name, hit.best.box) == ("old/cat.jpg", None)
         assert scan(stores, grace_s=0).clean
+    finally:
+        stores.close()
+
+
+def test_a_previous_release_data_folder_has_no_labels_and_refuses_words(previous_data_folder):
+    """Its entities have no labels and its operators no label vocabulary (issue 17): a search
+    by words says why it cannot run, and searching by image is unchanged (above)."""
+    stores = Stores.open(previous_data_folder)
+    try:
+        assert [entity.labels for entity in list_entities(stores, "album", 10, 0)] == [(), ()]
+        assert get_operator(stores, "enc").labels == ""
+        with pytest.raises(BadRequestError) as refused:
+            text_search(stores, "album", None, "cat", 10)
+        assert refused.value.code == "TEXT_SEARCH_UNAVAILABLE"
     finally:
         stores.close()

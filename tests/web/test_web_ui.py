@@ -264,6 +264,41 @@ def test_a_bad_file_fails_alone_and_the_page_keeps_working(page, server, shots, 
     expect(page.get_by_test_id("query")).to_contain_text("clock-edited.jpg")
 
 
+def test_search_by_words_and_labels_on_cards(page, server, shots):
+    """Words typed beside the image query find images through their labels (issue 17); hits
+    and browse cards show the labels; words naming nothing say so."""
+    app, ids = seeded_app(server, ["chelsea", "coffee", "stereo_motorcycle"])
+    page.locator("a[data-view='search']").click()
+    page.get_by_test_id("search-app").select_option(app)
+    page.get_by_test_id("search-text").fill("a cat")
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/search")) as sent:
+        page.get_by_test_id("search-text-go").click()
+    assert sent.value.post_data_json["text"] == "a cat"
+    hits = search_results(page)
+    expect(hits.first).to_have_attribute("data-id", ids["chelsea"])
+    expect(hits.first.locator(".chip.label").first).to_be_visible()
+    expect(page.get_by_test_id("search-results")).to_contain_text("words: a cat")
+    screenshot(page, shots, "16-search-words")
+
+    page.get_by_test_id("search-text").fill("vehicle")
+    page.get_by_test_id("search-text").press("Enter")
+    hits = search_results(page)
+    expect(hits.first).to_have_attribute("data-id", ids["stereo_motorcycle"])
+
+    page.get_by_test_id("search-text").fill("xyzzy")
+    page.get_by_test_id("search-text-go").click()
+    results = page.get_by_test_id("search-results")
+    expect(results).to_have_attribute("data-state", "done", timeout=WAIT_MS)
+    expect(results).to_contain_text("No image class is called: xyzzy")
+    expect(results).to_contain_text("None of these words names an image class")
+
+    page.locator("a[data-view='browse']").click()
+    page.get_by_test_id("browse-app").select_option(app)
+    cards = page.get_by_test_id("browse-grid").locator(".card")
+    expect(cards).to_have_count(3)
+    expect(cards.locator(".label-chips")).to_have_count(3)
+
+
 def side_by_side(left: Image.Image, right: Image.Image, size: int = 256) -> Image.Image:
     canvas = Image.new("RGB", (size * 2, size))
     canvas.paste(left.resize((size, size)), (0, 0))

@@ -18,7 +18,13 @@ from phantoscope.api.deps import image_url, stores_of
 from phantoscope.api.entity_fields import attributes_of, form_attributes, form_name, name_of
 from phantoscope.api.image_refs import ImageRef, read_file, read_image
 from phantoscope.api.responses import COMMON, errors
-from phantoscope.api.serialize import application_json, box_json, entity_json, hit_json
+from phantoscope.api.serialize import (
+    application_json,
+    box_json,
+    entity_json,
+    hit_json,
+    text_answer_json,
+)
 from phantoscope.engine import entities, registry
 from phantoscope.engine.catalog import ApplicationPlan
 from phantoscope.engine.context import Stores
@@ -29,11 +35,13 @@ from phantoscope.engine.filters import Filter
 from phantoscope.engine.intake import ImageInput
 from phantoscope.engine.model import Application
 from phantoscope.engine.search import MAX_TOPK, check_topk, plan_search, run_search, topk_error
+from phantoscope.engine.text_search import MAX_TEXT, text_search
 from phantoscope.metrics import INGESTED_IMAGES
 
 router = APIRouter(prefix="/v1/application", tags=["applications"], responses=COMMON)
 
 MULTIPART = "multipart/form-data"
+FORMS = (MULTIPART, "application/x-www-form-urlencoded")  # a text search needs no file
 TOPK = f"How many images to answer: an integer from 1 to {MAX_TOPK}."
 
 
@@ -47,6 +55,11 @@ class CreateApplication(BaseModel):
 NAME = "The entity's name (at most 1024 characters, no control characters)."
 ATTRIBUTES = "The user's own keys: a JSON object of strings, numbers, booleans, string lists."
 FILTER = "Search only among the entities this structured filter selects."
+TEXT = (f"Search by words instead of an image (at most {MAX_TEXT:,} characters): the "
+        "entities whose image labels the words name, through WordNet.")
+TEXT_FIELD = ("The field a text search searches (default: the application's only field "
+              "with labels).")
+DEFAULT_TOPK = 10
 
 
 class UploadBody(BaseModel):
@@ -56,8 +69,11 @@ class UploadBody(BaseModel):
 
 
 class SearchBody(BaseModel):
-    fields: dict[str, ImageRef] = Field(min_length=1, max_length=1)
-    topk: int = Field(description=TOPK)
+    fields: dict[str, ImageRef] | None = Field(None, min_length=1, max_length=1)
+    text: Any = Field(None, description=TEXT)  # checked by the engine: INVALID_TEXT
+    field: Any = Field(None, description=TEXT_FIELD)
+    topk: int | None = Field(None, description=TOPK + " Required with an image; default 10 "
+                             "with text.")
     nprobe: int | None = None
     filter: Any = Field(None, description=FILTER)  # checked: INVALID_FILTER
 
@@ -100,7 +116,8 @@ IMAGE_BODY = _image_body(
 SEARCH_BODY = _image_body(
     topk={"type": "integer", "minimum": 1, "maximum": MAX_TOPK, "default": 10,
           "description": TOPK},
-    filter={"type": "string", "description": FILTER + " As JSON text."})
+    filter={"type": "string", "description": FILTER + " As JSON text."},
+    text={"type": "string", "description": TEXT + " Instead of `file`."})
 
 
 def _invalid(exc: ValidationError) -> EngineError:
@@ -112,12 +129,12 @@ def _invalid(exc: ValidationError) -> EngineError:
 
 
 async def _body(request: Request, model: type[Body]) -> Body | FormData:
-    """The request as a validated JSON model, or its multipart form."""
+    """The request as a validated JSON model, or its form (multipart, or URL-encoded)."""
     limit = stores_of(request).settings.max_upload_bytes * 2
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise TooLargeError("REQUEST_TOO_LARGE", f"request body over {limit:,} bytes")
-    if request.headers.get("content-type", "").startswith(MULTIPART):
+    if request.headers.get("content-type", "").startswith(FORMS):
         return await request.form(max_files=1000, max_fields=100)
     raw = await request.body()
     try:
@@ -155,6 +172,25 @@ async def _files(form: FormData) -> list[FilePart]:
 def _field(form: FormData) -> str | None:
     value = form.get("field")
     return value if isinstance(value, str) and value else None
+
+
+def _has_files(form: FormData) -> bool:
+    return any(isinstance(value, UploadFile) for key in ("file", "files")
+               for value in form.getlist(key))
+
+
+def _text_with_image() -> BadRequestError:
+    return BadRequestError(
+        "TEXT_WITH_IMAGE",
+        "search by text or by an image, not both: send `text` without `fields` (or `file`)")
+
+
+def _text_field(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequestError("INVALID_REQUEST", "field: give the field's name as a string")
+    return value
 
 
 @dataclass(frozen=True)
@@ -358,23 +394,45 @@ def _topk_of(text: object) -> int:
 
 
 @router.post("/{name}/search", openapi_extra=SEARCH_BODY, responses=errors(413, 502),
-             response_model=list[dict])
+             response_model=list[dict] | dict)
 async def search(name: str, request: Request) -> JSONResponse:
     """Search by image: JSON `{"fields": {"<field>": {"url"|"data"}}, "topk": 10,
     "filter"?: {...}}` or a multipart `file` with `topk` (and optional `field`, and `filter`
     as JSON text). Nearest first. `topk` is an integer from 1 to 1000 (INVALID_TOPK
     otherwise); `filter` selects the entities searched among (INVALID_FILTER when it is not
-    a valid filter)."""
+    a valid filter).
+
+    Search by words: JSON `{"text": "dog on a beach", "topk"?: 10, "filter"?: {...},
+    "field"?: "<field>"}` or a multipart form with `text` (and no `file`). Answers
+    `{"hits": [...], "terms": [{"word", "classes"}], "unmatched": [...]}`: hits as an
+    image search's, best first, `score` in [0, 1] (`distance` = 1 - score); the words that
+    named image classes, and those that named none (no hits when no word did)."""
     stores = stores_of(request)
     body = await _body(request, SearchBody)
     read: Callable[[], ImageInput]
     topk: int
     if isinstance(body, FormData):
+        if body.get("text") is not None:
+            if _has_files(body):
+                raise _text_with_image()
+            topk = _topk_of(body.get("topk", str(DEFAULT_TOPK)))
+            found = request_filter_text(body.get("filter"))
+            return await run_in_threadpool(_text_answer, stores, name, _field(body),
+                                           body.get("text"), topk, found)
         part = (await _files(body))[0]
         field, topk = _field(body), _topk_of(body.get("topk", "10"))
         found = request_filter_text(body.get("filter"))
         read = partial(read_file, stores, part.data, part.label)
+    elif body.text is not None:
+        if body.fields is not None:
+            raise _text_with_image()
+        topk = check_topk(DEFAULT_TOPK if body.topk is None else body.topk)
+        return await run_in_threadpool(_text_answer, stores, name, _text_field(body.field),
+                                       body.text, topk, request_filter(body.filter))
     else:
+        if body.fields is None or body.topk is None:
+            missing = "fields" if body.fields is None else "topk"
+            raise SchemaError("INVALID_REQUEST", f"{missing}: Field required (or give text)")
         field, ref = next(iter(body.fields.items()))
         topk = body.topk
         found = request_filter(body.filter)
@@ -392,3 +450,13 @@ def _search_answer(stores: Stores, name: str, field: str | None,
     application = plan.application
     return JSONResponse([hit_json(hit, application, image_url(stores, application, hit.entity))
                          for hit in hits])
+
+
+def _text_answer(stores: Stores, name: str, field: str | None, text: object, topk: int,
+                 found: Filter | None) -> JSONResponse:
+    """A text search once its body is parsed, on one worker thread."""
+    result = text_search(stores, name, field, text, topk, found)
+    application = result.application
+    hits = [hit_json(hit, application, image_url(stores, application, hit.entity))
+            for hit in result.hits]
+    return JSONResponse(text_answer_json(result, hits))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from phantoscope.engine.model import Application, Box, Entity, Operator, Pipeline
+from phantoscope.engine.model import Application, Box, Entity, Label, Operator, Pipeline
 from phantoscope.engine.search import Hit, Match
+from phantoscope.engine.text_search import TextHits
 
 
 def operator_json(row: Operator, replicas: list[dict[str, str]]) -> dict[str, Any]:
@@ -23,6 +24,7 @@ def operator_json(row: Operator, replicas: list[dict[str, str]]) -> dict[str, An
         "_dimension": row.dimension,
         "_endpoints": row.endpoints,
         "_replicas": replicas,
+        "_labels": row.labels,
     }
 
 
@@ -77,7 +79,7 @@ def entity_json(
     entity: Entity, application: Application, image_url: str, *, id_as_text: bool = False
 ) -> dict[str, Any]:
     """An entity as the original showed it (``_id`` is text in search answers, as there),
-    plus its ``name`` (null when it has none), ``attributes`` and ``exif``."""
+    plus its ``name`` (null when it has none), ``attributes``, ``exif`` and ``labels``."""
     return {
         "_id": str(entity.id) if id_as_text else entity.id,
         "_app_name": application.name,
@@ -95,7 +97,12 @@ def entity_json(
         "name": entity.name,
         "attributes": dict(entity.attributes),
         "exif": dict(entity.exif),
+        "labels": [label_json(label) for label in entity.labels],
     }
+
+
+def label_json(label: Label) -> dict[str, Any]:
+    return {"id": label.id, "name": label.name, "score": round(label.score, 6)}
 
 
 def match_json(match: Match) -> dict[str, Any]:
@@ -116,3 +123,13 @@ def hit_json(hit: Hit, application: Application, image_url: str) -> dict[str, An
         matches=[match_json(match) for match in hit.matches],
     )
     return body
+
+
+def text_answer_json(found: TextHits, hits: list[dict[str, Any]]) -> dict[str, Any]:
+    """A text search's answer: its hits (as an image search's), the words and phrases that
+    named classes (with how many), and the words that named none."""
+    return {
+        "hits": hits,
+        "terms": [{"word": term.word, "classes": len(term.classes)} for term in found.terms],
+        "unmatched": list(found.unmatched),
+    }

@@ -37,9 +37,8 @@ def ensure_defaults(stores: Stores, operator_endpoint: str) -> None:
     """The default operator at its current endpoint, and a pipeline and application on it."""
     if stores.meta.get_operator(DEFAULT_OPERATOR) is None:
         registry.register_operator(stores, DEFAULT_OPERATOR, operator_endpoint)
-    else:
-        endpoints = registry.endpoint_list(operator_endpoint)
-        stores.meta.set_operator_endpoints(DEFAULT_OPERATOR, endpoints)
+    else:  # its endpoint, and its labels (a data folder from before labels gets them)
+        registry.move_operator(stores, DEFAULT_OPERATOR, operator_endpoint)
     if stores.meta.get_pipeline(DEFAULT_PIPELINE) is None:
         registry.create_pipeline(
             stores,

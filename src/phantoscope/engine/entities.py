@@ -27,7 +27,7 @@ from phantoscope.engine.names import partition_name
 from phantoscope.engine.photo_exif import exif_at_intake
 from phantoscope.engine.pipeline import PipelineVector
 from phantoscope.engine.registry import get_application
-from phantoscope.engine.rows import entity_of, vector_row
+from phantoscope.engine.rows import entity_of, label_rows, vector_row
 from phantoscope.storage.meta import EntityRow
 from phantoscope.storage.vectors import VectorPayload
 
@@ -109,7 +109,9 @@ def _undoing(steps: list[Callable[[], None]]) -> bool:
 def upload(
     stores: Stores, plan: ApplicationPlan, items: Sequence[UploadItem], *, atomic: bool = True
 ) -> list[UploadOutcome]:
-    """Store each image with its vectors; an item is either wholly stored or not at all.
+    """Store each image with its vectors (and, for a pipeline without processors, the labels
+    its encoder gave the image, in the entity's transaction); an item is either wholly stored
+    or not at all.
 
     ``plan``: the application's, from :func:`plan_upload`.
     ``atomic``: the first item error fails the whole request and nothing is stored.
@@ -140,6 +142,9 @@ def upload(
             for vector in result:
                 entity.vectors.append(vector_row(new_id(), field_plan.pipeline.name, vector.box))
                 write.add(entity.vectors[-1].id, vector.vector, payload)
+            # the labels of the whole image; a processor pipeline's vectors describe crops
+            whole = not field_plan.pipeline.processors
+            entity.labels = label_rows(entity, result[0].labels) if whole else []
             stored[index] = (entity, items[index].image)
     if atomic:
         for outcome in outcomes:

@@ -13,7 +13,7 @@ from typing import Any
 from phantoscope.operators.base import Box
 
 __all__ = [
-    "Application", "Box", "Entity", "EntityVector", "Field", "Operator", "Pipeline",
+    "Application", "Box", "Entity", "EntityVector", "Field", "Label", "Operator", "Pipeline",
     "StoredImage",
 ]
 
@@ -28,6 +28,8 @@ class Operator:
     endpoints: list[str]  # the `host:port` of each replica, in registration order
     metric_type: str
     dimension: int
+    # the vocabulary of the labels it gives with its vectors ("imagenet-1k"); "" for none
+    labels: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,16 @@ class EntityVector:
 
 
 @dataclass(frozen=True)
+class Label:
+    """A class the encoder saw in an image: its id in the encoder's vocabulary (a WordNet
+    synset such as ``n02123045`` for "imagenet-1k"), a name to show, and its probability."""
+
+    id: str
+    name: str
+    score: float
+
+
+@dataclass(frozen=True)
 class Entity:
     """One stored image of an application."""
 
@@ -91,6 +103,9 @@ class Entity:
     # What the image's EXIF says: taken_at (ISO 8601 with offset), camera, width, height,
     # gps {lat, lon}; each key only when known.
     exif: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # The labels of the whole image, best first (none: a pipeline with processors, an
+    # encoder without labels, or an entity stored before labels existed).
+    labels: tuple[Label, ...] = ()
 
 
 @dataclass(frozen=True)

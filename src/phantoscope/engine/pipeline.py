@@ -1,11 +1,13 @@
 """Running a pipeline: processors in order, then the encoder, over gRPC.
 
 Every vector keeps its lineage: which input image it came from and, through processors,
-which box of that image (boxes of nested processors are composed into input coordinates).
+which box of that image (boxes of nested processors are composed into input coordinates),
+and the labels the encoder gave with it (none when it gives none).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +29,9 @@ from phantoscope.operators.rpc_client import CropResult, OperatorCallError
 ENCODER_CHUNK = 32
 PROCESSOR_CONCURRENCY = 8
 UNAVAILABLE_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"}
+MAX_LABEL_ID = 64  # characters of a label id the metadata store keeps
+# (class id, probability) pairs of one image, best first
+ImageLabels = tuple[tuple[str, float], ...]
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class PipelineVector:
     vector: np.ndarray
     source: int
     box: Box | None
+    labels: ImageLabels = ()
 
 
 @dataclass
@@ -89,6 +95,22 @@ def _compose(outer: Box | None, crop: CropResult) -> Box | None:
     )
 
 
+def checked_labels(labels: Sequence[Sequence[tuple[str, float]]]) -> list[ImageLabels]:
+    """The labels an encoder gave, one list per image (the client aligns them with the
+    vectors), as the metadata store keeps them: best first, ids of 1 to 64 characters, each
+    once, probabilities clamped into [0, 1]; a label of any other shape is left out (an
+    operator not built on our SDK is not checked by its server)."""
+    checked: list[ImageLabels] = []
+    for image in labels:
+        kept: dict[str, float] = {}
+        for label, score in image:
+            if (isinstance(label, str) and 0 < len(label) <= MAX_LABEL_ID
+                    and math.isfinite(score) and label not in kept):
+                kept[label] = min(1.0, max(0.0, float(score)))
+        checked.append(tuple(sorted(kept.items(), key=lambda pair: (-pair[1], pair[0]))))
+    return checked
+
+
 class PipelineRunner:
     def __init__(self, pool: OperatorPool) -> None:
         self.pool = pool
@@ -111,11 +133,16 @@ class PipelineRunner:
             for crop in crops
         ]
 
-    def _encode(self, operator: Operator, items: list[Item]) -> np.ndarray:
+    def _encode(self, operator: Operator, items: list[Item]
+                ) -> tuple[np.ndarray, list[ImageLabels]]:
+        """The vectors of ``items`` and the labels of each (empty when the encoder gives
+        none)."""
         chunks = []
+        labels: list[ImageLabels] = []
         for start in range(0, len(items), ENCODER_CHUNK):
             datas = [item.data for item in items[start : start + ENCODER_CHUNK]]
-            vectors = self._call(operator, datas).vectors
+            result = self._call(operator, datas)
+            vectors = result.vectors
             if len(vectors) != len(datas) or (
                 len(vectors) and vectors.shape[1] != operator.dimension
             ):
@@ -126,7 +153,10 @@ class PipelineRunner:
                     f"expected dimension {operator.dimension}",
                 )
             chunks.append(vectors)
-        return np.concatenate(chunks) if chunks else np.zeros((0, operator.dimension))
+            labels.extend(checked_labels(result.labels))
+        if not chunks:
+            return np.zeros((0, operator.dimension)), []
+        return np.concatenate(chunks), labels
 
     def run(
         self, processors: Sequence[Operator], encoder: Operator, images: Sequence[str]
@@ -137,11 +167,11 @@ class PipelineRunner:
         for processor in processors:
             items = self._process(processor, items) if items else []
             steps.append(Step(processor.name, processor.type, items=items))
-        vectors = self._encode(encoder, items) if items else np.zeros((0, encoder.dimension))
+        vectors, labels = self._encode(encoder, items)
         steps.append(Step(encoder.name, encoder.type, vectors=vectors))
         return [
-            PipelineVector(vector, item.source, item.box)
-            for item, vector in zip(items, vectors, strict=True)
+            PipelineVector(vector, item.source, item.box, image_labels)
+            for item, vector, image_labels in zip(items, vectors, labels, strict=True)
         ], steps
 
     def close(self) -> None:

@@ -141,12 +141,27 @@ def register_operator(stores: Stores, name: str, endpoint: str) -> Operator:
         endpoint_rows=endpoint_rows(endpoints),
         metric_type=identity.metric_type.upper(),
         dimension=identity.dimension,
+        labels=identity.labels if identity.type == "encoder" else "",
     )
     try:
         stores.meta.add(row, "registering an operator")
     except DuplicateError:
         raise _exists("operator", name) from None
     return operator_of(row)
+
+
+@entry_point
+def move_operator(stores: Stores, name: str, endpoint: str) -> Operator:
+    """Point a registered operator at ``endpoint`` (its replicas, as for registering) and
+    record the label vocabulary it now says it gives (an operator registered before labels
+    existed, started again by a newer release)."""
+    operator = get_operator(stores, name)
+    endpoints = endpoint_list(endpoint)
+    stores.meta.set_operator_endpoints(name, endpoints)
+    identity = _identity(endpoints[0])
+    labels = identity.labels if operator.type == "encoder" else ""
+    stores.meta.set_operator_labels(name, labels)
+    return get_operator(stores, name)
 
 
 @entry_point

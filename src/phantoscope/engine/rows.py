@@ -3,18 +3,23 @@ and back: rows stay inside the engine."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from phantoscope.engine.label_words import label_name
 from phantoscope.engine.model import (
     Application,
     Box,
     Entity,
     EntityVector,
     Field,
+    Label,
     Operator,
     Pipeline,
 )
 from phantoscope.storage.meta import (
     ApplicationRow,
     EntityRow,
+    LabelRow,
     OperatorRow,
     PipelineRow,
     VectorRow,
@@ -31,6 +36,7 @@ def operator_of(row: OperatorRow) -> Operator:
         endpoints=list(row.endpoints),
         metric_type=row.metric_type,
         dimension=row.dimension,
+        labels=row.labels,
     )
 
 
@@ -80,6 +86,17 @@ def entity_vector_of(row: VectorRow) -> EntityVector:
     return EntityVector(row.id, row.pipeline, box_of(row))
 
 
+def label_rows(entity: EntityRow, labels: Sequence[tuple[str, float]]) -> list[LabelRow]:
+    """The rows of an entity's image labels, as an encoder gave them (engine.pipeline
+    checked them)."""
+    return [LabelRow(label=label, score=score, application=entity.application,
+                     field=entity.field) for label, score in labels]
+
+
+def label_of(row: LabelRow) -> Label:
+    return Label(row.label, label_name(row.label), row.score)
+
+
 def entity_of(row: EntityRow) -> Entity:
     return Entity(
         id=row.id,
@@ -94,4 +111,5 @@ def entity_of(row: EntityRow) -> Entity:
         name=row.name,
         attributes=dict(row.attributes or {}),
         exif=dict(row.exif or {}),  # taken_at as read at intake, with its offset
+        labels=tuple(label_of(label) for label in row.labels),
     )

@@ -18,6 +18,7 @@ def store_counts(stores: Stores) -> dict[str, int]:
         "applications": rows["applications"],
         "entities": rows["entities"],
         "vector_rows": rows["vectors"],
+        "label_rows": rows["entity_labels"],
         "vectors": sum(stores.vectors.count(pipeline.collection) for pipeline in pipelines),
         "objects": sum(len(stores.objects.keys(bucket)) for bucket in buckets),
     }

@@ -150,17 +150,17 @@ def _listening_inodes(port: int) -> set[str]:
     return inodes
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     found = [pid]
     for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        found.extend(_descendants(int(child)))
+        found.extend(descendants(int(child)))
     return found
 
 
 def listening_pid(root: int, port: int) -> int:
     """The process, ``root`` or one of its descendants, that listens on ``port``."""
     inodes = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
-    for pid in _descendants(root):
+    for pid in descendants(root):
         for fd in Path(f"/proc/{pid}/fd").iterdir():
             try:
                 if os.readlink(fd) in inodes:
@@ -212,7 +212,7 @@ def engine(home: Path | None = None, env: dict[str, str] | None = None,
         try:
             _wait_ping(url, process, timeout_s)
             api_pid = listening_pid(process.pid, port)
-            operator_pid = next(pid for pid in _descendants(process.pid)
+            operator_pid = next(pid for pid in descendants(process.pid)
                                 if pid not in (process.pid, api_pid))
             yield Engine(url, process, api_pid, operator_pid, home)
         finally:

@@ -1,15 +1,34 @@
-"""Filtered vector search beside unfiltered, on Milvus Lite (the default) or a Milvus server.
+"""Filtered vector search beside unfiltered, on Milvus Lite (the default) or a Milvus server,
+with the insert rate, index build time and memory it took to get there (issue 16).
 
-    .venv/bin/python bench/filtered_search.py [--vectors 100000] [--dimension 1280]
-                                              [--queries 200] [--baseline-queries 5]
+    .venv/bin/python bench/filtered_search.py [--vectors 100000] [--checkpoints N,N...]
+                                              [--dimension 1280] [--queries 200]
+                                              [--baseline-queries 5] [--no-recall]
+                                              [--encoder-ms 9.9] [--rss-target-gb 8]
+                                              [--min-free-gb 3]
                                               [--uri http://HOST:19530 | --server]
 
 Data: --vectors vectors of --dimension around 200 Gaussian cluster centres, normalised,
-metric IP (as bench/vector_store.py), written with `MilvusVectorStore.insert` in calls of
-10,000 into one partition, each with a payload as the engine writes it: a name
-(``photos/<i>.jpg``), attributes ``{"bucket": 0-99, "half": "even"|"odd", "tags": [...]}``
-and EXIF ``{"taken_at": ..., "camera": ...}``, drawn at random (not tied to the clusters).
-Then flushed and indexed (HNSW, the store's default).
+metric IP (as bench/vector_store.py), made chunk by chunk (10,000 rows, each chunk seeded by
+its number, so the bench can make it again instead of keeping it: at 1M of 1280-d the data is
+5.1 GB) and written with `MilvusVectorStore.insert` one chunk a call into one partition, each
+row with a payload as the engine writes it: a name (``photos/<i>.jpg``), attributes
+``{"bucket": 0-99, "half": "even"|"odd", "tags": [...]}`` and EXIF ``{"taken_at": ...,
+"camera": ...}``, drawn at random (not tied to the clusters). The bench keeps only each
+filter's rows (a bool a row) and the query vectors (stored rows from the first checkpoint,
+moved a little). At each of --checkpoints and at --vectors, flushed and indexed (HNSW, the
+store's default), then measured:
+
+- insert rate (time in the store's insert calls only; Milvus Lite builds indexes on a
+  background thread meanwhile), then the time the index builds still take after the last
+  insert; on Milvus Lite, the background thread's own totals (index builds, compactions)
+  from milvus-lite's log, its segments and where their memory goes (Arrow tables, faiss
+  indexes);
+- memory: for Milvus Lite the bench process's VmRSS / VmHWM (Milvus Lite runs in it) after
+  the insert, after indexing and after searching, beside the bench's own arrays; for a
+  server started with --server, the server process tree's VmRSS (and summed VmHWM);
+- the searches below, then issue 16's targets: search p50 ≤ --encoder-ms + 25 ms and peak
+  RSS ≤ --rss-target-gb. --min-free-gb stops the run before the machine runs out of memory.
 
 Filters, built as the engine builds them (`engine.filters.parse_filter` +
 `milvus_expression(..., FILTER_FIELDS)`): 1 % selectivity ``{"attributes.bucket": 7}``,
@@ -20,8 +39,8 @@ and ``attributes.tags`` containing a value). Measured, one query vector a search
   p50 + 10 ms on Milvus Lite);
 - each filter; the first filtered search after the index is built is reported apart
   (Milvus Lite decodes a segment's JSON column once, then caches it);
-- recall@10 of each against an exact filtered search (numpy over the rows the filter
-  selects, `engine.filters.matches`);
+- recall@10 of each against an exact search over the rows the filter selects
+  (`engine.filters.matches`), streamed over the regenerated chunks (--no-recall skips it);
 - Milvus Lite only: the same filtered searches through milvus-lite 3.2.2's own executor
   (--baseline-queries of them: it evaluates JSON filters row by row), as the ratio's
   baseline.
@@ -33,14 +52,17 @@ processes share this machine: compare ratios within one run.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import Latency, print_table, timed_ms
+from common import Latency, descendants, print_table, timed_ms
 
 from phantoscope.engine.filters import matches, milvus_expression, parse_filter
 from phantoscope.storage import lite_search
@@ -49,10 +71,15 @@ from phantoscope.storage.vectors import FILTER_FIELDS, VectorPayload
 
 TOPK = 10
 CHUNK = 10_000
+PROGRESS_ROWS = 100_000
+CENTRES = 200
+DATA_SEED, PAYLOAD_SEED, QUERY_SEED = 0, 1, 2
 PARTITION = "app_default"
 COLLECTION = "bench_filtered"
+VECTOR_FIELD = "vector"
 TAGS = ("red", "green", "blue", "cat", "dog", "car", "tree", "sea", "sky", "snow")
 START = 1_577_836_800  # 2020-01-01
+UNFILTERED = "unfiltered"
 FILTERS: dict[str, dict[str, Any]] = {
     "1 % (attributes.bucket == 7)": {"attributes.bucket": 7},
     "50 % (attributes.half == even)": {"attributes.half": "even"},
@@ -61,21 +88,32 @@ FILTERS: dict[str, dict[str, Any]] = {
 }
 
 
-def clustered(rows: int, dimension: int, queries: int, seed: int = 0
-              ) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((200, dimension)).astype(np.float32)
-    data = centres[rng.integers(0, 200, rows)]
-    data += 0.6 * rng.standard_normal((rows, dimension)).astype(np.float32)
+# -- data, regenerated chunk by chunk ------------------------------------------------------------
+
+
+def chunks(total: int) -> Iterator[tuple[int, int, int]]:
+    """(chunk number, first row, end row) over ``total`` rows in CHUNK-row chunks."""
+    for number, start in enumerate(range(0, total, CHUNK)):
+        yield number, start, min(start + CHUNK, total)
+
+
+def cluster_centres(dimension: int) -> np.ndarray:
+    return np.random.default_rng(DATA_SEED).standard_normal((CENTRES, dimension)).astype(
+        np.float32)
+
+
+def chunk_vectors(centres: np.ndarray, number: int, rows: int) -> np.ndarray:
+    """Chunk ``number``'s normalised vectors around ``centres``: the same on every call."""
+    rng = np.random.default_rng([DATA_SEED, number])
+    data = centres[rng.integers(0, CENTRES, rows)]
+    data += 0.6 * rng.standard_normal(data.shape, dtype=np.float32)
     data /= np.linalg.norm(data, axis=1, keepdims=True)
-    picked = data[rng.choice(rows, queries, replace=False)]
-    picked = picked + 0.02 * rng.standard_normal(picked.shape).astype(np.float32)
-    picked /= np.linalg.norm(picked, axis=1, keepdims=True)
-    return data, picked
+    return data
 
 
-def payloads(rows: int, seed: int = 1) -> list[VectorPayload]:
-    rng = np.random.default_rng(seed)
+def chunk_payloads(number: int, start: int, rows: int) -> list[VectorPayload]:
+    """Chunk ``number``'s payloads (rows ``start``...): the same on every call."""
+    rng = np.random.default_rng([PAYLOAD_SEED, number])
     buckets = rng.integers(0, 100, rows)
     halves = rng.integers(0, 2, rows)
     tag_counts = rng.integers(0, 4, rows)
@@ -84,11 +122,23 @@ def payloads(rows: int, seed: int = 1) -> list[VectorPayload]:
     for i in range(rows):
         tags = [TAGS[t] for t in rng.choice(len(TAGS), tag_counts[i], replace=False)]
         made.append(VectorPayload(
-            name=f"photos/{i}.jpg",
+            name=f"photos/{start + i}.jpg",
             attributes={"bucket": int(buckets[i]), "half": "even" if halves[i] else "odd",
                         "tags": tags},
-            exif={"taken_at": int(taken[i]), "camera": "X100V" if i % 3 else "iPhone 15"}))
+            exif={"taken_at": int(taken[i]),
+                  "camera": "X100V" if (start + i) % 3 else "iPhone 15"}))
     return made
+
+
+def query_rows(total: int, queries: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(QUERY_SEED).choice(total, queries, replace=False))
+
+
+def noisy(picked: np.ndarray) -> np.ndarray:
+    """Queries: stored vectors plus noise (standard deviation 0.02 a coordinate), normalised."""
+    rng = np.random.default_rng(QUERY_SEED + 1)
+    moved = picked + 0.02 * rng.standard_normal(picked.shape, dtype=np.float32)
+    return moved / np.linalg.norm(moved, axis=1, keepdims=True)
 
 
 def record(payload: VectorPayload) -> dict[str, Any]:
@@ -96,23 +146,205 @@ def record(payload: VectorPayload) -> dict[str, Any]:
     return {"name": payload.name or None, "attributes": payload.attributes, **payload.exif}
 
 
-def wait_indexed(store: MilvusVectorStore) -> None:
+# -- memory ----------------------------------------------------------------------------------
+
+
+def status_mb(pid: int | str, field: str) -> float:
+    """A ``/proc/<pid>/status`` field in kB (VmRSS, VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def available_gb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024**2
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+@dataclass
+class MemoryWatch:
+    """The machine's free memory: stops the run before it pushes others' work into the OOM
+    killer, and remembers the lowest MemAvailable seen."""
+
+    min_free_gb: float
+    lowest_gb: float = float("inf")
+
+    def check(self, when: str) -> None:
+        free = available_gb()
+        self.lowest_gb = min(self.lowest_gb, free)
+        if free < self.min_free_gb:
+            raise SystemExit(f"stopped {when}: MemAvailable {free:.1f} GB < --min-free-gb "
+                             f"{self.min_free_gb} GB")
+
+
+def server_tree_mb(pid: int) -> tuple[float, float]:
+    """VmRSS and VmHWM summed over ``pid`` and its descendants (a Milvus server's tree)."""
+    tree = descendants(pid)
+    return (sum(status_mb(p, "VmRSS") for p in tree), sum(status_mb(p, "VmHWM") for p in tree))
+
+
+def memory(server_pid: int | None) -> str:
+    if server_pid is None:
+        return (f"bench process (Milvus Lite in it) VmRSS {status_mb('self', 'VmRSS'):,.0f} MB, "
+                f"VmHWM {status_mb('self', 'VmHWM'):,.0f} MB")
+    rss, hwm = server_tree_mb(server_pid)
+    return (f"Milvus server tree VmRSS {rss:,.0f} MB (sum of VmHWM {hwm:,.0f} MB); bench "
+            f"process VmRSS {status_mb('self', 'VmRSS'):,.0f} MB")
+
+
+def lite_breakdown(store: MilvusVectorStore) -> list[str]:
+    """Where Milvus Lite's memory goes and what a search walks: its segments, their Arrow
+    tables, their numpy vectors (when not a view of the table) and their faiss indexes
+    (private APIs; benchmark only)."""
+    collection = lite_search.local_collection(store.uri, COLLECTION)
+    segments = list(collection._segment_cache.values())
+    rows = sorted(segment.num_rows for segment in segments)
+    arrow = sum(segment.table.nbytes for segment in segments)
+    copies = sum(segment.vectors.nbytes for segment in segments if not _is_view(segment))
+    stored = graph = 0
+    for segment in segments:
+        index = getattr(segment.indexes.get(VECTOR_FIELD), "_index", None)
+        if index is not None:
+            stored += index.ntotal * index.d * 4
+            graph += index.hnsw.neighbors.size() * 4 + index.hnsw.levels.size() * 4
+    mb = 1024**2
+    return [f"{len(segments)} segments ({rows[0]:,}-{rows[-1]:,} rows, median "
+            f"{rows[len(rows) // 2]:,}), searched one after another",
+            f"Arrow tables {arrow / mb:,.0f} MB; numpy vector copies beside them "
+            f"{copies / mb:,.0f} MB; faiss HNSW vectors {stored / mb:,.0f} MB + graph "
+            f"{graph / mb:,.0f} MB"]
+
+
+def _is_view(segment: Any) -> bool:
+    """Whether the segment's numpy vectors share the Arrow table's buffer."""
+    column = segment.table.column(VECTOR_FIELD)
+    address = segment.vectors.ctypes.data
+    for chunk in column.chunks:
+        buffer = chunk.values.buffers()[1]
+        if buffer.address <= address < buffer.address + buffer.size:
+            return True
+    return False
+
+
+class BackgroundLog(logging.Handler):
+    """Sums milvus-lite's own log lines for its background index builds and compactions."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.index_s = self.compaction_s = 0.0
+        self.indexes = self.compactions = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("bg: built"):
+            self.indexes += int(record.args[0])
+            self.index_s += float(record.args[1])
+        elif record.msg.startswith("compaction: partition=%s done"):
+            self.compactions += 1
+            self.compaction_s += float(record.args[1])
+
+    def __str__(self) -> str:
+        return (f"milvus-lite's background thread: {self.indexes} segment index builds in "
+                f"{self.index_s:.0f} s, {self.compactions} compactions in "
+                f"{self.compaction_s:.0f} s")
+
+
+# -- store -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Loaded:
+    """What the store holds so far, and what the bench keeps of it: each filter's rows
+    (UNFILTERED: all) and the stored vectors the queries are made from."""
+
+    masks: dict[str, np.ndarray]
+    wanted: np.ndarray  # the rows the queries are made from, all among the first checkpoint's
+    picked: np.ndarray
+    rows: int = 0
+    seconds: float = 0.0  # in the store's insert calls
+
+    @classmethod
+    def empty(cls, args: argparse.Namespace, first: int) -> Loaded:
+        masks = {label: np.zeros(args.vectors, dtype=bool) for label in [UNFILTERED, *FILTERS]}
+        wanted = query_rows(first, args.queries)
+        return cls(masks, wanted, np.empty((len(wanted), args.dimension), dtype=np.float32))
+
+    def queries(self) -> np.ndarray:
+        return noisy(self.picked)
+
+    def nbytes(self) -> int:
+        return self.picked.nbytes + sum(mask.nbytes for mask in self.masks.values())
+
+
+def insert_up_to(store: MilvusVectorStore, loaded: Loaded, end_row: int, centres: np.ndarray,
+                 watch: MemoryWatch) -> None:
+    """Insert rows up to ``end_row`` chunk by chunk (only the store's insert is timed), noting
+    each filter's rows and the query rows on the way; a line of progress every
+    PROGRESS_ROWS."""
+    parsed = {label: parse_filter(spec) for label, spec in FILTERS.items()}
+    for number, start, end in chunks(end_row):
+        if start < loaded.rows:
+            continue
+        vectors = chunk_vectors(centres, number, end - start)
+        made = chunk_payloads(number, start, end - start)
+        records = [record(p) for p in made]
+        loaded.masks[UNFILTERED][start:end] = True
+        for label, spec in parsed.items():
+            loaded.masks[label][start:end] = [matches(spec, r) for r in records]
+        inside = (loaded.wanted >= start) & (loaded.wanted < end)
+        loaded.picked[inside] = vectors[loaded.wanted[inside] - start]
+        began = time.perf_counter()
+        store.insert(COLLECTION, list(range(start, end)), vectors, partition=PARTITION,
+                     payloads=made)
+        loaded.seconds += time.perf_counter() - began
+        loaded.rows = end
+        watch.check(f"after {end:,} rows")
+        if end % PROGRESS_ROWS == 0:
+            print(f"  {end:,} rows: insert {loaded.seconds:.0f} s "
+                  f"({end / loaded.seconds:,.0f} vectors/s); {memory_note(store)}; "
+                  f"MemAvailable {available_gb():.1f} GB", flush=True)
+
+
+def memory_note(store: MilvusVectorStore) -> str:
+    return f"VmRSS {status_mb('self', 'VmRSS'):,.0f} MB" if store.is_lite else "server"
+
+
+def wait_indexed(store: MilvusVectorStore, watch: MemoryWatch) -> None:
     """Flush, then wait for the index builds (private APIs; benchmark only)."""
     store.flush(COLLECTION)
     if store.is_lite:
-        lite_search.local_collection(store.uri, COLLECTION)._wait_for_bg()
+        collection = lite_search.local_collection(store.uri, COLLECTION)
+        drained = collection._bg_executor.submit(lambda: None)
+        while not drained.done():
+            watch.check("while indexing")
+            time.sleep(2)
         return
     client = store._client
     while client.describe_index(COLLECTION, client.list_indexes(COLLECTION)[0]).get(
             "pending_index_rows", 0):
-        time.sleep(1)
+        watch.check("while indexing")
+        time.sleep(2)
 
 
-def exact(data: np.ndarray, allowed: np.ndarray, queries: np.ndarray) -> list[set[int]]:
-    rows = np.flatnonzero(allowed)
-    scores = queries @ data[rows].T
-    best = np.argsort(-scores, axis=1)[:, :TOPK]
-    return [set(rows[b].tolist()) for b in best]
+def exact_neighbours(centres: np.ndarray, total: int, queries: np.ndarray,
+                     masks: dict[str, np.ndarray]) -> dict[str, list[set[int]]]:
+    """Each query's exact top-k among each mask's rows, streamed over regenerated chunks."""
+    best = {label: (np.full((len(queries), TOPK), -np.inf, dtype=np.float32),
+                    np.full((len(queries), TOPK), -1)) for label in masks}
+    for number, start, end in chunks(total):
+        scores = queries @ chunk_vectors(centres, number, end - start).T
+        for label, mask in masks.items():
+            rows = np.flatnonzero(mask[start:end])
+            top_scores, top_ids = best[label]
+            merged = np.concatenate([top_scores, scores[:, rows]], axis=1)
+            ids = np.concatenate([top_ids, np.broadcast_to(rows + start,
+                                                          (len(queries), len(rows)))], axis=1)
+            keep = np.argpartition(-merged, TOPK - 1, axis=1)[:, :TOPK]
+            best[label] = (np.take_along_axis(merged, keep, 1), np.take_along_axis(ids, keep, 1))
+    return {label: [set(row[row >= 0].tolist()) for row in ids]
+            for label, (_, ids) in best.items()}
 
 
 def measure(store: MilvusVectorStore, queries: np.ndarray, expression: str | None,
@@ -148,6 +380,16 @@ def main() -> None:
     parser.add_argument("--dimension", type=int, default=1280)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--baseline-queries", type=int, default=5)
+    parser.add_argument("--checkpoints", type=lambda text: [int(n) for n in text.split(",")],
+                        default=[], help="also measure at these sizes on the way "
+                        "(comma-separated), e.g. 200000,500000")
+    parser.add_argument("--no-recall", action="store_true",
+                        help="skip the exact top-k (a pass over regenerated vectors)")
+    parser.add_argument("--encoder-ms", type=float, default=9.9,
+                        help="encoder p50 for the search target p50 ≤ encoder + 25 ms")
+    parser.add_argument("--rss-target-gb", type=float, default=8.0)
+    parser.add_argument("--min-free-gb", type=float, default=3.0,
+                        help="stop when the machine's MemAvailable falls below this")
     parser.add_argument("--uri", help="a Milvus server (default: Milvus Lite in a temp dir)")
     parser.add_argument("--server", action="store_true",
                         help="start a local Milvus server (LocalMilvusServer) and use it")
@@ -163,58 +405,113 @@ def main() -> None:
             server.start()
             uri = server.uri
         try:
-            run(uri or str(Path(folder) / "vectors.db"), args)
+            run(uri or str(Path(folder) / "vectors.db"), args,
+                server.pid if server is not None else None)
         finally:
             if server is not None:
                 server.stop()
 
 
-def run(uri: str, args: argparse.Namespace) -> None:
-    data, queries = clustered(args.vectors, args.dimension, args.queries)
-    made = payloads(args.vectors)
-    records = [record(p) for p in made]
+def run(uri: str, args: argparse.Namespace, server_pid: int | None) -> None:
+    watch = MemoryWatch(args.min_free_gb)
+    centres = cluster_centres(args.dimension)
+    sizes = sorted({*args.checkpoints, args.vectors})
+    before = status_mb("self", "VmRSS")
     store = MilvusVectorStore(uri, timeout_s=600)
+    background = BackgroundLog()
+    logging.getLogger("milvus_lite.engine").addHandler(background)
+    logging.getLogger("milvus_lite.engine").setLevel(logging.INFO)
     backend = "Milvus Lite" if store.is_lite else "Milvus server"
-    print(f"{backend}: {args.vectors:,} vectors of {args.dimension}-d, {args.queries} queries, "
-          f"top {TOPK}", flush=True)
+    print(f"{backend}: up to {args.vectors:,} vectors of {args.dimension}-d, measured at "
+          f"{', '.join(f'{n:,}' for n in sizes)}; {args.queries} queries, top {TOPK}; "
+          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, MemAvailable "
+          f"{available_gb():.1f} GB; bench process before the store: VmRSS {before:,.0f} MB",
+          flush=True)
     try:
         store.drop_collection(COLLECTION)
         store.create_collection(COLLECTION, args.dimension, "IP")
+        loaded = Loaded.empty(args, sizes[0])
         started = time.perf_counter()
-        for start in range(0, args.vectors, CHUNK):
-            end = min(start + CHUNK, args.vectors)
-            store.insert(COLLECTION, list(range(start, end)), data[start:end],
-                         partition=PARTITION, payloads=made[start:end])
-        inserted = time.perf_counter() - started
-        wait_indexed(store)
-        print(f"inserted in {inserted:.0f} s ({args.vectors / inserted:,.0f} vectors/s), "
-              f"indexed after {time.perf_counter() - started:.0f} s", flush=True)
-
-        plain, _ = measure(store, queries[:20], None, None)  # warm-up
-        plain, _ = measure(store, queries, None, None)
-        rows = [["unfiltered", plain.summary(), "", "", ""]]
-        for label, spec in FILTERS.items():
-            parsed = parse_filter(spec)
-            expression = milvus_expression(parsed, FILTER_FIELDS)
-            allowed = np.array([matches(parsed, r) for r in records])
-            truth = exact(data, allowed, queries)
-            first = timed_ms(lambda e=expression: store.search(
-                COLLECTION, queries[0][None, :], TOPK, partition=PARTITION, filter=e))
-            latency, recall = measure(store, queries, expression, truth)
-            baseline = ""
-            if store.is_lite and args.baseline_queries:
-                theirs, _ = with_original_executor(lambda e=expression: measure(
-                    store, queries[:args.baseline_queries], e, None))
-                baseline = f"p50 {theirs.p50:.1f} ms ({theirs.p50 / latency.p50:.0f}x ours)"
-            rows.append([f"{label}: {allowed.mean() * 100:.2f} % of rows", latency.summary(),
-                         f"{latency.p50 - plain.p50:+.1f} ms", f"{recall:.3f}",
-                         f"first {first:.0f} ms; milvus-lite's own: {baseline or '—'}"])
-            print(f"  {label} done", flush=True)
-        print()
-        print_table(["search", "latency", "p50 - unfiltered", "recall@10", "notes"], rows)
+        for size in sizes:
+            insert_up_to(store, loaded, size, centres, watch)
+            print(f"\n== {size:,} vectors ==", flush=True)
+            measure_at(store, loaded, args, centres, watch, server_pid, background)
+            print(f"elapsed since the first insert: {time.perf_counter() - started:.0f} s",
+                  flush=True)
     finally:
         store.drop_collection(COLLECTION)
         store.close()
+
+
+def measure_at(store: MilvusVectorStore, loaded: Loaded, args: argparse.Namespace,
+               centres: np.ndarray, watch: MemoryWatch, server_pid: int | None,
+               background: BackgroundLog) -> None:
+    """Figures at the store's current size: insert, indexing, memory, searches, targets."""
+    notes = [f"insert so far: {loaded.seconds:.0f} s, {loaded.rows / loaded.seconds:,.0f} "
+             f"vectors/s (index builds overlap it); after it: {memory(server_pid)}"]
+    started = time.perf_counter()
+    wait_indexed(store, watch)
+    notes.append(f"flush + index builds still running after the last insert: "
+                 f"{time.perf_counter() - started:.0f} s; after them: {memory(server_pid)}")
+    if store.is_lite:
+        notes += [f"{background} (so far)", *lite_breakdown(store)]
+    notes.append(f"the bench's own arrays: {loaded.nbytes() / 1024**2:.0f} MB held (query "
+                 f"vectors, filter masks), one chunk of {CHUNK:,} vectors at a time")
+    for note in notes:
+        print(note, flush=True)
+    queries = loaded.queries()
+    masks = {label: mask[:loaded.rows] for label, mask in loaded.masks.items()}
+    truth: dict[str, list[set[int]]] = {}
+    if not args.no_recall:
+        truth = exact_neighbours(centres, loaded.rows, queries, masks)
+    rows, p50s = search_rows(store, args, queries, masks, truth)
+    after = memory(server_pid)
+    print()
+    print_table(["search", "latency", "p50 - unfiltered", "recall@10", "notes"], rows)
+    print(f"\nafter searching: {after}; lowest MemAvailable seen {watch.lowest_gb:.1f} GB")
+    print_targets(args, p50s, server_pid)
+
+
+def search_rows(store: MilvusVectorStore, args: argparse.Namespace, queries: np.ndarray,
+                masks: dict[str, np.ndarray], truth: dict[str, list[set[int]]]
+                ) -> tuple[list[list[str]], dict[str, float]]:
+    """The table's rows, and each search's p50 by label."""
+    measure(store, queries[:20], None, None)  # warm-up
+    plain, recall = measure(store, queries, None, truth.get(UNFILTERED))
+    rows = [[UNFILTERED, plain.summary(), "", f"{recall:.3f}", ""]]
+    p50s = {UNFILTERED: plain.p50}
+    for label, spec in FILTERS.items():
+        expression = milvus_expression(parse_filter(spec), FILTER_FIELDS)
+        first = timed_ms(lambda e=expression: store.search(
+            COLLECTION, queries[0][None, :], TOPK, partition=PARTITION, filter=e))
+        latency, recall = measure(store, queries, expression, truth.get(label))
+        baseline = ""
+        if store.is_lite and args.baseline_queries:
+            theirs, _ = with_original_executor(lambda e=expression: measure(
+                store, queries[:args.baseline_queries], e, None))
+            baseline = f"p50 {theirs.p50:.1f} ms ({theirs.p50 / latency.p50:.0f}x ours)"
+        rows.append([f"{label}: {masks[label].mean() * 100:.2f} % of rows",
+                     latency.summary(), f"{latency.p50 - plain.p50:+.1f} ms", f"{recall:.3f}",
+                     f"first {first:.0f} ms; milvus-lite's own: {baseline or '—'}"])
+        p50s[label] = latency.p50
+        print(f"  {label} done", flush=True)
+    return rows, p50s
+
+
+def print_targets(args: argparse.Namespace, p50s: dict[str, float], server_pid: int | None
+                  ) -> None:
+    """Issue 16's targets: search p50 ≤ encoder + 25 ms, RSS ≤ --rss-target-gb."""
+    limit = args.encoder_ms + 25
+    for label, p50 in p50s.items():
+        verdict = "met" if p50 <= limit else "not met"
+        print(f"target p50 ≤ {args.encoder_ms} + 25 = {limit:.1f} ms, {label}: "
+              f"{p50:.1f} ms, {verdict}")
+    peak = (status_mb("self", "VmHWM") if server_pid is None
+            else server_tree_mb(server_pid)[1]) / 1024
+    verdict = "met" if peak <= args.rss_target_gb else "not met"
+    print(f"target RSS ≤ {args.rss_target_gb} GB: peak {peak:.1f} GB "
+          f"({'bench process VmHWM' if server_pid is None else 'server tree, sum of VmHWM'}), "
+          f"{verdict}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 encoders that break the labels contract, each served by a real OperatorServer.
 
 The model here is plain numpy (the mean colour, classified as red, green or blue); the
-built-in encoders' real ImageNet labels are tested in tests/zoo/test_labels.py.
+built-in encoders' real ImageNet labels are tested in tests/zoo/test_encoder_labels.py.
 """
 
 from __future__ import annotations

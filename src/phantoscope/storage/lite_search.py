@@ -426,10 +426,46 @@ def _recall(source: int, mask: np.ndarray, vectors: np.ndarray, index: Any,
         index = BruteForceIndex.build(vectors, metric_type)
     elif allowed < WIDER_BELOW * len(mask) and "ef" in (search_params or {}):
         search_params = {**search_params, "ef": max(WIDER_EF, search_params["ef"])}
-    rows, distances = index.search(queries, top_k,
-                                   valid_mask=None if allowed == len(mask) else mask,
-                                   params=search_params)
+    if allowed == len(mask):
+        rows, distances = index.search(queries, top_k, params=search_params)
+    elif _is_hnsw(index):
+        rows, distances = _hnsw_search_in(mask, index, queries, top_k, search_params)
+    else:
+        rows, distances = index.search(queries, top_k, valid_mask=mask, params=search_params)
     return [(source, np.asarray(rows), np.asarray(distances))]
+
+
+def _is_hnsw(index: Any) -> bool:
+    from milvus_lite.index.faiss_hnsw import FaissHnswIndex
+
+    return isinstance(index, FaissHnswIndex)
+
+
+def _hnsw_search_in(mask: np.ndarray, index: Any, queries: np.ndarray, top_k: int,
+                    search_params: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+    """`FaissHnswIndex.search(..., valid_mask=mask)` with the mask as a bitmap selector.
+
+    milvus-lite 3.2.2 hands faiss an `IDSelectorBatch`, a hash set of every allowed row built
+    on every search: 3.6 ms a search of a 90k-row 1280-d segment with half its rows allowed,
+    against 0.4 ms for `IDSelectorBitmap`, with the same hits (bench/README.md). Answers as
+    milvus-lite's does: rows with -1 and distances with +inf where fewer than `top_k` rows
+    were found, distances in its "smaller is nearer" convention."""
+    import faiss
+    from milvus_lite.index.faiss_hnsw import _l2_normalize
+
+    queries = np.ascontiguousarray(queries.reshape(len(queries), -1), dtype=np.float32)
+    if index.metric == "COSINE":
+        queries = np.ascontiguousarray(_l2_normalize(queries), dtype=np.float32)
+    bitmap = np.packbits(mask.astype(bool), bitorder="little")  # bit i: row i (faiss's order)
+    selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
+    ef = int((search_params or {}).get("ef", 64))
+    found, rows = index._index.search(
+        queries, top_k, params=faiss.SearchParametersHNSW(sel=selector, efSearch=ef))
+    rows = np.where((rows >= 0) & (found < 1e30), rows, -1).astype(np.int64)
+    distances = np.full(rows.shape, np.inf, dtype=np.float32)
+    kept = rows >= 0
+    distances[kept] = [index._normalize_distance(float(value)) for value in found[kept]]
+    return rows, distances
 
 
 def _merge(recalled: list[tuple[int, np.ndarray, np.ndarray]], queries: int, top_k: int,

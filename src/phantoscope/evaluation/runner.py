@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from phantoscope.client import PhantoscopeClient, PhantoscopeError
 from phantoscope.evaluation.dataset import LabelledImage
@@ -27,6 +27,18 @@ Progress = Callable[[str], None]
 
 class EvalError(RuntimeError):
     """The server refused or failed a step of the evaluation."""
+
+
+class ScoredQuery(Protocol):
+    """What a run's summary reads of each of its queries."""
+
+    @property
+    def relevant(self) -> int: ...
+
+    @property
+    def latency_ms(self) -> float: ...
+
+    def scores(self, ks: Sequence[int]) -> Scores: ...
 
 
 @dataclass(frozen=True)
@@ -56,13 +68,7 @@ class IndexedRun:
     indexed: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
     upload_s: float = 0.0
-
-
-@dataclass
-class PipelineRun(IndexedRun):
-    """Everything measured for one pipeline, querying by image."""
-
-    queries: list[QueryRecord] = field(default_factory=list)
+    queries: Sequence[ScoredQuery] = field(default_factory=list)
 
     def metrics(self) -> Scores:
         return mean_scores([query.scores(self.ks) for query in self.queries], self.ks)
@@ -70,7 +76,8 @@ class PipelineRun(IndexedRun):
     def latency_ms(self) -> dict[str, float | None]:
         return latency_summary([query.latency_ms for query in self.queries])
 
-    def to_json(self) -> dict[str, Any]:
+    def summary_json(self) -> dict[str, Any]:
+        """What every kind of run reports, before its own per-query detail."""
         return {
             "pipeline": self.pipeline,
             "application": self.application,
@@ -80,6 +87,18 @@ class PipelineRun(IndexedRun):
             "queries_scored": sum(query.relevant > 0 for query in self.queries),
             "metrics": self.metrics(),
             "latency_ms": self.latency_ms(),
+        }
+
+
+@dataclass
+class PipelineRun(IndexedRun):
+    """Everything measured for one pipeline, querying by image."""
+
+    queries: list[QueryRecord] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.summary_json(),
             "queries": [
                 {
                     "image": query.image,

@@ -26,7 +26,7 @@ from phantoscope.evaluation.runner import (
     Progress,
     index_and_query,
 )
-from phantoscope.evaluation.scoring import Scores, latency_summary, mean_scores, query_scores
+from phantoscope.evaluation.scoring import Scores, query_scores
 
 
 @dataclass(frozen=True)
@@ -53,22 +53,9 @@ class TextRun(IndexedRun):
 
     queries: list[TextQueryRecord] = field(default_factory=list)
 
-    def metrics(self) -> Scores:
-        return mean_scores([query.scores(self.ks) for query in self.queries], self.ks)
-
-    def latency_ms(self) -> dict[str, float | None]:
-        return latency_summary([query.latency_ms for query in self.queries])
-
     def to_json(self) -> dict[str, Any]:
         return {
-            "pipeline": self.pipeline,
-            "application": self.application,
-            "indexed": self.indexed,
-            "skipped": self.skipped,
-            "upload_seconds": round(self.upload_s, 3),
-            "queries_scored": sum(query.relevant > 0 for query in self.queries),
-            "metrics": self.metrics(),
-            "latency_ms": self.latency_ms(),
+            **self.summary_json(),
             "queries": [
                 {
                     "text": query.text,

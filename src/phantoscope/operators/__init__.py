@@ -1,4 +1,5 @@
-"""The operator SDK: subclass :class:`Encoder` or :class:`Processor`, then serve it."""
+"""The operator SDK: subclass :class:`Encoder`, :class:`Processor` or :class:`TextEncoder`,
+then serve it."""
 
 from phantoscope.operators.base import (
     Box,
@@ -7,7 +8,9 @@ from phantoscope.operators.base import (
     Encoding,
     Operator,
     Processor,
+    TextEncoder,
     l2_normalize,
 )
 
-__all__ = ["Box", "Crop", "Encoder", "Encoding", "Operator", "Processor", "l2_normalize"]
+__all__ = ["Box", "Crop", "Encoder", "Encoding", "Operator", "Processor", "TextEncoder",
+           "l2_normalize"]

@@ -2,7 +2,9 @@
 
 An operator turns a batch of decoded RGB images into either one vector each (an *encoder*)
 or a list of crops each (a *processor*); an encoder whose model also classifies may give each
-image's top labels with its vector (see :meth:`Encoder.encode`). Everything else — decoding
+image's top labels with its vector (see :meth:`Encoder.encode`). A *text encoder* turns a
+batch of texts into vectors of the same space as an image encoder's (CLIP's two towers), so a
+pipeline pairing the two can be searched by words. Everything else — decoding
 base64, fetching URLs, batching concurrent requests, health and error reporting — is the
 serving side's job (:mod:`phantoscope.operators.server`).
 """
@@ -60,7 +62,7 @@ class Operator(ABC):
 
     name: str
     type: OperatorType
-    input: str = "image"
+    input: str = "image"  # what Execute takes: "image", or "text" for a TextEncoder
     output: str
     dimension: int = 0
     metric_type: str = "IP"
@@ -122,6 +124,27 @@ class Processor(Operator):
     @abstractmethod
     def run(self, images: list[Image.Image]) -> list[list[Crop]]:
         """Return, for each image, the crops found in it."""
+
+
+class TextEncoder(Operator):
+    """Turns each text into one vector of ``dimension`` floats, in the embedding space of the
+    image encoder it is paired with (same ``dimension`` and ``metric_type``).
+
+    Execute takes its texts in ``ExecuteRequest.texts`` (no images); the server checks each
+    is a non-empty string of at most ``max_text_length`` characters before ``run()`` sees it.
+    """
+
+    type: OperatorType = "encoder"
+    input: str = "text"
+    output: str = "vector"
+    max_text_length: ClassVar[int] = 1000
+
+    def prepare(self, data: bytes, *, max_pixels: int) -> Any:
+        raise TypeError(f"{self.name} encodes texts, not images")
+
+    @abstractmethod
+    def run(self, texts: list[str]) -> np.ndarray | list[list[float]]:  # type: ignore[override]
+        """Return an array of shape (len(texts), dimension)."""
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ OPERATOR_CALL_SECONDS = Histogram(
 )
 OPERATOR_BATCH_IMAGES = Histogram(
     "phantoscope_operator_batch_images",
-    "Images sent in one Execute call, by operator.",
+    "Images (texts, for a text encoder) sent in one Execute call, by operator.",
     ["operator"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )

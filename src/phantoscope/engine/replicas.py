@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -89,8 +89,19 @@ class ReplicaSet:
             return [{"endpoint": r.endpoint, "state": r.state} for r in self._replicas]
 
     def execute(self, operator: str, datas: Sequence[str]) -> ExecuteResult:
-        """Execute on one up replica, once more on another if that one is down; the last
-        failure (code UNAVAILABLE when no replica was up) if none answered."""
+        """Images (base64) through the operator: see :meth:`_call_replicas`."""
+        return self._call_replicas(operator, len(datas), lambda c: c.execute(datas=datas))
+
+    def execute_texts(self, operator: str, texts: Sequence[str]) -> ExecuteResult:
+        """Texts through a text encoder: see :meth:`_call_replicas`."""
+        return self._call_replicas(operator, len(texts), lambda c: c.execute_texts(texts))
+
+    def _call_replicas(
+        self, operator: str, items: int, call: Callable[[OperatorClient], ExecuteResult]
+    ) -> ExecuteResult:
+        """``call`` on one up replica, once more on another if that one is down; the last
+        failure (code UNAVAILABLE when no replica was up) if none answered. ``items`` (images
+        or texts) goes to the batch-size metric."""
         tried: set[str] = set()
         failure: OperatorCallError | None = None
         for _ in range(2):
@@ -98,10 +109,10 @@ class ReplicaSet:
             if replica is None:
                 break
             tried.add(replica.endpoint)
-            OPERATOR_BATCH_IMAGES.labels(operator).observe(len(datas))
+            OPERATOR_BATCH_IMAGES.labels(operator).observe(items)
             start = time.perf_counter()
             try:
-                result = replica.client.execute(datas=datas)
+                result = call(replica.client)
             except OperatorCallError as exc:
                 OPERATOR_CALL_SECONDS.labels(operator, exc.code).observe(
                     time.perf_counter() - start

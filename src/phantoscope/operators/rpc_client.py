@@ -125,9 +125,17 @@ class OperatorClient:
         datas: Sequence[str] = (),
         timeout_s: float | None = None,
     ) -> ExecuteResult:
-        reply = self._call(
-            "Execute", pb.ExecuteRequest(urls=list(urls), datas=list(datas)), timeout_s
-        )
+        """Run images (URLs, then base64 files) through an image encoder or processor."""
+        return self._execute(pb.ExecuteRequest(urls=list(urls), datas=list(datas)), timeout_s)
+
+    def execute_texts(
+        self, texts: Sequence[str], timeout_s: float | None = None
+    ) -> ExecuteResult:
+        """Run texts through a text encoder (Identity ``input`` "text"): one vector each."""
+        return self._execute(pb.ExecuteRequest(texts=list(texts)), timeout_s)
+
+    def _execute(self, request: pb.ExecuteRequest, timeout_s: float | None) -> ExecuteResult:
+        reply = self._call("Execute", request, timeout_s)
         vectors = np.array([list(v.element) for v in reply.vectors], dtype=np.float32)
         if not reply.vectors:
             vectors = np.zeros((0, 0), dtype=np.float32)

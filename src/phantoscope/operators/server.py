@@ -15,7 +15,7 @@ import numpy as np
 from phantoscope.config import OperatorSettings, endpoint_port
 from phantoscope.imaging.codec import BadImageError, b64_to_bytes, encode_jpeg_b64
 from phantoscope.imaging.fetch import FetchError, FetchPolicy, fetch_url
-from phantoscope.operators.base import Box, Crop, Encoder, Encoding, Operator
+from phantoscope.operators.base import Box, Crop, Encoder, Encoding, Operator, TextEncoder
 from phantoscope.operators.batching import Batcher, BatcherClosedError, BatchStats
 from phantoscope.operators.labels import Label, checked_labels
 from phantoscope.operators.proto import HEALTHY
@@ -34,8 +34,8 @@ class _Item:
     data: str | None = None
 
 
-class _InvalidItemError(ValueError):
-    pass
+class _BadRequestError(ValueError):
+    """The request cannot be served as sent; the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -115,22 +115,12 @@ class OperatorServicer(pb_grpc.OperatorServicer):
     def Execute(self, request: pb.ExecuteRequest, context: grpc.ServicerContext):
         if not self._loaded.is_set():
             context.abort(grpc.StatusCode.UNAVAILABLE, f"operator is {self.health}")
-        items = [_Item(f"urls[{i}]", url=u) for i, u in enumerate(request.urls)]
-        items += [_Item(f"datas[{i}]", data=d) for i, d in enumerate(request.datas)]
-        if not items:
-            context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "empty request: give at least one image in `urls` or `datas`",
-            )
-        if len(items) > self.settings.max_items_per_request:
-            context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"{len(items)} images in one request; the limit is "
-                f"{self.settings.max_items_per_request}: split the request",
-            )
         try:
-            inputs = [self._prepare(item) for item in items]
-        except _InvalidItemError as exc:
+            if isinstance(self.operator, TextEncoder):
+                inputs = self._texts(request)
+            else:
+                inputs = [self._prepare(item) for item in self._images(request)]
+        except _BadRequestError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
             results = self.batcher.submit(inputs)
@@ -148,6 +138,53 @@ class OperatorServicer(pb_grpc.OperatorServicer):
 
     # -- helpers ----------------------------------------------------------------------
 
+    def _images(self, request: pb.ExecuteRequest) -> list[_Item]:
+        """The request's images, in the order they run (urls, then datas)."""
+        if request.texts:
+            raise _BadRequestError(
+                f"{self.operator.name} takes images, not texts: send them in `urls` or "
+                "`datas` (texts go to a text encoder)"
+            )
+        items = [_Item(f"urls[{i}]", url=u) for i, u in enumerate(request.urls)]
+        items += [_Item(f"datas[{i}]", data=d) for i, d in enumerate(request.datas)]
+        if not items:
+            raise _BadRequestError(
+                "empty request: give at least one image in `urls` or `datas`"
+            )
+        self._check_count(len(items), "images")
+        return items
+
+    def _texts(self, request: pb.ExecuteRequest) -> list[str]:
+        """The request's texts, each stripped of surrounding white space, once checked."""
+        operator = self.operator
+        assert isinstance(operator, TextEncoder)
+        if request.urls or request.datas:
+            raise _BadRequestError(
+                f"{operator.name} encodes texts, not images: send them in `texts`"
+            )
+        if not request.texts:
+            raise _BadRequestError("empty request: give at least one text in `texts`")
+        self._check_count(len(request.texts), "texts")
+        texts = []
+        for index, text in enumerate(request.texts):
+            if len(text) > operator.max_text_length:
+                raise _BadRequestError(
+                    f"texts[{index}]: {len(text):,} characters; the limit is "
+                    f"{operator.max_text_length:,}: shorten it"
+                )
+            stripped = text.strip()
+            if not stripped:
+                raise _BadRequestError(f"texts[{index}]: empty text: give some words")
+            texts.append(stripped)
+        return texts
+
+    def _check_count(self, count: int, what: str) -> None:
+        limit = self.settings.max_items_per_request
+        if count > limit:
+            raise _BadRequestError(
+                f"{count} {what} in one request; the limit is {limit}: split the request"
+            )
+
     def _prepare(self, item: _Item) -> Any:
         try:
             if item.url is not None:
@@ -156,7 +193,7 @@ class OperatorServicer(pb_grpc.OperatorServicer):
                 data = b64_to_bytes(item.data or "")
             return self.operator.prepare(data, max_pixels=self.settings.max_image_pixels)
         except (FetchError, BadImageError) as exc:
-            raise _InvalidItemError(f"{item.label}: {exc}") from None
+            raise _BadRequestError(f"{item.label}: {exc}") from None
 
     def _run_checked(self, inputs: list[Any]) -> Sequence[Any]:
         """Run the operator and check its results have the declared shape: for an encoder,
@@ -164,7 +201,8 @@ class OperatorServicer(pb_grpc.OperatorServicer):
         operator = self.operator
         if operator.type != "encoder":
             return operator.run(inputs)
-        # Original-template encoders (legacy.LegacyOperator) are Operators with run() only.
+        # Text encoders, and original-template encoders (legacy.LegacyOperator), have run()
+        # only.
         encoding = (
             operator.encode(inputs) if isinstance(operator, Encoder)
             else Encoding(operator.run(inputs))

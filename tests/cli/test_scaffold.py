@@ -1,4 +1,5 @@
-"""`phantoscope operator new` makes a folder that serves and passes `operator test` as it is."""
+"""`phantoscope operator new` makes a folder that serves and passes `operator test` as it is,
+for each type: encoder, processor and text encoder."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ LAYOUT = [
 ]
 
 
-@pytest.fixture(scope="module", params=["encoder", "processor"])
+@pytest.fixture(scope="module", params=["encoder", "processor", "text-encoder"])
 def scaffold(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(request.param) / f"my-{request.param}"
     result = run_cli("operator", "new", str(folder), "--type", request.param)
@@ -39,10 +40,17 @@ def test_layout_is_the_tutorials(scaffold):
     assert prepare.returncode == 0, prepare.stderr
 
 
+IDENTITY = {
+    "encoder": "type=encoder input=image output=vector dimension=512",
+    "processor": "type=processor input=image output=image",
+    "text-encoder": "type=encoder input=text output=vector dimension=512",
+}
+
+
 def _check(endpoint: str, kind: str) -> str:
     result = run_cli("operator", "test", "-e", endpoint)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"type={kind}" in result.stdout and result.stdout.rstrip().endswith("OK")
+    assert IDENTITY[kind] in result.stdout and result.stdout.rstrip().endswith("OK")
     return result.stdout
 
 
@@ -55,8 +63,12 @@ def test_python_server_py_with_op_endpoint_answers(scaffold):
         out = _check(endpoint, kind)
     if kind == "encoder":
         assert "vector size: 1; data size: 0" in out and "vector dim: 512" in out
-    else:
+    elif kind == "processor":
         assert "vector size: 0; data size: 4" in out and out.count("crop box:") == 4
+    else:
+        assert "vector size: 4; data size: 0" in out and "vector dim: 512" in out
+        assert "must refuse an empty text: INVALID_ARGUMENT: texts[0]: empty text" in out
+        assert "must refuse an image: INVALID_ARGUMENT: my-text-encoder encodes texts" in out
 
 
 def test_operator_serve_folder_with_port_answers(scaffold):
@@ -69,14 +81,14 @@ def test_operator_serve_folder_with_port_answers(scaffold):
 
 
 def test_scaffold_own_test_passes(scaffold):
-    _, folder = scaffold
+    kind, folder = scaffold
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", folder,
          "test_custom_operator.py"],
         cwd=folder, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 passed" in result.stdout
+    assert ("3 passed" if kind == "text-encoder" else "1 passed") in result.stdout
 
 
 @pytest.mark.parametrize("name", ["bad name", "-dash-first", "x" * 64, "quote'd"])
@@ -98,7 +110,7 @@ def test_new_refuses_a_folder_that_is_not_empty(tmp_path):
 
 def test_new_refuses_an_unknown_type(tmp_path):
     result = run_cli("operator", "new", str(tmp_path / "x"), "--type", "decoder")
-    assert result.returncode == 2 and "encoder, processor" in result.stderr
+    assert result.returncode == 2 and "encoder, processor, text-encoder" in result.stderr
 
 
 def test_serve_names_what_it_could_not_find():

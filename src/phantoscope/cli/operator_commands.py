@@ -26,7 +26,9 @@ def operator_new(
     target: Annotated[
         str, typer.Argument(help="Operator name, or a folder path whose last part names it.")
     ],
-    kind: Annotated[str, typer.Option("--type", "-t", help="encoder or processor")] = "encoder",
+    kind: Annotated[
+        str, typer.Option("--type", "-t", help="encoder, processor or text-encoder")
+    ] = "encoder",
     force: Annotated[bool, typer.Option(help="Write into a folder that is not empty.")] = False,
 ) -> None:
     """Scaffold an operator folder that serves and passes `operator test` as it is."""
@@ -110,6 +112,8 @@ def _print_report(report: CheckReport) -> None:
                     f"crop box: ({box.left}, {box.top}, {box.right}, {box.bottom}) "
                     f"score {box.score:.3f}",
                 )
+    for what, answer in report.refusals.items():
+        console.print(f"must refuse {what}: {answer}", soft_wrap=True)
 
 
 @operator_app.command("test")
@@ -117,12 +121,17 @@ def operator_test(
     endpoint: Annotated[str, typer.Option("--endpoint", "-e", help="host:port of the operator.")],
     image: Annotated[
         str | None,
-        typer.Option("--image", "-i", help="Image file or http(s) URL (default: a sample photo)."),
+        typer.Option(
+            "--image", "-i",
+            help="Image file or http(s) URL (default: a sample photo); a text encoder must "
+            "refuse it.",
+        ),
     ] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the model to load.")] = 60.0,
     timeout: Annotated[float, typer.Option(help="Seconds allowed for each call.")] = 60.0,
 ) -> None:
-    """Check an operator: identity, health and one execute; exit 1 on any problem."""
+    """Check an operator: identity, health and one execute (a few sentences, and what it must
+    refuse, for a text encoder); exit 1 on any problem."""
     from phantoscope.operators.checkup import check_operator
 
     if image and not image.startswith(("http://", "https://")) and not Path(image).is_file():

@@ -2,6 +2,9 @@
 
 Calls Identity, waits for Healthy, runs one image through Execute and checks the answer
 against what Identity claimed — the checks of the original's test script, made strict.
+A text encoder (Identity ``input`` "text") gets a few sentences instead, whose vectors must
+tell them apart and be the same for the same sentence, and must refuse an empty text and an
+image.
 """
 
 from __future__ import annotations
@@ -9,9 +12,12 @@ from __future__ import annotations
 import base64
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+
+import numpy as np
 
 from phantoscope.imaging.codec import BadImageError, b64_to_bytes, decode_image
 from phantoscope.operators.proto import HEALTHY
@@ -21,6 +27,15 @@ from phantoscope.operators.rpc_client import (
     OperatorClient,
     OperatorIdentity,
 )
+
+# What a text encoder is checked with: the last sentence repeats the first.
+SENTENCES = (
+    "a photo of a cat asleep on a sofa",
+    "a red car parked beside the sea",
+    "two people hiking up a snowy mountain",
+    "a photo of a cat asleep on a sofa",
+)
+REFUSED = "INVALID_ARGUMENT"
 
 
 def sample_image() -> bytes:
@@ -35,6 +50,8 @@ class CheckReport:
     health: str | None = None
     result: ExecuteResult | None = None
     seconds: float | None = None
+    # A text encoder's answers to what it must refuse: what was sent -> "CODE: details".
+    refusals: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -78,6 +95,70 @@ def _problems_with(identity: OperatorIdentity, result: ExecuteResult) -> list[st
     return problems
 
 
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal up to float rounding, relative to the vectors' length."""
+    scale = max(float(np.linalg.norm(a)), float(np.linalg.norm(b)))
+    return float(np.linalg.norm(a - b)) <= 1e-4 * scale
+
+
+def _text_problems(identity: OperatorIdentity, result: ExecuteResult) -> list[str]:
+    """What is wrong with a text encoder's vectors of :data:`SENTENCES`."""
+    if identity.type != "encoder":
+        return [f"an operator taking texts must be an encoder, not a {identity.type!r}"]
+    vectors = result.vectors
+    if result.crops:
+        return [f"a text encoder returned {len(result.crops)} crops"]
+    if len(vectors) != len(SENTENCES):
+        return [f"{len(SENTENCES)} texts gave {len(vectors)} vectors"]
+    if vectors.shape[1] != identity.dimension:
+        return [f"vector dimension {vectors.shape[1]} differs from the "
+                f"{identity.dimension} Identity claims"]
+    if not np.isfinite(vectors).all():
+        return ["the vectors hold NaN or infinite values"]
+    problems = []
+    first = SENTENCES.index(SENTENCES[-1])
+    if not _same(vectors[first], vectors[-1]):
+        problems.append(f"the same sentence ({SENTENCES[first]!r}) gave two different vectors")
+    distinct = len(SENTENCES) - 1
+    for i in range(distinct):
+        for j in range(i + 1, distinct):
+            if _same(vectors[i], vectors[j]):
+                problems.append(
+                    f"different sentences gave the same vector: {SENTENCES[i]!r} and "
+                    f"{SENTENCES[j]!r}"
+                )
+    return problems
+
+
+def _check_refusals(
+    client: OperatorClient, report: CheckReport, image_request: dict[str, list[str]]
+) -> None:
+    """A text encoder must answer INVALID_ARGUMENT to an empty text and to an image."""
+    calls: dict[str, Callable[[], ExecuteResult]] = {
+        "an empty text": lambda: client.execute_texts([""]),
+        "an image": lambda: client.execute(**image_request),
+    }
+    for what, call in calls.items():
+        try:
+            call()
+        except OperatorCallError as exc:
+            report.refusals[what] = f"{exc.code}: {exc.details}"
+            if exc.code != REFUSED:
+                report.problems.append(f"{what} got {exc.code}, not {REFUSED}: {exc.details}")
+        else:
+            report.refusals[what] = "accepted"
+            report.problems.append(f"{what} was accepted; a text encoder must refuse it "
+                                   f"with {REFUSED}")
+
+
+def _image_request(image: str | None) -> dict[str, list[str]]:
+    """Execute's arguments for ``image`` (a file path or an http(s) URL; None: the sample)."""
+    if image and image.startswith(("http://", "https://")):
+        return {"urls": [image]}
+    data = Path(image).read_bytes() if image else sample_image()
+    return {"datas": [base64.b64encode(data).decode("ascii")]}
+
+
 def check_operator(
     endpoint: str,
     *,
@@ -85,25 +166,28 @@ def check_operator(
     wait_s: float = 60.0,
     timeout_s: float = 60.0,
 ) -> CheckReport:
-    """Check the operator at ``endpoint``; ``image`` is a file path or an http(s) URL."""
+    """Check the operator at ``endpoint``; ``image`` is a file path or an http(s) URL (for a
+    text encoder, the image it must refuse)."""
     report = CheckReport(endpoint)
     with OperatorClient(endpoint, timeout_s=timeout_s) as client:
         try:
-            report.identity = client.identity(timeout_s=min(timeout_s, 10))
+            identity = report.identity = client.identity(timeout_s=min(timeout_s, 10))
             report.health = _wait_healthy(client, wait_s)
             if report.health != HEALTHY:
                 report.problems.append(f"operator is not healthy: {report.health}")
                 return report
-            if image and image.startswith(("http://", "https://")):
-                request = {"urls": [image]}
-            else:
-                data = Path(image).read_bytes() if image else sample_image()
-                request = {"datas": [base64.b64encode(data).decode("ascii")]}
+            request = _image_request(image)
+            texts = identity.input == "text"
             started = time.perf_counter()
-            report.result = client.execute(**request)
+            report.result = (
+                client.execute_texts(SENTENCES) if texts else client.execute(**request)
+            )
             report.seconds = time.perf_counter() - started
+            if texts:
+                report.problems.extend(_text_problems(identity, report.result))
+                _check_refusals(client, report, request)
+            else:
+                report.problems.extend(_problems_with(identity, report.result))
         except OperatorCallError as exc:
             report.problems.append(str(exc))
-            return report
-    report.problems.extend(_problems_with(report.identity, report.result))
     return report

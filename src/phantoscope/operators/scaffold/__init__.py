@@ -12,7 +12,7 @@ from phantoscope.operators.scaffold.sdk_wheel import build_sdk_wheel, wheel_name
 
 TEMPLATE_SUFFIX = ".tmpl"
 OPERATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-KINDS = ("encoder", "processor")
+KINDS = ("encoder", "processor", "text-encoder")
 WHEELS = "wheels"  # the folder, in each scaffold, holding the SDK's wheel
 
 
@@ -45,8 +45,10 @@ def create_operator(target: Path, kind: str, *, force: bool = False) -> list[Pat
     root = resources.files(__name__)
     values = {"{{name}}": name, "{{version}}": __version__,
               "{{sdk_wheel}}": f"./{WHEELS}/{wheel_name()}"}
+    # A kind's own template of a common file (its test, say) replaces the common one.
+    templates = dict(_templates(root / "common")) | dict(_templates(root / kind))
     written = []
-    for relative, template in _templates(root / "common") + _templates(root / kind):
+    for relative, template in templates.items():
         text = template.read_text(encoding="utf-8")
         for placeholder, value in values.items():
             text = text.replace(placeholder, value)

@@ -54,7 +54,10 @@ def operator_new(
 def operator_serve(
     target: Annotated[
         str,
-        typer.Argument(help="A built-in name, a folder with custom_operator.py, or module:Class."),
+        typer.Argument(
+            help="A built-in name, a folder with custom_operator.py (FOLDER:Class picks one of "
+            "several classes in it), or module:Class."
+        ),
     ] = DEFAULT_ENCODER,
     port: Annotated[
         int | None,

@@ -1,8 +1,10 @@
 """Finding the operator a `phantoscope operator serve TARGET` names.
 
 TARGET is a folder holding a ``custom_operator.py`` — made by `phantoscope operator new`, or
-by the original Phantoscope template (served through :class:`LegacyOperator`) —, a built-in
-name (see :data:`phantoscope.zoo.BUILTINS`) or a `module:Class` path. A folder that exists
+by the original Phantoscope template (served through :class:`LegacyOperator`) —, such a
+folder and the class to serve when the file defines several (`FOLDER:Class`: an image encoder
+and its text encoder, say), a built-in name (see :data:`phantoscope.zoo.BUILTINS`) or a
+`module:Class` path. A folder that exists
 always wins: a scaffold named after a built-in (`operator new resnet50-encoder`) is served
 as the folder, never as the built-in.
 """
@@ -59,8 +61,10 @@ def _legacy(cls: Any) -> Operator:
         raise TargetError(str(exc)) from None
 
 
-def _load_folder(folder: Path) -> Operator:
-    """Import a folder's custom_operator.py the way `python server.py` in it would."""
+def _load_folder(folder: Path, class_name: str | None = None) -> Operator:
+    """Import a folder's custom_operator.py the way `python server.py` in it would, and build
+    its operator (the one named ``class_name``, if given)."""
+    shown = str(folder)
     folder = folder.resolve()
     source = folder / OPERATOR_FILE
     folder_text = str(folder)
@@ -77,11 +81,22 @@ def _load_folder(folder: Path) -> Operator:
         if inspect.isclass(value) and issubclass(value, Operator)
         and value.__module__ == module.__name__ and not inspect.isabstract(value)
     ]
+    names = sorted(cls.__name__ for cls in ours)
+    if class_name is not None:
+        chosen = [cls for cls in ours if cls.__name__ == class_name]
+        if not chosen:
+            raise TargetError(
+                f"{source} defines no operator class {class_name!r} "
+                f"(it defines: {', '.join(names) or 'none'})"
+            )
+        return chosen[0]()
     if len(ours) == 1:
         return ours[0]()
     if len(ours) > 1:
-        names = ", ".join(sorted(cls.__name__ for cls in ours))
-        raise TargetError(f"{source} defines several operators ({names}); name one as module:Class")
+        raise TargetError(
+            f"{source} defines several operators ({', '.join(names)}); serve one as "
+            f"FOLDER:Class, e.g. {shown}:{names[0]}"
+        )
     legacy = getattr(module, LEGACY_CLASS, None)
     if legacy is None:
         raise TargetError(
@@ -94,6 +109,15 @@ def _looks_like_path(target: str) -> bool:
     return os.sep in target or (os.altsep or os.sep) in target or target in (".", "..")
 
 
+def _no_options(folder: str, options: dict[str, Any]) -> None:
+    if options:
+        shadowed = f" (it shadows the built-in {folder!r})" if folder in BUILTINS else ""
+        raise TargetError(
+            f"folder {folder!r}{shadowed} takes no options such as "
+            f"{', '.join('--' + key for key in sorted(options))}: they are for built-ins"
+        )
+
+
 def load_operator(target: str, **options: Any) -> Operator:
     """Build the operator TARGET names; ``options`` go to a built-in's constructor.
 
@@ -104,15 +128,14 @@ def load_operator(target: str, **options: Any) -> Operator:
     folder = Path(target)
     if folder.is_dir():
         if (folder / OPERATOR_FILE).is_file():
-            if options:
-                shadowed = f" (it shadows the built-in {target!r})" if target in BUILTINS else ""
-                raise TargetError(
-                    f"folder {target!r}{shadowed} takes no options such as "
-                    f"{', '.join('--' + key for key in sorted(options))}: they are for built-ins"
-                )
+            _no_options(target, options)
             return _load_folder(folder)
         if target not in BUILTINS or _looks_like_path(target):
             raise TargetError(f"folder {target!r} has no {OPERATOR_FILE}")
+    folder_text, _, class_name = target.rpartition(":")
+    if folder_text and (Path(folder_text) / OPERATOR_FILE).is_file():
+        _no_options(folder_text, options)
+        return _load_folder(Path(folder_text), class_name)
     if target in BUILTINS:
         return _instantiate(import_object(BUILTINS[target]), options)
     if ":" in target:

@@ -29,6 +29,8 @@ from phantoscope.storage.meta import (
     CatalogVersionRow,
     EntityRow,
     MetaStore,
+    MetaStoreError,
+    PipelineRow,
     schema_status,
 )
 
@@ -122,6 +124,7 @@ def test_a_previous_release_database_gets_the_new_columns_and_keeps_every_row(da
         pipeline = meta.get_pipeline("faces")
         assert (pipeline.encoder, pipeline.processors, pipeline.collection) == \
             ("enc", ["det"], "phantoscope_faces")
+        assert pipeline.text_encoder is None
         fields = [(f.name, f.type, f.pipeline, f.value)
                   for f in meta.get_application("album").fields]
         assert fields == [("photo", "object", "faces", None),
@@ -142,6 +145,49 @@ def test_a_previous_release_database_gets_the_new_columns_and_keeps_every_row(da
     finally:
         meta.close()
     assert previous_schema.read_rows(url) == expected  # every row, every column, unchanged
+
+
+def test_a_database_at_0003_gets_the_pipeline_text_encoder_and_keeps_its_rows(database):
+    _, url = database
+    _upgrade_to(url, "0003")
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            for name, kind in (("enc", "image"), ("words", "text")):
+                connection.execute(sqlalchemy.text(
+                    "INSERT INTO operators (name, backend, type, input, output, metric_type, "
+                    "dimension, created_at, labels) VALUES (:name, 'b', 'encoder', :input, "
+                    "'vector', 'IP', 4, '2026-01-01 00:00:00', '')"),
+                    {"name": name, "input": kind})
+            connection.execute(sqlalchemy.text(
+                "INSERT INTO pipelines (name, input, output, description, encoder, dimension, "
+                "metric_type, index_file_size, collection, created_at) VALUES ('pipe', 'image', "
+                "'vector', 'old', 'enc', 4, 'IP', 1024, 'phantoscope_pipe', "
+                "'2026-01-01 00:00:00')"))
+    finally:
+        engine.dispose()
+    meta = MetaStore(url)
+    try:
+        applied = [revision.id for revision in meta.migration.applied]
+        assert applied[0] == "0004" and applied == [r.id for r in migrations.pending("0003")]
+        old = meta.get_pipeline("pipe")
+        assert (old.encoder, old.description, old.collection, old.text_encoder) == \
+            ("enc", "old", "phantoscope_pipe", None)
+        meta.add(PipelineRow(name="paired", input="image", output="vector", encoder="enc",
+                             text_encoder="words", dimension=4, metric_type="IP",
+                             index_file_size=1024, collection="phantoscope_paired"),
+                 "adding a pipeline")
+        assert meta.get_pipeline("paired").text_encoder == "words"
+        assert meta.pipelines_using("words") == ["paired"]
+        assert meta.pipelines_using("enc") == ["paired", "pipe"]
+        with pytest.raises(MetaStoreError):  # the column is a key of an operator, as encoder
+            meta.add(PipelineRow(name="ghost", input="image", output="vector", encoder="enc",
+                                 text_encoder="nope", dimension=4, metric_type="IP",
+                                 index_file_size=1024, collection="phantoscope_ghost"),
+                     "adding a pipeline")
+        assert meta.get_pipeline("ghost") is None
+    finally:
+        meta.close()
 
 
 def test_the_new_entity_columns_hold_a_name_attributes_exif_and_a_time(database):
@@ -266,6 +312,7 @@ def test_the_migrate_command_shows_and_applies_the_revisions(database, tmp_path)
     assert shown.exit_code == 0, shown.output
     assert "earlier release" in shown.output and "pending: 0001" in shown.output
     assert "pending: 0002" in shown.output and "pending: 0003" in shown.output
+    assert "pending: 0004" in shown.output
     assert schema_status(url).current is None  # --status changed nothing
 
     done = runner.invoke(app, ["migrate"], env=env)

@@ -139,6 +139,9 @@ class PipelineRow(Base):
     index_file_size: Mapped[int] = mapped_column(Integer)
     collection: Mapped[str] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    # revision 0004: the text encoder paired with the encoder (same embedding space), if any
+    text_encoder: Mapped[str | None] = mapped_column(
+        String(NAME), ForeignKey("operators.name"), nullable=True, default=None)
     steps: Mapped[list[PipelineProcessorRow]] = relationship(
         order_by="PipelineProcessorRow.position", cascade="all, delete-orphan", lazy="selectin"
     )
@@ -565,7 +568,8 @@ class MetaStore:
 
     def pipelines_using(self, operator: str) -> list[str]:
         with self.session("finding pipelines using an operator") as session:
-            as_encoder = select(PipelineRow.name).where(PipelineRow.encoder == operator)
+            as_encoder = select(PipelineRow.name).where(
+                (PipelineRow.encoder == operator) | (PipelineRow.text_encoder == operator))
             as_processor = select(PipelineProcessorRow.pipeline).where(
                 PipelineProcessorRow.operator == operator
             )

@@ -34,8 +34,9 @@ from phantoscope.engine.errors import BadRequestError, EngineError, SchemaError,
 from phantoscope.engine.filters import Filter
 from phantoscope.engine.intake import ImageInput
 from phantoscope.engine.model import Application
+from phantoscope.engine.query_mix import invalid_weights, weights_from_text
 from phantoscope.engine.search import MAX_TOPK, check_topk, plan_search, run_search, topk_error
-from phantoscope.engine.text_search import MAX_TEXT, text_search
+from phantoscope.engine.text_search import MAX_TEXT, plan_text_search, run_text_search
 from phantoscope.metrics import INGESTED_IMAGES
 
 router = APIRouter(prefix="/v1/application", tags=["applications"], responses=COMMON)
@@ -55,10 +56,14 @@ class CreateApplication(BaseModel):
 NAME = "The entity's name (at most 1024 characters, no control characters)."
 ATTRIBUTES = "The user's own keys: a JSON object of strings, numbers, booleans, string lists."
 FILTER = "Search only among the entities this structured filter selects."
-TEXT = (f"Search by words instead of an image (at most {MAX_TEXT:,} characters): the "
-        "entities whose image labels the words name, through WordNet.")
+TEXT = (f"Search by words (at most {MAX_TEXT:,} characters): through the pipeline's text "
+        "encoder when it has one, else the words name image labels through WordNet. With "
+        "an image too: a mixed query (the field's pipeline needs a text encoder).")
 TEXT_FIELD = ("The field a text search searches (default: the application's only field "
-              "with labels).")
+              "searchable by words; for a mixed query, the only one with a text encoder).")
+IMAGE = "The query image (`url` or `data`) of the field named by `field` (or the only one)."
+WEIGHTS = ("A mixed query's [w_text, w_image]: two numbers >= 0, not both 0 (default equal); "
+           "each query vector is made unit-length, weighted, summed and made unit-length.")
 DEFAULT_TOPK = 10
 
 
@@ -70,8 +75,10 @@ class UploadBody(BaseModel):
 
 class SearchBody(BaseModel):
     fields: dict[str, ImageRef] | None = Field(None, min_length=1, max_length=1)
+    image: ImageRef | None = Field(None, description=IMAGE)
     text: Any = Field(None, description=TEXT)  # checked by the engine: INVALID_TEXT
     field: Any = Field(None, description=TEXT_FIELD)
+    weights: Any = Field(None, description=WEIGHTS)  # checked by the engine: INVALID_WEIGHTS
     topk: int | None = Field(None, description=TOPK + " Required with an image; default 10 "
                              "with text.")
     nprobe: int | None = None
@@ -117,7 +124,8 @@ SEARCH_BODY = _image_body(
     topk={"type": "integer", "minimum": 1, "maximum": MAX_TOPK, "default": 10,
           "description": TOPK},
     filter={"type": "string", "description": FILTER + " As JSON text."},
-    text={"type": "string", "description": TEXT + " Instead of `file`."})
+    text={"type": "string", "description": TEXT + " With or without `file`."},
+    weights={"type": "string", "description": WEIGHTS + ' As "0.3,0.7" or JSON text.'})
 
 
 def _invalid(exc: ValidationError) -> EngineError:
@@ -177,12 +185,6 @@ def _field(form: FormData) -> str | None:
 def _has_files(form: FormData) -> bool:
     return any(isinstance(value, UploadFile) for key in ("file", "files")
                for value in form.getlist(key))
-
-
-def _text_with_image() -> BadRequestError:
-    return BadRequestError(
-        "TEXT_WITH_IMAGE",
-        "search by text or by an image, not both: send `text` without `fields` (or `file`)")
 
 
 def _text_field(value: object) -> str | None:
@@ -393,51 +395,88 @@ def _topk_of(text: object) -> int:
         raise topk_error() from None
 
 
+@dataclass(frozen=True)
+class SearchQuery:
+    """A search request, parsed: its image (read later, on a worker thread), words or both."""
+
+    field: str | None
+    image: Callable[[], ImageInput] | None
+    text: object  # None: no words
+    weights: object  # None: none given
+    topk: int
+    filter: Filter | None
+
+
+async def _form_query(stores: Stores, form: FormData) -> SearchQuery:
+    text = form.get("text")
+    weights = form.get("weights")
+    image = None
+    if text is None or _has_files(form):
+        part = (await _files(form))[0]
+        image = partial(read_file, stores, part.data, part.label)
+    return SearchQuery(
+        _field(form), image, text, None if weights is None else weights_from_text(weights),
+        _topk_of(form.get("topk", str(DEFAULT_TOPK))), request_filter_text(form.get("filter")))
+
+
+def _json_query(stores: Stores, body: SearchBody) -> SearchQuery:
+    image = None
+    if body.fields is not None and body.image is not None:
+        raise BadRequestError("INVALID_REQUEST",
+                              "give the query image in `fields` or in `image`, not both")
+    if body.fields is not None:
+        field, ref = next(iter(body.fields.items()))
+        named = _text_field(body.field) if body.text is not None else None
+        if named not in (None, field):
+            raise BadRequestError(
+                "INVALID_REQUEST", f"field {named!r} and fields.{field}: name one field")
+        image = partial(read_image, stores, ref, f"fields.{field}")
+    else:
+        field = _text_field(body.field)
+        if body.image is not None:
+            image = partial(read_image, stores, body.image, "image")
+    if body.text is None and image is None:
+        raise SchemaError("INVALID_REQUEST", "fields: Field required (or give text or image)")
+    if body.topk is None and body.text is None:
+        raise SchemaError("INVALID_REQUEST", "topk: Field required (or give text)")
+    topk = check_topk(DEFAULT_TOPK if body.topk is None else body.topk)
+    return SearchQuery(field, image, body.text, body.weights, topk, request_filter(body.filter))
+
+
 @router.post("/{name}/search", openapi_extra=SEARCH_BODY, responses=errors(413, 502),
              response_model=list[dict] | dict)
 async def search(name: str, request: Request) -> JSONResponse:
     """Search by image: JSON `{"fields": {"<field>": {"url"|"data"}}, "topk": 10,
-    "filter"?: {...}}` or a multipart `file` with `topk` (and optional `field`, and `filter`
-    as JSON text). Nearest first. `topk` is an integer from 1 to 1000 (INVALID_TOPK
-    otherwise); `filter` selects the entities searched among (INVALID_FILTER when it is not
-    a valid filter).
+    "filter"?: {...}}` (or `{"image": {"url"|"data"}, "field"?, ...}`) or a multipart `file`
+    with `topk` (and optional `field`, and `filter` as JSON text). Nearest first. `topk` is an
+    integer from 1 to 1000 (INVALID_TOPK otherwise); `filter` selects the entities searched
+    among (INVALID_FILTER when it is not a valid filter).
 
     Search by words: JSON `{"text": "dog on a beach", "topk"?: 10, "filter"?: {...},
     "field"?: "<field>"}` or a multipart form with `text` (and no `file`). Answers
-    `{"hits": [...], "terms": [{"word", "classes"}], "unmatched": [...]}`: hits as an
-    image search's, best first, `score` in [0, 1] (`distance` = 1 - score); the words that
-    named image classes, and those that named none (no hits when no word did)."""
+    `{"hits": [...], "terms": [...], "unmatched": [...], "matched_by": ...}`. On a field
+    whose pipeline has a text encoder (`"matched_by": "text_encoder"`) the words are
+    embedded by it and the image vectors searched: scores as an image search's, `terms` and
+    `unmatched` empty. Otherwise (`"labels"`) the words name image labels: `score` in
+    [0, 1] (`distance` = 1 - score), `terms` the words that named image classes
+    (`{"word", "classes"}`), `unmatched` those that named none (no hits when no word did).
+
+    Mixed query (a field with a text encoder): `text` and an image (`fields`, `image` or a
+    `file`), with optional `weights` [w_text, w_image] (JSON, or a form field "0.3,0.7"):
+    the two query vectors made unit-length, weighted, summed and made unit-length again."""
     stores = stores_of(request)
     body = await _body(request, SearchBody)
-    read: Callable[[], ImageInput]
-    topk: int
     if isinstance(body, FormData):
-        if body.get("text") is not None:
-            if _has_files(body):
-                raise _text_with_image()
-            topk = _topk_of(body.get("topk", str(DEFAULT_TOPK)))
-            found = request_filter_text(body.get("filter"))
-            return await run_in_threadpool(_text_answer, stores, name, _field(body),
-                                           body.get("text"), topk, found)
-        part = (await _files(body))[0]
-        field, topk = _field(body), _topk_of(body.get("topk", "10"))
-        found = request_filter_text(body.get("filter"))
-        read = partial(read_file, stores, part.data, part.label)
-    elif body.text is not None:
-        if body.fields is not None:
-            raise _text_with_image()
-        topk = check_topk(DEFAULT_TOPK if body.topk is None else body.topk)
-        return await run_in_threadpool(_text_answer, stores, name, _text_field(body.field),
-                                       body.text, topk, request_filter(body.filter))
+        query = await _form_query(stores, body)
     else:
-        if body.fields is None or body.topk is None:
-            missing = "fields" if body.fields is None else "topk"
-            raise SchemaError("INVALID_REQUEST", f"{missing}: Field required (or give text)")
-        field, ref = next(iter(body.fields.items()))
-        topk = body.topk
-        found = request_filter(body.filter)
-        read = partial(read_image, stores, ref, f"fields.{field}")
-    return await run_in_threadpool(_search_answer, stores, name, field, read, topk, found)
+        query = _json_query(stores, body)
+    if query.text is None:
+        if query.weights is not None:
+            raise invalid_weights("weigh a text and an image: give both, or no weights")
+        assert query.image is not None
+        return await run_in_threadpool(_search_answer, stores, name, query.field, query.image,
+                                       query.topk, query.filter)
+    return await run_in_threadpool(_text_answer, stores, name, query)
 
 
 def _search_answer(stores: Stores, name: str, field: str | None,
@@ -452,10 +491,13 @@ def _search_answer(stores: Stores, name: str, field: str | None,
                          for hit in hits])
 
 
-def _text_answer(stores: Stores, name: str, field: str | None, text: object, topk: int,
-                 found: Filter | None) -> JSONResponse:
-    """A text search once its body is parsed, on one worker thread."""
-    result = text_search(stores, name, field, text, topk, found)
+def _text_answer(stores: Stores, name: str, query: SearchQuery) -> JSONResponse:
+    """A search by words (and an image) once its body is parsed, on one worker thread: all
+    is checked before the image is read."""
+    planned = plan_text_search(stores, name, query.field, query.text,
+                               with_image=query.image is not None, weights=query.weights)
+    image = None if query.image is None else query.image()
+    result = run_text_search(stores, planned, query.topk, query.filter, image)
     application = result.application
     hits = [hit_json(hit, application, image_url(stores, application, hit.entity))
             for hit in result.hits]

@@ -27,6 +27,9 @@ class CreatePipeline(BaseModel):
     )
     encoder: str
     index_file_size: int = Field(1024, alias="indexFileSize", ge=1, le=1 << 20)
+    text_encoder: str | None = Field(
+        None, description="A text encoder of the encoder's embedding space (same dimension "
+        "and metric): searches by words embed their words with it")
 
     def processor_names(self) -> list[str]:
         names = self.processors.split(",") if isinstance(self.processors, str) else self.processors
@@ -54,6 +57,7 @@ def create_pipeline(name: str, body: CreatePipeline, request: Request) -> dict:
         processors=body.processor_names(),
         encoder=body.encoder,
         index_file_size=body.index_file_size,
+        text_encoder=body.text_encoder,
     )
     return pipeline_json(row)
 

@@ -40,6 +40,7 @@ def pipeline_json(row: Pipeline) -> dict[str, Any]:
         "_processors": list(row.processors),
         "_encoder": row.encoder,
         "_description": row.description,
+        "_text_encoder": row.text_encoder,
     }
 
 
@@ -127,9 +128,11 @@ def hit_json(hit: Hit, application: Application, image_url: str) -> dict[str, An
 
 def text_answer_json(found: TextHits, hits: list[dict[str, Any]]) -> dict[str, Any]:
     """A text search's answer: its hits (as an image search's), the words and phrases that
-    named classes (with how many), and the words that named none."""
+    named classes (with how many), the words that named none, and how the words were matched
+    ("labels", or "text_encoder": then no terms, none unmatched)."""
     return {
         "hits": hits,
         "terms": [{"word": term.word, "classes": len(term.classes)} for term in found.terms],
         "unmatched": list(found.unmatched),
+        "matched_by": found.matched_by,
     }

@@ -32,6 +32,7 @@ class FieldPlan:
     pipeline: Pipeline
     processors: tuple[Operator, ...]
     encoder: Operator
+    text_encoder: Operator | None = None  # the pipeline's, which embeds words to search by
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,15 @@ def _read_plan(session: Session, name: str) -> ApplicationPlan:
         if pipeline_row is None:
             raise not_found("pipeline", pipeline_name)
         pipeline = pipeline_of(pipeline_row)
-        found = operators_named(session, [*pipeline.processors, pipeline.encoder])
-        processors, encoder = ordered_operators(
-            pipeline, {each: operator_of(row) for each, row in found.items()})
-        fields[field] = FieldPlan(application, field, pipeline, tuple(processors), encoder)
+        text_encoder = [pipeline.text_encoder] if pipeline.text_encoder else []
+        found = {each: operator_of(row) for each, row in operators_named(
+            session, [*pipeline.processors, pipeline.encoder, *text_encoder]).items()}
+        processors, encoder = ordered_operators(pipeline, found)
+        words = None
+        if pipeline.text_encoder:
+            if pipeline.text_encoder not in found:
+                raise not_found("operator", pipeline.text_encoder)
+            words = found[pipeline.text_encoder]
+        fields[field] = FieldPlan(application, field, pipeline, tuple(processors), encoder,
+                                  words)
     return ApplicationPlan(application, fields)

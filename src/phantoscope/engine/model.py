@@ -44,6 +44,9 @@ class Pipeline:
     metric_type: str
     index_file_size: int
     collection: str  # the vector store's collection of its vectors
+    # the text encoder paired with ``encoder`` (same embedding space): searches by words
+    # embed the query with it; None: none (words go through labels, if any)
+    text_encoder: str | None = None
 
 
 @dataclass(frozen=True)

@@ -61,12 +61,14 @@ class Step:
     vectors: np.ndarray | None = None
 
 
-def operator_error(operator: Operator, exc: OperatorCallError) -> Exception:
-    """Translate a failed operator call into what the API tells its caller."""
+def operator_error(operator: Operator, exc: OperatorCallError, what: str = "image"
+                   ) -> Exception:
+    """Translate a failed operator call on an ``what`` ("image" or "text") into what the API
+    tells its caller."""
     if exc.code == "INVALID_ARGUMENT":
         return BadRequestError(
-            "OPERATOR_REJECTED_IMAGE",
-            f"operator {operator.name!r} cannot use the image: {exc.details}",
+            f"OPERATOR_REJECTED_{what.upper()}",
+            f"operator {operator.name!r} cannot use the {what}: {exc.details}",
         )
     if exc.code in UNAVAILABLE_CODES:
         return OperatorUnavailableError(
@@ -157,6 +159,22 @@ class PipelineRunner:
         if not chunks:
             return np.zeros((0, operator.dimension)), []
         return np.concatenate(chunks), labels
+
+    def encode_text(self, operator: Operator, text: str) -> np.ndarray:
+        """The vector a text encoder gives ``text``: shape (``operator.dimension``,)."""
+        try:
+            result = self.pool.replicas(operator.endpoints).execute_texts(operator.name, [text])
+        except OperatorCallError as exc:
+            raise operator_error(operator, exc, "text") from None
+        vectors = result.vectors
+        if vectors.shape != (1, operator.dimension):
+            raise OperatorFailedError(
+                "OPERATOR_FAILED",
+                f"text encoder {operator.name!r} returned {len(vectors)} vectors of dimension "
+                f"{vectors.shape[1] if len(vectors) else 0} for 1 text; expected 1 of "
+                f"dimension {operator.dimension}",
+            )
+        return vectors[0]
 
     def run(
         self, processors: Sequence[Operator], encoder: Operator, images: Sequence[str]

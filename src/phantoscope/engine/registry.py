@@ -26,6 +26,9 @@ from phantoscope.storage.meta import (
 )
 
 METRICS = ("IP", "L2", "COSINE")
+TEXT_INPUT = "text"  # an encoder's Identity input when it encodes texts
+# Two encoders of one embedding space, to name in messages.
+PAIR_EXAMPLE = ("clip-vit-b-32-image-encoder", "clip-vit-b-32-text-encoder")
 REGISTER_TIMEOUT_S = 5.0
 
 
@@ -218,6 +221,49 @@ def _operator_of_type(stores: Stores, name: Any, expected: str, role: str) -> Op
     return operator
 
 
+def _image_encoder(stores: Stores, name: Any) -> Operator:
+    encoder = _operator_of_type(stores, name, "encoder", "encoder")
+    if encoder.input == TEXT_INPUT:
+        raise BadRequestError(
+            "PIPELINE_INVALID",
+            f"operator {name!r} encodes texts, but a pipeline's encoder must encode its "
+            "images: give an image encoder as `encoder` and this one as `text_encoder` (e.g. "
+            f"encoder {PAIR_EXAMPLE[0]} with text_encoder {PAIR_EXAMPLE[1]})",
+        )
+    return encoder
+
+
+def _text_encoder(stores: Stores, name: Any, encoder: Operator) -> Operator:
+    """The text encoder ``name`` names, checked to share ``encoder``'s embedding space (as far
+    as an operator says: its dimension and metric)."""
+    if not isinstance(name, str) or not name:
+        raise BadRequestError("INVALID_REQUEST", "text_encoder must be an operator name")
+    coder = get_operator(stores, name)
+    if coder.type != "encoder" or coder.input != TEXT_INPUT:
+        what = "a processor" if coder.type != "encoder" else f"an encoder of {coder.input}s"
+        raise BadRequestError(
+            "PIPELINE_INVALID",
+            f"operator {name!r} is {what}, but a pipeline's text_encoder must be an encoder "
+            f"of texts (its input {TEXT_INPUT!r}, e.g. {PAIR_EXAMPLE[1]}): register one and "
+            "name it, or leave text_encoder out",
+        )
+    pair = (f"pair encoders of one embedding space, e.g. {PAIR_EXAMPLE[0]} with "
+            f"{PAIR_EXAMPLE[1]}")
+    if coder.dimension != encoder.dimension:
+        raise BadRequestError(
+            "TEXT_ENCODER_MISMATCH",
+            f"text encoder {name!r} gives {coder.dimension}-d vectors but image encoder "
+            f"{encoder.name!r} gives {encoder.dimension}-d: {pair}",
+        )
+    if coder.metric_type != encoder.metric_type:
+        raise BadRequestError(
+            "TEXT_ENCODER_MISMATCH",
+            f"text encoder {name!r} is compared by {coder.metric_type} but image encoder "
+            f"{encoder.name!r} by {encoder.metric_type}: {pair}",
+        )
+    return coder
+
+
 def ordered_operators(
     pipeline: Pipeline, found: Mapping[str, Operator]
 ) -> tuple[list[Operator], Operator]:
@@ -239,7 +285,11 @@ def create_pipeline(
     processors: list[str],
     encoder: str,
     index_file_size: int,
+    text_encoder: str | None = None,
 ) -> Pipeline:
+    """Processors in order, then ``encoder``; with ``text_encoder``, a text encoder of the
+    encoder's embedding space that searches by words embed their words with. Everything is
+    checked before anything is written."""
     check_name("pipeline", name)
     if input != "image":
         raise BadRequestError("PIPELINE_INVALID", f"input must be 'image', not {input!r}")
@@ -247,7 +297,9 @@ def create_pipeline(
         raise _exists("pipeline", name)
     for processor in processors:
         _operator_of_type(stores, processor, "processor", "processor")
-    coder = _operator_of_type(stores, encoder, "encoder", "encoder")
+    coder = _image_encoder(stores, encoder)
+    if text_encoder is not None:
+        _text_encoder(stores, text_encoder, coder)
     collection = collection_name(name)
     stores.vectors.create_collection(collection, coder.dimension, coder.metric_type)
     row = PipelineRow(
@@ -261,6 +313,7 @@ def create_pipeline(
         index_file_size=index_file_size,
         collection=collection,
         steps=[PipelineProcessorRow(position=i, operator=p) for i, p in enumerate(processors)],
+        text_encoder=text_encoder,
     )
     try:
         stores.meta.add(row, "creating a pipeline")

@@ -52,6 +52,7 @@ def pipeline_of(row: PipelineRow) -> Pipeline:
         metric_type=row.metric_type,
         index_file_size=row.index_file_size,
         collection=row.collection,
+        text_encoder=row.text_encoder,
     )
 
 

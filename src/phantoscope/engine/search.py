@@ -87,11 +87,17 @@ def run_search(stores: Stores, plan: FieldPlan, image: ImageInput, topk: int,
                filter: Filter | None = None) -> list[Hit]:
     """The images of ``plan``'s application nearest to ``image`` (among those ``filter``
     selects), best first."""
+    return nearest(stores, plan, image_queries(stores, plan, image), topk, filter)
+
+
+def image_queries(stores: Stores, plan: FieldPlan, image: ImageInput) -> list[PipelineVector]:
+    """The query vectors of ``image`` through ``plan``'s pipeline (one per region found, for
+    a pipeline with processors); NO_VECTOR when there are none."""
     queries, _ = stores.runner.run(plan.processors, plan.encoder, [image.b64])
     if not queries:
         found = " (no region was found in it)" if plan.pipeline.processors else ""
         raise BadRequestError("NO_VECTOR", f"the query image gave no vector{found}")
-    return nearest(stores, plan, queries, topk, filter)
+    return queries
 
 
 @entry_point

@@ -8,6 +8,7 @@
         hits = client.search("gallery", Path("query.jpg"), topk=5,
                              filter={"attributes.category": "pets"})
         hits = client.search("gallery", text="dog on a beach", topk=5)
+        hits = client.search("gallery", Path("query.jpg"), text="red", weights=(0.3, 0.7))
 
 Images are given as bytes, a path (``str`` or ``os.PathLike``) or an ``http(s)://`` URL,
 which the server fetches itself. Each stored image (entity) has a ``name`` (given, else the
@@ -15,7 +16,9 @@ file's name, else the URL's last path segment), user ``attributes`` and the ``ex
 server read from it, and the ``labels`` its encoder saw in it (ImageNet classes with their
 probabilities, for the default encoder); searches and entity listings take a ``filter`` on
 them (see the API's search documentation for its keys and operators). A search takes an
-image, or words (``text=``), which find images through their labels.
+image, or words (``text=``), which find images through the pipeline's text encoder (a
+CLIP-class pair) or through their labels, or both an image and words (a pipeline with a text
+encoder: the two query vectors weighted by ``weights=(w_text, w_image)``).
 
 Every error answer of the API, and failing to reach it, raises :class:`PhantoscopeError`;
 reading a local image file may raise ``OSError``.
@@ -130,6 +133,7 @@ class Pipeline:
     description: str
     processors: tuple[str, ...]
     encoder: str
+    text_encoder: str | None = None  # searches by words embed them with it; None: none
 
     @classmethod
     def parse(cls, body: Mapping[str, Any]) -> Pipeline:
@@ -143,6 +147,7 @@ class Pipeline:
             description=body["_description"],
             processors=tuple(name for name in body["_processors"] if name),
             encoder=body["_encoder"],
+            text_encoder=body.get("_text_encoder"),
         )
 
 
@@ -298,14 +303,17 @@ class Hit:
 
 class Hits(list[Hit]):
     """A search's hits, best first. For a search by words, also how the server read them:
-    ``terms`` (each word or phrase that named image classes, with how many) and
-    ``unmatched`` (the words that named none; no hits when no word did)."""
+    ``matched_by`` ("text_encoder": embedded by the pipeline's text encoder; "labels": through
+    image labels; None for a search by image alone), and for labels ``terms`` (each word or
+    phrase that named image classes, with how many) and ``unmatched`` (the words that named
+    none; no hits when no word did)."""
 
     def __init__(self, hits: Sequence[Hit], terms: Sequence[tuple[str, int]] = (),
-                 unmatched: Sequence[str] = ()) -> None:
+                 unmatched: Sequence[str] = (), matched_by: str | None = None) -> None:
         super().__init__(hits)
         self.terms = tuple(terms)
         self.unmatched = tuple(unmatched)
+        self.matched_by = matched_by
 
 
 @dataclass(frozen=True)
@@ -588,18 +596,20 @@ class PhantoscopeClient:
         filter: Filter | None = None,
         *,
         text: str | None = None,
+        weights: Sequence[float] | None = None,
     ) -> Hits:
         """The ``topk`` stored images nearest to ``image``, best first; with ``filter``, the
         ``topk`` nearest of those that match it.
 
-        With ``text`` instead of an image: the images whose labels the words name best
-        (scores in [0, 1]); ``field`` defaults to the application's only field with labels.
+        With ``text`` instead of an image: the images the words describe best, through the
+        field's text encoder or else its labels (scores in [0, 1]); ``field`` defaults to the
+        application's only field searchable by words. With ``text`` and ``image`` (a field
+        with a text encoder): both, weighted by ``weights`` ``(w_text, w_image)`` (default
+        equal).
         """
         path = f"/v1/application/{_segment(app)}/search"
         if text is not None:
-            if image is not None:
-                raise ValueError("search takes an image or text, not both")
-            return self._search_text(path, text, topk, field, filter)
+            return self._search_text(path, text, topk, field, filter, image, weights)
         if image is None:
             raise ValueError("search takes an image or text")
         if is_url(image):
@@ -607,28 +617,48 @@ class PhantoscopeClient:
             request: dict[str, Any] = {"fields": {field: _ref(image)}, "topk": topk}
             if filter is not None:
                 request["filter"] = filter
+            if weights is not None:
+                request["weights"] = list(weights)  # the server says they need a text
             body = self.json("POST", path, json=request)
         else:
             form = {
                 "topk": str(topk),
                 **({"field": field} if field else {}),
                 **({"filter": _json_text(filter)} if filter is not None else {}),
+                **({"weights": _json_text(list(weights))} if weights is not None else {}),
             }
             body = self.json("POST", path, files={"file": _file(image)}, data=form)
         return Hits([Hit.parse(item, self.url) for item in body])
 
 
     def _search_text(self, path: str, text: str, topk: int, field: str | None,
-                     filter: Filter | None) -> Hits:
-        query: dict[str, Any] = {"text": text, "topk": topk}
-        if field:
-            query["field"] = field
-        if filter is not None:
-            query["filter"] = filter
-        body = self.json("POST", path, json=query)
+                     filter: Filter | None, image: ImageSource | None,
+                     weights: Sequence[float] | None) -> Hits:
+        """A search by words, with an image too when ``image`` is given: JSON, or a form
+        when the image is a file to send."""
+        if image is not None and not is_url(image):
+            form = {
+                "text": text,
+                "topk": str(topk),
+                **({"field": field} if field else {}),
+                **({"filter": _json_text(filter)} if filter is not None else {}),
+                **({"weights": _json_text(list(weights))} if weights is not None else {}),
+            }
+            body = self.json("POST", path, files={"file": _file(image)}, data=form)
+        else:
+            query: dict[str, Any] = {"text": text, "topk": topk}
+            if image is not None:
+                query["image"] = _ref(image)
+            if field:
+                query["field"] = field
+            if filter is not None:
+                query["filter"] = filter
+            if weights is not None:
+                query["weights"] = list(weights)
+            body = self.json("POST", path, json=query)
         return Hits([Hit.parse(item, self.url) for item in body["hits"]],
                     [(term["word"], term["classes"]) for term in body["terms"]],
-                    body["unmatched"])
+                    body["unmatched"], body.get("matched_by"))
 
 
 class _Resource:
@@ -674,14 +704,19 @@ class Pipelines(_Resource):
         processors: Sequence[str] = (),
         description: str = "",
         index_file_size: int = 1024,
+        text_encoder: str | None = None,
     ) -> Pipeline:
-        body = {
+        """Processors in order, then ``encoder``; with ``text_encoder``, a text encoder of the
+        encoder's embedding space (same dimension and metric) that searches by words use."""
+        body: dict[str, Any] = {
             "input": "image",
             "description": description,
             "processors": list(processors),
             "encoder": encoder,
             "indexFileSize": index_file_size,
         }
+        if text_encoder is not None:
+            body["text_encoder"] = text_encoder
         return Pipeline.parse(
             self._client.json("POST", f"/v1/pipeline/{_segment(name)}", json=body)
         )

@@ -40,8 +40,10 @@ def test_the_client_searches_by_words_and_shows_labels(client, stocked):
     with pytest.raises(PhantoscopeError) as refused:
         client.search(app, text="   ")
     assert (refused.value.status, refused.value.code) == (400, "INVALID_TEXT")
-    with pytest.raises(ValueError):
+    with pytest.raises(PhantoscopeError) as mixed:  # a labelled field has no text encoder
         client.search(app, jpeg(photo("chelsea")), text="cat")
+    assert (mixed.value.status, mixed.value.code) == (400, "TEXT_WITH_IMAGE")
+    assert "text encoder" in mixed.value.message
     by_image = client.search(app, jpeg(photo("chelsea")), topk=1)
     assert by_image[0].name == "chelsea" and by_image[0].labels == cat.labels
 

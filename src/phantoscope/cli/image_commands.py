@@ -182,13 +182,28 @@ def _labels(hit: Hit, shown: int = 3) -> str:
     return ", ".join(f"{label.name} {label.score:.0%}" for label in hit.labels[:shown])
 
 
+def _weights(text: str) -> tuple[float, float]:
+    """``--weights W_TEXT,W_IMAGE`` as two numbers (the server checks their range)."""
+    try:
+        w_text, w_image = (float(part) for part in text.split(","))
+    except ValueError:
+        raise fail(f"--weights {text!r}: give two numbers, W_TEXT,W_IMAGE such as 0.3,0.7",
+                   2) from None
+    return w_text, w_image
+
+
 def search(
     app: App,
     image: Annotated[str | None, typer.Argument(
-        help="Query image: a file or an http(s) URL (or give --text).", show_default=False)
+        help="Query image: a file or an http(s) URL (or give --text, or both).",
+        show_default=False)
     ] = None,
     text: Annotated[str | None, typer.Option(
-        "--text", "-t", help='Search by words instead: "dog on a beach".')] = None,
+        "--text", "-t", help='Search by words: "dog on a beach". With IMAGE too: both, on a '
+        "field whose pipeline has a text encoder.")] = None,
+    weights: Annotated[str | None, typer.Option(
+        "--weights", "-w", help="With --text and IMAGE: W_TEXT,W_IMAGE, how much each counts "
+        "(default 1,1).", show_default=False)] = None,
     topk: Annotated[int, typer.Option("--topk", "-k", min=1, help="How many hits.")] = 10,
     field: Field = None,
     where: Where = None,
@@ -198,23 +213,24 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
     url: Url = DEFAULT_URL,
 ) -> None:
-    """Search an application by image (the nearest stored images) or by words with --text
-    (the images whose labels the words name), best first.
+    """Search an application by image (the nearest stored images), by words with --text
+    (through the pipeline's text encoder, or the images' labels), or by both (--weights
+    weighs them), best first.
 
     --where, --since, --until and --name-prefix keep to the images that match them all (the
     best of those: --topk of them when there are that many).
     """
-    if (image is None) == (text is None):
-        raise fail("give a query image or --text, one of the two", 2)
+    if image is None and text is None:
+        raise fail("give a query image, --text, or both", 2)
+    if weights is not None and (image is None or text is None):
+        raise fail("--weights weighs --text against a query image: give both", 2)
+    mix = None if weights is None else _weights(weights)
     if image is not None and not is_url(image) and not Path(image).is_file():
         raise fail(f"image file {image!r} does not exist", 2)
     condition = build_filter(where or (), since, until, name_prefix)
     with connect(url) as client:
-        if image is None:
-            hits = client.search(app, topk=topk, field=field, filter=condition, text=text)
-        else:
-            query = image if is_url(image) else Path(image)
-            hits = client.search(app, query, topk, field, filter=condition)
+        query = None if image is None else image if is_url(image) else Path(image)
+        hits = client.search(app, query, topk, field, filter=condition, text=text, weights=mix)
     if as_json:
         typer.echo(json.dumps([_hit_json(rank, hit) for rank, hit in enumerate(hits, 1)]))
         return

@@ -201,6 +201,7 @@ def _show_pipeline(pipeline: Pipeline) -> None:
                 ("pipeline", pipeline.name),
                 ("processors", ", ".join(pipeline.processors) or "-"),
                 ("encoder", pipeline.encoder),
+                ("text encoder", pipeline.text_encoder or "-"),
                 ("dimension", str(pipeline.dimension)),
                 ("metric", pipeline.metric_type),
                 ("description", pipeline.description or "-"),
@@ -214,13 +215,15 @@ def pipeline_list(url: Url = DEFAULT_URL) -> None:
     """List the pipelines."""
     with connect(url) as client:
         pipelines = client.pipelines.list()
-    shown = table("name", "processors", "encoder", "dimension", "metric", "description")
+    shown = table("name", "processors", "encoder", "text encoder", "dimension", "metric",
+                  "description")
     for pipeline in pipelines:
         shown.add_row(
             *row(
                 pipeline.name,
                 ", ".join(pipeline.processors),
                 pipeline.encoder,
+                pipeline.text_encoder or "",
                 str(pipeline.dimension),
                 pipeline.metric_type,
                 pipeline.description,
@@ -245,12 +248,17 @@ def pipeline_create(
         typer.Option("--processor", "-p", help="Processor operator; repeat for several, in order."),
     ] = None,
     description: Annotated[str, typer.Option(help="What it is for.")] = "",
+    text_encoder: Annotated[str | None, typer.Option(
+        "--text-encoder", "-t", help="Text encoder of the encoder's embedding space (same "
+        "dimension and metric): searches by words embed them with it.")] = None,
     url: Url = DEFAULT_URL,
 ) -> None:
-    """Create a pipeline: processors in order, then an encoder."""
+    """Create a pipeline: processors in order, then an encoder (and a text encoder to search
+    by words with)."""
     with connect(url) as client:
         pipeline = client.pipelines.create(
-            name, encoder, processors=processors or [], description=description
+            name, encoder, processors=processors or [], description=description,
+            text_encoder=text_encoder,
         )
     console.print(f"created pipeline [bold]{pipeline.name}[/bold]")
     _show_pipeline(pipeline)

@@ -15,7 +15,9 @@ import pytest
 from PIL import Image
 
 from api_server import ApiServer
+from colour_words import ColourEncoder, ColourWordsEncoder, png, solid
 from helpers import REPO, OperatorProcess
+from inprocess import serve_in_process
 from photos import b64, edited_copy, jpeg, photo
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -297,6 +299,55 @@ def test_search_by_words_and_labels_on_cards(page, server, shots):
     cards = page.get_by_test_id("browse-grid").locator(".card")
     expect(cards).to_have_count(3)
     expect(cards.locator(".label-chips")).to_have_count(3)
+
+
+def test_words_and_an_image_on_a_pipeline_with_a_text_encoder(page, server, shots, files):
+    """On a pipeline with a text encoder (tests/colour_words.py's colour space), typed words
+    are embedded by it; with a query image chosen too, both go in one request, weighed
+    equally (issue 17, tier 2)."""
+    api = server.client
+    suffix = uuid.uuid4().hex[:6]
+    app, pipeline = f"colours-{suffix}", f"paired-{suffix}"
+    operators = (f"colour-{suffix}", f"words-{suffix}")
+    with serve_in_process(ColourEncoder()) as images, \
+            serve_in_process(ColourWordsEncoder()) as words:
+        for name, operator in zip(operators, (images, words), strict=True):
+            ok(api.post("/v1/operator/regist",
+                        json={"name": name, "endpoint": f"127.0.0.1:{operator.port}"}))
+        ok(api.post(f"/v1/pipeline/{pipeline}",
+                    json={"encoder": operators[0], "text_encoder": operators[1]}))
+        ok(api.post(f"/v1/application/{app}",
+                    json={"fields": {"image": {"type": "object", "pipeline": pipeline}}}))
+        ids = {}
+        for name, colour in (("red", (230, 20, 20)), ("purple", (150, 20, 170)),
+                             ("blue", (20, 40, 230))):
+            [entity] = ok(api.post(f"/v1/application/{app}/upload", json={
+                "fields": {"image": {"data": b64(png(solid(colour)))}}, "name": name}))
+            ids[name] = str(entity["_id"])
+        try:
+            page.locator("a[data-view='search']").click()
+            page.get_by_test_id("search-app").select_option(app)
+            page.get_by_test_id("search-text").fill("red")
+            page.get_by_test_id("search-text-go").click()
+            expect(search_results(page).first).to_have_attribute("data-id", ids["red"])
+
+            page.get_by_test_id("query-file").set_input_files(
+                write(files, "blue-query.png", png(solid((30, 30, 220)))))
+            expect(search_results(page).first).to_have_attribute("data-id", ids["blue"])
+            with page.expect_request(lambda r: r.method == "POST"
+                                     and r.url.endswith("/search")) as sent:
+                page.get_by_test_id("search-text-go").click()
+            body = sent.value.post_data_json
+            assert body["text"] == "red" and set(body["image"]) == {"data"}
+            hits = search_results(page)
+            expect(hits.first).to_have_attribute("data-id", ids["purple"])
+            expect(page.get_by_test_id("search-results")).to_contain_text("words: red +")
+            screenshot(page, shots, "17-search-words-and-image")
+        finally:
+            ok(api.delete(f"/v1/application/{app}", params={"force": "true"}))
+            ok(api.delete(f"/v1/pipeline/{pipeline}"))
+            for name in operators:
+                ok(api.delete(f"/v1/operator/{name}"))
 
 
 def side_by_side(left: Image.Image, right: Image.Image, size: int = 256) -> Image.Image:

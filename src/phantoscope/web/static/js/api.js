@@ -100,6 +100,7 @@ export const api = {
   operators: () => request('GET', 'v1/operator/'),
   health: (name) => request('GET', `v1/operator/${enc(name)}/health`),
   pipelines: () => request('GET', 'v1/pipeline/'),
+  pipeline: (name) => request('GET', `v1/pipeline/${enc(name)}`),
   applications: () => request('GET', 'v1/application/'),
   application: (name) => request('GET', app(name)),
   createApplication: (name, fields, bucket) =>
@@ -119,10 +120,13 @@ export const api = {
   search: (name, field, ref, topk, signal, filter = null) => request('POST',
     `${app(name)}/search`,
     { json: { fields: { [field]: ref }, topk, ...(filter ? { filter } : {}) }, signal }),
-  // Search by words: {hits, terms, unmatched}; field null: the application's one with labels.
-  searchText: (name, field, text, topk, signal, filter = null) => request('POST',
+  // Search by words: {hits, terms, unmatched, matched_by}; field null: the application's one
+  // searchable by words. image ({data} or {url}): a mixed query, words and image weighed
+  // equally (the field's pipeline needs a text encoder).
+  searchText: (name, field, text, topk, signal, filter = null, image = null) => request('POST',
     `${app(name)}/search`,
-    { json: { text, topk, ...(field ? { field } : {}), ...(filter ? { filter } : {}) }, signal }),
+    { json: { text, topk, ...(field ? { field } : {}), ...(filter ? { filter } : {}),
+      ...(image ? { image } : {}) }, signal }),
 };
 
 // POST files to upload/batch with XMLHttpRequest, for its upload progress events; each is

@@ -1,5 +1,6 @@
-// Search: one query image (optionally cropped), or words matched to the images' labels,
-// against one application, optionally only among the entities that match the filter bar.
+// Search: one query image (optionally cropped), or words (through the pipeline's text encoder,
+// or matched to the images' labels), or both when the pipeline has a text encoder, against one
+// application, optionally only among the entities that match the filter bar.
 
 import { api } from '../api.js';
 import { FilterBar } from '../filter.js';
@@ -109,14 +110,30 @@ export default class SearchView {
       return;
     }
     const fieldName = this.apps.fields.length > 1 ? this.fieldSelect.value : null;
-    await this.run(app, (signal, topk, filter) =>
-      api.searchText(app, fieldName, text, topk, signal, filter),
-      (answer, options) => this.results.show(answer.hits, { ...options,
-        label: `words: ${text}`,
+    const mixed = this.picker.hasQuery() && await this.hasTextEncoder(fieldName);
+    const label = mixed ? `words: ${text} + ${this.picker.label()}` : `words: ${text}`;
+    await this.run(app, async (signal, topk, filter) =>
+      api.searchText(app, fieldName, text, topk, signal, filter,
+        mixed ? await this.picker.getRef() : null),
+      (answer, options) => this.results.show(answer.hits, { ...options, label,
         note: answer.unmatched.length
           ? `No image class is called: ${answer.unmatched.join(', ')}` : '',
-        empty: answer.terms.length ? 'No image is labelled with these words.'
-          : 'None of these words names an image class.' }));
+        empty: answer.matched_by === 'text_encoder' ? 'No image matches.'
+          : answer.terms.length ? 'No image is labelled with these words.'
+            : 'None of these words names an image class.' }));
+  }
+
+  // Whether the pipeline of the field searched (the only one when fieldName is null) has a
+  // text encoder: then the query image, if one is chosen, goes with the words.
+  async hasTextEncoder(fieldName) {
+    const fields = this.apps.fields;
+    const chosen = fields.find((f) => f.name === fieldName) || fields[0];
+    if (!chosen) return false;
+    try {
+      return Boolean((await api.pipeline(chosen.pipeline))._text_encoder);
+    } catch {
+      return false; // the search itself says what is wrong
+    }
   }
 
   async searchByImage() {

@@ -1,0 +1,227 @@
+"""Finding copy and similar pairs among stored images: all at once, or one new image against
+what is stored (no rescan).
+
+Candidates come from two places: the perceptual hashes, compared by brute force (64 bits an
+image: 100,000 of them are 0.8 MB, and one image's eight orientations against them all take
+a few milliseconds), and the encoder's nearest neighbours, which the caller gets from its
+vector store (:data:`Neighbours`). Candidates are aligned by their thumbnails, which the
+caller reads from wherever it keeps them (:data:`Thumbnails`), a batch at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from phantoscope.duplicates.decision import (
+    CANDIDATE_HASH_BITS,
+    are_copies,
+    are_similar,
+    is_candidate,
+)
+from phantoscope.duplicates.registration import ALIGN_BATCH, align
+from phantoscope.imaging.phash import BITS, nearest_orientation, popcount
+
+Neighbours = Callable[[Sequence[int]], list[list[tuple[int, float]]]]
+"""ids -> for each, its nearest stored images by encoder vector: (id, cosine), itself
+left out or not (it is dropped)."""
+Thumbnails = Callable[[Sequence[int]], np.ndarray]
+"""ids -> their thumbnails, a (len(ids), 64, 64) uint8 array."""
+
+HASH_BLOCK = 1 << 22  # hash comparisons in one numpy pass (32 MB of XORs)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two images judged: ``first < second``. ``cosine`` is NaN when the encoder's
+    neighbours did not include the pair; alignment figures are NaN when it was not
+    aligned (not a candidate)."""
+
+    first: int
+    second: int
+    hash_bits: int
+    cosine: float
+    overlap: float
+    residual: float
+    worst_block: float
+    copy: bool
+    similar: bool
+
+
+class HashIndex:
+    """Stored images' hashes in all eight orientations, by id, for brute-force search."""
+
+    def __init__(self) -> None:
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._hashes = np.zeros((0, 8), dtype=np.uint64)
+        self._row: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, ids: Sequence[int], orientation_hashes: np.ndarray) -> None:
+        """Add images: their ids and (len(ids), 8) orientation hashes (upright first)."""
+        hashes = np.asarray(orientation_hashes, dtype=np.uint64).reshape(len(ids), 8)
+        start = len(self._ids)
+        self._ids = np.concatenate([self._ids, np.asarray(ids, dtype=np.int64)])
+        self._hashes = np.concatenate([self._hashes, hashes])
+        self._row.update((int(entity), start + offset) for offset, entity in enumerate(ids))
+
+    def remove(self, ids: Sequence[int]) -> None:
+        gone = {int(entity) for entity in ids} & self._row.keys()
+        if not gone:
+            return
+        keep = np.ones(len(self._ids), dtype=bool)
+        keep[[self._row[entity] for entity in gone]] = False
+        self._ids, self._hashes = self._ids[keep], self._hashes[keep]
+        self._row = {int(entity): row for row, entity in enumerate(self._ids)}
+
+    def near(self, orientation_hashes: Sequence[int],
+             max_bits: int = CANDIDATE_HASH_BITS) -> tuple[np.ndarray, np.ndarray]:
+        """Stored ids whose upright hash is within ``max_bits`` of one of a picture's eight
+        orientation hashes, and those distances."""
+        bits = nearest_orientation(orientation_hashes, self._hashes[:, 0])
+        found = np.nonzero(bits <= max_bits)[0]
+        return self._ids[found], bits[found]
+
+    def near_pairs(self, max_bits: int = CANDIDATE_HASH_BITS) -> Iterator[tuple[int, int, int]]:
+        """Every stored pair (first id, second id, bits) within ``max_bits``, each once:
+        a brute-force pass, HASH_BLOCK comparisons at a time."""
+        upright = self._hashes[:, 0]
+        rows_at_once = max(1, HASH_BLOCK // max(len(self._ids), 1))
+        for start in range(0, len(self._ids), rows_at_once):
+            stop = min(start + rows_at_once, len(self._ids))
+            later = upright[start + 1:]  # a pair is found from its earlier row
+            best = np.full((stop - start, len(later)), BITS, dtype=np.uint8)
+            differ = np.empty(best.shape, dtype=np.uint64)
+            for which in range(8):
+                np.bitwise_xor(self._hashes[start:stop, which][:, None], later[None, :],
+                               out=differ)
+                np.minimum(best, popcount(differ), out=best)
+            rows, columns = np.nonzero(best <= max_bits)
+            ahead = columns + 1 > rows  # the later image, not an earlier one of the block
+            for row, column in zip(rows[ahead], columns[ahead], strict=True):
+                yield (int(self._ids[start + row]), int(self._ids[start + 1 + column]),
+                       int(best[row, column]))
+
+    def distances(self, orientation_hashes: Sequence[int], ids: Sequence[int]) -> np.ndarray:
+        """The hash distance (nearest orientation) of a picture to each of stored ``ids``."""
+        rows = [self._row[int(entity)] for entity in ids]
+        return nearest_orientation(orientation_hashes, self._hashes[rows, 0])
+
+    def hashes_of(self, entity: int) -> tuple[int, ...]:
+        """A stored image's eight orientation hashes."""
+        return tuple(int(value) for value in self._hashes[self._row[entity]])
+
+
+def _sorted_out(
+    keys: Iterator[tuple[int, int]] | set[tuple[int, int]],
+    bits: Callable[[tuple[int, int]], int],
+    cosine: dict[tuple[int, int], float],
+) -> tuple[dict[tuple[int, int], tuple[int, float]], list[Pair]]:
+    """The candidates among ``keys`` (to align), and the pairs that are only similar."""
+    candidates: dict[tuple[int, int], tuple[int, float]] = {}
+    similar_only: list[Pair] = []
+    for key in keys:
+        found, value = bits(key), cosine.get(key, float("nan"))
+        if is_candidate(np.array([found]), np.array([value]))[0]:
+            candidates[key] = (found, value)
+        elif are_similar(np.array([value]), np.array([False]))[0]:
+            similar_only.append(Pair(*key, found, value, float("nan"), float("nan"),
+                                     float("nan"), False, True))
+    return candidates, similar_only
+
+
+def _judge_batch(chunk: list[tuple[int, int]],
+                 candidates: dict[tuple[int, int], tuple[int, float]],
+                 thumbnails: Thumbnails) -> list[Pair]:
+    ids = sorted({entity for pair in chunk for entity in pair})
+    pictures = dict(zip(ids, thumbnails(ids), strict=True))
+    alignment = align(np.stack([pictures[first] for first, _ in chunk]),
+                      np.stack([pictures[second] for _, second in chunk]))
+    copies = are_copies(alignment)
+    cosines = np.array([candidates[key][1] for key in chunk])
+    similar = are_similar(cosines, copies)
+    return [
+        Pair(first, second, candidates[(first, second)][0], float(cosines[index]),
+             float(alignment.overlap[index]), float(alignment.residual[index]),
+             float(alignment.worst_block[index]), bool(copies[index]), bool(similar[index]))
+        for index, (first, second) in enumerate(chunk)
+    ]
+
+
+def judge(candidates: dict[tuple[int, int], tuple[int, float]], thumbnails: Thumbnails,
+          *, workers: int = 1) -> list[Pair]:
+    """Align the candidate pairs ``{(first, second): (hash bits, cosine)}`` by their
+    thumbnails and judge each, ALIGN_BATCH pairs at a time on ``workers`` threads (numpy
+    lets go of the GIL in the heavy steps)."""
+    keys = list(candidates)
+    chunks = [keys[start:start + ALIGN_BATCH] for start in range(0, len(keys), ALIGN_BATCH)]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        done = pool.map(lambda chunk: _judge_batch(chunk, candidates, thumbnails), chunks)
+        return [pair for judged in done for pair in judged]
+
+
+def find_pairs(index: HashIndex, ids: Sequence[int], neighbours: Neighbours,
+               thumbnails: Thumbnails, *, neighbour_batch: int = 1000, workers: int = 1,
+               timings: dict[str, float] | None = None) -> list[Pair]:
+    """Every candidate pair among ``ids`` (all stored in ``index``), judged: the hash pairs
+    and each image's encoder neighbours; pairs neither aligned nor similar are left out.
+    ``timings``, when given, gets the seconds of each step: neighbours, hashes, judge."""
+    timings = {} if timings is None else timings
+    clock = time.perf_counter()
+    members = {int(entity) for entity in ids}
+    cosine: dict[tuple[int, int], float] = {}
+    for start in range(0, len(ids), neighbour_batch):
+        chunk = list(ids[start:start + neighbour_batch])
+        for entity, found in zip(chunk, neighbours(chunk), strict=True):
+            for other, value in found:
+                if other != entity and other in members:
+                    key = (min(entity, other), max(entity, other))
+                    cosine[key] = max(value, cosine.get(key, -1.0))
+    timings["neighbours"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    bits = {(first, second): found for first, second, found in index.near_pairs()
+            if first in members and second in members}
+
+    def distance(key: tuple[int, int]) -> int:
+        if key in bits:
+            return bits[key]
+        return int(index.distances(index.hashes_of(key[0]), [key[1]])[0])
+
+    candidates, similar_only = _sorted_out(bits.keys() | cosine.keys(), distance, cosine)
+    timings["hashes"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    judged = judge(candidates, thumbnails, workers=workers)
+    timings["judge"] = time.perf_counter() - clock
+    return judged + similar_only
+
+
+def check_new(index: HashIndex, new_hashes: Sequence[int], new_thumbnail: np.ndarray,
+              neighbours: Sequence[tuple[int, float]], thumbnails: Thumbnails) -> list[Pair]:
+    """One new image (not yet in ``index``; id -1 in the answer) against what is stored:
+    the stored images it copies or resembles. ``neighbours``: its nearest stored images by
+    encoder vector, (id, cosine)."""
+    near_ids, near_bits = index.near(new_hashes)
+    bits = {(-1, int(other)): int(found) for other, found in zip(near_ids, near_bits,
+                                                                  strict=True)}
+    cosine = {(-1, int(other)): float(value) for other, value in neighbours}
+
+    def distance(key: tuple[int, int]) -> int:
+        if key in bits:
+            return bits[key]
+        return int(index.distances(new_hashes, [key[1]])[0])
+
+    candidates, similar_only = _sorted_out(bits.keys() | cosine.keys(), distance, cosine)
+
+    def with_new(ids: Sequence[int]) -> np.ndarray:
+        stored = [entity for entity in ids if entity != -1]
+        pictures = dict(zip(stored, thumbnails(stored), strict=True))
+        pictures[-1] = np.asarray(new_thumbnail, dtype=np.uint8)
+        return np.stack([pictures[entity] for entity in ids])
+
+    return judge(candidates, with_new) + similar_only

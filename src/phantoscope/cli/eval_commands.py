@@ -1,5 +1,7 @@
 """`phantoscope eval FOLDER --pipeline P ... [--text]`: retrieval quality and latency per
-pipeline, querying by image or (``--text``) by the words of ``FOLDER/queries.json``."""
+pipeline, querying by image or (``--text``) by the words of ``FOLDER/queries.json``;
+`phantoscope eval FOLDER --duplicates [--encoder E]`: copies and similar shots found, by
+the pairs of ``FOLDER/duplicates.json``."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from rich.markup import escape
 
 from phantoscope.cli.output import api_key
 from phantoscope.client import DEFAULT_URL, PhantoscopeClient
+from phantoscope.zoo import DEFAULT_ENCODER
 
 DEFAULT_KS = [1, 5, 10]
 
@@ -24,8 +27,9 @@ def eval_command(
         typer.Argument(help="One sub-folder of images per class.", exists=True, file_okay=False),
     ],
     pipeline: Annotated[
-        list[str], typer.Option("--pipeline", "-p", help="Pipeline to evaluate (repeatable).")
-    ],
+        list[str] | None,
+        typer.Option("--pipeline", "-p", help="Pipeline to evaluate (repeatable).")
+    ] = None,
     k: Annotated[
         list[int] | None,
         typer.Option(
@@ -51,6 +55,20 @@ def eval_command(
             '({"words": ["class", ...]}), the images of its classes relevant.',
         ),
     ] = False,
+    duplicates: Annotated[
+        bool,
+        typer.Option(
+            "--duplicates",
+            help="Measure duplicate detection instead, in this process (no server): every "
+            "pair of FOLDER/duplicates.json's images judged copy, similar or neither; pair "
+            "precision and recall, the similar-shot curve.",
+        ),
+    ] = False,
+    encoder: Annotated[
+        str,
+        typer.Option(help="With --duplicates: the image encoder whose vectors are judged "
+                     "(a built-in name or an operator folder)."),
+    ] = DEFAULT_ENCODER,
 ) -> None:
     """Index FOLDER in a throw-away application per pipeline, query with every image, and
     report mAP@k, recall@k, precision@k (same class = relevant, self excluded) and latency.
@@ -58,6 +76,10 @@ def eval_command(
     AP@k and precision@k per query, and their means.
 
     The applications are deleted afterwards, also on errors.
+
+    With --duplicates, no server is used: FOLDER/duplicates.json lists the images, the
+    groups of copies and the groups of one scene (bench/eval_sets.py --duplicates writes
+    such a folder), and every pair is judged here as the server judges uploads.
     """
     from phantoscope.evaluation.dataset import DatasetError, load_folder, load_text_queries
     from phantoscope.evaluation.report import (
@@ -73,6 +95,14 @@ def eval_command(
     if not console.is_terminal:  # a file or pipe: do not squeeze the table into 80 columns
         console.width = max(console.width, 160)
     notes = Console(stderr=True, soft_wrap=True, highlight=False)
+    if duplicates:
+        from phantoscope.cli.duplicate_eval import eval_duplicates
+
+        eval_duplicates(folder, encoder, out, console, notes)
+        return
+    if not pipeline:
+        notes.print("[red]error:[/red] give --pipeline (one or more), or --duplicates")
+        raise typer.Exit(2)
     ks = sorted(set(k or DEFAULT_KS))
     started = datetime.now(timezone.utc)
     out = out or Path(f"eval-{started.astimezone():%Y%m%d-%H%M%S}")

@@ -19,7 +19,8 @@ import sys
 import tempfile
 import urllib.request
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -36,13 +37,16 @@ class ExportError(Exception):
     """A failure with a message meant for the user (no traceback needed)."""
 
 
-def load_state_dict(weights: str) -> object:
-    """Read a state dict from a local file or an http(s) URL."""
+@contextmanager
+def local_file(weights: str) -> Iterator[Path]:
+    """The weights as a local file: the file named, or a URL's download in a temporary
+    folder (removed on leaving)."""
     if not is_url(weights):
         path = Path(weights).expanduser()
         if not path.is_file():
             raise ExportError(f"weights file not found: {path}")
-        return _read(path, weights)
+        yield path
+        return
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "weights.pth"
         try:
@@ -57,10 +61,16 @@ def load_state_dict(weights: str) -> object:
                 "If this machine is offline, fetch the file elsewhere and pass its local path "
                 "(weights=... or PHANTOSCOPE_WEIGHTS)."
             ) from exc
-        return _read(target, weights)
+        yield target
 
 
-def _read(path: Path, weights: str) -> object:
+def load_state_dict(weights: str) -> object:
+    """Read a state dict from a local file or an http(s) URL."""
+    with local_file(weights) as path:
+        return read_state(path, weights)
+
+
+def read_state(path: Path, weights: str) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -71,10 +81,16 @@ def _read(path: Path, weights: str) -> object:
 
 
 def _load_strict(model: nn.Module, weights: str, name: str) -> None:
-    """Load every tensor of ``model`` from ``weights``, with a short error if they differ."""
+    """Load every tensor of ``model`` from the state dict in ``weights``."""
     state = load_state_dict(weights)
     if not isinstance(state, dict):
         raise ExportError(f"weights {weights} hold a {type(state).__name__}, not a state dict")
+    load_exactly(model, state, weights, name)
+
+
+def load_exactly(model: nn.Module, state: dict, weights: str, name: str) -> None:
+    """Load ``state`` (read from ``weights``) into ``model``: every tensor, nothing more, each
+    of its shape; a short error naming the keys that differ otherwise."""
     own = model.state_dict()
     problems = {
         "missing": [key for key in own if key not in state],
@@ -174,11 +190,19 @@ def build_model(name: str, weights: str | None = None) -> nn.Module:
 
 def export(name: str, out: Path, weights: str | None = None) -> None:
     """Export ``name`` to ``out`` atomically (a temporary file in the same folder, renamed)."""
-    import onnx
-
     model = build_model(name, weights)
     with_classes = isinstance(model, FeaturesAndClasses)
     outputs = [FEATURES, PROBABILITIES] if with_classes else [FEATURES]
+    write_onnx(model, "images", torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE), outputs, out)
+
+
+def write_onnx(
+    model: nn.Module, input_name: str, example: torch.Tensor, outputs: list[str], out: Path
+) -> None:
+    """Write ``model`` (one input, shaped as ``example``; a dynamic batch axis on the input
+    and every output) to ``out`` atomically, and check the file."""
+    import onnx
+
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
@@ -187,13 +211,13 @@ def export(name: str, out: Path, weights: str | None = None) -> None:
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
                 model,
-                (torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE),),
+                (example,),
                 str(tmp),
                 dynamo=False,
                 opset_version=OPSET,
-                input_names=["images"],
+                input_names=[input_name],
                 output_names=outputs,
-                dynamic_axes={name: {0: "batch"} for name in ["images", *outputs]},
+                dynamic_axes={name: {0: "batch"} for name in [input_name, *outputs]},
             )
         onnx.checker.check_model(str(tmp))
         os.replace(tmp, out)

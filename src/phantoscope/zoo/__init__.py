@@ -14,6 +14,9 @@ BUILTINS: dict[str, str] = {
     "mobilenet-v2-encoder-int8": "phantoscope.zoo.int8:MobileNetV2Int8Encoder",
     "resnet50-encoder-int8": "phantoscope.zoo.int8:ResNet50Int8Encoder",
     "vgg16-encoder-int8": "phantoscope.zoo.int8:VGG16Int8Encoder",
+    # CLIP ViT-B/32's two towers (one 512-d space): pair them in a pipeline to search by words.
+    "clip-vit-b-32-image-encoder": "phantoscope.zoo.clip:ClipImageEncoder",
+    "clip-vit-b-32-text-encoder": "phantoscope.zoo.clip:ClipTextEncoder",
     "face-detector": "phantoscope.zoo.face_detector:FaceDetector",
     "face-encoder": "phantoscope.zoo.face_encoder:FaceEncoder",
 }

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 _STDERR_TAIL = 3000
+_EXPORT_HINT = "exporting needs the 'export' extra: pip install 'phantoscope[export]'"
 
 FEATURES = "features"
 """The output of every exported model: (N, D) pooled features, not yet L2-normalised."""
@@ -40,6 +41,13 @@ def models_dir() -> Path:
 def is_url(weights: str) -> bool:
     """Whether ``weights`` names an http(s) URL rather than a local file."""
     return weights.startswith(("http://", "https://"))
+
+
+def chosen_weights(weights: str | None, default: str) -> str:
+    """The weights an encoder uses: ``weights``, else ``$PHANTOSCOPE_WEIGHTS``, else ``default``;
+    a local path made absolute (the export runs in another process)."""
+    chosen = weights or os.environ.get("PHANTOSCOPE_WEIGHTS") or default
+    return chosen if is_url(chosen) else str(Path(chosen).expanduser().resolve())
 
 
 def weights_tag(weights: str) -> str:
@@ -75,8 +83,18 @@ def export_model(export_name: str, path: Path, weights: str | None = None) -> Pa
     ]
     if weights is not None:
         command += ["--weights", weights]
-    hint = "exporting needs the 'export' extra: pip install 'phantoscope[export]'"
-    return _make(command, path, f"exporting {export_name} to ONNX", hint)
+    _make(command, [path], f"exporting {export_name} to ONNX", _EXPORT_HINT)
+    return path
+
+
+def export_clip(weights: str, image: Path, text: Path, vocabulary: Path) -> None:
+    """Export both towers of CLIP ViT-B/32 with ``weights`` to ``image`` and ``text``, and copy
+    its BPE merges file to ``vocabulary`` (each replaced atomically)."""
+    command = [
+        sys.executable, "-m", "phantoscope.modelbuild.clip", "--weights", weights,
+        "--image-out", str(image), "--text-out", str(text), "--vocabulary-out", str(vocabulary),
+    ]
+    _make(command, [image, text, vocabulary], "exporting CLIP ViT-B/32 to ONNX", _EXPORT_HINT)
 
 
 def quantized_path(fp32_path: Path) -> Path:
@@ -105,15 +123,16 @@ def quantize_model(fp32_path: Path, path: Path, encoder: str) -> Path:
         "quantising needs onnx (the 'export' extra) and scikit-image, whose sample photos "
         "calibrate it: pip install 'phantoscope[export]' scikit-image"
     )
-    return _make(command, path, f"quantising {fp32_path.name} to int8", hint)
+    _make(command, [path], f"quantising {fp32_path.name} to int8", hint)
+    return path
 
 
-def _make(command: list[str], path: Path, doing: str, missing_module_hint: str) -> Path:
-    """Run ``command`` (which writes ``path`` atomically); raise with its stderr if it fails."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _make(command: list[str], paths: list[Path], doing: str, missing_module_hint: str) -> None:
+    """Run ``command`` (which writes ``paths`` atomically); raise with its stderr if it fails."""
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0 or not path.is_file():
+    if result.returncode != 0 or not all(path.is_file() for path in paths):
         tail = result.stderr.strip()[-_STDERR_TAIL:]
         hint = f"\n({missing_module_hint})" if "No module named" in tail else ""
         raise RuntimeError(f"{doing} failed (exit code {result.returncode}):\n{tail}{hint}")
-    return path

@@ -9,7 +9,6 @@ returns unit-length vectors. A subclass whose export keeps the ImageNet-1k class
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -23,9 +22,9 @@ from phantoscope.operators.labels import imagenet_class_ids, top_labels
 from phantoscope.zoo.modelcache import (
     FEATURES,
     PROBABILITIES,
+    chosen_weights,
     ensure_model,
     export_model,
-    is_url,
     models_dir,
     weights_tag,
 )
@@ -182,8 +181,7 @@ class TorchvisionWeightsEncoder(OnnxImageEncoder):
 
     def __init__(self, *, weights: str | None = None) -> None:
         super().__init__()
-        chosen = weights or os.environ.get("PHANTOSCOPE_WEIGHTS") or self.default_weights
-        self.weights = chosen if is_url(chosen) else str(Path(chosen).expanduser().resolve())
+        self.weights = chosen_weights(weights, self.default_weights)
 
     def export_weights(self) -> str | None:
         return self.weights

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from phantoscope.duplicate_set import COPY_EDITS
+from phantoscope.duplicates.decision import similar_min_cosine
 from phantoscope.duplicates.descriptor import ImageDescriptor, describe
 from phantoscope.duplicates.finder import HashIndex, check_new, find_pairs
 from phantoscope.imaging.phash import hamming
@@ -111,3 +112,17 @@ def test_find_pairs_judges_hash_and_neighbour_candidates_once(stored):
     assert by_key[(1, 4)].copy and by_key[(1, 4)].cosine == pytest.approx(0.99, abs=0.001)
     assert [key for key, pair in by_key.items() if pair.copy] == [(1, 4)]
     assert by_key[(2, 3)].similar and not by_key[(2, 3)].copy  # cosine 0.8: aligned, no copy
+
+
+def test_the_similar_cosine_is_the_encoders(stored):
+    assert similar_min_cosine("efficientnet-lite0-encoder") == 0.60
+    assert similar_min_cosine("efficientnet-lite0-encoder-int8") == 0.60
+    assert similar_min_cosine("mobilenet-v2-encoder") == 0.70
+    assert similar_min_cosine("my-own-encoder") == 0.70  # not measured: the strictest
+    thumbnails, _ = reader(stored)
+    new = describe(encoded(sample_photo("motorcycle_right")))
+    for encoder, similar in (("efficientnet-lite0-encoder", True),
+                             ("mobilenet-v2-encoder", False)):
+        pairs = check_new(index_of(stored), new.orientation_hashes, new.pixels, [(3, 0.65)],
+                          thumbnails, min_cosine=similar_min_cosine(encoder))
+        assert [pair.similar for pair in pairs] == ([True] if similar else []), encoder

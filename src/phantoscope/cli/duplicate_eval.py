@@ -67,7 +67,8 @@ def eval_duplicates(folder: Path, encoder_name: str, out: Path | None, console: 
                                        for data in items]), dtype=np.float32)
 
     clock = time.perf_counter()
-    run = evaluate_duplicates(folder, truth, encode, progress=notes.out)
+    run = evaluate_duplicates(folder, truth, encode, encoder=encoder_name,
+                              progress=notes.out)
     body = {
         "folder": str(folder.resolve()),
         "encoder": encoder_name,

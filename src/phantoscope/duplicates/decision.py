@@ -8,7 +8,8 @@ over A by :func:`~phantoscope.duplicates.registration.align`, covers nearly the 
 (overlap at least COPY_MIN_OVERLAP: a crop of a few percent, not a second framing) and
 matches it everywhere (the worst block's residual within COPY_MAX_WORST_BLOCK: not a second
 shot, whose near and far parts shift against each other). Two images are *similar* when their
-encoder vectors are within SIMILAR_MIN_COSINE, or when they are copies.
+encoder vectors are within the encoder's similar-shot cosine (:func:`similar_min_cosine`),
+or when they are copies.
 """
 
 from __future__ import annotations
@@ -27,8 +28,21 @@ COPY_MIN_OVERLAP = 0.765
 # The first pair of different shots passes at 0.42 (the stereo motorcycle, contrast
 # raised), hundreds at 0.5; 0.38 leaves a margin at 0.5 % of recall.
 COPY_MAX_WORST_BLOCK = 0.38
-# The lowest cosine at which no pair of different scenes is similar (0.55: one is).
-SIMILAR_MIN_COSINE = 0.60
+# Similar shots: for each built-in encoder measured, the lowest cosine at which no pair of
+# different scenes is similar (EfficientNet-Lite0 at 0.55: one pair; MobileNetV2 at 0.65:
+# 92). Each encoder's cosines run on its own scale; one not measured gets the highest.
+SIMILAR_MIN_COSINE_BY_ENCODER = {
+    "efficientnet-lite0-encoder": 0.60,
+    "mobilenet-v2-encoder": 0.70,
+}
+SIMILAR_MIN_COSINE = SIMILAR_MIN_COSINE_BY_ENCODER["efficientnet-lite0-encoder"]
+
+
+def similar_min_cosine(encoder: str) -> float:
+    """The similar-shot cosine for vectors of ``encoder`` (an operator name; its int8
+    copy shares it)."""
+    return SIMILAR_MIN_COSINE_BY_ENCODER.get(encoder.removesuffix("-int8"),
+                                             max(SIMILAR_MIN_COSINE_BY_ENCODER.values()))
 
 
 def is_candidate(hash_bits: np.ndarray, cosine: np.ndarray) -> np.ndarray:

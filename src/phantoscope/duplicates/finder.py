@@ -19,6 +19,7 @@ import numpy as np
 
 from phantoscope.duplicates.decision import (
     CANDIDATE_HASH_BITS,
+    SIMILAR_MIN_COSINE,
     are_copies,
     are_similar,
     is_candidate,
@@ -122,6 +123,7 @@ def _sorted_out(
     keys: Iterator[tuple[int, int]] | set[tuple[int, int]],
     bits: Callable[[tuple[int, int]], int],
     cosine: dict[tuple[int, int], float],
+    min_cosine: float,
 ) -> tuple[dict[tuple[int, int], tuple[int, float]], list[Pair]]:
     """The candidates among ``keys`` (to align), and the pairs that are only similar."""
     candidates: dict[tuple[int, int], tuple[int, float]] = {}
@@ -130,7 +132,7 @@ def _sorted_out(
         found, value = bits(key), cosine.get(key, float("nan"))
         if is_candidate(np.array([found]), np.array([value]))[0]:
             candidates[key] = (found, value)
-        elif are_similar(np.array([value]), np.array([False]))[0]:
+        elif are_similar(np.array([value]), np.array([False]), min_cosine)[0]:
             similar_only.append(Pair(*key, found, value, float("nan"), float("nan"),
                                      float("nan"), False, True))
     return candidates, similar_only
@@ -138,14 +140,14 @@ def _sorted_out(
 
 def _judge_batch(chunk: list[tuple[int, int]],
                  candidates: dict[tuple[int, int], tuple[int, float]],
-                 thumbnails: Thumbnails) -> list[Pair]:
+                 thumbnails: Thumbnails, min_cosine: float) -> list[Pair]:
     ids = sorted({entity for pair in chunk for entity in pair})
     pictures = dict(zip(ids, thumbnails(ids), strict=True))
     alignment = align(np.stack([pictures[first] for first, _ in chunk]),
                       np.stack([pictures[second] for _, second in chunk]))
     copies = are_copies(alignment)
     cosines = np.array([candidates[key][1] for key in chunk])
-    similar = are_similar(cosines, copies)
+    similar = are_similar(cosines, copies, min_cosine)
     return [
         Pair(first, second, candidates[(first, second)][0], float(cosines[index]),
              float(alignment.overlap[index]), float(alignment.residual[index]),
@@ -155,19 +157,22 @@ def _judge_batch(chunk: list[tuple[int, int]],
 
 
 def judge(candidates: dict[tuple[int, int], tuple[int, float]], thumbnails: Thumbnails,
-          *, workers: int = 1) -> list[Pair]:
+          *, workers: int = 1, min_cosine: float = SIMILAR_MIN_COSINE) -> list[Pair]:
     """Align the candidate pairs ``{(first, second): (hash bits, cosine)}`` by their
     thumbnails and judge each, ALIGN_BATCH pairs at a time on ``workers`` threads (numpy
-    lets go of the GIL in the heavy steps)."""
+    lets go of the GIL in the heavy steps). ``min_cosine``: the encoder's similar-shot
+    cosine (:func:`~phantoscope.duplicates.decision.similar_min_cosine`)."""
     keys = list(candidates)
     chunks = [keys[start:start + ALIGN_BATCH] for start in range(0, len(keys), ALIGN_BATCH)]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        done = pool.map(lambda chunk: _judge_batch(chunk, candidates, thumbnails), chunks)
+        done = pool.map(
+            lambda chunk: _judge_batch(chunk, candidates, thumbnails, min_cosine), chunks)
         return [pair for judged in done for pair in judged]
 
 
 def find_pairs(index: HashIndex, ids: Sequence[int], neighbours: Neighbours,
                thumbnails: Thumbnails, *, neighbour_batch: int = 1000, workers: int = 1,
+               min_cosine: float = SIMILAR_MIN_COSINE,
                timings: dict[str, float] | None = None) -> list[Pair]:
     """Every candidate pair among ``ids`` (all stored in ``index``), judged: the hash pairs
     and each image's encoder neighbours; pairs neither aligned nor similar are left out.
@@ -193,16 +198,18 @@ def find_pairs(index: HashIndex, ids: Sequence[int], neighbours: Neighbours,
             return bits[key]
         return int(index.distances(index.hashes_of(key[0]), [key[1]])[0])
 
-    candidates, similar_only = _sorted_out(bits.keys() | cosine.keys(), distance, cosine)
+    candidates, similar_only = _sorted_out(bits.keys() | cosine.keys(), distance, cosine,
+                                           min_cosine)
     timings["hashes"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    judged = judge(candidates, thumbnails, workers=workers)
+    judged = judge(candidates, thumbnails, workers=workers, min_cosine=min_cosine)
     timings["judge"] = time.perf_counter() - clock
     return judged + similar_only
 
 
 def check_new(index: HashIndex, new_hashes: Sequence[int], new_thumbnail: np.ndarray,
-              neighbours: Sequence[tuple[int, float]], thumbnails: Thumbnails) -> list[Pair]:
+              neighbours: Sequence[tuple[int, float]], thumbnails: Thumbnails, *,
+              min_cosine: float = SIMILAR_MIN_COSINE) -> list[Pair]:
     """One new image (not yet in ``index``; id -1 in the answer) against what is stored:
     the stored images it copies or resembles. ``neighbours``: its nearest stored images by
     encoder vector, (id, cosine)."""
@@ -216,7 +223,8 @@ def check_new(index: HashIndex, new_hashes: Sequence[int], new_thumbnail: np.nda
             return bits[key]
         return int(index.distances(new_hashes, [key[1]])[0])
 
-    candidates, similar_only = _sorted_out(bits.keys() | cosine.keys(), distance, cosine)
+    candidates, similar_only = _sorted_out(bits.keys() | cosine.keys(), distance, cosine,
+                                           min_cosine)
 
     def with_new(ids: Sequence[int]) -> np.ndarray:
         stored = [entity for entity in ids if entity != -1]
@@ -224,4 +232,4 @@ def check_new(index: HashIndex, new_hashes: Sequence[int], new_thumbnail: np.nda
         pictures[-1] = np.asarray(new_thumbnail, dtype=np.uint8)
         return np.stack([pictures[entity] for entity in ids])
 
-    return judge(candidates, with_new) + similar_only
+    return judge(candidates, with_new, min_cosine=min_cosine) + similar_only

@@ -33,6 +33,7 @@ from phantoscope.duplicates.decision import (
     are_copies,
     are_similar,
     is_candidate,
+    similar_min_cosine,
 )
 from phantoscope.duplicates.descriptor import ImageDescriptor, describe
 from phantoscope.duplicates.finder import HashIndex
@@ -40,6 +41,7 @@ from phantoscope.duplicates.groups import group_copies, group_pairs
 from phantoscope.duplicates.registration import ALIGN_BATCH, Alignment, align
 from phantoscope.evaluation.dataset import DatasetError
 
+DEFAULT_ENCODER = "efficientnet-lite0-encoder"  # the thresholds were chosen on its vectors
 MANIFEST = "duplicates.json"  # photoset's duplicate_set writes it beside the images
 
 Encode = Callable[[list[bytes]], np.ndarray]
@@ -154,6 +156,7 @@ class DuplicateRun:
     same_bytes: np.ndarray
     candidate: np.ndarray
     alignment: Alignment  # of the candidate pairs, in their order
+    similar_min_cosine: float = SIMILAR_MIN_COSINE  # the encoder's chosen point
     seconds: dict[str, float] = field(default_factory=dict)
 
     def copies(self, **bounds: float) -> np.ndarray:
@@ -162,8 +165,9 @@ class DuplicateRun:
         out[self.candidate] = are_copies(self.alignment, **bounds)
         return out
 
-    def similar(self, min_cosine: float = SIMILAR_MIN_COSINE) -> np.ndarray:
-        return are_similar(self.cosine, self.copies(), min_cosine)
+    def similar(self, min_cosine: float | None = None) -> np.ndarray:
+        chosen = self.similar_min_cosine if min_cosine is None else min_cosine
+        return are_similar(self.cosine, self.copies(), chosen)
 
     def _same_group(self, groups: list[list[int]]) -> np.ndarray:
         label = np.arange(len(self.images))
@@ -212,7 +216,7 @@ class DuplicateRun:
                 "candidate_cosine": CANDIDATE_COSINE,
                 "copy_min_overlap": COPY_MIN_OVERLAP,
                 "copy_max_worst_block": COPY_MAX_WORST_BLOCK,
-                "similar_min_cosine": SIMILAR_MIN_COSINE,
+                "similar_min_cosine": self.similar_min_cosine,
             },
             "copies": {
                 "pairs": score(copies, self.copy_truth).to_json(),
@@ -254,8 +258,11 @@ def _truth_pairs(images: Sequence[str], groups: Sequence[Sequence[str]],
 
 
 def evaluate_duplicates(folder: Path, truth: DuplicateTruth, encode: Encode, *,
-                        batch: int = 16, progress: Progress = lambda _: None) -> DuplicateRun:
-    """Describe and encode every image of ``truth``, judge every pair, keep the figures."""
+                        encoder: str = DEFAULT_ENCODER, batch: int = 16,
+                        progress: Progress = lambda _: None) -> DuplicateRun:
+    """Describe and encode every image of ``truth``, judge every pair, keep the figures.
+    ``encoder`` names the operator behind ``encode``: its similar-shot cosine is the chosen
+    point."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     descriptors: list[ImageDescriptor] = []
@@ -302,5 +309,7 @@ def evaluate_duplicates(folder: Path, truth: DuplicateTruth, encode: Encode, *,
         similar_truth=(_truth_pairs(truth.images, truth.copies, first, second)
                        | _truth_pairs(truth.images, truth.similar, first, second)),
         hash_bits=hash_bits, cosine=cosine, same_bytes=digests[first] == digests[second],
-        candidate=candidate, alignment=alignment, seconds=seconds,
+        candidate=candidate, alignment=alignment,
+        similar_min_cosine=similar_min_cosine(encoder),
+        seconds=seconds,
     )

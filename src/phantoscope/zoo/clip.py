@@ -142,7 +142,6 @@ class ClipTextEncoder(TextEncoder):
     name = "clip-vit-b-32-text-encoder"
     dimension = 512
     metric_type = "IP"
-    max_batch_size: ClassVar[int] = 32
 
     def __init__(self, *, weights: str | None = None) -> None:
         self.checkpoint = ClipCheckpoint(weights)

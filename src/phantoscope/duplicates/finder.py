@@ -114,27 +114,27 @@ class HashIndex:
         rows = [self._row[int(entity)] for entity in ids]
         return nearest_orientation(orientation_hashes, self._hashes[rows, 0])
 
-    def hashes_of(self, entity: int) -> tuple[int, ...]:
-        """A stored image's eight orientation hashes."""
-        return tuple(int(value) for value in self._hashes[self._row[entity]])
+    def pair_distances(self, firsts: Sequence[int], seconds: Sequence[int]) -> np.ndarray:
+        """The hash distance (nearest orientation) of each pair of stored images."""
+        if not len(firsts):
+            return np.zeros(0, dtype=np.int64)
+        one = self._hashes[[self._row[int(entity)] for entity in firsts]]
+        other = self._hashes[[self._row[int(entity)] for entity in seconds], 0]
+        return popcount(one ^ other[:, None]).min(axis=1).astype(np.int64)
 
 
-def _sorted_out(
-    keys: Iterator[tuple[int, int]] | set[tuple[int, int]],
-    bits: Callable[[tuple[int, int]], int],
-    cosine: dict[tuple[int, int], float],
-    min_cosine: float,
-) -> tuple[dict[tuple[int, int], tuple[int, float]], list[Pair]]:
-    """The candidates among ``keys`` (to align), and the pairs that are only similar."""
-    candidates: dict[tuple[int, int], tuple[int, float]] = {}
-    similar_only: list[Pair] = []
-    for key in keys:
-        found, value = bits(key), cosine.get(key, float("nan"))
-        if is_candidate(np.array([found]), np.array([value]))[0]:
-            candidates[key] = (found, value)
-        elif are_similar(np.array([value]), np.array([False]), min_cosine)[0]:
-            similar_only.append(Pair(*key, found, value, float("nan"), float("nan"),
-                                     float("nan"), False, True))
+def _sorted_out(keys: list[tuple[int, int]], bits: np.ndarray, cosine: np.ndarray,
+                min_cosine: float,
+                ) -> tuple[dict[tuple[int, int], tuple[int, float]], list[Pair]]:
+    """The candidates among ``keys`` (to align), and the pairs that are only similar;
+    ``bits`` and ``cosine`` (NaN: not known) are the keys' figures, in order."""
+    candidate = is_candidate(bits, cosine)
+    similar = are_similar(cosine, np.zeros(len(keys), dtype=bool), min_cosine) & ~candidate
+    candidates = {keys[at]: (int(bits[at]), float(cosine[at]))
+                  for at in np.nonzero(candidate)[0]}
+    nan = float("nan")
+    similar_only = [Pair(*keys[at], int(bits[at]), float(cosine[at]), nan, nan, nan, False,
+                         True) for at in np.nonzero(similar)[0]]
     return candidates, similar_only
 
 
@@ -192,14 +192,13 @@ def find_pairs(index: HashIndex, ids: Sequence[int], neighbours: Neighbours,
     clock = time.perf_counter()
     bits = {(first, second): found for first, second, found in index.near_pairs()
             if first in members and second in members}
-
-    def distance(key: tuple[int, int]) -> int:
-        if key in bits:
-            return bits[key]
-        return int(index.distances(index.hashes_of(key[0]), [key[1]])[0])
-
-    candidates, similar_only = _sorted_out(bits.keys() | cosine.keys(), distance, cosine,
-                                           min_cosine)
+    keys = list(bits.keys() | cosine.keys())
+    known = np.array([bits.get(key, -1) for key in keys], dtype=np.int64)
+    unknown = np.nonzero(known < 0)[0]
+    known[unknown] = index.pair_distances([keys[at][0] for at in unknown],
+                                          [keys[at][1] for at in unknown])
+    candidates, similar_only = _sorted_out(
+        keys, known, np.array([cosine.get(key, np.nan) for key in keys]), min_cosine)
     timings["hashes"] = time.perf_counter() - clock
     clock = time.perf_counter()
     judged = judge(candidates, thumbnails, workers=workers, min_cosine=min_cosine)
@@ -214,17 +213,17 @@ def check_new(index: HashIndex, new_hashes: Sequence[int], new_thumbnail: np.nda
     the stored images it copies or resembles. ``neighbours``: its nearest stored images by
     encoder vector, (id, cosine)."""
     near_ids, near_bits = index.near(new_hashes)
-    bits = {(-1, int(other)): int(found) for other, found in zip(near_ids, near_bits,
-                                                                  strict=True)}
-    cosine = {(-1, int(other)): float(value) for other, value in neighbours}
-
-    def distance(key: tuple[int, int]) -> int:
-        if key in bits:
-            return bits[key]
-        return int(index.distances(new_hashes, [key[1]])[0])
-
-    candidates, similar_only = _sorted_out(bits.keys() | cosine.keys(), distance, cosine,
-                                           min_cosine)
+    bits = dict(zip(near_ids.tolist(), near_bits.tolist(), strict=True))
+    cosine = {int(other): float(value) for other, value in neighbours}
+    others = sorted(bits.keys() | cosine.keys())
+    known = np.array([bits.get(other, -1) for other in others], dtype=np.int64)
+    unknown = np.nonzero(known < 0)[0]
+    if len(unknown):
+        known[unknown] = index.distances(new_hashes, [others[at] for at in unknown])
+    candidates, similar_only = _sorted_out(
+        [(-1, other) for other in others], known,
+        np.array([cosine.get(other, np.nan) for other in others], dtype=np.float64),
+        min_cosine)
 
     def with_new(ids: Sequence[int]) -> np.ndarray:
         stored = [entity for entity in ids if entity != -1]

@@ -15,6 +15,7 @@ raw features equal OpenCLIP's unnormalised ones within 1e-5 of their largest com
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import subprocess
 import sys
@@ -33,6 +34,8 @@ import torch
 from open_clip.transformer import QuickGELU
 from PIL import Image
 
+from api_server import ApiServer
+from inprocess import serve_in_process
 from phantoscope.cli.operator_loader import load_operator
 from phantoscope.config import OperatorSettings
 from phantoscope.operators.rpc_client import OperatorClient
@@ -45,7 +48,7 @@ from phantoscope.zoo.clip import (
     ClipTextEncoder,
 )
 from phantoscope.zoo.modelcache import FEATURES
-from photos import jpeg, photo
+from photos import b64, jpeg, photo
 
 # Colour and grey, square, tall and wide.
 PHOTO_NAMES = ["coffee", "chelsea", "rocket", "camera", "page"]
@@ -360,3 +363,63 @@ def test_text_encoder_served_over_grpc(openclip_checkpoint: Expected) -> None:
             assert (identity.dimension, identity.metric_type) == (512, "IP")
             vectors = client.execute_texts(SENTENCES).vectors
     np.testing.assert_allclose(vectors, openclip_checkpoint.text.run(SENTENCES), atol=1e-6)
+
+
+def test_text_search_end_to_end_on_a_real_server(
+    openclip_checkpoint: Expected, tmp_path: Path
+) -> None:
+    """The two built-ins served over gRPC, registered with a real API server (Milvus Lite,
+    SQLite, folder), paired in one pipeline; photos uploaded as JPEG; a text query and a
+    mixed text + image query rank the photos as the operators' own vectors say they should."""
+    image_operator, text_operator = openclip_checkpoint.image, openclip_checkpoint.text
+    photos = {name: jpeg(photo(name)) for name in PHOTO_NAMES}
+    with contextlib.ExitStack() as stack:
+        image_port = stack.enter_context(serve_in_process(image_operator)).port
+        text_port = stack.enter_context(serve_in_process(text_operator)).port
+        server = ApiServer(tmp_path, {}).start()
+        stack.callback(server.stop)
+        api = server.client
+        for name, port in (("clip-image", image_port), ("clip-text", text_port)):
+            answer = api.post("/v1/operator/regist",
+                              json={"endpoint": f"127.0.0.1:{port}", "name": name})
+            assert answer.status_code == 200, answer.text
+        answer = api.post("/v1/pipeline/clip", json={"encoder": "clip-image",
+                                                      "text_encoder": "clip-text"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["_text_encoder"] == "clip-text"
+        answer = api.post("/v1/application/photos", json={
+            "fields": {"photo": {"type": "object", "pipeline": "clip"}}})
+        assert answer.status_code == 200, answer.text
+        for name, data in photos.items():
+            answer = api.post("/v1/application/photos/upload", json={
+                "fields": {"photo": {"data": b64(data)}}, "name": name})
+            assert answer.status_code == 200, answer.text
+
+        stored = {name: np.asarray(image_operator.encode(
+            [image_operator.prepare(data, max_pixels=50_000_000)]).vectors)[0]
+            for name, data in photos.items()}
+        query_text = "a photo of a cat"
+        text_vector = text_operator.run([query_text])[0]
+        chelsea = stored["chelsea"]
+        mixed = l2((0.5 * text_vector + 0.5 * chelsea)[None])[0]
+        for body, query in (
+            ({"text": query_text, "topk": 3}, text_vector),
+            ({"text": query_text, "image": {"data": b64(photos["chelsea"])},
+              "weights": [0.5, 0.5], "topk": 3}, mixed),
+        ):
+            answer = api.post("/v1/application/photos/search", json=body)
+            assert answer.status_code == 200, answer.text
+            result = answer.json()
+            assert result["matched_by"] == "text_encoder"
+            expected = {name: float(query @ vector) for name, vector in stored.items()}
+            hits = [(hit["name"], hit["score"]) for hit in result["hits"]]
+            assert len(hits) == 3
+            for name, score in hits:
+                assert score == pytest.approx(expected[name], abs=1e-4)
+            assert [score for _, score in hits] == sorted(
+                (score for _, score in hits), reverse=True)
+            third = sorted(expected.values(), reverse=True)[2]
+            assert all(expected[name] >= third - 1e-4 for name, _ in hits)
+            missed = [name for name, score in expected.items()
+                      if score > third + 1e-4 and name not in dict(hits)]
+            assert not missed

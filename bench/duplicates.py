@@ -67,7 +67,7 @@ class Entities:
     copy_group: np.ndarray  # (N,) its copy group's number, -1 when none
     scene: np.ndarray  # (N,) its scene's number
     place: np.ndarray  # (N,) a burst shot's window (index of BURST_PLACES), -1 for others
-    canvases: list[np.ndarray] = field(default_factory=list)  # of the bursts, by scene
+    canvases: list[np.ndarray] = field(default_factory=list)  # each scene's, uint8
     scene_vectors: dict[int, np.ndarray] = field(default_factory=dict)
 
 
@@ -82,13 +82,13 @@ def _canvas(rng: np.random.Generator) -> np.ndarray:
         return (np.asarray(big, dtype=np.float32) - 128) * amplitude
 
     picture = 128 + smooth(5, 0.9) + smooth(16, 0.4) + rng.normal(0, 4, (CANVAS, CANVAS))
-    return np.clip(picture, 0, 255)
+    return np.clip(picture, 0, 255).astype(np.uint8)  # 9 KB a scene (float64: 74 KB)
 
 
 def _shot(canvas: np.ndarray, left: int, top: int, rng: np.random.Generator,
           inset: int = 0) -> np.ndarray:
     box = (left + inset, top + inset, left + WINDOW - inset, top + WINDOW - inset)
-    window = Image.fromarray(canvas.astype(np.uint8)).crop(box)
+    window = Image.fromarray(canvas).crop(box)
     pixels = np.asarray(window.resize((SIDE, SIDE), Image.Resampling.BOX), dtype=np.float32)
     return np.clip(pixels + rng.normal(0, 1.5, pixels.shape), 0, 255).astype(np.uint8)
 

@@ -7,9 +7,9 @@ one new upload against what is stored (issue 18), with the vectors on Milvus Lit
 Data, synthetic but shaped like real descriptors: scenes drawn as smooth random pictures
 (96 x 96: coarse shapes, finer detail and noise), each shown through an 80 x 80 window and
 squeezed to the 64 x 64 thumbnail `imaging.phash.thumbnail` makes, hashed by the real
-`orientation_hashes`. Of the entities, about 60 % are single shots, 20 % are in copy groups
-of 2-4 (the copies mirrored, turned, brightened, cropped by 2-3 %, or noisier) and 20 % in
-bursts of 3-5 shots (windows shifted 12-20 % of a side). Encoder vectors (1280-d, unit
+`orientation_hashes`. Of the entities, about 47 % are single shots, 27 % are in copy groups
+of 2-4 (the copies mirrored, turned, brightened, cropped by 2-3 %, or noisier) and 26 % in
+bursts of 3-5 shots (windows 10-20 % of a side apart). Encoder vectors (1280-d, unit
 length) sit around 200 topic centres: a scene at cosine ~0.4 to others of its topic, a
 burst's shots at ~0.74 to one another, copies at ~0.94.
 
@@ -129,7 +129,7 @@ def make_entities(count: int, dimension: int, seed: int) -> Entities:
         original = _shot(canvas, 8, 8, rng)
         draw = rng.random()
         places: list[int] = []
-        if draw < 0.75:  # a single shot (60 % of entities)
+        if draw < 0.75:  # a single shot (47 % of entities)
             shots = [(original, _unit(centre + noise(0.05)), -1)]
         elif draw < 0.9:  # copies
             members = int(rng.integers(2, 5))

@@ -59,15 +59,11 @@ def load_text_queries(folder: Path, labels: Collection[str]) -> dict[str, frozen
     of ``labels``. Raises :class:`DatasetError` when it is missing or malformed.
     """
     path = folder / QUERIES_FILE
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetError(
-            f"{path} is missing: it says which classes each text query should find, as "
-            '{"cat": ["chelsea"], ...} (bench/eval_sets.py --text writes a set with one)'
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{path} is not readable JSON: {exc}") from None
+    body = read_manifest(
+        path,
+        'it says which classes each text query should find, as {"cat": ["chelsea"], ...} '
+        "(bench/eval_sets.py --text writes a set with one)",
+    )
     if not isinstance(body, dict) or not body:
         raise DatasetError(f"{path} must be a JSON object of query -> list of classes")
     queries: dict[str, frozenset[str]] = {}
@@ -84,3 +80,14 @@ def load_text_queries(folder: Path, labels: Collection[str]) -> dict[str, frozen
                 f"{', '.join(unknown)}")
         queries[text] = frozenset(relevant)
     return queries
+
+
+def read_manifest(path: Path, what_it_holds: str) -> object:
+    """The JSON of a set's manifest file; :class:`DatasetError` saying what the file holds
+    when it is missing, or why it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path} is missing: {what_it_holds}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path} is not readable JSON: {exc}") from None

@@ -14,7 +14,6 @@ or a scene group are positive.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -39,7 +38,7 @@ from phantoscope.duplicates.descriptor import ImageDescriptor, describe
 from phantoscope.duplicates.finder import HashIndex
 from phantoscope.duplicates.groups import group_copies, group_pairs
 from phantoscope.duplicates.registration import ALIGN_BATCH, Alignment, align
-from phantoscope.evaluation.dataset import DatasetError
+from phantoscope.evaluation.dataset import DatasetError, read_manifest
 
 DEFAULT_ENCODER = "efficientnet-lite0-encoder"  # the thresholds were chosen on its vectors
 MANIFEST = "duplicates.json"  # photoset's duplicate_set writes it beside the images
@@ -83,15 +82,11 @@ def load_truth(folder: Path) -> DuplicateTruth:
     "similar": [[...], ...]}``, paths relative to ``folder``. Raises
     :class:`~phantoscope.evaluation.dataset.DatasetError` when it is missing or wrong."""
     path = folder / MANIFEST
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetError(
-            f"{path} is missing: it lists the images and which are copies or similar "
-            "(bench/eval_sets.py --duplicates writes a set with one)"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{path} is not readable JSON: {exc}") from None
+    body = read_manifest(
+        path,
+        "it lists the images and which are copies or similar "
+        "(bench/eval_sets.py --duplicates writes a set with one)",
+    )
     images = body.get("images") if isinstance(body, dict) else None
     if not isinstance(images, list) or len(images) < 2 or not all(
         isinstance(item, str) for item in images

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from phantoscope.cli.main import app
 from phantoscope.storage import migrations
+from phantoscope.storage.duplicate_rows import DecisionRow, DescriptorRow
 from phantoscope.storage.meta import (
     ApplicationRow,
     Base,
@@ -190,6 +191,61 @@ def test_a_database_at_0003_gets_the_pipeline_text_encoder_and_keeps_its_rows(da
         meta.close()
 
 
+def test_a_database_at_0004_gets_the_duplicate_tables_keeping_its_rows(database):
+    _, url = database
+    _upgrade_to(url, "0004")
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text(
+                "INSERT INTO applications (name, bucket, created_at) "
+                "VALUES ('album', 'b', '2026-01-01 00:00:00')"))
+            for entity in (1, 2):
+                connection.execute(sqlalchemy.text(
+                    "INSERT INTO entities (id, application, field, object_key, content_type, "
+                    "sha256, size, created_at) VALUES (:id, 'album', 'photo', :key, "
+                    "'image/jpeg', :sha, 10, '2026-01-01 00:00:00')"),
+                    {"id": entity, "key": f"k{entity}", "sha": str(entity) * 64})
+    finally:
+        engine.dispose()
+    meta = MetaStore(url)
+    try:
+        applied = [revision.id for revision in meta.migration.applied]
+        assert applied[0] == "0005" and applied == [r.id for r in migrations.pending("0004")]
+        assert [(e.id, e.object_key) for e in meta.list_entities("album", 0, 10)] == \
+            [(1, "k1"), (2, "k2")]
+        thumbnail = bytes(range(256)) * 16
+        hashes = {f"hash_{turn}": (-1) ** turn * (2**63 - 1 - turn) for turn in range(8)}
+        for entity in (1, 2):
+            meta.add(DescriptorRow(entity_id=entity, application="album", sha256="e" * 64,
+                                   thumbnail=thumbnail, width=4000, height=3000,
+                                   format="JPEG", quality=None if entity == 1 else 87,
+                                   size=123_456_789_012, **hashes), "adding a descriptor")
+        meta.add(DecisionRow(application="album", kind="copies", action="dismissed",
+                             members=[1, 2], kept=[1, 2], deleted=[]), "adding a decision")
+        with meta.session("reading descriptors") as session:
+            rows = list(session.scalars(select(DescriptorRow).order_by(DescriptorRow.entity_id)))
+        assert [(r.thumbnail, r.quality, r.size, r.width) for r in rows] == \
+            [(thumbnail, None, 123_456_789_012, 4000), (thumbnail, 87, 123_456_789_012, 4000)]
+        assert all(getattr(rows[0], key) == value for key, value in hashes.items())
+        with pytest.raises(MetaStoreError):  # a descriptor is of an entity that exists
+            meta.add(DescriptorRow(entity_id=3, application="album", sha256="e" * 64,
+                                   thumbnail=b"", width=1, height=1, format="PNG",
+                                   size=1, **hashes), "adding a descriptor")
+        meta.delete_entity(1)  # a descriptor goes with its entity
+        with meta.session("reading descriptors") as session:
+            assert list(session.scalars(select(DescriptorRow.entity_id))) == [2]
+            [decision] = session.scalars(select(DecisionRow))
+        assert (decision.members, decision.kept, decision.deleted, decision.action) == \
+            ([1, 2], [1, 2], [], "dismissed")
+        meta.delete_application("album")  # and decisions with their application
+        with meta.session("reading what is left") as session:
+            assert list(session.scalars(select(DescriptorRow))) == []
+            assert list(session.scalars(select(DecisionRow))) == []
+    finally:
+        meta.close()
+
+
 def test_the_new_entity_columns_hold_a_name_attributes_exif_and_a_time(database):
     _, url = database
     meta = MetaStore(url)
@@ -312,7 +368,7 @@ def test_the_migrate_command_shows_and_applies_the_revisions(database, tmp_path)
     assert shown.exit_code == 0, shown.output
     assert "earlier release" in shown.output and "pending: 0001" in shown.output
     assert "pending: 0002" in shown.output and "pending: 0003" in shown.output
-    assert "pending: 0004" in shown.output
+    assert "pending: 0004" in shown.output and "pending: 0005" in shown.output
     assert schema_status(url).current is None  # --status changed nothing
 
     done = runner.invoke(app, ["migrate"], env=env)

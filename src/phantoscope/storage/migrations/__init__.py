@@ -3,10 +3,10 @@
 The revisions are the modules of ``versions/`` (``0001``: the tables as the releases before
 migrations made them; ``0002``: an entity's name, attributes, EXIF and capture time;
 ``0003``: entity labels and operators' label vocabularies; ``0004``: a pipeline's text
-encoder). A new one: ``alembic.command.revision(migrations.config(), "what it does",
-rev_id="0005")`` writes its file from ``script.py.mako``; the models in
-:mod:`phantoscope.storage.meta` change with it, and tests/storage/test_migrations.py checks
-that both agree.
+encoder; ``0005``: entities' copy descriptors and duplicate decisions). A new one:
+``alembic.command.revision(migrations.config(), "what it does", rev_id="0006")`` writes its
+file from ``script.py.mako``; the models in :mod:`phantoscope.storage.meta` change with it,
+and tests/storage/test_migrations.py checks that both agree.
 
 :func:`upgrade` brings a database to the newest revision: an empty one is built by the
 revisions, one made by an earlier release (tables, no ``alembic_version``) first gets the

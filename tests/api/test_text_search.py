@@ -3,11 +3,13 @@ with the default encoder (real ImageNet weights) on Lite+SQLite+folder and Lite+
 
 Real photos are uploaded; their labels come back on every entity answer and hit; words find
 them through WordNet ("cat" the cat, "coffee"/"drink" the espresso, "vehicle" the
-motorcycle); filters narrow the hits; every bad input answers its 4xx and changes nothing.
+motorcycle); filters narrow the hits, labels among them (listing, image and text search);
+every bad input answers its 4xx and changes nothing.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -149,6 +151,42 @@ def test_topk_and_filters_narrow_text_hits(world):
     assert all(hit["name"] == "astronaut" for hit in form["hits"])
 
 
+def _listed(server: ApiServer, filter: dict, app: str = APP) -> set[str]:
+    return {entity["name"] for entity in _ok(server.client.get(
+        f"/v1/application/{app}/entity", params={"num": 100, "filter": json.dumps(filter)}))}
+
+
+def test_labels_filter_listings_and_searches(world):
+    server, uploaded = world
+    everything = set(PHOTOS)
+    assert _listed(server, {"labels": "cat"}) == {"chelsea"}
+    assert _listed(server, {"labels": "animal"}) == {"chelsea"}
+    assert _listed(server, {"labels": "drink"}) == {"coffee"}
+    vehicles = _listed(server, {"labels": "vehicle"})
+    assert "stereo_motorcycle" in vehicles and not vehicles & {"chelsea", "coffee"}
+    assert _listed(server, {"labels": {"in": ["cat", "espresso"]}}) == {"chelsea", "coffee"}
+    assert _listed(server, {"not": {"labels": "animal"}}) == everything - {"chelsea"}
+    assert _listed(server, {"labels": {"ne": "animal"}}) == everything - {"chelsea"}
+    assert _listed(server, {"labels": {"exists": True}}) == everything
+    best = uploaded["coffee"]["labels"][0]  # a class id, as answers give it
+    assert _listed(server, {"labels": best["id"]}) == {"coffee"}
+    # with other keys, in and/or, on every search path
+    assert _listed(server, {"labels": "vehicle", "attributes.kind": "vehicle"}) == \
+        {name for name in vehicles if PHOTOS[name]["kind"] == "vehicle"}
+    assert _listed(server, {"or": [{"labels": "cat"}, {"name": "rocket"}]}) == \
+        {"chelsea", "rocket"}
+    image = _ok(server.client.post(SEARCH, json={
+        "fields": {"image": {"data": b64(jpeg(photo("chelsea")))}}, "topk": 5,
+        "filter": {"labels": "drink"}}))
+    assert [hit["name"] for hit in image] == ["coffee"]
+    form = _ok(server.client.post(SEARCH, data={"topk": "5", "filter": '{"labels": "cat"}'},
+                                  files={"file": ("q.jpg", jpeg(photo("coffee")))}))
+    assert [hit["name"] for hit in form] == ["chelsea"]
+    assert _names(_text(server, "animal drink", filter={"labels": "drink"})) == ["coffee"]
+    assert _listed(server, {"labels": {"exists": False}}, app="cropped") == \
+        _listed(server, {}, app="cropped")
+
+
 def test_words_that_name_nothing_are_reported_and_find_nothing(world):
     server, _ = world
     nothing = _text(server, "xyzzy plugh")
@@ -202,6 +240,15 @@ BAD = [  # (id, path, request kwargs, status, code)
     ("text topk 0", SEARCH, {"json": {"text": "cat", "topk": 0}}, 400, "INVALID_TOPK"),
     ("text topk 1001", SEARCH, {"json": {"text": "cat", "topk": 1001}}, 400, "INVALID_TOPK"),
     ("text bad filter", SEARCH, {"json": {"text": "cat", "filter": {"colour": "red"}}}, 400,
+     "INVALID_FILTER"),
+    ("labels naming nothing", SEARCH, {"json": {"text": "cat", "filter": {"labels": "xyzzy"}}},
+     400, "INVALID_FILTER"),
+    ("labels ordered", SEARCH,
+     {"json": {"text": "cat", "filter": {"labels": {"gt": "dog"}}}}, 400, "INVALID_FILTER"),
+    ("labels not a class", SEARCH,
+     {"json": {"text": "cat", "filter": {"labels": "n99999999"}}}, 400, "INVALID_FILTER"),
+    ("labels break-out", SEARCH,
+     {"json": {"text": "cat", "filter": {"labels": '" or 1==1 or "'}}}, 400,
      "INVALID_FILTER"),
     ("text field not a string", SEARCH, {"json": {"text": "cat", "field": ["image"]}}, 400,
      "INVALID_REQUEST"),

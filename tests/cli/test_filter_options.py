@@ -54,9 +54,12 @@ def test_filters_from_options():
     assert build_filter(["category=shoes", "size=42", "sale=true", "width=640"]) == {
         "attributes.category": "shoes", "attributes.size": 42, "attributes.sale": True,
         "width": 640}
-    # name and camera take the text as it is; attributes.<key> reaches an attribute called name
-    assert build_filter(["name=2024", "camera=true", "attributes.name=x"]) == {
-        "name": "2024", "camera": "true", "attributes.name": "x"}
+    # name, camera, labels take the text as it is; attributes.<key> reaches an attribute
+    assert build_filter(["name=2024", "camera=true", "attributes.name=x", "labels=golden "
+                         "retriever"]) == {"name": "2024", "camera": "true",
+                                           "attributes.name": "x", "labels": "golden retriever"}
+    assert build_filter(["labels=dog", "labels=n02123045"]) == {
+        "labels": {"in": ["dog", "n02123045"]}}
     # the same key again: any of the values
     assert build_filter(["tag=red", "tag=blue", "attributes.tag=3"]) == {
         "attributes.tag": {"in": ["red", "blue", 3]}}

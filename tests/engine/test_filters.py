@@ -193,3 +193,46 @@ RECORD = {"name": "IMG_1.jpg", "camera": None, "width": 40, "taken_at": "2024-05
 ])
 def test_matches_is_three_valued(filter_json: dict, expected: bool) -> None:
     assert matches(parse_filter(filter_json), RECORD) is expected
+
+
+TABBY, GOLDEN_RETRIEVER, ESPRESSO = "n02123045", "n02099601", "n07920052"
+
+
+@pytest.mark.parametrize(("filter_json", "labels", "expected"), [
+    ({"labels": "cat"}, {TABBY}, True),
+    ({"labels": "Cats"}, {TABBY}, True),
+    ({"labels": "animal"}, {GOLDEN_RETRIEVER}, True),
+    ({"labels": "dog"}, {TABBY}, False),
+    ({"labels": TABBY}, {TABBY}, True),
+    ({"labels": "tabby"}, {"n02123159"}, False),  # a tiger cat is not a tabby
+    ({"labels": "dog and espresso"}, {GOLDEN_RETRIEVER}, False),  # each term must be held
+    ({"labels": "dog and espresso"}, {GOLDEN_RETRIEVER, ESPRESSO}, True),
+    ({"labels": {"in": ["dog", "espresso"]}}, {ESPRESSO}, True),
+    ({"labels": {"ne": "dog"}}, {ESPRESSO}, True),
+    ({"labels": {"ne": "dog"}}, set(), True),  # labels, none sure enough
+    ({"labels": {"ne": "dog"}}, None, False),  # no labels at all: unknown
+    ({"not": {"labels": "dog"}}, None, False),
+    ({"labels": {"exists": True}}, set(), True),
+    ({"labels": {"exists": False}}, None, True),
+])
+def test_labels_match_words_and_class_ids(filter_json: dict, labels: set | None,
+                                          expected: bool) -> None:
+    record = {**RECORD, "labels": None if labels is None else frozenset(labels)}
+    assert matches(parse_filter(filter_json), record) is expected
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ({"labels": "xyzzy"}, "filter.labels: no label is named by 'xyzzy'"),
+    ({"labels": "the"}, "filter.labels: give a class id or words"),
+    ({"labels": "n99999999"}, "filter.labels: 'n99999999' is not an ImageNet-1k class id"),
+    ({"labels": {"prefix": "do"}}, "filter.labels.prefix: labels takes eq, ne, in, exists"),
+    ({"labels": {"in": ["dog", 3]}}, r"filter.labels.in\[1\]: labels takes a class id or words"),
+])
+def test_invalid_label_filters_say_what_to_give(value: object, message: str) -> None:
+    with pytest.raises(BadRequestError, match=message):
+        parse_filter(value)
+
+
+def test_no_vector_store_expression_holds_labels() -> None:
+    with pytest.raises(BadRequestError, match="labels cannot be filtered here"):
+        milvus_expression(parse_filter({"labels": "dog"}), FIELDS)

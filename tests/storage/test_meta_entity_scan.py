@@ -1,7 +1,7 @@
 """Entity metadata in SQL on SQLite, MariaDB and PostgreSQL: name, attributes, EXIF and
 taken_at written and read back (taken_at as the same UTC moment whatever the database or
 its session's time zone), read in id order under a narrowing (a name prefix, taken_at
-bounds) that never leaves out a row it should keep, and updated."""
+bounds, labels) that never leaves out a row it should keep, and updated."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from phantoscope.storage.meta import (
     ApplicationRow,
     EntityNarrowing,
     EntityRow,
+    LabelRow,
     MetaStore,
     VectorRow,
 )
@@ -21,6 +22,12 @@ NAMES = ["holidays/beach.jpg", "holidays/Beach2.jpg", "holidays%/x.jpg", "holida
          "holidaysX.jpg", "HOLIDAYS/caps.jpg", "other/holidays/z.jpg", "h", None,
          "holidays/\U0010ffff.jpg", "naïve/été.jpg", "a!b.jpg", "a!!b.jpg"]
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
+TABBY, TIGER, ESPRESSO = "n02123045", "n02123159", "n07920052"
+
+
+def _labels(index: int) -> list[tuple[str, float]]:
+    """Entity ``index``'s labels: a sure tabby, an unsure one, an espresso, or none."""
+    return [[(TABBY, 0.6), (ESPRESSO, 0.2)], [(TABBY, 0.05)], [(TIGER, 0.3)], []][index % 4]
 
 
 def _url(kind: str, url: str) -> str:
@@ -44,10 +51,14 @@ def meta(database):
             exif={"camera": "Canon", "width": 10} if index % 3 == 0 else None,
             # written with a zone other than UTC: the moment is what counts
             taken_at=taken.astimezone(timezone(timedelta(hours=-5))) if taken else None,
-            vectors=[VectorRow(id=1000 + index, pipeline="p")]))
+            vectors=[VectorRow(id=1000 + index, pipeline="p")],
+            labels=[LabelRow(label=label, application="app", field="image", score=score)
+                    for label, score in _labels(index)]))
     rows.append(EntityRow(id=100, application="other", field="image", object_key="o",
                           content_type="image/jpeg", sha256="0" * 64, size=1,
-                          name="holidays/beach.jpg", taken_at=BASE))
+                          name="holidays/beach.jpg", taken_at=BASE,
+                          labels=[LabelRow(label=TABBY, application="other", field="image",
+                                           score=0.9)]))
     store.add_entities(rows)
     yield store
     store.close()
@@ -107,6 +118,18 @@ def test_taken_at_bounds_select_exactly_the_moments_within(meta, bounds):
                                                for op, moment in bounds)]
     assert wanted
     assert _scan_all(meta, EntityNarrowing(taken_at=bounds), chunk=2) == wanted
+
+
+@pytest.mark.parametrize("sets", [
+    (frozenset({TABBY}),), (frozenset({TABBY, TIGER}),), (frozenset({ESPRESSO}),),
+    (frozenset({TABBY, TIGER}), frozenset({ESPRESSO})), (frozenset({"n01440764"}),),
+])
+def test_labels_select_the_entities_holding_one_of_each_set_sure_enough(meta, sets):
+    wanted = [i + 1 for i in range(len(NAMES))
+              if all(any(label in classes and score >= 0.1 for label, score in _labels(i))
+                     for classes in sets)]
+    assert _scan_all(meta, EntityNarrowing(labels=sets, label_min_score=0.1), chunk=2) == \
+        wanted
 
 
 def test_an_update_sets_name_and_attributes_and_keeps_the_rest(meta):

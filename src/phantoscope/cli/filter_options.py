@@ -4,9 +4,10 @@ for `phantoscope search` and `phantoscope app entities`.
 
 Values are read the same way everywhere: ``true``/``false`` are booleans, integer and
 decimal text (``42``, ``-1.5``, ``2e3``; not ``007``, which stays text) are numbers, and
-anything else is a string. ``--where`` keys ``name`` and ``camera`` take the text as it is,
-``width`` and ``height`` whole numbers; any other key is the attribute of that name
-(``attributes.<key>`` says so explicitly). The server checks everything again; these checks
+anything else is a string. ``--where`` keys ``name``, ``camera`` and ``labels`` (a class id
+or words: ``--where labels=dog``) take the text as it is, ``width`` and ``height`` whole
+numbers; any other key is the attribute of that name (``attributes.<key>`` says so
+explicitly). The server checks everything again; these checks
 only make a mistake an exit before any request.
 """
 
@@ -20,7 +21,7 @@ from typing import Annotated, Any
 import typer
 
 KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # the API's rule for attribute keys
-TEXT_KEYS = ("name", "camera")
+TEXT_KEYS = ("name", "camera", "labels")
 NUMBER_KEYS = ("width", "height")
 INTEGER = re.compile(r"[+-]?(0|[1-9][0-9]*)")
 DECIMAL = re.compile(r"[+-]?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")

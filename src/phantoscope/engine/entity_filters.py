@@ -3,12 +3,12 @@ entities it selects (for listing), and the vector ids of those entities (for sea
 collection whose vectors carry no payload).
 
 SQL narrows what it does easily, through the (application, name) and (application,
-taken_at) indexes: a name prefix (or a name equal to a value) and taken_at bounds, where
-they are conditions of the top-level AND. Every other condition is evaluated in Python by
-:func:`phantoscope.engine.filters.matches` over rows read in id order, ``CHUNK`` at a time.
-Cost: a filter that SQL cannot narrow reads every entity of the application up to the page
-asked for (``num * (page + 1)`` matches), i.e. O(entities) rows for a rare filter; a
-narrowed one reads the narrowed rows only.
+taken_at) indexes and the labels table: a name prefix (or a name equal to a value), taken_at
+bounds and labels (eq, in), where they are conditions of the top-level AND. Every other
+condition is evaluated in Python by :func:`phantoscope.engine.filters.matches` over rows
+read in id order, ``CHUNK`` at a time. Cost: a filter that SQL cannot narrow reads every
+entity of the application up to the page asked for (``num * (page + 1)`` matches), i.e.
+O(entities) rows for a rare filter; a narrowed one reads the narrowed rows only.
 """
 
 from __future__ import annotations
@@ -20,7 +20,15 @@ from datetime import UTC, datetime
 from phantoscope.engine.context import Stores
 from phantoscope.engine.entity_records import record_of
 from phantoscope.engine.errors import BadRequestError
-from phantoscope.engine.filters import And, Condition, Filter, matches, parse_filter
+from phantoscope.engine.filters import (
+    LABEL_MIN_SCORE,
+    And,
+    Condition,
+    Filter,
+    matches,
+    parse_filter,
+)
+from phantoscope.engine.label_words import label_terms
 from phantoscope.storage.meta import EntityNarrowing, EntityRow
 
 __all__ = [
@@ -58,11 +66,12 @@ def request_filter_text(text: object) -> Filter | None:
 
 
 def narrowing_of(filter: Filter) -> EntityNarrowing:
-    """What SQL can check of ``filter``: conditions of its top-level AND on the name and
-    on taken_at (every entity the filter selects passes the narrowing)."""
+    """What SQL can check of ``filter``: conditions of its top-level AND on the name, on
+    taken_at and on labels (every entity the filter selects passes the narrowing)."""
     parts = filter.parts if isinstance(filter, And) else (filter,)
     prefix: str | None = None
     times: list[tuple[str, datetime]] = []
+    labels: list[frozenset[str]] = []
     for part in parts:
         if not isinstance(part, Condition):
             continue
@@ -71,7 +80,13 @@ def narrowing_of(filter: Filter) -> EntityNarrowing:
                 prefix = part.value
         elif part.key == "taken_at" and part.op in TIME_OPS and isinstance(part.value, int):
             times.append((part.op, datetime.fromtimestamp(part.value, UTC)))
-    return EntityNarrowing(name_prefix=prefix or None, taken_at=tuple(times))
+        elif part.key == "labels" and part.op == "eq":
+            labels.extend(label_terms(str(part.value)))
+        elif part.key == "labels" and part.op == "in":
+            labels.append(frozenset().union(*(classes for words in part.value  # type: ignore
+                                              for classes in label_terms(str(words)))))
+    return EntityNarrowing(name_prefix=prefix or None, taken_at=tuple(times),
+                           labels=tuple(labels), label_min_score=LABEL_MIN_SCORE)
 
 
 def _matching_rows(stores: Stores, application: str, filter: Filter) -> Iterator[EntityRow]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from phantoscope.engine.filters import LABEL_MIN_SCORE
 from phantoscope.storage.meta import EntityRow
 from phantoscope.storage.vectors import VectorPayload
 
@@ -16,12 +17,15 @@ EXIF_KEYS = ("camera", "width", "height")  # what filters read of the EXIF besid
 
 def record_of(row: EntityRow) -> dict[str, Any]:
     """The keys filters name (``name``, ``camera``, ``width``, ``height``, ``taken_at``,
-    ``attributes``); None where the entity has none."""
+    ``attributes``, ``labels``); None where the entity has none. ``labels``: the class ids
+    of its labels (any field's) of probability at least ``LABEL_MIN_SCORE``."""
     exif = row.exif or {}
     return {
         "name": row.name,
         "attributes": row.attributes or {},
         "taken_at": row.taken_at_utc,
+        "labels": frozenset(label.label for label in row.labels
+                            if label.score >= LABEL_MIN_SCORE) if row.labels else None,
         **{key: exif.get(key) for key in EXIF_KEYS},
     }
 

@@ -10,10 +10,20 @@ The filter (the search API's ``filter`` JSON) is an object whose entries are AND
      "not": {"name": {"prefix": "tmp_"}}}
 
 Keys: ``name``, ``camera`` (strings), ``width``, ``height`` (whole numbers), ``taken_at``
-(ISO 8601 text; a date alone is midnight UTC, a time without offset is UTC) and
-``attributes.<key>`` (any attribute value). Operators: ``eq ne in gt gte lt lte prefix
-exists``; ``or`` takes a list of filters and ``not`` one. Any other shape is a
-``BadRequestError("INVALID_FILTER", ...)`` that names where (``filter.or[1].width.gt``).
+(ISO 8601 text; a date alone is midnight UTC, a time without offset is UTC),
+``attributes.<key>`` (any attribute value) and ``labels`` (the image's labels: see below).
+Operators: ``eq ne in gt gte lt lte prefix exists``; ``or`` takes a list of filters and
+``not`` one. Any other shape is a ``BadRequestError("INVALID_FILTER", ...)`` that names where
+(``filter.or[1].width.gt``).
+
+``labels`` takes ``eq``, ``ne``, ``in`` and ``exists``. A value is a class id
+(``"n02123045"``) or words that name classes as a text search reads them
+(:mod:`phantoscope.engine.label_words`: ``"tabby"``, ``"dog"``, ``"animal"``); a record
+matches it when, for each term of the words, one of its labels of probability at least
+:data:`LABEL_MIN_SCORE` is a class the term names. Words that name no class are refused.
+The record's ``labels`` are its class ids at or above that probability (an empty set when it
+has labels but none so sure; missing when it has none at all). No vector store holds labels:
+:func:`milvus_expression` refuses the key and the engine filters on it in SQL.
 
 Entry points: ``parse_filter(value) -> Filter`` (a small frozen tree; ``ne`` becomes
 ``Not(eq)``), ``milvus_expression(filter, fields) -> str`` and ``matches(filter, record)``.
@@ -69,10 +79,12 @@ from typing import Literal
 
 from phantoscope.engine.attributes import is_valid_key
 from phantoscope.engine.errors import BadRequestError
+from phantoscope.engine.label_words import label_terms
 from phantoscope.storage.prefix_range import prefix_successor
 
 __all__ = [
     "DEFAULT_FIELDS",
+    "LABEL_MIN_SCORE",
     "MAX_DEPTH",
     "MAX_IN_VALUES",
     "OPERATORS",
@@ -81,6 +93,7 @@ __all__ = [
     "Filter",
     "Not",
     "Or",
+    "label_conditions",
     "matches",
     "milvus_expression",
     "parse_filter",
@@ -95,11 +108,14 @@ OPERATORS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "prefix", "exists")
 ORDER_OPS = ("gt", "gte", "lt", "lte")
 INT64_MIN, INT64_MAX = -(2**63) + 1, 2**63 - 1  # -2**63 itself does not parse on the server
 
-Kind = Literal["string", "integer", "time", "any"]
+LABEL_MIN_SCORE = 0.1  # a label counts for a filter from this probability on
+
+Kind = Literal["string", "integer", "time", "label", "any"]
 BUILTIN_KEYS: dict[str, Kind] = {
     "name": "string", "camera": "string", "width": "integer", "height": "integer",
-    "taken_at": "time",
+    "taken_at": "time", "labels": "label",
 }
+LABEL_OPS = ("eq", "ne", "in", "exists")
 DEFAULT_FIELDS: dict[str, str] = {
     "name": "name", "camera": "camera", "width": "width", "height": "height",
     "taken_at": "taken_at", "attributes": "attributes",
@@ -200,7 +216,7 @@ def _key_kind(where: str, key: object) -> Kind:
         raise _fail(where, f"{key[len('attributes.'):]!r} is not a valid attribute key: use "
                            "1 to 64 letters, digits or underscores, not starting with a digit")
     raise _fail(where, f"unknown key {key!r}: use name, camera, width, height, taken_at, "
-                       "attributes.<key>, or and not")
+                       "labels, attributes.<key>, or and not")
 
 
 def _number(where: str, value: object) -> int | float:
@@ -216,6 +232,14 @@ def _number(where: str, value: object) -> int | float:
 def _scalar(where: str, key: str, kind: Kind, op: str, value: object) -> Scalar:
     """One checked value for ``op`` on a key of ``kind`` (epoch seconds for time)."""
     ordering = op in ORDER_OPS
+    if kind == "label":
+        if not isinstance(value, str):
+            raise _fail(where, f"labels takes a class id or words, not {_kind_name(value)}")
+        try:
+            label_terms(_check_text(where, value))
+        except ValueError as error:
+            raise _fail(where, str(error)) from None
+        return value
     if kind == "string" or op == "prefix":
         if not isinstance(value, str):
             what = "a string prefix" if op == "prefix" else "a string"
@@ -270,6 +294,8 @@ def _conditions(where: str, key: str, kind: Kind, spec: object) -> list[Filter]:
         at = f"{where}.{op}"
         if op not in OPERATORS:
             raise _fail(at, f"unknown operator {op!r}: use one of {', '.join(OPERATORS)}")
+        if kind == "label" and op not in LABEL_OPS:
+            raise _fail(at, f"labels takes {', '.join(LABEL_OPS)}, not {op}")
         if op == "exists":
             if not isinstance(value, bool):
                 raise _fail(at, f"exists takes true or false, not {_kind_name(value)}")
@@ -475,12 +501,21 @@ def _equal(stored: object, wanted: Scalar) -> bool:
     return _value_kind(stored) == _value_kind(wanted) and stored == wanted
 
 
+def _has_labels(stored: object, words: str) -> bool:
+    """Whether the label set ``stored`` has, for each term of ``words``, a class it names."""
+    held = stored if isinstance(stored, (set, frozenset)) else frozenset()
+    return all(classes & held for classes in label_terms(words))
+
+
 def _test(cond: Condition, record: Mapping[str, object]) -> bool | None:
     stored = _record_value(record, cond.key)
     if cond.op == "exists":
         return stored is not None
     if stored is None:
         return None
+    if cond.key == "labels":
+        values = cond.value if cond.op == "in" else (cond.value,)
+        return any(_has_labels(stored, str(words)) for words in values)  # type: ignore
     if cond.op == "eq":
         return _equal(stored, cond.value)  # type: ignore[arg-type]
     if cond.op == "in":
@@ -520,6 +555,15 @@ def matches(filter: Filter, record: Mapping[str, object]) -> bool:
     """Whether ``record`` passes ``filter`` (three-valued: unknown does not pass).
 
     ``record`` holds ``name``, ``camera``, ``width``, ``height``, ``taken_at`` (epoch
-    seconds, ISO text or a datetime) and ``attributes`` (a dict); a key absent or None is
-    missing."""
+    seconds, ISO text or a datetime), ``attributes`` (a dict) and ``labels`` (a set of
+    class ids); a key absent or None is missing."""
     return _evaluate(filter, record) is True
+
+
+def label_conditions(filter: Filter) -> list[Condition]:
+    """Every condition on ``labels`` anywhere in ``filter``."""
+    if isinstance(filter, Condition):
+        return [filter] if filter.key == "labels" else []
+    if isinstance(filter, Not):
+        return label_conditions(filter.part)
+    return [found for part in filter.parts for found in label_conditions(part)]

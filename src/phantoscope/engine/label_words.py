@@ -189,3 +189,26 @@ def match_text(text: str) -> TextMatch:
             unmatched.setdefault(phrase)
         start += size
     return TextMatch(tuple(terms.values()), tuple(unmatched))
+
+
+_CLASS_ID = re.compile(r"n\d{8}")
+
+
+@lru_cache(maxsize=4096)
+def label_terms(text: str) -> tuple[frozenset[str], ...]:
+    """What a label filter's value asks for: one set of classes per term, each to be held.
+    A class id (``"n02123045"``) is itself; words are read as :func:`match_text` reads them.
+    ValueError, saying why, for an unknown class id, words with no term, or words that name
+    no class."""
+    text = text.strip()
+    if _CLASS_ID.fullmatch(text):
+        if text not in _vocabulary().names:
+            raise ValueError(f"{text!r} is not an ImageNet-1k class id")
+        return (frozenset({text}),)
+    found = match_text(text)
+    if found.unmatched:
+        raise ValueError(f"no label is named by {', '.join(map(repr, found.unmatched))}: "
+                         "use a class id or words such as 'dog', 'tabby', 'vehicle'")
+    if not found.terms:
+        raise ValueError("give a class id or words that name labels, such as 'dog'")
+    return tuple(term.classes for term in found.terms)

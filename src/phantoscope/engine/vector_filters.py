@@ -2,9 +2,10 @@
 
 A collection whose vectors carry payloads (``VectorStore.filterable``) takes the filter as
 a Milvus expression over them (:data:`phantoscope.storage.vectors.FILTER_FIELDS`). One made
-by an earlier release carries none: it takes ``id in [...]``, the vector ids of the
-application's entities the filter selects in SQL (:mod:`phantoscope.engine.entity_filters`;
-its cost is reading those entities, and the list grows with them).
+by an earlier release carries none, and no payload holds labels: such a collection, or a
+filter on ``labels``, takes ``id in [...]``, the vector ids of the application's entities the
+filter selects in SQL (:mod:`phantoscope.engine.entity_filters`; its cost is reading those
+entities, and the list grows with them).
 
 Either way the search keeps only hits whose SQL row passes the filter (SQL is the truth,
 the payload an index of it): see :mod:`phantoscope.engine.search`.
@@ -16,7 +17,15 @@ from dataclasses import replace
 
 from phantoscope.engine.context import Stores
 from phantoscope.engine.entity_filters import matching_vector_ids
-from phantoscope.engine.filters import And, Condition, Filter, Not, Or, milvus_expression
+from phantoscope.engine.filters import (
+    And,
+    Condition,
+    Filter,
+    Not,
+    Or,
+    label_conditions,
+    milvus_expression,
+)
 from phantoscope.engine.model import Application, Pipeline
 from phantoscope.storage.vectors import FILTER_FIELDS
 
@@ -44,7 +53,7 @@ def vector_filter(stores: Stores, application: Application, pipeline: Pipeline,
     :data:`NOTHING`: no vector of the application passes)."""
     if filter is None:
         return None
-    if stores.vectors.filterable(pipeline.collection):
+    if not label_conditions(filter) and stores.vectors.filterable(pipeline.collection):
         return milvus_expression(_payload_form(filter), FILTER_FIELDS) or None
     ids = matching_vector_ids(stores, application.name, pipeline.name, filter)
     if not ids:

@@ -437,12 +437,14 @@ class EntityNarrowing:
     never fewer.
 
     ``name_prefix``: the name starts with it. ``taken_at``: (op, aware moment) pairs, op one
-    of eq, gt, gte, lt, lte, each true of the entity's ``taken_at`` (NULL fails them all)."""
+    of eq, gt, gte, lt, lte, each true of the entity's ``taken_at`` (NULL fails them all).
+    ``labels``: sets of class ids; for each, the entity has a label in it of probability at
+    least ``label_min_score``."""
 
     name_prefix: str | None = None
     taken_at: tuple[tuple[str, datetime], ...] = ()
-
-
+    labels: tuple[frozenset[str], ...] = ()
+    label_min_score: float = 0.0
 
 
 def _like_pattern(prefix: str) -> str:
@@ -452,8 +454,11 @@ def _like_pattern(prefix: str) -> str:
     return escaped + "%"
 
 
-def _narrowed(query: Any, narrowing: EntityNarrowing, dialect: str) -> Any:
-    """``query`` over entities with the narrowing's conditions added.
+def _narrowed(query: Any, application: str, narrowing: EntityNarrowing, dialect: str) -> Any:
+    """``query`` over the application's entities with the narrowing's conditions added.
+
+    Each set of labels is a subquery: the application's ``entity_labels`` rows of those
+    classes (``ix_entity_labels_search`` leads with the application).
 
     A name prefix is a range on SQLite (binary order: exactly the prefix, through the
     (application, name) index; SQLite's LIKE ignores case and uses no index) and an
@@ -474,6 +479,11 @@ def _narrowed(query: Any, narrowing: EntityNarrowing, dialect: str) -> Any:
         condition = {"eq": column == moment, "gt": column > moment, "gte": column >= moment,
                      "lt": column < moment, "lte": column <= moment}[op]
         query = query.where(condition)
+    for classes in narrowing.labels:
+        query = query.where(EntityRow.id.in_(
+            select(LabelRow.entity_id).where(LabelRow.application == application,
+                                             LabelRow.label.in_(sorted(classes)),
+                                             LabelRow.score >= narrowing.label_min_score)))
     return query
 
 
@@ -658,7 +668,7 @@ class MetaStore:
                                              EntityRow.id > after_id)
                      .order_by(EntityRow.id).limit(limit))
             if narrowing is not None:
-                query = _narrowed(query, narrowing, self.engine.dialect.name)
+                query = _narrowed(query, application, narrowing, self.engine.dialect.name)
             return list(session.scalars(query))
 
     def update_entity(self, application: str, entity_id: int,

@@ -5,7 +5,7 @@
 import { checkKey, parseValue } from './meta.js';
 import { h } from './ui.js';
 
-const TEXT_KEYS = ['name', 'camera'];
+const TEXT_KEYS = ['name', 'camera', 'labels'];
 const NUMBER_KEYS = ['width', 'height'];
 
 // The day after `day` (YYYY-MM-DD): "to" includes the whole of its day.
@@ -15,8 +15,9 @@ function nextDay(day) {
   return date.toISOString().slice(0, 10);
 }
 
-// One condition: name and camera take the text as it is, width and height a whole number,
-// any other key the attribute of that name (value read as true/false, a number or text).
+// One condition: name, camera and labels take the text as it is, width and height a whole
+// number, any other key the attribute of that name (value read as true/false, a number or
+// text).
 function condition(key, text) {
   if (TEXT_KEYS.includes(key)) return [key, text];
   const value = parseValue(text);

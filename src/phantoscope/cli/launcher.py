@@ -1,15 +1,18 @@
 """`phantoscope up` / `make run`: the engine on its embedded defaults, in one command.
 
-Binds the API's port, starts the default encoder as an operator process, then the API
+Binds the API's port, starts the default encoder as ``workers`` operator processes (each on a
+port of its own: replicas the engine balances; one that dies is started again), then the API
 server; registers the operator and makes a ready pipeline and application on first start. With
 ``PHANTOSCOPE_VECTORS=milvus-server`` it also starts a local Milvus server (from the PyPI
 package `milvus`) with its data under ``$PHANTOSCOPE_HOME/milvus-server``, and stops it on
-exit. Ctrl-C or SIGTERM stops everything it started.
+exit. Ctrl-C or SIGTERM stops everything it started; every operator process stops by itself
+when `up` is killed outright.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,17 +21,17 @@ from rich.console import Console
 
 from phantoscope.api.app import create_app
 from phantoscope.api.listen import listening_socket, serve, stop_on_sigterm
+from phantoscope.cli.worker_processes import operator_group
 from phantoscope.config import LOCAL_MILVUS_SERVER, ServerSettings
 from phantoscope.engine import registry
 from phantoscope.engine.context import Stores
-from phantoscope.operators.process import OperatorProcess, free_port
+from phantoscope.operators.process_group import THREADS_VARIABLE, threads_per_process
 from phantoscope.zoo import DEFAULT_ENCODER
 
 DEFAULT_OPERATOR = "efficientnet-lite0"
 DEFAULT_PIPELINE = "default"
 DEFAULT_APPLICATION = "default"
 DEFAULT_FIELD = "image"
-OPERATOR_PORT = 50001
 
 log = logging.getLogger("phantoscope")
 
@@ -58,15 +61,6 @@ def ensure_defaults(stores: Stores, operator_endpoint: str) -> None:
         )
 
 
-def _operator_port() -> int:
-    try:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", OPERATOR_PORT))
-        return OPERATOR_PORT
-    except OSError:
-        return free_port()
-
-
 @contextmanager
 def _vector_server(settings: ServerSettings, console: Console) -> Iterator[ServerSettings]:
     """The settings to serve with: as given, or, for a local Milvus server, pointing at one
@@ -85,37 +79,37 @@ def _vector_server(settings: ServerSettings, console: Console) -> Iterator[Serve
         server.stop()
 
 
-def up(settings: ServerSettings) -> None:
-    """Run until Ctrl-C or SIGTERM; logging is configured by the caller
-    (`configure_logging`)."""
-    stop_on_sigterm()  # from here on: a SIGTERM during start-up stops the operator too
-    # The API's port first, before the operator or a Milvus server can take it.
+def up(settings: ServerSettings, workers: int, cores: int) -> None:
+    """Run until Ctrl-C or SIGTERM with ``workers`` operator processes (``cores``: how many
+    the machine gives us); logging is configured by the caller (`configure_logging`)."""
+    stop_on_sigterm()  # from here on: a SIGTERM during start-up stops the operators too
+    # The API's port first, before the operators or a Milvus server can take it.
     with listening_socket(settings.host, settings.port) as api_socket:
         console = Console(soft_wrap=True)
         settings.home.mkdir(parents=True, exist_ok=True)
         logs = settings.home / "logs"
         logs.mkdir(exist_ok=True)
-        endpoint = f"127.0.0.1:{_operator_port()}"
-        operator = OperatorProcess(DEFAULT_ENCODER, endpoint=endpoint,
-                                   log_path=logs / "operator.log")
+        operators = operator_group(DEFAULT_ENCODER, workers, cores, logs)
+        threads = os.environ.get(THREADS_VARIABLE) or threads_per_process(workers, cores)
         console.print(
-            f"starting operator {DEFAULT_ENCODER} on {endpoint} "
-            f"(log: {logs / 'operator.log'}; the first start exports the model)"
+            f"starting operator {DEFAULT_ENCODER} as {workers} process"
+            f"{'es' if workers > 1 else ''} on {operators.endpoint_list}"
+            + (f", ONNX Runtime threads: {threads} each"
+               if threads else "")
+            + f" (logs: {logs / 'operator*.log'}; the first start exports the model)"
         )
-        operator.start()
         try:
+            operators.start()
             with _vector_server(settings, console) as serving:
-                _serve(serving, operator, endpoint, console, api_socket)
+                _serve(serving, operators.endpoint_list, console, api_socket)
         finally:
-            operator.stop()
+            operators.stop()
 
 
 def _serve(
-    settings: ServerSettings, operator: OperatorProcess, endpoint: str, console: Console,
-    api_socket: socket.socket,
+    settings: ServerSettings, endpoints: str, console: Console, api_socket: socket.socket,
 ) -> None:
-    operator.wait_healthy(timeout_s=900)
-    app = create_app(settings, on_start=lambda stores: ensure_defaults(stores, endpoint))
+    app = create_app(settings, on_start=lambda stores: ensure_defaults(stores, endpoints))
     url = f"http://{settings.host}:{settings.port}"
     console.print(
         f"vectors: {settings.vectors_uri}\nmetadata: {settings.meta_url}\n"

@@ -73,10 +73,18 @@ def operator_serve(
     weights: Annotated[
         str | None, typer.Option(help="Weights file or URL, for built-ins that take them.")
     ] = None,
+    processes: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve it on N processes, on the ports from --port on (PORT, PORT+1, ...): "
+            "register them as one operator's replicas. Each gets ONNX Runtime threads of its "
+            "own share of the cores; one that exits is started again.", show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve an operator over the Phantoscope gRPC protocol until Ctrl-C."""
     from phantoscope.cli.operator_loader import TargetError, load_operator
-    from phantoscope.config import OperatorSettings
+    from phantoscope.config import OperatorSettings, endpoint_port
     from phantoscope.operators.serve import serve_forever
 
     settings = OperatorSettings()
@@ -87,7 +95,36 @@ def operator_serve(
         operator = load_operator(target, **options)
     except TargetError as exc:
         raise fail(str(exc), 2) from None
-    serve_forever(operator, settings, host=host, port=port)
+    if processes is None:
+        serve_forever(operator, settings, host=host, port=port)
+        return
+    first = endpoint_port(settings.endpoint) if port is None else port
+    _serve_processes(target, processes, first, host, ("--weights", weights) if weights else ())
+
+
+def _serve_processes(
+    target: str, processes: str, first_port: int, host: str | None, options: tuple[str, ...]
+) -> None:
+    """`operator serve --processes N`: N child processes on ports from ``first_port``."""
+    from phantoscope.cli.worker_count import WorkerCountError, available_mb, worker_count
+    from phantoscope.cli.worker_processes import is_free, operator_group
+    from phantoscope.operators.process_group import usable_cores
+    from phantoscope.operators.serve import listen_host, serve_group_forever
+
+    cores = usable_cores()
+    try:
+        count = worker_count(processes, "--processes", cores, available_mb())
+    except WorkerCountError as exc:
+        raise fail(str(exc), 2) from None
+    host = listen_host(host)
+    ports = list(range(first_port, first_port + count))
+    taken = [port for port in ports if port > 65535 or not is_free(port, host.strip("[]"))]
+    if taken:
+        raise fail(
+            f"port {taken[0]} on {host} is taken or out of range: {count} processes need the "
+            f"ports {ports[0]}-{ports[-1]} free; choose another --port", 2,
+        )
+    serve_group_forever(operator_group(target, count, cores, None, host, ports, options))
 
 
 def _print_report(report: CheckReport) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -35,13 +36,37 @@ def _server_settings(host: str | None, port: int | None) -> ServerSettings:
     return settings
 
 
-def up(host: HostOption = None, port: PortOption = None) -> None:
+WorkersOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Operator processes to run the default encoder on (default: $PHANTOSCOPE_WORKERS, "
+        "else one per core, as many as the memory holds).", show_default=False,
+    ),
+]
+
+
+def up(host: HostOption = None, port: PortOption = None, workers: WorkersOption = None) -> None:
     """Start the engine on its embedded defaults: API server, default operator, stores."""
     from phantoscope.api.listen import PortUnavailable
     from phantoscope.cli.launcher import up as start
+    from phantoscope.cli.worker_count import (
+        API_MB,
+        WORKERS_VARIABLE,
+        WorkerCountError,
+        available_mb,
+        worker_count,
+    )
+    from phantoscope.operators.process_group import usable_cores
 
+    source = "--workers" if workers is not None else WORKERS_VARIABLE
+    given = workers if workers is not None else os.environ.get(WORKERS_VARIABLE) or None
+    cores = usable_cores()
     try:
-        start(_server_settings(host, port))
+        count = worker_count(given, source, cores, available_mb(), reserved_mb=API_MB)
+    except WorkerCountError as exc:
+        raise fail(str(exc), 2) from None
+    try:
+        start(_server_settings(host, port), count, cores)
     except PortUnavailable as exc:
         raise fail(str(exc), 2) from None
 

@@ -25,7 +25,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 class OperatorProcess:
     """A child process serving an operator at ``endpoint``.
 
-    By default it runs `phantoscope operator serve TARGET [OPTIONS]` on a free loopback port;
+    By default it runs `phantoscope operator serve TARGET [OPTIONS]` on a free loopback port
+    (listening on ``host``);
     ``command`` runs anything else that serves at ``endpoint`` (e.g. `python server.py`).
     The child stops by itself if this process dies without stopping it
     (``PHANTOSCOPE_STOP_WITH_PARENT``).
@@ -41,26 +42,33 @@ class OperatorProcess:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         log_path: Path | None = None,
+        host: str = "127.0.0.1",
+        show_output: bool = False,
     ) -> None:
         if (target is None) == (command is None):
             raise ValueError("give either a target or a command")
         self.endpoint = endpoint or f"127.0.0.1:{free_port()}"
         port = self.endpoint.rpartition(":")[2]
         self.command = command or [
-            PHANTOSCOPE, "operator", "serve", str(target), "--host", "127.0.0.1",
+            PHANTOSCOPE, "operator", "serve", str(target), "--host", host,
             "--port", port, *options,
         ]
         self.env = {**os.environ, "OP_ENDPOINT": self.endpoint,
                     "PHANTOSCOPE_STOP_WITH_PARENT": "true", **(env or {})}
         self.cwd = cwd
         self.log_path = log_path
+        self.show_output = show_output  # without a log_path: on this process's stdout/stderr
         self.process: subprocess.Popen | None = None
 
     def start(self) -> OperatorProcess:
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        log = (
+            open(self.log_path, "ab") if self.log_path  # noqa: SIM115
+            else None if self.show_output else subprocess.DEVNULL
+        )
         try:
             self.process = subprocess.Popen(
-                self.command, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
+                self.command, env=self.env, cwd=self.cwd, stdout=log,
+                stderr=None if log is None else subprocess.STDOUT,
             )
         finally:
             if self.log_path:

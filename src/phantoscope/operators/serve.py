@@ -1,5 +1,6 @@
 """Running an operator server in the foreground until Ctrl-C or SIGTERM (or, when its
-settings say so, until the process that started it is gone)."""
+settings say so, until the process that started it is gone); or a group of them, each a
+child process."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import threading
 
 from phantoscope.config import OperatorSettings
 from phantoscope.operators.base import Operator
+from phantoscope.operators.process_group import OperatorGroup
 from phantoscope.operators.server import OperatorServer
 
 log = logging.getLogger("phantoscope.operator")
@@ -60,3 +62,25 @@ def serve_forever(
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def serve_group_forever(group: OperatorGroup) -> None:
+    """Start ``group``'s processes and keep them running (restarting any that exits) until
+    Ctrl-C or SIGTERM, during start-up too, then stop them all."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C
+    try:
+        group.start()
+        log.info(
+            "serving on %d processes; register them as one operator with the endpoint %s",
+            len(group.endpoints), group.endpoint_list,
+        )
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        log.info("stopping %d operator processes", len(group.endpoints))
+        group.stop()
+        signal.signal(signal.SIGTERM, previous)

@@ -166,6 +166,15 @@ def test_search_finds_each_vector_first_ip(shared) -> None:
         assert len({h.id for h in hits}) == 10
 
 
+def test_vectors_of_gives_the_stored_vectors_by_id(shared) -> None:
+    store, name, vectors = shared
+    found = store.vectors_of(name, [999, 3, 5000, 17])  # 5000: not stored, left out
+    assert sorted(found) == [3, 17, 999]
+    for i in (3, 17, 999):
+        assert np.allclose(found[i], vectors[i], atol=1e-6)
+    assert store.vectors_of(name, []) == {}
+
+
 def test_search_l2_distance_is_zero_for_itself(store: VectorStore, collection_name: str) -> None:
     vectors = unit_vectors(1000, seed=1)
     store.create_collection(collection_name, DIM, "L2")

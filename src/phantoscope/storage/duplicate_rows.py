@@ -16,11 +16,12 @@ takes its decisions with it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from phantoscope.storage.meta import NAME, Base
+from phantoscope.storage.row_base import NAME, Base
 
 HASHES = 8
 FORMAT = 16
@@ -52,6 +53,8 @@ class DescriptorRow(Base):
     format: Mapped[str] = mapped_column(String(FORMAT))
     quality: Mapped[int | None] = mapped_column(Integer, nullable=True)
     size: Mapped[int] = mapped_column(BigInteger)
+    # never loaded: it makes a flush insert entities before the descriptors naming them
+    entity: Mapped[Any] = relationship("EntityRow", lazy="raise")
 
     __table_args__ = (
         Index("ix_entity_descriptors_application", "application", "entity_id"),

@@ -52,7 +52,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import (
-    DeclarativeBase,
     Mapped,
     Session,
     joinedload,
@@ -62,11 +61,14 @@ from sqlalchemy.orm import (
     validates,
 )
 
-from phantoscope.storage import migrations
+from phantoscope.storage import (
+    duplicate_rows,  # noqa: F401 - its tables join Base's
+    migrations,
+)
 from phantoscope.storage.prefix_range import prefix_successor
+from phantoscope.storage.row_base import NAME, Base
 from phantoscope.storage.store_error import StoreError
 
-NAME = 64
 ENTITY_NAME = 1024
 LABEL = 64
 
@@ -84,10 +86,6 @@ class MetaStoreError(StoreError):
 
 class DuplicateError(MetaStoreError):
     """A row with the same name already exists."""
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class OperatorRow(Base):

@@ -334,6 +334,21 @@ class MilvusVectorStore(VectorStore):
             out.append(row)
         return out
 
+    def vectors_of(self, name: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        id_array = _check_ids(ids)
+        found: dict[int, np.ndarray] = {}
+        with self._serial():
+            self._ready(name)
+            for start in range(0, len(id_array), ID_PAGE):
+                chunk = id_array[start:start + ID_PAGE].tolist()
+                rows = self._call(f"read {len(chunk)} vectors of {name!r}",
+                                  lambda chunk=chunk: self._client.get(
+                                      name, ids=chunk, output_fields=["vector"],
+                                      timeout=self.timeout_s), collection=name)
+                found.update((int(row["id"]), np.asarray(row["vector"], dtype=np.float32))
+                             for row in rows)
+        return found
+
     def filterable(self, name: str) -> bool:
         with self._serial():
             return self._ready(name).filterable

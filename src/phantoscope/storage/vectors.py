@@ -112,6 +112,10 @@ class VectorStore(ABC):
         are the best `topk` among the rows it selects."""
 
     @abstractmethod
+    def vectors_of(self, name: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored vectors of those ids, by id (ids not in the collection left out)."""
+
+    @abstractmethod
     def filterable(self, name: str) -> bool:
         """Whether the collection carries payload fields (False for one made by an earlier
         release: search it with filters on ``id`` only)."""

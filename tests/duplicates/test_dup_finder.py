@@ -3,6 +3,7 @@ against what is stored, and all pairs at once, on real photos' descriptors."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -84,6 +85,23 @@ def test_a_new_turned_copy_is_found_by_its_hash_alone(stored):
     assert sorted((pair.second, pair.copy) for pair in pairs) == [(1, True), (4, True)]
     assert all(pair.first == -1 and np.isnan(pair.cosine) for pair in pairs)
     assert sorted(entity for ids in asked for entity in ids) == [1, 4]  # only candidates read
+
+
+def test_a_new_image_under_its_own_id_pairs_as_find_pairs_pairs_it(stored):
+    """Found on upload or in a full pass, a pair has the same order and figures."""
+    thumbnails, _ = reader(stored)
+    new = describe(COPY_EDITS["jpeg-50"](sample_photo("coffee")).data)
+    pairs = check_new(index_of(stored), new.orientation_hashes, new.pixels, [], thumbnails,
+                      new_id=3)  # between the stored ids 1 and 4
+    assert sorted((pair.first, pair.second) for pair in pairs) == [(1, 3), (3, 4)]
+    everything = {**stored, 3: new}
+    index = index_of(everything)
+    full, _ = reader(everything)
+    at_once = {(pair.first, pair.second): pair for pair in find_pairs(
+        index, list(everything), lambda ids: [[] for _ in ids], full) if pair.copy}
+    for pair in pairs:  # NaN cosines (no neighbours given) count as equal
+        np.testing.assert_equal(dataclasses.astuple(at_once[(pair.first, pair.second)]),
+                                dataclasses.astuple(pair))
 
 
 def test_a_new_image_near_by_encoder_only_is_similar_not_a_copy(stored):

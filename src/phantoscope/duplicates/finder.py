@@ -64,6 +64,13 @@ class HashIndex:
     def __len__(self) -> int:
         return len(self._ids)
 
+    def __contains__(self, entity: object) -> bool:
+        return entity in self._row
+
+    def ids(self) -> list[int]:
+        """The stored ids, in the order they were added."""
+        return self._ids.tolist()
+
     def add(self, ids: Sequence[int], orientation_hashes: np.ndarray) -> None:
         """Add images: their ids and (len(ids), 8) orientation hashes (upright first)."""
         hashes = np.asarray(orientation_hashes, dtype=np.uint64).reshape(len(ids), 8)
@@ -208,10 +215,11 @@ def find_pairs(index: HashIndex, ids: Sequence[int], neighbours: Neighbours,
 
 def check_new(index: HashIndex, new_hashes: Sequence[int], new_thumbnail: np.ndarray,
               neighbours: Sequence[tuple[int, float]], thumbnails: Thumbnails, *,
-              min_cosine: float = SIMILAR_MIN_COSINE) -> list[Pair]:
-    """One new image (not yet in ``index``; id -1 in the answer) against what is stored:
-    the stored images it copies or resembles. ``neighbours``: its nearest stored images by
-    encoder vector, (id, cosine)."""
+              min_cosine: float = SIMILAR_MIN_COSINE, new_id: int = -1) -> list[Pair]:
+    """One new image (not yet in ``index``; ``new_id`` in the answer) against what is
+    stored: the stored images it copies or resembles. ``neighbours``: its nearest stored
+    images by encoder vector, (id, cosine). Each pair is (smaller id, larger id), aligned in
+    that order, as :func:`find_pairs` makes it: the figures agree whichever found it."""
     near_ids, near_bits = index.near(new_hashes)
     bits = dict(zip(near_ids.tolist(), near_bits.tolist(), strict=True))
     cosine = {int(other): float(value) for other, value in neighbours}
@@ -221,14 +229,14 @@ def check_new(index: HashIndex, new_hashes: Sequence[int], new_thumbnail: np.nda
     if len(unknown):
         known[unknown] = index.distances(new_hashes, [others[at] for at in unknown])
     candidates, similar_only = _sorted_out(
-        [(-1, other) for other in others], known,
+        [(min(new_id, other), max(new_id, other)) for other in others], known,
         np.array([cosine.get(other, np.nan) for other in others], dtype=np.float64),
         min_cosine)
 
     def with_new(ids: Sequence[int]) -> np.ndarray:
-        stored = [entity for entity in ids if entity != -1]
+        stored = [entity for entity in ids if entity != new_id]
         pictures = dict(zip(stored, thumbnails(stored), strict=True))
-        pictures[-1] = np.asarray(new_thumbnail, dtype=np.uint8)
+        pictures[new_id] = np.asarray(new_thumbnail, dtype=np.uint8)
         return np.stack([pictures[entity] for entity in ids])
 
     return judge(candidates, with_new, min_cosine=min_cosine) + similar_only

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from phantoscope.cli.main import app
 from phantoscope.storage import migrations
 from phantoscope.storage.duplicate_rows import DecisionRow, DescriptorRow
+from phantoscope.storage.job_rows import JobItemRow, JobRow
 from phantoscope.storage.meta import (
     ApplicationRow,
     Base,
@@ -246,6 +247,50 @@ def test_a_database_at_0004_gets_the_duplicate_tables_keeping_its_rows(database)
         meta.close()
 
 
+def test_a_database_at_0005_gets_the_job_tables_keeping_its_rows(database):
+    _, url = database
+    _upgrade_to(url, "0005")
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text(
+                "INSERT INTO applications (name, bucket, created_at) "
+                "VALUES ('album', 'b', '2026-01-01 00:00:00')"))
+            connection.execute(sqlalchemy.text(
+                "INSERT INTO entities (id, application, field, object_key, content_type, "
+                "sha256, size, created_at) VALUES (1, 'album', 'photo', 'k1', 'image/jpeg', "
+                ":sha, 10, '2026-01-01 00:00:00')"), {"sha": "1" * 64})
+    finally:
+        engine.dispose()
+    meta = MetaStore(url)
+    try:
+        applied = [revision.id for revision in meta.migration.applied]
+        assert applied == ["0006"] == [r.id for r in migrations.pending("0005")]
+        assert [(e.id, e.object_key) for e in meta.list_entities("album", 0, 10)] == \
+            [(1, "k1")]
+        meta.add(JobRow(id=2**62, kind="import", application="album", field="photo",
+                        source={"folder": "/photos/été"}, attributes={"trip": "alps"},
+                        state="queued", total=1), "adding a job")
+        long_item = "a/" * 600 + "b.jpg"  # items are paths or URLs of any length
+        meta.add(JobItemRow(job_id=2**62, position=0, item=long_item, entity_id=2**63 - 1,
+                            state="pending"), "adding a job item")
+        with meta.session("reading jobs") as session:
+            job = session.get(JobRow, 2**62)
+            item = session.get(JobItemRow, (2**62, 0))
+        assert (job.source, job.attributes, job.state, job.started_at) == \
+            ({"folder": "/photos/été"}, {"trip": "alps"}, "queued", None)
+        assert (item.item, item.entity_id, item.claim) == (long_item, 2**63 - 1, None)
+        with pytest.raises(MetaStoreError):  # a job is of an application that exists
+            meta.add(JobRow(id=3, kind="import", application="nope", field="photo",
+                            source={}, state="queued", total=0), "adding a job")
+        meta.delete_application("album")  # jobs and their items go with their application
+        with meta.session("reading what is left") as session:
+            assert list(session.scalars(select(JobRow))) == []
+            assert list(session.scalars(select(JobItemRow))) == []
+    finally:
+        meta.close()
+
+
 def test_the_new_entity_columns_hold_a_name_attributes_exif_and_a_time(database):
     _, url = database
     meta = MetaStore(url)
@@ -369,6 +414,7 @@ def test_the_migrate_command_shows_and_applies_the_revisions(database, tmp_path)
     assert "earlier release" in shown.output and "pending: 0001" in shown.output
     assert "pending: 0002" in shown.output and "pending: 0003" in shown.output
     assert "pending: 0004" in shown.output and "pending: 0005" in shown.output
+    assert "pending: 0006" in shown.output
     assert schema_status(url).current is None  # --status changed nothing
 
     done = runner.invoke(app, ["migrate"], env=env)

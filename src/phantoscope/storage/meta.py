@@ -63,6 +63,7 @@ from sqlalchemy.orm import (
 
 from phantoscope.storage import (
     duplicate_rows,  # noqa: F401 - its tables join Base's
+    job_rows,  # noqa: F401 - its tables join Base's
     migrations,
 )
 from phantoscope.storage.prefix_range import prefix_successor

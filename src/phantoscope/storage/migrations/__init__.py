@@ -3,8 +3,9 @@
 The revisions are the modules of ``versions/`` (``0001``: the tables as the releases before
 migrations made them; ``0002``: an entity's name, attributes, EXIF and capture time;
 ``0003``: entity labels and operators' label vocabularies; ``0004``: a pipeline's text
-encoder; ``0005``: entities' copy descriptors and duplicate decisions). A new one:
-``alembic.command.revision(migrations.config(), "what it does", rev_id="0006")`` writes its
+encoder; ``0005``: entities' copy descriptors and duplicate decisions; ``0006``: background
+jobs and their items). A new one:
+``alembic.command.revision(migrations.config(), "what it does", rev_id="0007")`` writes its
 file from ``script.py.mako``; the models in :mod:`phantoscope.storage.meta` change with it,
 and tests/storage/test_migrations.py checks that both agree.
 

@@ -78,7 +78,8 @@ def operator_serve(
         typer.Option(
             help="Serve it on N processes, on the ports from --port on (PORT, PORT+1, ...): "
             "register them as one operator's replicas. Each gets ONNX Runtime threads of its "
-            "own share of the cores; one that exits is started again.", show_default=False,
+            "own share of the cores; one that exits is started again.",
+            show_default=False, metavar="N",
         ),
     ] = None,
 ) -> None:

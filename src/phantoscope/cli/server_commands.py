@@ -40,7 +40,7 @@ WorkersOption = Annotated[
     str | None,
     typer.Option(
         help="Operator processes to run the default encoder on (default: $PHANTOSCOPE_WORKERS, "
-        "else one per core, as many as the memory holds).", show_default=False,
+        "else one per core, as many as the memory holds).", show_default=False, metavar="N",
     ),
 ]
 

@@ -1,0 +1,182 @@
+"""Does `phantoscope up` use every core? Ingest images/s of a full `phantoscope import` of
+phone-size JPEGs (12 MP) for `--workers 1, 2, 4, ... cores`, beside the ceiling of this
+machine in the same run: one plain single-threaded process per core decoding, resizing and
+running ONNX Runtime on the same files, with no gRPC, HTTP or store.
+
+    .venv/bin/python bench/cores.py [--images 192] [--workers 1,2] [--passes 2]
+
+Each run imports the files into a fresh `phantoscope up` (its own home). Passes repeat the
+runs in turn (1, 2, ..., then again), so that a change of outside load hits every count; the
+figure is the median of the passes. The CPU columns are per imported image: the API process
+with its Milvus Lite server, every operator process, and the `phantoscope import` client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing
+import os
+import resource
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import PHOTO_NAMES, descendants, engine, print_table, with_comment, write_photos
+from PIL import Image
+
+from phantoscope.operators.process import PHANTOSCOPE
+from phantoscope.operators.process_group import usable_cores
+from phantoscope.photoset import sample_photo
+
+PHONE_SIZE = (4032, 3024)  # 12 MP, a phone camera's default
+DISTINCT = 8  # different pictures; the rest are copies that differ in a JPEG comment
+BATCH = 16
+
+
+def phone_photos(count: int) -> list[bytes]:
+    """``count`` 12 MP JPEGs of camera-like noise and quality, each file different."""
+    rng = np.random.default_rng(0)
+    pictures = []
+    for name in PHOTO_NAMES[:DISTINCT]:
+        image = sample_photo(name).convert("RGB").resize(PHONE_SIZE, Image.Resampling.BICUBIC)
+        pixels = np.asarray(image, dtype=np.int16) + rng.normal(0, 5, (*PHONE_SIZE[::-1], 3))
+        buffer = io.BytesIO()
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
+            buffer, format="JPEG", quality=92)
+        pictures.append(buffer.getvalue())
+    return [with_comment(pictures[i % DISTINCT], f"copy {i}") for i in range(count)]
+
+
+# -- the ceiling: decode + ONNX Runtime in plain processes ------------------------------------
+
+
+def _ceiling_worker(files: list[Path], barrier, times) -> None:
+    os.environ["PHANTOSCOPE_ORT_THREADS"] = "1"
+    from phantoscope.config import MAX_IMAGE_PIXELS
+    from phantoscope.zoo.efficientnet import EfficientNetLite0Encoder
+
+    encoder = EfficientNetLite0Encoder()
+    encoder.load()
+    datas = [path.read_bytes() for path in files]
+    encoder.encode([encoder.prepare(datas[0], max_pixels=MAX_IMAGE_PIXELS)])  # warm-up
+    barrier.wait()
+    started = time.perf_counter()
+    for first in range(0, len(datas), BATCH):
+        encoder.encode([encoder.prepare(data, max_pixels=MAX_IMAGE_PIXELS)
+                        for data in datas[first:first + BATCH]])
+    times.append((started, time.perf_counter()))
+
+
+def ceiling(files: list[Path], processes: int) -> float:
+    """Images/s of ``processes`` single-threaded processes sharing ``files`` out."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        barrier, times = manager.Barrier(processes), manager.list()
+        workers = [context.Process(target=_ceiling_worker,
+                                   args=(files[i::processes], barrier, times))
+                   for i in range(processes)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+            if worker.exitcode:
+                raise RuntimeError(f"a ceiling process exited with {worker.exitcode}")
+        spans = list(times)
+    return len(files) / (max(end for _, end in spans) - min(start for start, _ in spans))
+
+
+# -- `phantoscope up --workers N` + `phantoscope import` --------------------------------------
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _is_operator(pid: int) -> bool:
+    return b"serve" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def import_run(folder: Path, workers: int, count: int) -> dict[str, float]:
+    """A fresh `up --workers N`, one `phantoscope import` of ``folder``: images/s and CPU ms
+    per image of the API side, the operators and the client."""
+    with engine(env={"PHANTOSCOPE_WORKERS": str(workers)}) as eng:
+        pids = descendants(eng.process.pid)  # `up` itself serves the API
+        operators = [pid for pid in pids if _is_operator(pid)]
+        api_side = [pid for pid in pids if pid not in operators]
+        assert len(operators) == workers, f"{len(operators)} operator processes, not {workers}"
+        before = {pid: _cpu_s(pid) for pid in pids}
+        client_before = _children_cpu_s()
+        started = time.perf_counter()
+        subprocess.run([PHANTOSCOPE, "import", "default", str(folder), "--url", eng.url],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        elapsed = time.perf_counter() - started
+        client = _children_cpu_s() - client_before
+        used = {pid: _cpu_s(pid) - before[pid] for pid in pids}
+    return {
+        "rate": count / elapsed,
+        "api_ms": 1000 * sum(used[pid] for pid in api_side) / count,
+        "operator_ms": 1000 * sum(used[pid] for pid in operators) / count,
+        "client_ms": 1000 * client / count,
+    }
+
+
+def worker_counts(cores: int) -> list[int]:
+    counts, count = [], 1
+    while count < cores:
+        counts.append(count)
+        count *= 2
+    return [*counts, cores]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=192)
+    parser.add_argument("--workers", help="comma-separated counts (default 1, 2, 4, ... cores)")
+    parser.add_argument("--passes", type=int, default=2)
+    args = parser.parse_args()
+    cores = usable_cores()
+    counts = ([int(n) for n in args.workers.split(",")] if args.workers
+              else worker_counts(cores))
+    with tempfile.TemporaryDirectory(prefix="phantoscope-cores-") as tmp:
+        files = write_photos(Path(tmp) / "photos", phone_photos(args.images))
+        megabytes = sum(path.stat().st_size for path in files) / 1e6
+        runs: dict[str, list[dict[str, float]]] = {}
+        ceilings: list[float] = []
+        for _ in range(args.passes):
+            ceilings.append(ceiling(files, cores))
+            for count in counts:
+                runs.setdefault(str(count), []).append(import_run(files[0].parent, count,
+                                                                  len(files)))
+    top = statistics.median(ceilings)
+    base = statistics.median(run["rate"] for run in runs[str(counts[0])])
+    print(f"{len(files)} JPEGs of {PHONE_SIZE[0]}x{PHONE_SIZE[1]} ({megabytes / len(files):.1f} "
+          f"MB each), {cores} usable cores, {args.passes} passes (median; each pass in "
+          "brackets); `up` without --workers runs one per core")
+    rows = [[f"ceiling: {cores} plain processes x 1 thread", f"{top:.1f}",
+             " ".join(f"{c:.1f}" for c in ceilings), "", "1.00", "", "", ""]]
+    for key, samples in runs.items():
+        rate = statistics.median(run["rate"] for run in samples)
+        default = " (the default)" if int(key) == min(cores, 64) else ""
+        rows.append([
+            f"up --workers {key}{default}", f"{rate:.1f}",
+            " ".join(f"{run['rate']:.1f}" for run in samples), f"{rate / base:.2f}",
+            f"{rate / top:.2f}",
+            *(f"{statistics.median(run[part] for run in samples):.1f}"
+              for part in ("api_ms", "operator_ms", "client_ms")),
+        ])
+    print_table(["what", "images/s", "passes", f"x workers {counts[0]}", "x ceiling",
+                 "API CPU ms/img", "operators CPU ms/img", "client CPU ms/img"], rows)
+
+
+if __name__ == "__main__":
+    main()

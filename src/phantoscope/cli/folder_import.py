@@ -11,7 +11,6 @@ or another machine's import are all seen as they are, with no local state to go 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from typing import Any
 
 from phantoscope.client import PhantoscopeClient, PhantoscopeError, Upload
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 # Below the server's default request limit (twice its 32 MiB image limit).
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 
@@ -47,20 +45,6 @@ class Plan:
     existing: list[ImageFile] = field(default_factory=list)  # already in the application
     duplicates: list[ImageFile] = field(default_factory=list)  # same bytes as a file before
     unreadable: list[Failure] = field(default_factory=list)
-
-
-def find_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` by extension (any case), in a stable order; hidden files
-    and folders (names starting with '.') are left out."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(name for name in dirs if not name.startswith("."))
-        found.extend(
-            Path(root, name)
-            for name in sorted(files)
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
-        )
-    return found
 
 
 def hash_file(path: Path) -> ImageFile:

@@ -32,6 +32,7 @@ from phantoscope.cli.filter_options import (
 )
 from phantoscope.cli.output import Url, connect, console, fail, row, table
 from phantoscope.client import DEFAULT_URL, Box, Hit, PhantoscopeClient, is_url
+from phantoscope.engine.folder_images import find_images
 
 App = Annotated[str, typer.Argument(help="The application.", show_default=False)]
 Field = Annotated[
@@ -115,7 +116,7 @@ def import_folder(
     Exits 1 when some image failed. Hidden files and folders are left out.
     """
     attributes = parse_attributes(attrs or ()) or None
-    paths = folder_import.find_images(folder)
+    paths = find_images(folder)
     if not paths:
         console.print(f"no images found in {folder}", highlight=False)
         return

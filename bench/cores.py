@@ -3,7 +3,7 @@ phone-size JPEGs (12 MP) for `--workers 1, 2, 4, ... cores`, beside the ceiling 
 machine in the same run: one plain single-threaded process per core decoding, resizing and
 running ONNX Runtime on the same files, with no gRPC, HTTP or store.
 
-    .venv/bin/python bench/cores.py [--images 192] [--workers 1,2] [--passes 2]
+    .venv/bin/python bench/cores.py [--images 192] [--workers 1,2] [--passes 2] [--size 4032x3024]
 
 Each run imports the files into a fresh `phantoscope up` (its own home). Passes repeat the
 runs in turn (1, 2, ..., then again), so that a change of outside load hits every count; the
@@ -37,13 +37,14 @@ DISTINCT = 8  # different pictures; the rest are copies that differ in a JPEG co
 BATCH = 16
 
 
-def phone_photos(count: int) -> list[bytes]:
-    """``count`` 12 MP JPEGs of camera-like noise and quality, each file different."""
+def phone_photos(count: int, size: tuple[int, int] = PHONE_SIZE) -> list[bytes]:
+    """``count`` JPEGs of ``size`` (a phone's 12 MP by default) with camera-like noise and
+    quality, each file different."""
     rng = np.random.default_rng(0)
     pictures = []
     for name in PHOTO_NAMES[:DISTINCT]:
-        image = sample_photo(name).convert("RGB").resize(PHONE_SIZE, Image.Resampling.BICUBIC)
-        pixels = np.asarray(image, dtype=np.int16) + rng.normal(0, 5, (*PHONE_SIZE[::-1], 3))
+        image = sample_photo(name).convert("RGB").resize(size, Image.Resampling.BICUBIC)
+        pixels = np.asarray(image, dtype=np.int16) + rng.normal(0, 5, (*size[::-1], 3))
         buffer = io.BytesIO()
         Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
             buffer, format="JPEG", quality=92)
@@ -143,12 +144,15 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=192)
     parser.add_argument("--workers", help="comma-separated counts (default 1, 2, 4, ... cores)")
     parser.add_argument("--passes", type=int, default=2)
+    parser.add_argument("--size", default="x".join(map(str, PHONE_SIZE)),
+                        help="WIDTHxHEIGHT of the JPEGs (default: a phone's 12 MP)")
     args = parser.parse_args()
     cores = usable_cores()
     counts = ([int(n) for n in args.workers.split(",")] if args.workers
               else worker_counts(cores))
+    width, height = (int(side) for side in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory(prefix="phantoscope-cores-") as tmp:
-        files = write_photos(Path(tmp) / "photos", phone_photos(args.images))
+        files = write_photos(Path(tmp) / "photos", phone_photos(args.images, (width, height)))
         megabytes = sum(path.stat().st_size for path in files) / 1e6
         runs: dict[str, list[dict[str, float]]] = {}
         ceilings: list[float] = []
@@ -159,7 +163,7 @@ def main() -> None:
                                                                   len(files)))
     top = statistics.median(ceilings)
     base = statistics.median(run["rate"] for run in runs[str(counts[0])])
-    print(f"{len(files)} JPEGs of {PHONE_SIZE[0]}x{PHONE_SIZE[1]} ({megabytes / len(files):.1f} "
+    print(f"{len(files)} JPEGs of {width}x{height} ({megabytes / len(files):.1f} "
           f"MB each), {cores} usable cores, {args.passes} passes (median; each pass in "
           "brackets); `up` without --workers runs one per core")
     rows = [[f"ceiling: {cores} plain processes x 1 thread", f"{top:.1f}",

@@ -213,13 +213,16 @@ def find_pairs(index: HashIndex, ids: Sequence[int], neighbours: Neighbours,
     return judged + similar_only
 
 
-def check_new(index: HashIndex, new_hashes: Sequence[int], new_thumbnail: np.ndarray,
-              neighbours: Sequence[tuple[int, float]], thumbnails: Thumbnails, *,
-              min_cosine: float = SIMILAR_MIN_COSINE, new_id: int = -1) -> list[Pair]:
-    """One new image (not yet in ``index``; ``new_id`` in the answer) against what is
-    stored: the stored images it copies or resembles. ``neighbours``: its nearest stored
-    images by encoder vector, (id, cosine). Each pair is (smaller id, larger id), aligned in
-    that order, as :func:`find_pairs` makes it: the figures agree whichever found it."""
+Candidates = dict[tuple[int, int], tuple[int, float]]
+"""Pairs to align, ``{(first, second): (hash bits, cosine)}`` (NaN cosine: not known)."""
+
+
+def new_candidates(index: HashIndex, new_hashes: Sequence[int],
+                   neighbours: Sequence[tuple[int, float]], *,
+                   min_cosine: float = SIMILAR_MIN_COSINE, new_id: int = -1
+                   ) -> tuple[Candidates, list[Pair]]:
+    """What :func:`check_new` judges of one new image: the candidate pairs to align, and the
+    pairs similar by encoder alone (judged already)."""
     near_ids, near_bits = index.near(new_hashes)
     bits = dict(zip(near_ids.tolist(), near_bits.tolist(), strict=True))
     cosine = {int(other): float(value) for other, value in neighbours}
@@ -228,15 +231,32 @@ def check_new(index: HashIndex, new_hashes: Sequence[int], new_thumbnail: np.nda
     unknown = np.nonzero(known < 0)[0]
     if len(unknown):
         known[unknown] = index.distances(new_hashes, [others[at] for at in unknown])
-    candidates, similar_only = _sorted_out(
+    return _sorted_out(
         [(min(new_id, other), max(new_id, other)) for other in others], known,
         np.array([cosine.get(other, np.nan) for other in others], dtype=np.float64),
         min_cosine)
 
-    def with_new(ids: Sequence[int]) -> np.ndarray:
-        stored = [entity for entity in ids if entity != new_id]
-        pictures = dict(zip(stored, thumbnails(stored), strict=True))
-        pictures[new_id] = np.asarray(new_thumbnail, dtype=np.uint8)
-        return np.stack([pictures[entity] for entity in ids])
 
-    return judge(candidates, with_new, min_cosine=min_cosine) + similar_only
+def with_picture(thumbnails: Thumbnails, entity: int, picture: np.ndarray) -> Thumbnails:
+    """``thumbnails``, knowing one more picture (a new image's, not stored yet)."""
+
+    def read(ids: Sequence[int]) -> np.ndarray:
+        stored = [other for other in ids if other != entity]
+        pictures = dict(zip(stored, thumbnails(stored), strict=True)) if stored else {}
+        pictures[entity] = np.asarray(picture, dtype=np.uint8)
+        return np.stack([pictures[other] for other in ids])
+
+    return read
+
+
+def check_new(index: HashIndex, new_hashes: Sequence[int], new_thumbnail: np.ndarray,
+              neighbours: Sequence[tuple[int, float]], thumbnails: Thumbnails, *,
+              min_cosine: float = SIMILAR_MIN_COSINE, new_id: int = -1) -> list[Pair]:
+    """One new image (not yet in ``index``; ``new_id`` in the answer) against what is
+    stored: the stored images it copies or resembles. ``neighbours``: its nearest stored
+    images by encoder vector, (id, cosine). Each pair is (smaller id, larger id), aligned in
+    that order, as :func:`find_pairs` makes it: the figures agree whichever found it."""
+    candidates, similar_only = new_candidates(index, new_hashes, neighbours,
+                                              min_cosine=min_cosine, new_id=new_id)
+    return judge(candidates, with_picture(thumbnails, new_id, new_thumbnail),
+                 min_cosine=min_cosine) + similar_only

@@ -30,7 +30,8 @@ import base64
 import dataclasses
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -189,6 +190,19 @@ class Label:
 
 
 @dataclass(frozen=True)
+class DuplicateOf:
+    """The stored entity an uploaded image is a copy of, and how closely (1.0: the same
+    pixels)."""
+
+    id: int
+    score: float
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any] | None) -> DuplicateOf | None:
+        return None if body is None else cls(int(body["_id"]), float(body["score"]))
+
+
+@dataclass(frozen=True)
 class Entity:
     """A stored image. ``box``: the region of the vector an upload answer object is about.
 
@@ -196,7 +210,8 @@ class Entity:
     ``exif``: what the server read from the image's EXIF (``taken_at`` ISO 8601 text,
     ``camera``, ``width``, ``height``, ``gps`` ``{"lat", "lon"}``; each only when known).
     ``labels``: what the encoder saw in the whole image, best first (empty when its pipeline
-    gives none).
+    gives none). ``duplicate_of``: in upload answers, the stored entity the image is a copy
+    of (None when it is none).
     """
 
     id: int
@@ -213,6 +228,7 @@ class Entity:
     attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     exif: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     labels: tuple[Label, ...] = ()
+    duplicate_of: DuplicateOf | None = None
 
     @property
     def taken_at(self) -> datetime | None:
@@ -244,6 +260,7 @@ class Entity:
             exif=body.get("exif") or {},
             labels=tuple(Label(label["id"], label["name"], label["score"])
                          for label in body.get("labels") or ()),
+            duplicate_of=DuplicateOf.parse(body.get("duplicate_of")),
         )
 
 
@@ -339,13 +356,78 @@ class BatchResult:
             items.append(
                 BatchItem(
                     index=result["index"],
-                    entity=Entity.parse(result["entity"], base) if "entity" in result else None,
+                    entity=dataclasses.replace(
+                        Entity.parse(result["entity"], base),
+                        duplicate_of=DuplicateOf.parse(result.get("duplicate_of")))
+                    if "entity" in result else None,
                     error=PhantoscopeError(error["status"], error["code"], error["message"])
                     if error
                     else None,
                 )
             )
         return cls(body["imported"], body["failed"], tuple(items))
+
+
+@dataclass(frozen=True)
+class DuplicateMember:
+    """One entity of a group of duplicates. ``score``: how close it is to the copy to keep
+    (1.0 for that copy); ``size``: bytes; ``quality``: estimated JPEG quality (None: not a
+    JPEG)."""
+
+    id: int
+    name: str | None
+    score: float
+    width: int
+    height: int
+    size: int
+    format: str
+    quality: int | None
+    taken_at: str | None
+    image_url: str
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any], base: str = "") -> DuplicateMember:
+        link = body["_image_url"]
+        return cls(int(body["_id"]), body.get("name"), body["score"], body["width"],
+                   body["height"], body["bytes"], body["format"], body.get("quality"),
+                   body.get("taken_at"), f"{base}{link}" if link.startswith("/") else link)
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Copies of one picture (kind ``copies``) or shots of one scene (``similar``), with the
+    suggested copy to ``keep`` and the ``reason`` in words."""
+
+    id: str
+    kind: str
+    entities: tuple[DuplicateMember, ...]
+    keep: int
+    reason: str
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any], base: str = "") -> DuplicateGroup:
+        return cls(body["id"], body["kind"],
+                   tuple(DuplicateMember.parse(each, base) for each in body["entities"]),
+                   int(body["keep"]), body["reason"])
+
+
+@dataclass(frozen=True)
+class DuplicatePage:
+    kind: str
+    groups: tuple[DuplicateGroup, ...]
+    page: int
+    num: int
+    total: int  # groups in all pages
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What resolving or dismissing a group did."""
+
+    group: str
+    action: str  # "resolved" or "dismissed"
+    kept: tuple[int, ...]
+    deleted: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -376,6 +458,33 @@ class PipelineStep:
             ),
             vectors=tuple(tuple(vector) for vector in body["vectors"] or ()),
         )
+
+
+@dataclass(frozen=True)
+class Job:
+    """A background job: ``done`` and ``failed`` count its items, ``errors`` are the first
+    failed items (``(item, reason)``), ``rate`` items a second, ``eta_s`` the seconds left
+    at that rate (None when unknown)."""
+
+    id: int
+    kind: str
+    state: str  # queued | running | done | failed | cancelled
+    total: int
+    done: int
+    failed: int
+    errors: tuple[tuple[str, str], ...]
+    rate: float
+    eta_s: float | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed", "cancelled")
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> Job:
+        return cls(int(body["id"]), body["kind"], body["state"], body["total"], body["done"],
+                   body["failed"], tuple((e["item"], e["reason"]) for e in body["errors"]),
+                   float(body["rate"]), body["eta_s"])
 
 
 # -- the client ----------------------------------------------------------------------------
@@ -464,6 +573,8 @@ class PhantoscopeClient:
         self.pipelines = Pipelines(self)
         self.applications = Applications(self)
         self.entities = Entities(self)
+        self.duplicates = Duplicates(self)
+        self.jobs = Jobs(self)
 
     def __enter__(self) -> PhantoscopeClient:
         return self
@@ -518,19 +629,24 @@ class PhantoscopeClient:
         field: str | None = None,
         name: str | None = None,
         attributes: Mapping[str, Any] | None = None,
+        reject_duplicates: bool = False,
     ) -> list[Entity]:
         """Store one image; one entity object per vector produced (a region each, with
-        processors). ``field`` may be left out when the application has one image field.
+        processors), each saying the stored entity the image copies (``duplicate_of``).
+        ``field`` may be left out when the application has one image field.
+        ``reject_duplicates``: refuse a copy (PhantoscopeError 409 ``DUPLICATE``).
 
         ``name`` defaults to the file's name for a path, the URL's last path segment for a
         URL (the server's default), and ``image`` for bytes (the name of the part they
         travel in); ``attributes`` are the user's own keys (strings, numbers, booleans or
         lists of strings)."""
         path = f"/v1/application/{_segment(app)}/upload"
+        params = {"reject_duplicates": "true"} if reject_duplicates else {}
         if is_url(image):
             field = self._image_field(app, field)
             body = self.json(
-                "POST", path, json={"fields": {field: _ref(image)}, **_meta(name, attributes)}
+                "POST", path, json={"fields": {field: _ref(image)}, **_meta(name, attributes)},
+                params=params,
             )
         else:
             file_name, data = _file(image)
@@ -541,7 +657,8 @@ class PhantoscopeClient:
                 **({"name": name} if name is not None else {}),
                 **({"attributes": _json_text(attributes)} if attributes is not None else {}),
             }
-            body = self.json("POST", path, files={"file": (file_name, data)}, data=form)
+            body = self.json("POST", path, files={"file": (file_name, data)}, data=form,
+                             params=params)
         return [Entity.parse(item, self.url) for item in body]
 
     def upload_batch(
@@ -550,8 +667,11 @@ class PhantoscopeClient:
         images: Sequence[ImageSource | Upload],
         field: str | None = None,
         attributes: Mapping[str, Any] | None = None,
+        reject_duplicates: bool = False,
     ) -> BatchResult:
-        """Store many images in one request; each succeeds or fails on its own.
+        """Store many images in one request; each succeeds or fails on its own (with
+        ``reject_duplicates``, a copy of a stored entity or of an earlier image fails with
+        ``DUPLICATE``), each stored one saying what it copies (``entity.duplicate_of``).
 
         Each image is an image source, or an :class:`Upload` with its own name and
         attributes; ``attributes`` apply to every image without attributes of its own.
@@ -561,6 +681,7 @@ class PhantoscopeClient:
         attributes, or when a name cannot be a part's file name.
         """
         path = f"/v1/application/{_segment(app)}/upload/batch"
+        params = {"reject_duplicates": "true"} if reject_duplicates else {}
         items = [_upload(image, attributes) for image in images]
         first = items[0].attributes if items else None
         multipart = all(
@@ -578,13 +699,13 @@ class PhantoscopeClient:
                 **({"field": field} if field else {}),
                 **({"attributes": _json_text(first)} if first is not None else {}),
             }
-            body = self.json("POST", path, files=files, data=form)
+            body = self.json("POST", path, files=files, data=form, params=params)
         else:
             entries = [
                 {**_ref(item.image), "field": field, **_meta(item.name, item.attributes)}
                 for item in items
             ]
-            body = self.json("POST", path, json={"images": entries})
+            body = self.json("POST", path, json={"images": entries}, params=params)
         return BatchResult.parse(body, self.url)
 
     def search(
@@ -830,3 +951,90 @@ class Entities(_Resource):
         """The stored image file, as uploaded."""
         path = f"/v1/application/{_segment(app)}/entity/{_segment(entity_id)}/image"
         return self._client.request("GET", path, follow_redirects=True).content
+
+
+class Duplicates(_Resource):
+    """/v1/application/<app>/duplicates: groups of copies and of similar shots."""
+
+    def list(self, app: str, kind: str = "copies", page: int = 0, num: int = 20
+             ) -> DuplicatePage:
+        """Page ``page`` (from 0) of ``num`` groups (1 to 100) of ``kind`` (``copies`` or
+        ``similar``), by their smallest entity id; settled groups are not listed."""
+        path = f"/v1/application/{_segment(app)}/duplicates"
+        body = self._client.json("GET", path, params={"kind": kind, "page": page, "num": num})
+        return DuplicatePage(body["kind"], tuple(DuplicateGroup.parse(each, self._client.url)
+                                                 for each in body["groups"]),
+                             body["page"], body["num"], body["total"])
+
+    def iterate(self, app: str, kind: str = "copies", page_size: int = 100
+                ) -> Iterator[DuplicateGroup]:
+        """Every unsettled group of ``kind``, a page at a time."""
+        page = 0
+        while True:
+            found = self.list(app, kind, page, page_size)
+            yield from found.groups
+            if (page + 1) * page_size >= found.total:
+                return
+            page += 1
+
+    def resolve(self, app: str, group: str, keep: Sequence[int] = (),
+                delete: Sequence[int] = ()) -> Resolution:
+        """Delete the group's entities named in ``delete`` (all or none) and keep the rest;
+        the group is not listed again (409 ``GROUP_CHANGED`` when it changed since it was
+        listed)."""
+        return self._settle(app, group, {"keep": list(keep), "delete": list(delete)})
+
+    def dismiss(self, app: str, group: str) -> Resolution:
+        """Record that the group's entities are not duplicates; it is not listed again."""
+        return self._settle(app, group, {"dismiss": True})
+
+    def _settle(self, app: str, group: str, body: dict[str, Any]) -> Resolution:
+        path = f"/v1/application/{_segment(app)}/duplicates/{_segment(group)}/resolve"
+        done = self._client.json("POST", path, json=body)
+        return Resolution(done["group"], done["action"], tuple(done["kept"]),
+                          tuple(done["deleted"]))
+
+
+class Jobs(_Resource):
+    """/v1/jobs: work the server does in the background."""
+
+    def list(self) -> list[Job]:
+        """The newest jobs first."""
+        return [Job.parse(body) for body in self._client.json("GET", "/v1/jobs")]
+
+    def get(self, job_id: int) -> Job:
+        return Job.parse(self._client.json("GET", f"/v1/jobs/{_segment(job_id)}"))
+
+    def start_import(self, app: str, *, folder: str | os.PathLike[str] | None = None,
+                     urls: Sequence[str] | None = None, field: str | None = None,
+                     attributes: Mapping[str, Any] | None = None) -> Job:
+        """Import every image of a folder on the server (under its PHANTOSCOPE_IMPORT_ROOTS;
+        named by their paths under it) or of ``urls``; ``attributes`` go with each."""
+        if (folder is None) == (urls is None):
+            raise ValueError("give a folder or urls")
+        source = {"folder": os.fspath(folder)} if folder is not None else {"urls": list(urls)}
+        body: dict[str, Any] = {"kind": "import", "application": app, "source": source}
+        if field is not None:
+            body["field"] = field
+        if attributes is not None:
+            body["attributes"] = dict(attributes)
+        return Job.parse(self._client.json("POST", "/v1/jobs", json=body))
+
+    def cancel(self, job_id: int) -> Job:
+        """Stop a queued or running job (409 ``JOB_FINISHED`` when it has ended)."""
+        return Job.parse(self._client.json("POST", f"/v1/jobs/{_segment(job_id)}/cancel"))
+
+    def wait(self, job_id: int, timeout_s: float | None = None, poll_s: float = 0.5,
+             on_progress: Callable[[Job], None] | None = None) -> Job:
+        """The job once it has ended (``TimeoutError`` after ``timeout_s``); ``on_progress``
+        gets each state read on the way."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            job = self.get(job_id)
+            if on_progress is not None:
+                on_progress(job)
+            if job.finished:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is still {job.state} after {timeout_s} s")
+            time.sleep(poll_s)

@@ -92,6 +92,15 @@ class ServerSettings(BaseSettings):
     # uploads still running on another replica are never touched.
     repair_grace_s: float = Field(300.0, ge=0)
     repair_interval_s: float = Field(300.0, ge=0)  # how often a running server repairs; 0: never
+    # Folders an import job may read (comma-separated absolute paths, with their subfolders);
+    # none by default: the server reads no folder.
+    import_roots: str = ""
+    job_batch_size: int = Field(32, ge=1, le=256)  # images of a job stored together
+    job_concurrency: int = Field(4, ge=0, le=64)  # batches in work at once; 0: runs no jobs
+    # A job's claimed items not finished (nor renewed) for this long are taken for abandoned
+    # (their server was killed) and claimed again.
+    job_lease_s: float = Field(60.0, gt=0)
+    job_poll_s: float = Field(1.0, gt=0)  # how often an idle server looks for job work
 
     @property
     def vectors_uri(self) -> str:

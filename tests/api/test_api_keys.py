@@ -19,7 +19,8 @@ KEYS = f"read:{READ_KEY}, admin:{ADMIN_KEY}"
 OPEN = {"/healthz", "/readyz", "/v1/settings/ping", "/", "/ui/{path}", "/docs",
         "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 READ_ONLY_POSTS = {"/v1/application/{name}/search", "/v1/pipeline/{name}/test"}
-PATH_VALUES = {"name": "nothing-here", "entity_id": "1", "path": "style.css"}
+PATH_VALUES = {"name": "nothing-here", "entity_id": "1", "path": "style.css",
+               "group": "copies-0", "job_id": "1"}
 
 
 @pytest.fixture(scope="module")

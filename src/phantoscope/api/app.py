@@ -16,8 +16,10 @@ from starlette.middleware.cors import CORSMiddleware
 from phantoscope import __version__
 from phantoscope.api import (
     application_routes,
+    duplicate_routes,
     entity_routes,
     health_routes,
+    job_routes,
     operator_routes,
     pipeline_routes,
     prometheus,
@@ -30,6 +32,7 @@ from phantoscope.api.observability import REQUEST_ID_HEADER, RequestObserver
 from phantoscope.api.route_table import RouteTable
 from phantoscope.config import ServerSettings
 from phantoscope.engine.context import Stores
+from phantoscope.engine.job_runner import JobRunner
 from phantoscope.engine.journal import repair_logged
 from phantoscope.engine.stats import store_counts
 from phantoscope.web import mount_ui
@@ -80,12 +83,15 @@ def create_app(
         app.state.stores = Stores.open(settings)
         repair_logged(app.state.stores)  # what uploads cut short by a crash left
         repairs = asyncio.create_task(_repair_forever(app.state.stores, settings))
+        jobs = app.state.job_runner = JobRunner(app.state.stores)  # resumes what was left
+        jobs.start()
         try:
             if on_start is not None:
                 on_start(app.state.stores)
             yield
         finally:
             repairs.cancel()
+            await run_in_threadpool(jobs.stop)
             app.state.stores.close()
 
     app = FastAPI(
@@ -97,7 +103,8 @@ def create_app(
     install_error_handlers(app)
     routers = (
         health_routes.router, prometheus.router, operator_routes.router, pipeline_routes.router,
-        application_routes.router, entity_routes.router,
+        application_routes.router, entity_routes.router, duplicate_routes.router,
+        job_routes.router,
     )
     for router in routers:
         app.include_router(router)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -56,6 +56,8 @@ class CreateApplication(BaseModel):
 NAME = "The entity's name (at most 1024 characters, no control characters)."
 ATTRIBUTES = "The user's own keys: a JSON object of strings, numbers, booleans, string lists."
 FILTER = "Search only among the entities this structured filter selects."
+REJECT = ("Refuse (409 DUPLICATE, nothing stored) an image that is a copy of a stored entity "
+          "(or of an earlier image of the same request).")
 TEXT = (f"Search by words (at most {MAX_TEXT:,} characters): through the pipeline's text "
         "encoder when it has one, else the words name image labels through WordNet. With "
         "an image too: a mixed query (the field's pipeline needs a text encoder).")
@@ -242,9 +244,15 @@ def delete_application(name: str, request: Request, force: bool = False) -> dict
     return application_json(entities.delete_application(stores_of(request), name, force))
 
 
+def _duplicate_json(outcome: entities.UploadOutcome) -> dict | None:
+    found = outcome.duplicate_of
+    return None if found is None else {"_id": found.id, "score": found.score}
+
+
 def _entities_answer(stores: Stores, application: Application,
                      outcomes: list[entities.UploadOutcome]) -> list[dict]:
-    """One object per vector, as the original answered an upload."""
+    """One object per vector, as the original answered an upload, with the stored entity
+    the image copies (``duplicate_of``, null when none)."""
     answer = []
     for outcome in outcomes:
         entity = outcome.entity
@@ -253,12 +261,13 @@ def _entities_answer(stores: Stores, application: Application,
         for vector in entity.vectors:
             body = entity_json(entity, application, url)
             body["box"] = box_json(vector.box)
+            body["duplicate_of"] = _duplicate_json(outcome)
             answer.append(body)
     return answer
 
 
-def _upload_answer(stores: Stores, name: str, body: UploadBody | Files | EngineError
-                   ) -> list[dict]:
+def _upload_answer(stores: Stores, name: str, body: UploadBody | Files | EngineError,
+                   reject_duplicates: bool = False) -> list[dict]:
     """The rest of an upload, on one worker thread: the catalog read (once), the image read
     and checked, stored, and the answer built."""
     plan = entities.plan_upload(stores, name)
@@ -280,19 +289,23 @@ def _upload_answer(stores: Stores, name: str, body: UploadBody | Files | EngineE
                                 attributes)
             for field, ref in body.fields.items()
         ]
-    outcomes = entities.upload(stores, plan, items)
+    outcomes = entities.upload(stores, plan, items, reject_duplicates=reject_duplicates)
     INGESTED_IMAGES.labels(name).inc(len(outcomes))
     return _entities_answer(stores, plan.application, outcomes)
 
 
-@router.post("/{name}/upload", openapi_extra=IMAGE_BODY, responses=errors(413, 502))
-async def upload(name: str, request: Request) -> list[dict]:
+@router.post("/{name}/upload", openapi_extra=IMAGE_BODY,
+             responses=errors(409, 413, 502))
+async def upload(name: str, request: Request,
+                 reject_duplicates: bool = Query(False, description=REJECT)) -> list[dict]:
     """Upload one image: JSON `{"fields": {"<field>": {"url"|"data"}}, "name"?,
     "attributes"?}` or a multipart `file` (with optional `field`, `name` and `attributes`
     as JSON text). The name defaults to the file's name, or the URL's last path segment.
-    Answers one entity object per vector produced."""
+    Answers one entity object per vector produced, each with `duplicate_of`: the stored
+    entity the image is a copy of (`{"_id", "score"}`), or null."""
     body = await _upload_body(request, UploadBody)
-    return await run_in_threadpool(_upload_answer, stores_of(request), name, body)
+    return await run_in_threadpool(_upload_answer, stores_of(request), name, body,
+                                   reject_duplicates)
 
 
 @dataclass(frozen=True)
@@ -336,7 +349,8 @@ def _error_json(error: EngineError) -> dict:
     return {"status": error.status, "code": error.code, "message": error.message}
 
 
-def _batch_answer(stores: Stores, name: str, body: BatchBody | Files | EngineError) -> dict:
+def _batch_answer(stores: Stores, name: str, body: BatchBody | Files | EngineError,
+                  reject_duplicates: bool = False) -> dict:
     """The rest of a batch upload, on one worker thread (as :func:`_upload_answer`)."""
     plan = entities.plan_upload(stores, name)
     if isinstance(body, EngineError):
@@ -349,7 +363,8 @@ def _batch_answer(stores: Stores, name: str, body: BatchBody | Files | EngineErr
     good = [
         (index, item) for index, item in enumerate(read) if isinstance(item, entities.UploadItem)
     ]
-    outcomes = entities.upload(stores, plan, [item for _, item in good], atomic=False)
+    outcomes = entities.upload(stores, plan, [item for _, item in good], atomic=False,
+                               reject_duplicates=reject_duplicates)
     results = _batch_results(stores, plan, read, [index for index, _ in good], outcomes)
     imported = sum("entity" in result for result in results)
     INGESTED_IMAGES.labels(name).inc(imported)
@@ -357,13 +372,17 @@ def _batch_answer(stores: Stores, name: str, body: BatchBody | Files | EngineErr
 
 
 @router.post("/{name}/upload/batch", openapi_extra=IMAGE_BODY, responses=errors(413, 502))
-async def upload_batch(name: str, request: Request) -> dict:
+async def upload_batch(name: str, request: Request,
+                       reject_duplicates: bool = Query(False, description=REJECT)) -> dict:
     """Upload many images in one request: JSON `{"images": [{"url"|"data", "field"?,
     "name"?, "attributes"?}]}` or multipart `files` (each named by its file name; an
     `attributes` form field applies to all). Each image succeeds or fails on its own; the
-    answer says which. A bad name or attributes refuses the whole batch."""
+    answer says which, and each stored one's `duplicate_of` (a stored entity or an earlier
+    image of the batch that it copies, or null). A bad name or attributes refuses the whole
+    batch."""
     body = await _upload_body(request, BatchBody)
-    return await run_in_threadpool(_batch_answer, stores_of(request), name, body)
+    return await run_in_threadpool(_batch_answer, stores_of(request), name, body,
+                                   reject_duplicates)
 
 
 def _batch_results(stores: Stores, plan: ApplicationPlan,
@@ -381,9 +400,9 @@ def _batch_results(stores: Stores, plan: ApplicationPlan,
             results.append({"index": index, "error": _error_json(outcome.error)})
         elif outcome.entity is not None:
             url = image_url(stores, application, outcome.entity)
-            results.append(
-                {"index": index, "entity": entity_json(outcome.entity, application, url)}
-            )
+            results.append({"index": index,
+                            "entity": entity_json(outcome.entity, application, url),
+                            "duplicate_of": _duplicate_json(outcome)})
     return sorted(results, key=lambda result: result["index"])
 
 

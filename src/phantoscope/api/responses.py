@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 REASONS = {
     400: "Bad input: a malformed body, name, image or parameter",
+    403: "The server's settings do not allow it (a folder outside PHANTOSCOPE_IMPORT_ROOTS)",
     404: "No operator, pipeline, application or entity of that name or id",
     409: "A duplicate name, or the thing is in use",
     413: "The request or an image is too large",

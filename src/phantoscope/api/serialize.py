@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from phantoscope.engine.jobs import JobStatus
 from phantoscope.engine.model import Application, Box, Entity, Label, Operator, Pipeline
 from phantoscope.engine.search import Hit, Match
 from phantoscope.engine.text_search import TextHits
@@ -135,4 +136,18 @@ def text_answer_json(found: TextHits, hits: list[dict[str, Any]]) -> dict[str, A
         "terms": [{"word": term.word, "classes": len(term.classes)} for term in found.terms],
         "unmatched": list(found.unmatched),
         "matched_by": found.matched_by,
+    }
+
+
+def job_json(status: JobStatus) -> dict[str, Any]:
+    return {
+        "id": status.id,
+        "kind": status.kind,
+        "state": status.state,
+        "total": status.total,
+        "done": status.done,
+        "failed": status.failed,
+        "errors": [{"item": item, "reason": reason} for item, reason in status.errors],
+        "rate": status.rate,
+        "eta_s": status.eta_s,
     }

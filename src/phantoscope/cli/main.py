@@ -2,8 +2,8 @@
 
 - ``operator_commands``: write, serve and check operators (gRPC, no server);
 - ``server_commands``: start a server in this process (``up``, ``api``);
-- ``resource_commands``, ``image_commands``, ``eval_commands``: talk to a running server
-  over HTTP with :mod:`phantoscope.client`;
+- ``resource_commands``, ``image_commands``, ``duplicate_commands``, ``job_commands``,
+  ``eval_commands``: talk to a running server over HTTP with :mod:`phantoscope.client`;
 - ``store_commands``, ``migrate_commands``: open the stores directly (``check``,
   ``migrate``).
 """
@@ -13,8 +13,10 @@ from __future__ import annotations
 import typer
 
 from phantoscope.cli import (
+    duplicate_commands,
     eval_commands,
     image_commands,
+    job_commands,
     migrate_commands,
     operator_commands,
     resource_commands,
@@ -42,11 +44,13 @@ app.command("up")(server_commands.up)
 app.command("api")(server_commands.api)
 app.command("import")(image_commands.import_folder)
 app.command("search")(image_commands.search)
+app.command("duplicates")(duplicate_commands.duplicates)
 app.command("eval")(eval_commands.eval_command)
 app.command("check")(store_commands.check)
 app.command("migrate")(migrate_commands.migrate)
 app.add_typer(resource_commands.app_app, name="app")
 app.add_typer(resource_commands.pipeline_app, name="pipeline")
+app.add_typer(job_commands.jobs_app, name="jobs")
 
 if __name__ == "__main__":
     app()

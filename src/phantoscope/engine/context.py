@@ -8,6 +8,7 @@ from typing import Any
 
 from phantoscope.config import ServerSettings
 from phantoscope.engine.catalog_cache import CatalogCache
+from phantoscope.engine.duplicate_state import DuplicateIndexes
 from phantoscope.engine.intake import IntakeLimits
 from phantoscope.engine.pipeline import OperatorPool, PipelineRunner
 from phantoscope.imaging.fetch import FetchPolicy
@@ -31,6 +32,8 @@ class Stores:
     # Application plans (engine.catalog) for uploads and searches, kept while the catalog
     # is unchanged.
     plans: CatalogCache[Any] = field(default_factory=CatalogCache)
+    # Each application's duplicate pairs (engine.duplicate_index), made on first need.
+    duplicates: DuplicateIndexes = field(default_factory=DuplicateIndexes)
     # Object writes of one upload run side by side: each waits on a disk flush or a network.
     object_writers: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(OBJECT_WRITERS, "object-writer"))

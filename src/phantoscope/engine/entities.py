@@ -16,6 +16,13 @@ from phantoscope.engine import journal
 from phantoscope.engine.boundary import entry_point
 from phantoscope.engine.catalog import ApplicationPlan, FieldPlan, application_plan
 from phantoscope.engine.context import Stores
+from phantoscope.engine.duplicate_backfill import descriptor_row
+from phantoscope.engine.duplicate_intake import (
+    DuplicateOf,
+    NewImage,
+    UploadCheck,
+    describe_upload,
+)
 from phantoscope.engine.entity_filters import matching_entities
 from phantoscope.engine.entity_records import payload_of
 from phantoscope.engine.errors import BadRequestError, ConflictError, EngineError, NotFoundError
@@ -28,6 +35,7 @@ from phantoscope.engine.photo_exif import exif_at_intake
 from phantoscope.engine.pipeline import PipelineVector
 from phantoscope.engine.registry import get_application
 from phantoscope.engine.rows import entity_of, label_rows, vector_row
+from phantoscope.storage.duplicate_rows import DescriptorRow
 from phantoscope.storage.meta import EntityRow
 from phantoscope.storage.vectors import VectorPayload
 
@@ -42,6 +50,9 @@ class UploadItem:
     name: str | None = None  # checked (engine.entity_names)
     # checked (engine.attributes)
     attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # the entity's id when the caller fixed it (a job's item: the same on every attempt, so
+    # that a second attempt collides with a first that was stored); None: a new one
+    entity_id: int | None = None
 
 
 @dataclass
@@ -50,6 +61,7 @@ class UploadOutcome:
 
     entity: Entity | None = None
     error: EngineError | None = None
+    duplicate_of: DuplicateOf | None = None  # the stored entity the image copies
 
 
 plan_upload = entry_point(application_plan)
@@ -107,11 +119,14 @@ def _undoing(steps: list[Callable[[], None]]) -> bool:
 
 @entry_point
 def upload(
-    stores: Stores, plan: ApplicationPlan, items: Sequence[UploadItem], *, atomic: bool = True
+    stores: Stores, plan: ApplicationPlan, items: Sequence[UploadItem], *, atomic: bool = True,
+    reject_duplicates: bool = False,
 ) -> list[UploadOutcome]:
-    """Store each image with its vectors (and, for a pipeline without processors, the labels
-    its encoder gave the image, in the entity's transaction); an item is either wholly stored
-    or not at all.
+    """Store each image with its vectors, its copy descriptor (and, for a pipeline without
+    processors, the labels its encoder gave the image), in the entity's transaction; an item
+    is either wholly stored or not at all. Each stored item says which stored entity (or
+    earlier item) it copies, if any; with ``reject_duplicates`` such an item is refused
+    (409 ``DUPLICATE``) instead.
 
     ``plan``: the application's, from :func:`plan_upload`.
     ``atomic``: the first item error fails the whole request and nothing is stored.
@@ -127,34 +142,62 @@ def upload(
         except EngineError as exc:
             outcomes[index].error = exc
 
-    stored: dict[int, tuple[EntityRow, ImageInput]] = {}  # by item index
-    collection_writes: dict[str, CollectionWrite] = defaultdict(CollectionWrite)
+    embedded: dict[int, tuple[FieldPlan, list[PipelineVector]]] = {}  # by item index
     for field, indexes in by_field.items():
-        field_plan = plan.fields[field]
-        results = _embed_each(stores, field_plan, [items[i].image for i in indexes])
+        results = _embed_each(stores, plan.fields[field], [items[i].image for i in indexes])
         for index, result in zip(indexes, results, strict=True):
             if isinstance(result, EngineError):
                 outcomes[index].error = result
+            else:
+                embedded[index] = (plan.fields[field], result)
+
+    stored: dict[int, tuple[EntityRow, ImageInput]] = {}  # by item index
+    descriptors: list[DescriptorRow] = []
+    collection_writes: dict[str, CollectionWrite] = defaultdict(CollectionWrite)
+    check = UploadCheck(stores, plan)
+    for index in sorted(embedded):
+        field_plan, result = embedded[index]
+        entity = _entity_row(application, field_plan.field, items[index])
+        for vector in result:
+            entity.vectors.append(vector_row(new_id(), field_plan.pipeline.name, vector.box))
+        # the labels of the whole image; a processor pipeline's vectors describe crops
+        whole = not field_plan.pipeline.processors
+        entity.labels = label_rows(entity, result[0].labels) if whole else []
+        descriptor = describe_upload(stores, items[index].image)
+        if descriptor is not None:
+            new = NewImage(entity.id, field_plan, descriptor,
+                           result[0].vector if whole else None,
+                           entity.vectors[0].id if whole else None)
+            pairs, pending = check.check(new)
+            outcomes[index].duplicate_of = check.copy_of(new, pairs)
+            if reject_duplicates and outcomes[index].duplicate_of is not None:
+                outcomes[index].error = _refused_copy(outcomes[index].duplicate_of)
                 continue
-            entity = _entity_row(application, field, items[index])
-            write = collection_writes[field_plan.pipeline.collection]
-            payload = payload_of(entity)
-            for vector in result:
-                entity.vectors.append(vector_row(new_id(), field_plan.pipeline.name, vector.box))
-                write.add(entity.vectors[-1].id, vector.vector, payload)
-            # the labels of the whole image; a processor pipeline's vectors describe crops
-            whole = not field_plan.pipeline.processors
-            entity.labels = label_rows(entity, result[0].labels) if whole else []
-            stored[index] = (entity, items[index].image)
+            check.accept(new, pairs, pending)
+            descriptors.append(descriptor_row(entity.id, application.name, descriptor))
+        write = collection_writes[field_plan.pipeline.collection]
+        payload = payload_of(entity)
+        for vector, row in zip(result, entity.vectors, strict=True):
+            write.add(row.id, vector.vector, payload)
+        stored[index] = (entity, items[index].image)
     if atomic:
         for outcome in outcomes:
             if outcome.error is not None:
                 raise outcome.error
     if stored:
-        _write(stores, application, list(stored.values()), collection_writes)
+        _write(stores, application, list(stored.values()), collection_writes, descriptors)
+        check.record([entity.id for entity, _ in stored.values()])
     for index, (entity, _) in stored.items():
         outcomes[index].entity = entity_of(entity)
     return outcomes
+
+
+def _refused_copy(found: DuplicateOf) -> ConflictError:
+    return ConflictError(
+        "DUPLICATE",
+        f"the image is a copy of entity {found.id} (score {found.score}); nothing was stored. "
+        "Upload without reject_duplicates=true to store it anyway",
+    )
 
 
 @dataclass
@@ -175,7 +218,7 @@ def _entity_row(application: Application, field: str, item: UploadItem) -> Entit
     image = item.image
     photo = exif_at_intake(image.data)
     return EntityRow(
-        id=new_id(),
+        id=new_id() if item.entity_id is None else item.entity_id,
         application=application.name,
         field=field,
         object_key=f"{application.name}-{uuid.uuid4().hex}",
@@ -194,10 +237,12 @@ def _write(
     application: Application,
     stored: list[tuple[EntityRow, ImageInput]],
     collection_writes: dict[str, CollectionWrite],
+    descriptors: Sequence[DescriptorRow] = (),
 ) -> None:
-    """Journal the upload, write objects, then vectors, then rows (closing the journal row in
-    the same transaction); on any failure undo what was written. What the undo could not
-    remove stays named by the journal row, for a later repair (see engine/journal.py)."""
+    """Journal the upload, write objects, then vectors, then rows with the descriptors
+    (closing the journal row in the same transaction); on any failure undo what was
+    written. What the undo could not remove stays named by the journal row, for a later
+    repair (see engine/journal.py)."""
     upload = journal.open_upload(
         stores, application.name, application.bucket,
         [entity.object_key for entity, _ in stored],
@@ -212,7 +257,8 @@ def _write(
                 collection, write.ids, np.stack(write.vectors),
                 partition=partition_name(application.name), payloads=write.payloads,
             )
-        stores.meta.add_entities([entity for entity, _ in stored], pending_upload=upload)
+        stores.meta.add_entities([*(entity for entity, _ in stored), *descriptors],
+                                 pending_upload=upload)
     except BaseException:
         if _undoing(undo):
             _undoing([lambda: journal.close_failed(stores, upload)])
@@ -282,7 +328,23 @@ def delete_entity(stores: Stores, app_name: str, entity_id: int) -> Entity:
     _delete_vectors(stores, [(vector.pipeline, vector.id) for vector in entity.vectors])
     stores.objects.delete(application.bucket, entity.object_key)
     stores.meta.delete_entity(entity.id)
+    stores.duplicates.forget(app_name, [entity.id])
     return entity
+
+
+def delete_stored(stores: Stores, application: Application, deleted: Sequence[Entity]) -> None:
+    """Remove the vectors and images of entities whose rows are already deleted (in the
+    transaction that settled them); what cannot be removed now is logged, and left for
+    ``phantoscope check --repair`` (a vector or image without a row)."""
+    try:
+        _delete_vectors(stores, [(vector.pipeline, vector.id) for entity in deleted
+                                 for vector in entity.vectors])
+        for entity in deleted:
+            stores.objects.delete(application.bucket, entity.object_key)
+    except Exception:
+        log.exception("the rows of entities %s are deleted, but not all their vectors and "
+                      "images: `phantoscope check --repair` removes them",
+                      [entity.id for entity in deleted])
 
 
 def _delete_vectors(stores: Stores, vectors: Sequence[tuple[str, int]]) -> None:
@@ -338,6 +400,7 @@ def delete_application(stores: Stores, name: str, force: bool) -> Application:
         if pipeline is not None:
             stores.vectors.drop_partition(pipeline.collection, partition_name(name))
     stores.meta.delete_application(name)
+    stores.duplicates.drop(name)
     if not any(app.bucket == application.bucket for app in stores.meta.list_applications()):
         stores.objects.delete_bucket(application.bucket)
     return application

@@ -24,6 +24,12 @@ class SchemaError(EngineError):
     status, error = 422, "RequestError"
 
 
+class ForbiddenError(EngineError):
+    """The server's settings do not allow what was asked."""
+
+    status, error = 403, "PermissionError"
+
+
 class NotFoundError(EngineError):
     status, error = 404, "NotExistError"
 

@@ -1,0 +1,58 @@
+"""/v1/jobs: background jobs (import), their progress, cancelling them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from phantoscope.api.deps import stores_of
+from phantoscope.api.responses import COMMON, errors
+from phantoscope.api.serialize import job_json
+from phantoscope.engine import jobs
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=COMMON)
+
+
+class StartJob(BaseModel):
+    """Each value is checked by the engine, which names what to fix."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: Any = Field(description='"import"')
+    application: Any = Field(description="The application the images go into")
+    source: Any = Field(description='{"folder": PATH} (a folder on the server, under '
+                        'PHANTOSCOPE_IMPORT_ROOTS) or {"urls": [URL, ...]}')
+    field: Any = Field(None, description="The image field (default: the only one)")
+    attributes: Any = Field(None, description="Attributes every imported image gets")
+
+
+@router.post("", responses=errors(403, 409))
+@router.post("/", include_in_schema=False)
+def start_job(body: StartJob, request: Request) -> dict[str, Any]:
+    """Start a job; it runs in the background on the servers sharing this database. Import
+    images named by their path under the folder (or their URL's file name)."""
+    started = jobs.start_job(stores_of(request), body.model_dump())
+    request.app.state.job_runner.wake()  # this server starts on it at once
+    return job_json(started)
+
+
+@router.get("")
+@router.get("/", include_in_schema=False)
+def list_jobs(request: Request) -> list[dict[str, Any]]:
+    """The newest 100 jobs, newest first."""
+    return [job_json(status) for status in jobs.list_jobs(stores_of(request))]
+
+
+@router.get("/{job_id}")
+def get_job(job_id: str, request: Request) -> dict[str, Any]:
+    """A job's state and progress: items done and failed, the first 100 errors, items a
+    second, seconds left."""
+    return job_json(jobs.job_status(stores_of(request), job_id))
+
+
+@router.post("/{job_id}/cancel", responses=errors(409))
+def cancel_job(job_id: str, request: Request) -> dict[str, Any]:
+    """Stop a queued or running job: no more of its items start (those in work end)."""
+    return job_json(jobs.cancel_job(stores_of(request), job_id))

@@ -1,0 +1,163 @@
+"""Each application's duplicate pairs, kept in memory and found incrementally.
+
+An application's index holds the perceptual hashes of its described entities (a
+:class:`~phantoscope.duplicates.finder.HashIndex`), which of their vectors describe the whole
+image, and, once a listing asked for them, every judged pair. A new upload is checked against
+it (:func:`check_new`, no rescan) and added; a deletion removes its entity. A listing first
+brings it level with the descriptor table (:func:`synced`): entities stored before revision
+0005 get their descriptors (:mod:`phantoscope.engine.duplicate_backfill`), entities added or
+deleted by another process are added or removed; the first listing after a start finds every
+pair at once (:func:`~phantoscope.duplicates.finder.find_pairs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from phantoscope.duplicates.decision import similar_min_cosine
+from phantoscope.duplicates.finder import check_new, find_pairs, judge
+from phantoscope.engine.catalog import ApplicationPlan, FieldPlan
+from phantoscope.engine.context import Stores
+from phantoscope.engine.duplicate_backfill import backfill
+from phantoscope.engine.duplicate_state import ApplicationIndex, VectorPlace
+from phantoscope.engine.names import partition_name
+from phantoscope.imaging.phash import THUMBNAIL, to_unsigned
+from phantoscope.storage.duplicate_records import DuplicateRecords
+
+NEIGHBOURS = 10  # encoder neighbours of each image judged (as bench/duplicates.py measures)
+
+
+def min_cosine(plan: ApplicationPlan) -> float:
+    """The similar-shot cosine of the application: its strictest field's."""
+    return max((similar_min_cosine(each.encoder.name) for each in plan.fields.values()),
+               default=similar_min_cosine(""))
+
+
+def cosine_of(distance: float, metric: str) -> float:
+    """The cosine of two unit vectors from the distance their collection reports (Milvus's
+    L2 is the squared distance)."""
+    return 1.0 - distance / 2.0 if metric == "L2" else distance
+
+
+def unsigned(hashes: Sequence[int]) -> tuple[int, ...]:
+    return tuple(to_unsigned(int(value)) for value in hashes)
+
+
+class Lookups:
+    """What :mod:`phantoscope.duplicates.finder` asks of the stores for one application."""
+
+    def __init__(self, stores: Stores, application: str, index: ApplicationIndex) -> None:
+        self.stores, self.application, self.index = stores, application, index
+        self.records = DuplicateRecords(stores.meta)
+
+    def thumbnails(self, ids: Sequence[int]) -> np.ndarray:
+        found = self.records.thumbnails(list(ids))
+        blank = bytes(THUMBNAIL * THUMBNAIL)  # deleted meantime: aligns with nothing
+        return np.stack([np.frombuffer(found.get(int(entity), blank), dtype=np.uint8)
+                         .reshape(THUMBNAIL, THUMBNAIL) for entity in ids])
+
+    def near(self, collection: str, metric: str, vectors: np.ndarray
+             ) -> list[list[tuple[int, float]]]:
+        """For each vector, its stored nearest neighbours in the application: (entity id,
+        cosine)."""
+        hits = self.stores.vectors.search(collection, vectors, NEIGHBOURS + 1,
+                                          partition=partition_name(self.application))
+        return [[(self.index.owners[hit.id], cosine_of(hit.distance, metric))
+                 for hit in found if hit.id in self.index.owners] for found in hits]
+
+    def neighbours_at(self, place: VectorPlace) -> list[tuple[int, float]]:
+        """The stored nearest neighbours of the vector at ``place``."""
+        stored = self.stores.vectors.vectors_of(place.collection, [place.vector_id])
+        if place.vector_id not in stored:
+            return []
+        return self.near(place.collection, place.metric, stored[place.vector_id][None, :])[0]
+
+    def neighbours(self, ids: Sequence[int]) -> list[list[tuple[int, float]]]:
+        by_collection: dict[tuple[str, str], list[int]] = {}
+        for entity in ids:
+            place = self.index.places.get(int(entity))
+            if place is not None:
+                by_collection.setdefault((place.collection, place.metric), []).append(entity)
+        found: dict[int, list[tuple[int, float]]] = {}
+        for (collection, metric), entities in by_collection.items():
+            stored = self.stores.vectors.vectors_of(
+                collection, [self.index.places[entity].vector_id for entity in entities])
+            have = [e for e in entities if self.index.places[e].vector_id in stored]
+            if not have:
+                continue
+            matrix = np.stack([stored[self.index.places[e].vector_id] for e in have])
+            found.update(zip(have, self.near(collection, metric, matrix), strict=True))
+        return [found.get(int(entity), []) for entity in ids]
+
+
+def places(plan: ApplicationPlan, rows: list[tuple[int, str, int]]) -> dict[int, VectorPlace]:
+    """Whole-image vector places by entity, from (entity, pipeline, vector id) rows of
+    pipelines without processors."""
+    by_pipeline: dict[str, FieldPlan] = {each.pipeline.name: each for each in plan.fields.values()
+                                         if not each.pipeline.processors}
+    return {entity: VectorPlace(by_pipeline[pipeline].pipeline.collection,
+                                by_pipeline[pipeline].pipeline.metric_type, vector)
+            for entity, pipeline, vector in rows if pipeline in by_pipeline}
+
+
+def loaded(stores: Stores, plan: ApplicationPlan) -> ApplicationIndex:
+    """The application's index with the hashes of every entity described so far (read once
+    a process; an upload needs no more)."""
+    name = plan.application.name
+    index = stores.duplicates.of(name)
+    with index.lock:
+        if not index.loaded:
+            _add_stored(stores, plan, index, None)
+            index.loaded = True
+    return index
+
+
+def _add_stored(stores: Stores, plan: ApplicationPlan, index: ApplicationIndex,
+                ids: Sequence[int] | None) -> list[int]:
+    """Add the stored descriptors (of ``ids``, or all) to the index without pairs; the ids
+    added."""
+    records = DuplicateRecords(stores.meta)
+    name = plan.application.name
+    described = records.descriptors(name, ids)
+    where = places(plan, records.whole_vectors(name, ids))
+    for each in described:
+        index.add(each.entity_id, unsigned(each.hashes), where.get(each.entity_id))
+    return [each.entity_id for each in described]
+
+
+def synced(stores: Stores, plan: ApplicationPlan) -> ApplicationIndex:
+    """The application's index level with its stored entities, with every pair judged."""
+    name = plan.application.name
+    backfill(stores, plan.application)
+    index = loaded(stores, plan)
+    records = DuplicateRecords(stores.meta)
+    lookups = Lookups(stores, name, index)
+    cosine = min_cosine(plan)
+    with index.lock:
+        stored = set(records.descriptor_ids(name))
+        known = index.known()
+        index.remove(sorted(known - stored))
+        new = sorted(stored - known)
+        if index.pairs is None:
+            _add_stored(stores, plan, index, new)
+            found = find_pairs(index.hashes, index.hashes.ids(), lookups.neighbours,
+                               lookups.thumbnails, min_cosine=cosine)
+            index.pairs = {(pair.first, pair.second): pair for pair in found}
+            index.pending = {}
+            return index
+        for each in DuplicateRecords(stores.meta).descriptors(name, new):
+            place = places(plan, records.whole_vectors(name, [each.entity_id])).get(
+                each.entity_id)
+            hashes = unsigned(each.hashes)
+            neighbours = lookups.neighbours_at(place) if place is not None else []
+            pairs = check_new(index.hashes, hashes, lookups.thumbnails([each.entity_id])[0],
+                              neighbours, lookups.thumbnails, min_cosine=cosine,
+                              new_id=each.entity_id)
+            index.add(each.entity_id, hashes, place, pairs)
+        if index.pending:  # what uploads left to align
+            for pair in judge(index.pending, lookups.thumbnails, min_cosine=cosine):
+                index.pairs[(pair.first, pair.second)] = pair
+            index.pending = {}
+    return index

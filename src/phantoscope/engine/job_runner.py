@@ -1,0 +1,134 @@
+"""The background work of a server: its worker threads take batches of the unfinished jobs'
+items and run them, the oldest job first.
+
+Several servers sharing the metadata store share the work: each batch is claimed atomically
+(:class:`~phantoscope.storage.job_store.JobStore`). A claim is renewed while its batch runs;
+a claim left by a killed server is taken again once older than ``job_lease_s``. A batch
+that fails on a store or an operator (down, restarting) is given back whole and tried again
+after a pause that doubles up to :data:`MAX_PAUSE_S`: the job waits, its items do not fail.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from phantoscope.engine.context import Stores
+from phantoscope.engine.errors import StorageError
+from phantoscope.engine.import_batch import import_items
+from phantoscope.storage.job_rows import JobRow
+from phantoscope.storage.job_store import ClaimedItem, JobStore
+from phantoscope.storage.store_error import StoreError
+
+log = logging.getLogger(__name__)
+
+MAX_PAUSE_S = 30.0
+STOP_WAIT_S = 30.0
+
+
+class JobRunner:
+    """``settings.job_concurrency`` worker threads over the stores' jobs."""
+
+    def __init__(self, stores: Stores) -> None:
+        settings = stores.settings
+        self.stores = stores
+        self.jobs = JobStore(stores.meta)
+        self.worker = f"{socket.gethostname()[:32]}:{os.getpid()}"
+        self.batch_size = settings.job_batch_size
+        self.lease = timedelta(seconds=settings.job_lease_s)
+        self.poll_s = settings.job_poll_s
+        self._stopping = threading.Event()
+        self._woken = threading.Event()
+        self._threads = [threading.Thread(target=self._work, name=f"job-worker-{n}", daemon=True)
+                         for n in range(settings.job_concurrency)]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def wake(self) -> None:
+        """Look for work now (a job was just started here), not at the next poll."""
+        self._woken.set()
+
+    def stop(self) -> None:
+        """Start no more batches; wait for those in work (a claim not finished in time is
+        taken again by a server once its lease is over)."""
+        self._stopping.set()
+        self._woken.set()
+        deadline = time.monotonic() + STOP_WAIT_S
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _work(self) -> None:
+        pause = self.poll_s
+        while not self._stopping.is_set():
+            try:
+                worked = self.work_once()
+                pause = self.poll_s
+            except (StorageError, StoreError) as exc:
+                worked, pause = False, min(2 * pause, MAX_PAUSE_S)
+                log.warning("job work waits %.0f s for the stores: %s", pause, exc)
+            except Exception as exc:  # an operator down, or anything a batch did not expect
+                worked, pause = False, min(2 * pause, MAX_PAUSE_S)
+                log.warning("job work waits %.0f s: %s: %s", pause, type(exc).__name__, exc)
+            if not worked:
+                self._woken.wait(pause)
+                self._woken.clear()
+
+    def work_once(self) -> bool:
+        """Claim and run one batch of the oldest job with items to do; whether there was one.
+        A job none of whose items is left to do ends."""
+        for job in self.jobs.unfinished_jobs():
+            token = f"{self.worker}:{uuid.uuid4().hex[:16]}"
+            stale = datetime.now(UTC).replace(tzinfo=None) - self.lease
+            items = self.jobs.claim(job.id, token, self.batch_size, stale_before=stale)
+            if items:
+                self._run(job, token, items)
+                return True
+            self._end(job)
+        return False
+
+    def _run(self, job: JobRow, token: str, items: list[ClaimedItem]) -> None:
+        try:
+            with self._renewing(token):
+                result = import_items(self.stores, job, items)
+        except BaseException:
+            self.jobs.release(token)
+            raise
+        self.jobs.finish(job.id, token, result.done, result.failed)
+
+    def _end(self, job: JobRow) -> None:
+        counts = self.jobs.counts(job.id)
+        if counts.pending or counts.claimed:
+            return  # in work elsewhere
+        state = "failed" if counts.failed and not counts.done else "done"
+        if self.jobs.end_if_complete(job.id, state):
+            log.info("job %d (%s into %s) %s: %d done, %d failed", job.id, job.kind,
+                     job.application, state, counts.done, counts.failed)
+
+    @contextmanager
+    def _renewing(self, token: str) -> Iterator[None]:
+        """Renew the claim every third of the lease while the block runs."""
+        finished = threading.Event()
+
+        def renew() -> None:
+            while not finished.wait(self.lease.total_seconds() / 3):
+                try:
+                    self.jobs.renew(token)
+                except StoreError as exc:
+                    log.warning("could not renew a job claim: %s", exc)
+
+        renewer = threading.Thread(target=renew, name="job-claim-renewer", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            finished.set()
+            renewer.join()

@@ -72,10 +72,11 @@ function errorFrom(status, statusText, text) {
   return new ApiError(status, `HTTP_${status}`, short || statusText || 'request failed');
 }
 
-export async function request(method, path, { json, form, signal } = {}) {
+// json: a value sent as JSON; or body: JSON text made by the caller (for ids past 2^53).
+export async function request(method, path, { json, body, form, signal } = {}) {
   const init = { method, signal, headers: { accept: 'application/json', ...keyHeaders(path) } };
-  if (json !== undefined) {
-    init.body = JSON.stringify(json);
+  if (json !== undefined || body !== undefined) {
+    init.body = body ?? JSON.stringify(json);
     init.headers['content-type'] = 'application/json';
   } else if (form) {
     init.body = form;
@@ -94,6 +95,15 @@ export async function request(method, path, { json, form, signal } = {}) {
 }
 
 const app = (name) => `v1/application/${enc(name)}`;
+
+// Entity ids as a JSON array of bare integers: the API takes numbers, and an id past 2^53 is
+// held here as a string of its digits (see parseJson), which JSON.stringify would quote.
+export function idArray(ids) {
+  const digits = ids.map(String);
+  const bad = digits.find((id) => !/^\d+$/.test(id));
+  if (bad !== undefined) throw new ApiError(0, 'BAD_ID', `not an entity id: ${bad}`);
+  return `[${digits.join(',')}]`;
+}
 
 export const api = {
   ping: () => request('GET', 'v1/settings/ping'),
@@ -117,6 +127,15 @@ export const api = {
   updateEntity: (name, id, changes) =>
     request('PATCH', `${app(name)}/entity/${enc(id)}`, { json: changes }),
   deleteEntity: (name, id) => request('DELETE', `${app(name)}/entity/${enc(id)}`),
+  // Groups of duplicates: {kind, groups: [{id, kind, entities, keep, reason}], page, num, total}.
+  duplicates: (name, kind, num, page) => request('GET',
+    `${app(name)}/duplicates?kind=${enc(kind)}&num=${num}&page=${page}`),
+  // Settle a group: delete `remove`, keep the others (`keep` named); or dismiss it.
+  resolveGroup: (name, group, keep, remove) => request('POST',
+    `${app(name)}/duplicates/${enc(group)}/resolve`,
+    { body: `{"keep":${idArray(keep)},"delete":${idArray(remove)}}` }),
+  dismissGroup: (name, group) => request('POST',
+    `${app(name)}/duplicates/${enc(group)}/resolve`, { json: { dismiss: true } }),
   search: (name, field, ref, topk, signal, filter = null) => request('POST',
     `${app(name)}/search`,
     { json: { fields: { [field]: ref }, topk, ...(filter ? { filter } : {}) }, signal }),

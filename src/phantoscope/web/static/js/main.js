@@ -7,11 +7,13 @@ import { h, reportError } from './ui.js';
 import ApplicationsView from './views/applications.js';
 import BrowseView from './views/browse.js';
 import CompareView from './views/compare.js';
+import DuplicatesView from './views/duplicates.js';
 import SearchView from './views/search.js';
 import UploadView from './views/upload.js';
 
 const views = [
   new ApplicationsView(), new UploadView(), new SearchView(), new CompareView(), new BrowseView(),
+  new DuplicatesView(),
 ];
 let current = null;
 

@@ -7,20 +7,15 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from api_server import ApiServer
 from helpers import REPO, OperatorProcess
 from phantoscope.duplicate_set import COPY_EDITS
 from photos import b64, photo
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
 WAIT_MS = 60_000
 APP = "album"
 ARTIFACTS = REPO / "test-artifacts" / "web"
@@ -80,15 +75,6 @@ def album(tmp_path_factory) -> Iterator[Album]:
             yield Album(server)
         finally:
             server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        executable = str(CHROMIUM) if CHROMIUM.exists() else None
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from api_server import ApiServer
 from colour_words import ColourEncoder, ColourWordsEncoder, png, solid
@@ -20,11 +21,6 @@ from helpers import REPO, OperatorProcess
 from inprocess import serve_in_process
 from photos import b64, edited_copy, jpeg, photo
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
 WAIT_MS = 90_000  # the longest any one wait may take (an upload is encoded by the operator)
 ARTIFACTS = REPO / "test-artifacts" / "web"
 PIPELINE = "effnet"
@@ -46,15 +42,6 @@ def server(tmp_path_factory) -> Iterator[ApiServer]:
             yield api
         finally:
             api.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        executable = str(CHROMIUM) if CHROMIUM.exists() else None
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from phantoscope.storage.meta import (
     PipelineRow,
     schema_status,
 )
+from phantoscope.storage.watch_rows import WatchedFileRow, WatchRow
 
 HEAD = migrations.head()
 ALL = [revision.id for revision in migrations.pending(None)]
@@ -265,7 +266,7 @@ def test_a_database_at_0005_gets_the_job_tables_keeping_its_rows(database):
     meta = MetaStore(url)
     try:
         applied = [revision.id for revision in meta.migration.applied]
-        assert applied == ["0006"] == [r.id for r in migrations.pending("0005")]
+        assert applied == ALL[ALL.index("0006"):] == [r.id for r in migrations.pending("0005")]
         assert [(e.id, e.object_key) for e in meta.list_entities("album", 0, 10)] == \
             [(1, "k1")]
         meta.add(JobRow(id=2**62, kind="import", application="album", field="photo",
@@ -286,6 +287,64 @@ def test_a_database_at_0005_gets_the_job_tables_keeping_its_rows(database):
         meta.delete_application("album")  # jobs and their items go with their application
         with meta.session("reading what is left") as session:
             assert list(session.scalars(select(JobRow))) == []
+            assert list(session.scalars(select(JobItemRow))) == []
+    finally:
+        meta.close()
+
+
+def test_a_database_at_0006_gets_the_watch_tables_and_item_columns_keeping_its_rows(database):
+    _, url = database
+    _upgrade_to(url, "0006")
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text(
+                "INSERT INTO applications (name, bucket, created_at) "
+                "VALUES ('album', 'b', '2026-01-01 00:00:00')"))
+            connection.execute(sqlalchemy.text(
+                "INSERT INTO jobs (id, kind, application, field, source, state, total, "
+                "created_at) VALUES (7, 'import', 'album', 'photo', '{\"folder\": \"/p\"}', "
+                "'running', 1, '2026-01-01 00:00:00')"))
+            connection.execute(sqlalchemy.text(
+                "INSERT INTO job_items (job_id, position, item, entity_id, state) "
+                "VALUES (7, 0, 'a.jpg', 11, 'pending')"))
+    finally:
+        engine.dispose()
+    meta = MetaStore(url)
+    try:
+        applied = [revision.id for revision in meta.migration.applied]
+        assert applied == ALL[ALL.index("0007"):] == [r.id for r in migrations.pending("0006")]
+        with meta.session("reading the job") as session:
+            item = session.get(JobItemRow, (7, 0))
+            assert (item.item, item.entity_id, item.action, item.replaces) == \
+                ("a.jpg", 11, None, None)  # an import, as before
+        meta.add(JobRow(id=2**62, kind="watch", application="album", field="photo",
+                        source={"folder": "/photos/été"}, state="running", total=0),
+                 "adding a watch")
+        meta.add(WatchRow(job_id=2**62, claim="host:1:abc", claimed_at=datetime(2026, 1, 2)),
+                 "adding a watch lease")
+        long_item = "a/" * 600 + "b.jpg"
+        meta.add(WatchedFileRow(job_id=2**62, entity_id=2**63 - 1, item=long_item,
+                                size=2**40, mtime_ns=1_780_000_000_123_456_789),
+                 "adding a watched file")
+        meta.add(JobItemRow(job_id=2**62, position=0, item="b.jpg", entity_id=5,
+                            state="pending", action="remove", replaces=2**63 - 2),
+                 "adding a watch item")
+        with meta.session("reading the watch") as session:
+            lease = session.get(WatchRow, 2**62)
+            seen = session.get(WatchedFileRow, (2**62, 2**63 - 1))
+            item = session.get(JobItemRow, (2**62, 0))
+            assert (lease.claim, lease.claimed_at, lease.scanned_at) == \
+                ("host:1:abc", datetime(2026, 1, 2), None)
+            assert (seen.item, seen.size, seen.mtime_ns) == \
+                (long_item, 2**40, 1_780_000_000_123_456_789)
+            assert (item.action, item.replaces) == ("remove", 2**63 - 2)
+        with pytest.raises(MetaStoreError):  # a watch's rows are of a job that exists
+            meta.add(WatchRow(job_id=3), "adding a lease of no job")
+        meta.delete_application("album")  # the watch's rows go with its job
+        with meta.session("reading what is left") as session:
+            assert list(session.scalars(select(WatchRow))) == []
+            assert list(session.scalars(select(WatchedFileRow))) == []
             assert list(session.scalars(select(JobItemRow))) == []
     finally:
         meta.close()
@@ -414,7 +473,7 @@ def test_the_migrate_command_shows_and_applies_the_revisions(database, tmp_path)
     assert "earlier release" in shown.output and "pending: 0001" in shown.output
     assert "pending: 0002" in shown.output and "pending: 0003" in shown.output
     assert "pending: 0004" in shown.output and "pending: 0005" in shown.output
-    assert "pending: 0006" in shown.output
+    assert "pending: 0006" in shown.output and "pending: 0007" in shown.output
     assert schema_status(url).current is None  # --status changed nothing
 
     done = runner.invoke(app, ["migrate"], env=env)

@@ -9,6 +9,7 @@ a URL), the id its entity gets (fixed when the job is made, so that an item done
 collides with itself on the entities' primary key instead of being stored twice), its state
 (``pending``, ``claimed``, ``done``, ``failed``), who claimed it and when (a claim older than
 the lease is taken for abandoned: its server was killed), when it ended and why it failed.
+A watch job's items (revision 0007) may also remove an entity, or replace one.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class JobItemRow(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # None: import the item; "remove": delete entity ``entity_id`` (a watched file is gone)
+    action: Mapped[str | None] = mapped_column(String(STATE), nullable=True)
+    # the entity that ``entity_id`` takes the place of, in one transaction (a file changed)
+    replaces: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (
         Index("ix_job_items_state", "job_id", "state", "position"),

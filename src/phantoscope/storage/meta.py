@@ -65,6 +65,7 @@ from phantoscope.storage import (
     duplicate_rows,  # noqa: F401 - its tables join Base's
     job_rows,  # noqa: F401 - its tables join Base's
     migrations,
+    watch_rows,  # noqa: F401 - its tables join Base's
 )
 from phantoscope.storage.prefix_range import prefix_successor
 from phantoscope.storage.row_base import NAME, Base

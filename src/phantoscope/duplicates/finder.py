@@ -71,6 +71,13 @@ class HashIndex:
         """The stored ids, in the order they were added."""
         return self._ids.tolist()
 
+    def snapshot(self) -> HashIndex:
+        """A copy that later adds and removes leave as it is (the arrays are replaced,
+        never changed in place, so they are shared)."""
+        copy = HashIndex()
+        copy._ids, copy._hashes, copy._row = self._ids, self._hashes, dict(self._row)
+        return copy
+
     def add(self, ids: Sequence[int], orientation_hashes: np.ndarray) -> None:
         """Add images: their ids and (len(ids), 8) orientation hashes (upright first)."""
         hashes = np.asarray(orientation_hashes, dtype=np.uint64).reshape(len(ids), 8)

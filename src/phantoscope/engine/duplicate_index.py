@@ -64,8 +64,9 @@ class Lookups:
         cosine)."""
         hits = self.stores.vectors.search(collection, vectors, NEIGHBOURS + 1,
                                           partition=partition_name(self.application))
-        return [[(self.index.owners[hit.id], cosine_of(hit.distance, metric))
-                 for hit in found if hit.id in self.index.owners] for found in hits]
+        owners = self.index.owners  # read while uploads and deletions change it
+        return [[(owner, cosine_of(hit.distance, metric)) for hit in found
+                 if (owner := owners.get(hit.id)) is not None] for found in hits]
 
     def neighbours_at(self, place: VectorPlace) -> list[tuple[int, float]]:
         """The stored nearest neighbours of the vector at ``place``."""
@@ -75,19 +76,19 @@ class Lookups:
         return self.near(place.collection, place.metric, stored[place.vector_id][None, :])[0]
 
     def neighbours(self, ids: Sequence[int]) -> list[list[tuple[int, float]]]:
+        at = {int(entity): place for entity in ids
+              if (place := self.index.places.get(int(entity))) is not None}
         by_collection: dict[tuple[str, str], list[int]] = {}
-        for entity in ids:
-            place = self.index.places.get(int(entity))
-            if place is not None:
-                by_collection.setdefault((place.collection, place.metric), []).append(entity)
+        for entity, place in at.items():
+            by_collection.setdefault((place.collection, place.metric), []).append(entity)
         found: dict[int, list[tuple[int, float]]] = {}
         for (collection, metric), entities in by_collection.items():
             stored = self.stores.vectors.vectors_of(
-                collection, [self.index.places[entity].vector_id for entity in entities])
-            have = [e for e in entities if self.index.places[e].vector_id in stored]
+                collection, [at[entity].vector_id for entity in entities])
+            have = [entity for entity in entities if at[entity].vector_id in stored]
             if not have:
                 continue
-            matrix = np.stack([stored[self.index.places[e].vector_id] for e in have])
+            matrix = np.stack([stored[at[entity].vector_id] for entity in have])
             found.update(zip(have, self.near(collection, metric, matrix), strict=True))
         return [found.get(int(entity), []) for entity in ids]
 
@@ -128,36 +129,61 @@ def _add_stored(stores: Stores, plan: ApplicationPlan, index: ApplicationIndex,
 
 
 def synced(stores: Stores, plan: ApplicationPlan) -> ApplicationIndex:
-    """The application's index level with its stored entities, with every pair judged."""
-    name = plan.application.name
+    """The application's index level with its stored entities, with every pair judged.
+
+    The first listing of a process finds every pair in one pass over a snapshot of the
+    hashes, holding only the index's pass lock: uploads and deletions go on meanwhile, and
+    the entities they added are judged against the rest once the pass is in."""
     backfill(stores, plan.application)
     index = loaded(stores, plan)
-    records = DuplicateRecords(stores.meta)
-    lookups = Lookups(stores, name, index)
+    lookups = Lookups(stores, plan.application.name, index)
     cosine = min_cosine(plan)
-    with index.lock:
-        stored = set(records.descriptor_ids(name))
-        known = index.known()
-        index.remove(sorted(known - stored))
-        new = sorted(stored - known)
-        if index.pairs is None:
+    with index.passing:
+        with index.lock:
+            new = _level(stores, plan, index)
+            if index.pairs is not None:
+                _judge_new(stores, plan, index, lookups, new)
+                return index
             _add_stored(stores, plan, index, new)
-            found = find_pairs(index.hashes, index.hashes.ids(), lookups.neighbours,
-                               lookups.thumbnails, min_cosine=cosine)
-            index.pairs = {(pair.first, pair.second): pair for pair in found}
+            snapshot = index.hashes.snapshot()
+        ids = snapshot.ids()
+        found = find_pairs(snapshot, ids, lookups.neighbours, lookups.thumbnails,
+                           min_cosine=cosine)
+        with index.lock:
+            known = index.known()
+            index.pairs = {(pair.first, pair.second): pair for pair in found
+                           if pair.first in known and pair.second in known}
             index.pending = {}
-            return index
-        for each in DuplicateRecords(stores.meta).descriptors(name, new):
-            place = places(plan, records.whole_vectors(name, [each.entity_id])).get(
-                each.entity_id)
-            hashes = unsigned(each.hashes)
-            neighbours = lookups.neighbours_at(place) if place is not None else []
-            pairs = check_new(index.hashes, hashes, lookups.thumbnails([each.entity_id])[0],
-                              neighbours, lookups.thumbnails, min_cosine=cosine,
-                              new_id=each.entity_id)
-            index.add(each.entity_id, hashes, place, pairs)
-        if index.pending:  # what uploads left to align
-            for pair in judge(index.pending, lookups.thumbnails, min_cosine=cosine):
-                index.pairs[(pair.first, pair.second)] = pair
-            index.pending = {}
+            late = sorted(known - set(ids))  # stored by uploads during the pass
+            index.remove(late)
+            _judge_new(stores, plan, index, lookups, late)
     return index
+
+
+def _level(stores: Stores, plan: ApplicationPlan, index: ApplicationIndex) -> list[int]:
+    """Drop from the index the entities no longer described; the described ones it lacks."""
+    stored = set(DuplicateRecords(stores.meta).descriptor_ids(plan.application.name))
+    known = index.known()
+    index.remove(sorted(known - stored))
+    return sorted(stored - known)
+
+
+def _judge_new(stores: Stores, plan: ApplicationPlan, index: ApplicationIndex,
+               lookups: Lookups, new: Sequence[int]) -> None:
+    """Add stored entities to an index whose pairs are found, each judged against the rest,
+    and align what uploads left pending."""
+    name = plan.application.name
+    records = DuplicateRecords(stores.meta)
+    cosine = min_cosine(plan)
+    for each in records.descriptors(name, new):
+        place = places(plan, records.whole_vectors(name, [each.entity_id])).get(each.entity_id)
+        hashes = unsigned(each.hashes)
+        neighbours = lookups.neighbours_at(place) if place is not None else []
+        pairs = check_new(index.hashes, hashes, lookups.thumbnails([each.entity_id])[0],
+                          neighbours, lookups.thumbnails, min_cosine=cosine,
+                          new_id=each.entity_id)
+        index.add(each.entity_id, hashes, place, pairs)
+    if index.pending:  # what uploads left to align
+        for pair in judge(index.pending, lookups.thumbnails, min_cosine=cosine):
+            index.pairs[(pair.first, pair.second)] = pair
+        index.pending = {}

@@ -38,6 +38,9 @@ class ApplicationIndex:
     # since changed is told so (409), not that it never existed (404)
     listed: dict[str, list[int]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # held by the one listing that brings the index level (a first full pass takes minutes
+    # at 100k entities; uploads take only ``lock``, so they do not wait for it)
+    passing: threading.Lock = field(default_factory=threading.Lock)
 
     def known(self) -> set[int]:
         return set(self.hashes.ids())

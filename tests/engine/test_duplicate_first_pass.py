@@ -1,0 +1,95 @@
+"""The first duplicates listing of a process finds every pair in one pass (minutes at 100k
+entities) without making uploads wait: they are stored while the pass runs, and the copies
+they make are in the groups the pass answers. Real stores (Milvus Lite, SQLite, a folder),
+a real gRPC encoder; the pass is held open at its start so that the upload lands inside it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+import phantoscope.engine.duplicate_index as duplicate_index
+from inprocess import MeanColourEncoder, serve_in_process
+from phantoscope.config import ServerSettings
+from phantoscope.engine.context import Stores
+from phantoscope.engine.duplicate_review import list_groups
+from phantoscope.engine.entities import UploadItem, plan_upload, upload
+from phantoscope.engine.intake import check_image
+from phantoscope.engine.registry import create_application, create_pipeline, register_operator
+from phantoscope.photoset import sample_photo
+from photos import jpeg
+
+PHOTOS = ("astronaut", "coffee", "chelsea")
+
+
+@pytest.fixture
+def stores(tmp_path, monkeypatch) -> Iterator[Stores]:
+    for setting in ("PHANTOSCOPE_META", "PHANTOSCOPE_VECTORS", "PHANTOSCOPE_OBJECTS"):
+        monkeypatch.delenv(setting, raising=False)
+    opened = Stores.open(ServerSettings(_env_file=None, home=tmp_path / "data"))
+    with serve_in_process(MeanColourEncoder()) as server:
+        register_operator(opened, "colour", f"127.0.0.1:{server.port}")
+        create_pipeline(opened, "colour-pipe", input="image", description="", processors=[],
+                        encoder="colour", index_file_size=1024)
+        create_application(opened, "album", {"photo": {"type": "object",
+                                                       "pipeline": "colour-pipe"}}, None)
+        yield opened
+    opened.close()
+
+
+def resized_copy(name: str) -> bytes:
+    """The photo at 70 % of its size, recompressed: a copy."""
+    photo = sample_photo(name)
+    return jpeg(photo.resize((photo.width * 7 // 10, photo.height * 7 // 10)), quality=75)
+
+
+def _upload(stores: Stores, data: bytes, name: str) -> int:
+    image = check_image(data, stores.limits, name)
+    [outcome] = upload(stores, plan_upload(stores, "album"), [UploadItem(None, image, name)])
+    assert outcome.error is None, outcome.error
+    return outcome.entity.id
+
+
+def test_uploads_go_on_during_the_first_pass_and_join_its_groups(stores, monkeypatch):
+    originals = {name: _upload(stores, jpeg(sample_photo(name)), name) for name in PHOTOS}
+    first_copy = _upload(stores, resized_copy("astronaut"), "astronaut-copy")
+
+    entered, release = threading.Event(), threading.Event()
+    real_find_pairs = duplicate_index.find_pairs
+
+    def held_find_pairs(*args, **kwargs):
+        entered.set()
+        assert release.wait(60), "the test never let the pass go on"
+        return real_find_pairs(*args, **kwargs)
+
+    monkeypatch.setattr(duplicate_index, "find_pairs", held_find_pairs)
+    stores.duplicates.drop("album")  # as after a restart: no pairs found yet
+    listed: dict[str, object] = {}
+
+    def listing() -> None:
+        try:
+            listed["page"] = list_groups(stores, "album", "copies", 0, 10)
+        except BaseException as exc:  # reported by the assertion below
+            listed["error"] = exc
+
+    lister = threading.Thread(target=listing)
+    lister.start()
+    try:
+        assert entered.wait(30), "the listing never started its pass"
+        uploaded: dict[str, int] = {}
+        uploader = threading.Thread(target=lambda: uploaded.setdefault(
+            "coffee-copy", _upload(stores, resized_copy("coffee"), "coffee-copy")))
+        uploader.start()
+        uploader.join(30)
+        assert not uploader.is_alive(), "an upload waited for the first pass"
+        assert lister.is_alive()
+    finally:
+        release.set()
+        lister.join(60)
+    assert "error" not in listed, listed.get("error")
+    groups = {frozenset(member.entity.id for member in group.members)
+              for group in listed["page"].groups}
+    assert groups == {frozenset({originals["astronaut"], first_copy}),
+                      frozenset({originals["coffee"], uploaded["coffee-copy"]})}

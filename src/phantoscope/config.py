@@ -70,6 +70,9 @@ class ServerSettings(BaseSettings):
     meta: str | None = None  # SQLAlchemy URL
     objects: str | None = None  # a folder path, or s3://KEY:SECRET@host:port
     operator_timeout_s: float = Field(60.0, gt=0)
+    # Send images to operators that announce it as their files' bytes; false: base64 to all,
+    # as to an original-protocol operator (costs the API CPU; for comparison and debugging).
+    operator_image_bytes: bool = True
     # Longest wait for one call to the vector store before answering 503.
     storage_timeout_s: float = Field(10.0, gt=0)
     max_upload_bytes: int = Field(32 * 1024 * 1024, ge=1)

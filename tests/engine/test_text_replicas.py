@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from inprocess import HashingTextEncoder, bag_of_words
 from phantoscope.config import OperatorSettings
+from phantoscope.engine.picture import Picture
 from phantoscope.engine.replicas import OperatorPool
 from phantoscope.operators.rpc_client import OperatorCallError
 from phantoscope.operators.server import OperatorServer
@@ -86,7 +87,7 @@ def test_texts_spread_over_replicas_and_survive_one_going_down(replicas):
         assert refused.value.code == "INVALID_ARGUMENT"
         assert refused.value.details == "texts[1]: empty text: give some words"
         with pytest.raises(OperatorCallError) as refused:
-            replica_set.execute(OPERATOR, ["aGVsbG8="])
+            replica_set.execute(OPERATOR, [Picture(b64="aGVsbG8=")])
         assert refused.value.code == "INVALID_ARGUMENT"
         assert "encodes texts, not images" in refused.value.details
         # Refusals are the request's fault: not retried, and the replica stays up.

@@ -160,7 +160,7 @@ def test_image_operators_refuse_texts_and_keep_serving(serve_operator, operator)
             assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             details = failed.value.details()
             assert f"{operator.name} takes images, not texts" in details, details
-            assert "`urls` or `datas`" in details
+            assert "`urls`, `datas` or `images`" in details
     assert server.servicer.stats.calls == 0  # refused before the model saw anything
     # A request without texts, as every original client sends, is served as before.
     result = client.execute(datas=[png_b64((10, 200, 10))])

@@ -41,7 +41,9 @@ class Stores:
     @classmethod
     def open(cls, settings: ServerSettings) -> Stores:
         settings.home.mkdir(parents=True, exist_ok=True)
-        pool = OperatorPool(settings.operator_timeout_s)
+        pool = OperatorPool(
+            settings.operator_timeout_s, image_bytes=settings.operator_image_bytes
+        )
         return cls(
             meta=MetaStore(settings.meta_url),
             vectors=open_vector_store(

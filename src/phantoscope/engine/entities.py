@@ -69,7 +69,8 @@ plan_upload = entry_point(application_plan)
 
 
 def embed(stores: Stores, plan: FieldPlan, images: Sequence[ImageInput]) -> list[PipelineVector]:
-    vectors, _ = stores.runner.run(plan.processors, plan.encoder, [image.b64 for image in images])
+    pictures = [image.picture for image in images]
+    vectors, _ = stores.runner.run(plan.processors, plan.encoder, pictures)
     return vectors
 
 

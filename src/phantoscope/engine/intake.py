@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from phantoscope.engine.errors import BadRequestError, TooLargeError
+from phantoscope.engine.picture import Picture
 from phantoscope.imaging.codec import (
     BadImageError,
     ImageTooLargeError,
@@ -37,11 +37,15 @@ class ImageInput:
     given_b64: str | None = field(default=None, repr=False, compare=False)
 
     @cached_property
+    def picture(self) -> Picture:
+        """``data`` as operators take it: its bytes, or base64 (the caller's text, or encoded
+        once when an operator needs it)."""
+        return Picture(raw=self.data, b64=self.given_b64)
+
+    @property
     def b64(self) -> str:
-        """``data`` in base64, as operators take it: the caller's text, or encoded once."""
-        if self.given_b64 is not None:
-            return self.given_b64
-        return base64.b64encode(self.data).decode("ascii")
+        """``data`` in base64: the caller's text, or encoded once."""
+        return self.picture.b64
 
 
 @dataclass(frozen=True)

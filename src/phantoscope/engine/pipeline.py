@@ -20,6 +20,7 @@ from phantoscope.engine.errors import (
     OperatorUnavailableError,
 )
 from phantoscope.engine.model import Box, Operator
+from phantoscope.engine.picture import Picture
 from phantoscope.engine.replicas import OperatorPool
 from phantoscope.operators.rpc_client import CropResult, OperatorCallError
 
@@ -43,9 +44,14 @@ ImageLabels = tuple[tuple[str, float], ...]
 class Item:
     """An image on its way through a pipeline."""
 
-    data: str  # base64
+    image: Picture
     source: int  # index of the input image it descends from
     box: Box | None  # where it lies in that input image; None = the whole image
+
+    @property
+    def data(self) -> str:
+        """The image in base64."""
+        return self.image.b64
 
 
 @dataclass(frozen=True)
@@ -124,19 +130,19 @@ class PipelineRunner:
         self._threads = ThreadPoolExecutor(PROCESSOR_CONCURRENCY, "pipeline-processor")
         self._parts = ThreadPoolExecutor(ENCODER_CONCURRENCY, "pipeline-encoder-part")
 
-    def _call(self, operator: Operator, datas: Sequence[str]):
+    def _call(self, operator: Operator, images: Sequence[Picture]):
         try:
-            return self.pool.replicas(operator.endpoints).execute(operator.name, datas)
+            return self.pool.replicas(operator.endpoints).execute(operator.name, images)
         except OperatorCallError as exc:
             raise operator_error(operator, exc) from None
 
     def _process(self, operator: Operator, items: list[Item]) -> list[Item]:
         def crops_of(item: Item) -> list[CropResult]:
-            return self._call(operator, [item.data]).crops
+            return self._call(operator, [item.image]).crops
 
         results = list(self._threads.map(crops_of, items))
         return [
-            Item(crop.data, item.source, _compose(item.box, crop))
+            Item(Picture(b64=crop.data), item.source, _compose(item.box, crop))
             for item, crops in zip(items, results, strict=True)
             for crop in crops
         ]
@@ -148,21 +154,21 @@ class PipelineRunner:
         chunks = []
         labels: list[ImageLabels] = []
         size = _part_size(len(items), len(operator.endpoints))
-        parts = [[item.data for item in items[start : start + size]]
+        parts = [[item.image for item in items[start : start + size]]
                  for start in range(0, len(items), size)]
         if len(parts) > 1 and len(operator.endpoints) > 1:
-            results = list(self._parts.map(lambda datas: self._call(operator, datas), parts))
+            results = list(self._parts.map(lambda part: self._call(operator, part), parts))
         else:
-            results = [self._call(operator, datas) for datas in parts]
-        for datas, result in zip(parts, results, strict=True):
+            results = [self._call(operator, part) for part in parts]
+        for part, result in zip(parts, results, strict=True):
             vectors = result.vectors
-            if len(vectors) != len(datas) or (
+            if len(vectors) != len(part) or (
                 len(vectors) and vectors.shape[1] != operator.dimension
             ):
                 raise OperatorFailedError(
                     "OPERATOR_FAILED",
                     f"operator {operator.name!r} returned {len(vectors)} vectors of dimension "
-                    f"{vectors.shape[1] if len(vectors) else 0} for {len(datas)} images; "
+                    f"{vectors.shape[1] if len(vectors) else 0} for {len(part)} images; "
                     f"expected dimension {operator.dimension}",
                 )
             chunks.append(vectors)
@@ -188,10 +194,10 @@ class PipelineRunner:
         return vectors[0]
 
     def run(
-        self, processors: Sequence[Operator], encoder: Operator, images: Sequence[str]
+        self, processors: Sequence[Operator], encoder: Operator, images: Sequence[Picture]
     ) -> tuple[list[PipelineVector], list[Step]]:
-        """Run base64 ``images`` through the pipeline; vectors with lineage, and each step."""
-        items = [Item(data, index, None) for index, data in enumerate(images)]
+        """Run ``images`` through the pipeline; vectors with lineage, and each step."""
+        items = [Item(image, index, None) for index, image in enumerate(images)]
         steps = []
         for processor in processors:
             items = self._process(processor, items) if items else []

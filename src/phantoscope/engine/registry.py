@@ -10,6 +10,7 @@ from phantoscope.engine.context import Stores
 from phantoscope.engine.errors import BadRequestError, ConflictError, NotFoundError
 from phantoscope.engine.model import Application, Operator, Pipeline
 from phantoscope.engine.names import bucket_name, check_name, collection_name
+from phantoscope.engine.picture import Picture
 from phantoscope.engine.pipeline import Step, operator_error
 from phantoscope.engine.replicas import parse_endpoints
 from phantoscope.engine.rows import application_of, operator_of, pipeline_of
@@ -421,5 +422,5 @@ def try_pipeline(stores: Stores, name: str, image_b64: str) -> list[Step]:
     found = stores.meta.get_operators([*pipeline.processors, pipeline.encoder])
     processors, encoder = ordered_operators(
         pipeline, {each: operator_of(row) for each, row in found.items()})
-    _, steps = stores.runner.run(processors, encoder, [image_b64])
+    _, steps = stores.runner.run(processors, encoder, [Picture(b64=image_b64)])
     return steps

@@ -8,6 +8,12 @@ call is retried once on another up replica (Execute has no side effects). A down
 gets no calls until a `Healthy` probe, with a short time-out and a growing back-off, says
 it serves again; probes run on a small shared thread pool, never one thread per request.
 
+Images go to a replica as their files' bytes when its `Identity` says `image_bytes` (asked
+before its first images, and again after it was down), else as base64 `datas`, the original
+protocol's form. Should a replica that took bytes refuse them (INVALID_ARGUMENT) or answer
+nothing for them, its identity is asked again: another operator (an original one) may have
+taken its endpoint without the engine seeing it down, and then gets base64.
+
 Everything here is a cache of connections and health, rebuilt from the registered
 endpoints by any API replica: nothing another API replica needs lives here.
 """
@@ -21,6 +27,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from phantoscope.engine.picture import Picture
+from phantoscope.imaging.codec import BadImageError
 from phantoscope.metrics import OPERATOR_BATCH_IMAGES, OPERATOR_CALL_SECONDS
 from phantoscope.operators.proto import HEALTHY
 from phantoscope.operators.rpc_client import ExecuteResult, OperatorCallError, OperatorClient
@@ -63,6 +71,7 @@ class Replica:
     next_probe: float = 0.0
     probe: Future | None = None
     last_error: str = ""
+    image_bytes: bool | None = None  # its Execute reads image bytes; None: not asked yet
 
     @property
     def state(self) -> str:
@@ -77,10 +86,13 @@ class ReplicaSet:
         endpoints: Sequence[str],
         clients: Sequence[OperatorClient],
         prober: ThreadPoolExecutor,
+        *,
+        image_bytes: bool = True,
     ) -> None:
         self.endpoints = list(endpoints)
         self._replicas = [Replica(e, c) for e, c in zip(endpoints, clients, strict=True)]
         self._prober = prober
+        self._image_bytes = image_bytes  # False: base64 to every replica
         self._lock = threading.Lock()
         self._turn = 0
 
@@ -88,16 +100,52 @@ class ReplicaSet:
         with self._lock:
             return [{"endpoint": r.endpoint, "state": r.state} for r in self._replicas]
 
-    def execute(self, operator: str, datas: Sequence[str]) -> ExecuteResult:
-        """Images (base64) through the operator: see :meth:`_call_replicas`."""
-        return self._call_replicas(operator, len(datas), lambda c: c.execute(datas=datas))
+    def execute(self, operator: str, images: Sequence[Picture]) -> ExecuteResult:
+        """Images through the operator, as bytes or base64 as each replica takes them: see
+        :meth:`_call_replicas`."""
+        return self._call_replicas(
+            operator, len(images), lambda replica: self._execute_images(replica, images)
+        )
 
     def execute_texts(self, operator: str, texts: Sequence[str]) -> ExecuteResult:
         """Texts through a text encoder: see :meth:`_call_replicas`."""
-        return self._call_replicas(operator, len(texts), lambda c: c.execute_texts(texts))
+        return self._call_replicas(
+            operator, len(texts), lambda replica: replica.client.execute_texts(texts)
+        )
+
+    def _execute_images(self, replica: Replica, images: Sequence[Picture]) -> ExecuteResult:
+        raws = _raw_forms(images) if self._takes_bytes(replica) else None
+        if raws is None:
+            return replica.client.execute(datas=[image.b64 for image in images])
+        try:
+            result = replica.client.execute(images=raws)
+        except OperatorCallError as exc:
+            if exc.code != "INVALID_ARGUMENT" or not self._lost_bytes(replica):
+                raise
+        else:
+            if len(result.vectors) or result.crops or not self._lost_bytes(replica):
+                return result
+        return replica.client.execute(datas=[image.b64 for image in images])
+
+    def _takes_bytes(self, replica: Replica) -> bool:
+        """Whether ``replica`` reads image bytes, from its identity (asked once while it is
+        up; a failure to answer fails the call as an Execute failure would)."""
+        if not self._image_bytes:
+            return False
+        known = replica.image_bytes
+        if known is None:
+            known = replica.client.identity(timeout_s=PROBE_TIMEOUT_S).image_bytes
+            replica.image_bytes = known
+        return known
+
+    def _lost_bytes(self, replica: Replica) -> bool:
+        """Ask ``replica``'s identity again after it refused bytes or answered nothing for
+        them: True when it no longer reads bytes (another operator took its endpoint)."""
+        replica.image_bytes = None
+        return not self._takes_bytes(replica)
 
     def _call_replicas(
-        self, operator: str, items: int, call: Callable[[OperatorClient], ExecuteResult]
+        self, operator: str, items: int, call: Callable[[Replica], ExecuteResult]
     ) -> ExecuteResult:
         """``call`` on one up replica, once more on another if that one is down; the last
         failure (code UNAVAILABLE when no replica was up) if none answered. ``items`` (images
@@ -112,7 +160,7 @@ class ReplicaSet:
             OPERATOR_BATCH_IMAGES.labels(operator).observe(items)
             start = time.perf_counter()
             try:
-                result = call(replica.client)
+                result = call(replica)
             except OperatorCallError as exc:
                 OPERATOR_CALL_SECONDS.labels(operator, exc.code).observe(
                     time.perf_counter() - start
@@ -198,6 +246,7 @@ class ReplicaSet:
             replica.probe = None
             if answer == HEALTHY:
                 replica.up, replica.backoff_s, replica.last_error = True, 0.0, ""
+                replica.image_bytes = None  # it may be another operator now: ask again
             else:
                 self._mark_down(replica, reason)
         return answer
@@ -212,8 +261,9 @@ class ReplicaSet:
 class OperatorPool:
     """Long-lived gRPC clients, one per endpoint, and the replica sets over them."""
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, *, image_bytes: bool = True) -> None:
         self.timeout_s = timeout_s
+        self.image_bytes = image_bytes  # False: images go to every operator in base64
         self._clients: dict[str, OperatorClient] = {}
         self._sets: dict[tuple[str, ...], ReplicaSet] = {}
         self._prober = ThreadPoolExecutor(PROBE_THREADS, "operator-probe")
@@ -226,7 +276,9 @@ class OperatorPool:
             found = self._sets.get(key)
             if found is None:
                 clients = [self._client(endpoint) for endpoint in key]
-                found = self._sets[key] = ReplicaSet(key, clients, self._prober)
+                found = self._sets[key] = ReplicaSet(
+                    key, clients, self._prober, image_bytes=self.image_bytes
+                )
             return found
 
     def states(self, endpoints: Sequence[str]) -> list[dict[str, str]]:
@@ -250,3 +302,12 @@ class OperatorPool:
                 client.close()
             self._clients.clear()
             self._sets.clear()
+
+
+def _raw_forms(images: Sequence[Picture]) -> list[bytes] | None:
+    """The images' bytes; None when one's base64 does not decode (a processor's broken crop),
+    so that the operator gets the text and refuses it, naming the item, as it always has."""
+    try:
+        return [image.raw for image in images]
+    except BadImageError:
+        return None

@@ -93,7 +93,7 @@ def run_search(stores: Stores, plan: FieldPlan, image: ImageInput, topk: int,
 def image_queries(stores: Stores, plan: FieldPlan, image: ImageInput) -> list[PipelineVector]:
     """The query vectors of ``image`` through ``plan``'s pipeline (one per region found, for
     a pipeline with processors); NO_VECTOR when there are none."""
-    queries, _ = stores.runner.run(plan.processors, plan.encoder, [image.b64])
+    queries, _ = stores.runner.run(plan.processors, plan.encoder, [image.picture])
     if not queries:
         found = " (no region was found in it)" if plan.pipeline.processors else ""
         raise BadRequestError("NO_VECTOR", f"the query image gave no vector{found}")

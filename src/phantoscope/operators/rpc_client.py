@@ -43,6 +43,9 @@ class OperatorIdentity:
     dimension: int
     metric_type: str
     labels: str  # the label vocabulary Execute answers in ("imagenet-1k"); "" for none
+    # Execute reads image files' bytes (``execute(images=...)``); False for an operator of
+    # the original protocol, which takes base64 ``datas`` only.
+    image_bytes: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ class OperatorClient:
         return OperatorIdentity(
             name=reply.name, endpoint=reply.endpoint, type=reply.type, input=reply.input,
             output=reply.output, dimension=dimension, metric_type=reply.metricType,
-            labels=reply.labels,
+            labels=reply.labels, image_bytes=reply.image_bytes,
         )
 
     def health(self, timeout_s: float | None = None) -> str:
@@ -123,10 +126,13 @@ class OperatorClient:
         *,
         urls: Sequence[str] = (),
         datas: Sequence[str] = (),
+        images: Sequence[bytes] = (),
         timeout_s: float | None = None,
     ) -> ExecuteResult:
-        """Run images (URLs, then base64 files) through an image encoder or processor."""
-        return self._execute(pb.ExecuteRequest(urls=list(urls), datas=list(datas)), timeout_s)
+        """Run images (URLs, then base64 files, then files' bytes) through an image encoder or
+        processor. Send ``images`` only to an operator whose identity says ``image_bytes``."""
+        request = pb.ExecuteRequest(urls=list(urls), datas=list(datas), images=list(images))
+        return self._execute(request, timeout_s)
 
     def execute_texts(
         self, texts: Sequence[str], timeout_s: float | None = None

@@ -27,11 +27,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class _Item:
-    """One image of a request, named as errors will name it (`urls[0]`, `datas[2]`)."""
+    """One image of a request, named as errors will name it (`urls[0]`, `datas[2]`,
+    `images[1]`): a URL, a base64 text or the file's bytes."""
 
     label: str
     url: str | None = None
     data: str | None = None
+    raw: bytes | None = None
 
 
 class _BadRequestError(ValueError):
@@ -107,6 +109,7 @@ class OperatorServicer(pb_grpc.OperatorServicer):
             dimension=str(op.dimension),
             metricType=op.metric_type,
             labels=op.labels,
+            image_bytes=not isinstance(op, TextEncoder),
         )
 
     def Healthy(self, request: pb.HealthyRequest, context: grpc.ServicerContext):
@@ -139,17 +142,18 @@ class OperatorServicer(pb_grpc.OperatorServicer):
     # -- helpers ----------------------------------------------------------------------
 
     def _images(self, request: pb.ExecuteRequest) -> list[_Item]:
-        """The request's images, in the order they run (urls, then datas)."""
+        """The request's images, in the order they run (urls, then datas, then images)."""
         if request.texts:
             raise _BadRequestError(
-                f"{self.operator.name} takes images, not texts: send them in `urls` or "
-                "`datas` (texts go to a text encoder)"
+                f"{self.operator.name} takes images, not texts: send them in `urls`, "
+                "`datas` or `images` (texts go to a text encoder)"
             )
         items = [_Item(f"urls[{i}]", url=u) for i, u in enumerate(request.urls)]
         items += [_Item(f"datas[{i}]", data=d) for i, d in enumerate(request.datas)]
+        items += [_Item(f"images[{i}]", raw=r) for i, r in enumerate(request.images)]
         if not items:
             raise _BadRequestError(
-                "empty request: give at least one image in `urls` or `datas`"
+                "empty request: give at least one image in `urls`, `datas` or `images`"
             )
         self._check_count(len(items), "images")
         return items
@@ -158,7 +162,7 @@ class OperatorServicer(pb_grpc.OperatorServicer):
         """The request's texts, each stripped of surrounding white space, once checked."""
         operator = self.operator
         assert isinstance(operator, TextEncoder)
-        if request.urls or request.datas:
+        if request.urls or request.datas or request.images:
             raise _BadRequestError(
                 f"{operator.name} encodes texts, not images: send them in `texts`"
             )
@@ -187,7 +191,9 @@ class OperatorServicer(pb_grpc.OperatorServicer):
 
     def _prepare(self, item: _Item) -> Any:
         try:
-            if item.url is not None:
+            if item.raw is not None:
+                data = item.raw
+            elif item.url is not None:
                 data = fetch_url(item.url, self._fetch_policy)
             else:
                 data = b64_to_bytes(item.data or "")

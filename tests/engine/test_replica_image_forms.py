@@ -1,0 +1,168 @@
+"""Which form the engine sends images in (issue 20): bytes to an operator whose identity says
+`image_bytes`, base64 `datas` to one of the original protocol, and base64 again to an endpoint
+that another (original) operator took over without the engine seeing it down. Real gRPC servers
+on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
+import numpy as np
+import pytest
+
+from inprocess import MeanColourEncoder
+from phantoscope.config import OperatorSettings
+from phantoscope.engine.picture import Picture
+from phantoscope.engine.replicas import OperatorPool
+from phantoscope.operators.proto import omnisearch_pb2 as pb
+from phantoscope.operators.proto import omnisearch_pb2_grpc as pb_grpc
+from phantoscope.operators.rpc_client import OperatorCallError
+from phantoscope.operators.server import OperatorServicer
+from photos import jpeg, photo
+
+
+def digest_vector(data: bytes) -> list[float]:
+    """A vector that only these file bytes give: their length and two bytes of their hash."""
+    head = hashlib.sha256(data).digest()
+    return [float(len(data)), float(head[0]), float(head[1])]
+
+
+class ShapeShifter(pb_grpc.OperatorServicer):
+    """An operator speaking our protocol (``original`` False) or, once ``original`` is set,
+    only the original's: its Identity lacks `image_bytes` and its Execute reads `datas` alone
+    (field 4 is unknown to it), as when an original operator takes over the endpoint.
+    ``forms`` records which fields each Execute carried."""
+
+    def __init__(self) -> None:
+        self.original = False
+        self.forms: list[str] = []
+
+    def Identity(self, request, context):
+        return pb.IdentityReply(name="shifter", type="encoder", input="image",
+                                output="vector", dimension="3", metricType="L2",
+                                image_bytes=not self.original)
+
+    def Healthy(self, request, context):
+        return pb.HealthyReply(healthy="healthy")
+
+    def Execute(self, request, context):
+        self.forms.append("images" if request.images else "datas")
+        files = [base64.b64decode(d) for d in request.datas]
+        if not self.original:
+            files += list(request.images)
+        vectors = [pb.Vector(element=digest_vector(f)) for f in files]
+        return pb.ExecuteReply(nums=len(vectors), vectors=vectors)
+
+
+class RecordingServicer(OperatorServicer):
+    """Our SDK's servicer, noting which fields each Execute carried."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.forms: list[str] = []
+
+    def Execute(self, request, context):
+        self.forms.append("images" if request.images else "datas")
+        return super().Execute(request, context)
+
+
+def serve(servicer) -> tuple[grpc.Server, str]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    pb_grpc.add_OperatorServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, f"127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def files() -> list[bytes]:
+    return [jpeg(photo(name)) for name in ("chelsea", "coffee", "rocket")]
+
+
+@pytest.fixture
+def ours() -> Iterator[tuple[RecordingServicer, str]]:
+    servicer = RecordingServicer(MeanColourEncoder(), OperatorSettings(endpoint="127.0.0.1:0"))
+    servicer.load()
+    server, endpoint = serve(servicer)
+    yield servicer, endpoint
+    server.stop(0)
+    servicer.close()
+
+
+@pytest.fixture
+def shifter() -> Iterator[tuple[ShapeShifter, str]]:
+    servicer = ShapeShifter()
+    server, endpoint = serve(servicer)
+    yield servicer, endpoint
+    server.stop(0)
+
+
+def pictures(files: list[bytes], given_b64: bool = False) -> list[Picture]:
+    if given_b64:
+        return [Picture(b64=base64.b64encode(f).decode()) for f in files]
+    return [Picture(raw=f) for f in files]
+
+
+def test_our_operator_gets_bytes_and_answers_as_with_base64(ours, files):
+    servicer, endpoint = ours
+    by_bytes, by_base64 = OperatorPool(timeout_s=10), OperatorPool(timeout_s=10, image_bytes=False)
+    try:
+        sent_bytes = by_bytes.replicas([endpoint]).execute("ours", pictures(files))
+        # A caller's base64 text is decoded once for an operator that takes bytes.
+        from_text = by_bytes.replicas([endpoint]).execute("ours", pictures(files, True))
+        sent_base64 = by_base64.replicas([endpoint]).execute("ours", pictures(files))
+    finally:
+        by_bytes.close()
+        by_base64.close()
+    assert servicer.forms == ["images", "images", "datas"]
+    np.testing.assert_array_equal(sent_bytes.vectors, sent_base64.vectors)
+    np.testing.assert_array_equal(from_text.vectors, sent_base64.vectors)
+    assert sent_bytes.vectors.shape == (3, 3)
+
+
+def test_original_operator_gets_base64(shifter, files):
+    servicer, endpoint = shifter
+    servicer.original = True
+    pool = OperatorPool(timeout_s=10)
+    try:
+        result = pool.replicas([endpoint]).execute("original", pictures(files))
+    finally:
+        pool.close()
+    assert servicer.forms == ["datas"]
+    assert result.vectors.tolist() == [digest_vector(f) for f in files]
+
+
+def test_an_original_operator_taking_over_the_endpoint_gets_base64(shifter, files):
+    servicer, endpoint = shifter
+    pool = OperatorPool(timeout_s=10)
+    try:
+        replicas = pool.replicas([endpoint])
+        first = replicas.execute("shifter", pictures(files[:1]))
+        servicer.original = True  # the engine sees no failure in between
+        second = replicas.execute("shifter", pictures(files[1:]))
+        third = replicas.execute("shifter", pictures(files[:1]))
+    finally:
+        pool.close()
+    # The one call answered with nothing for its bytes is sent again in base64, and the
+    # endpoint gets base64 from then on.
+    assert servicer.forms == ["images", "images", "datas", "datas"]
+    assert first.vectors.tolist() == third.vectors.tolist() == [digest_vector(files[0])]
+    assert second.vectors.tolist() == [digest_vector(f) for f in files[1:]]
+
+
+def test_a_crop_whose_base64_is_broken_reaches_the_operator_to_be_refused(ours, files):
+    servicer, endpoint = ours
+    pool = OperatorPool(timeout_s=10)
+    try:
+        with pytest.raises(OperatorCallError) as refused:
+            pool.replicas([endpoint]).execute(
+                "ours", [Picture(raw=files[0]), Picture(b64="not base64!")])
+    finally:
+        pool.close()
+    assert refused.value.code == "INVALID_ARGUMENT"
+    assert refused.value.details.startswith("datas[1]: "), refused.value.details
+    assert servicer.forms == ["datas"]

@@ -1006,14 +1006,30 @@ class Jobs(_Resource):
         return Job.parse(self._client.json("GET", f"/v1/jobs/{_segment(job_id)}"))
 
     def start_import(self, app: str, *, folder: str | os.PathLike[str] | None = None,
-                     urls: Sequence[str] | None = None, field: str | None = None,
+                     urls: Sequence[str] | None = None, s3: str | None = None,
+                     field: str | None = None,
                      attributes: Mapping[str, Any] | None = None) -> Job:
         """Import every image of a folder on the server (under its PHANTOSCOPE_IMPORT_ROOTS;
-        named by their paths under it) or of ``urls``; ``attributes`` go with each."""
-        if (folder is None) == (urls is None):
-            raise ValueError("give a folder or urls")
-        source = {"folder": os.fspath(folder)} if folder is not None else {"urls": list(urls)}
-        body: dict[str, Any] = {"kind": "import", "application": app, "source": source}
+        named by their paths under it), of ``urls``, or under an ``s3://bucket/prefix`` of
+        the server's S3 endpoint (named by their keys under the prefix); ``attributes`` go
+        with each."""
+        given = {"folder": None if folder is None else os.fspath(folder),
+                 "urls": None if urls is None else list(urls), "s3": s3}
+        sources = {kind: value for kind, value in given.items() if value is not None}
+        if len(sources) != 1:
+            raise ValueError("give one of folder, urls or s3")
+        return self._start("import", app, sources, field, attributes)
+
+    def start_watch(self, app: str, folder: str | os.PathLike[str], *,
+                    field: str | None = None,
+                    attributes: Mapping[str, Any] | None = None) -> Job:
+        """Keep the application in step with a folder on the server: files added or changed
+        are imported, files removed lose their entity, until the job is cancelled."""
+        return self._start("watch", app, {"folder": os.fspath(folder)}, field, attributes)
+
+    def _start(self, kind: str, app: str, source: dict[str, Any], field: str | None,
+               attributes: Mapping[str, Any] | None) -> Job:
+        body: dict[str, Any] = {"kind": kind, "application": app, "source": source}
         if field is not None:
             body["field"] = field
         if attributes is not None:

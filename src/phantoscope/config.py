@@ -104,6 +104,8 @@ class ServerSettings(BaseSettings):
     # (their server was killed) and claimed again.
     job_lease_s: float = Field(60.0, gt=0)
     job_poll_s: float = Field(1.0, gt=0)  # how often an idle server looks for job work
+    # How often a watch job's folder is scanned for files added, changed and removed.
+    watch_interval_s: float = Field(30.0, gt=0)
 
     @property
     def vectors_uri(self) -> str:

@@ -216,7 +216,6 @@ def bad_requests(roots: Path) -> list[tuple[dict, int, str]]:
 
     return [
         ({**job({"folder": str(roots / "ok")}), "kind": "dance"}, 400, "UNKNOWN_JOB_KIND"),
-        ({**job({"folder": str(roots / "ok")}), "kind": "watch"}, 400, "UNKNOWN_JOB_KIND"),
         ({**job({"folder": str(roots / "ok")}), "application": "nope"}, 404,
          "APPLICATION_NOT_FOUND"),
         ({**job({"folder": str(roots / "ok")}), "application": "bad name!"}, 400,
@@ -299,7 +298,7 @@ def test_the_jobs_commands_start_follow_list_show_and_cancel(server, roots):
     assert cancelled.returncode == 1 and "(JOB_FINISHED)" in cancelled.stderr
     refused = run_cli("jobs", "start", "import", "cli", str(roots.parent / "outside"), env=env)
     assert refused.returncode == 1 and "(FOLDER_NOT_ALLOWED)" in refused.stderr
-    unknown = run_cli("jobs", "start", "watch", "cli", str(roots / "cli"), env=env)
+    unknown = run_cli("jobs", "start", "dance", "cli", str(roots / "cli"), env=env)
     assert unknown.returncode == 2 and "kinds are import" in unknown.stderr
     mixed = run_cli("jobs", "start", "import", "cli", str(roots / "cli"), "http://a/b.jpg",
                     env=env)

@@ -13,7 +13,7 @@ from phantoscope.cli.filter_options import Attrs, parse_attributes
 from phantoscope.cli.output import Url, connect, console, details, fail, row, table
 from phantoscope.client import DEFAULT_URL, Job, PhantoscopeClient
 
-KINDS = ("import",)
+KINDS = ("import", "watch")
 jobs_app = typer.Typer(no_args_is_help=True, help="Background jobs on a Phantoscope server.")
 
 JobId = Annotated[int, typer.Argument(help="The job's id (phantoscope jobs list).",
@@ -66,12 +66,15 @@ def _follow(client: PhantoscopeClient, job: Job) -> Job:
 
 @jobs_app.command("start")
 def jobs_start(
-    kind: Annotated[str, typer.Argument(help="What the job does: import.",
-                                        show_default=False)],
+    kind: Annotated[str, typer.Argument(help="What the job does: import, or watch (a "
+                                             "folder, until cancelled).", show_default=False)],
     app: Annotated[str, typer.Argument(help="The application.", show_default=False)],
-    sources: Annotated[list[str], typer.Argument(
+    sources: Annotated[list[str] | None, typer.Argument(
         help="A folder on the server (under its PHANTOSCOPE_IMPORT_ROOTS; a relative path is "
-             "taken from here), or http(s) URLs of images.", show_default=False)],
+             "taken from here), or http(s) URLs of images.", show_default=False)] = None,
+    s3: Annotated[str | None, typer.Option(
+        "--s3", help="Import the images under s3://BUCKET/PREFIX of the server's S3 "
+                     "endpoint instead.", show_default=False)] = None,
     field: Annotated[str | None, typer.Option(
         "--field", help="The image field (default: the only one).", show_default=False)] = None,
     attrs: Attrs = None,
@@ -79,22 +82,34 @@ def jobs_start(
         "--wait", help="Show its progress until it ends; exit 1 if items failed.")] = False,
     url: Url = DEFAULT_URL,
 ) -> None:
-    """Start a job: import a folder the server reads, or URLs, into APP in the background.
+    """Start a job: import a folder the server reads, URLs or an S3 prefix into APP in the
+    background, or watch a folder (files added, changed and removed follow, until the job
+    is cancelled).
 
-    Images are named by their path under the folder (or their URL's file name) and carry
-    their EXIF and the --attr attributes; images the application holds already (same
-    SHA-256) are not stored again. The job goes on if this command stops, or the server
-    restarts.
+    Images are named by their path under the folder (their URL's file name, their key
+    under the prefix) and carry their EXIF and the --attr attributes; an import does not
+    store again images the application holds already (same SHA-256). The job goes on if
+    this command stops, or the server restarts.
     """
     if kind not in KINDS:
         raise fail(f"no job of kind {kind!r}: kinds are {', '.join(KINDS)}", 2)
+    sources = sources or []
     urls = [source for source in sources if source.startswith(("http://", "https://"))]
-    if len(urls) != len(sources) if urls else len(sources) != 1:
-        raise fail("give one folder, or one or more http(s) URLs", 2)
+    if kind == "watch" and (urls or s3 or len(sources) != 1):
+        raise fail("a watch follows one folder: give its path", 2)
+    if kind == "watch" and wait:
+        raise fail("a watch runs until cancelled: follow it with phantoscope jobs show", 2)
+    folders = len(sources) - len(urls)
+    if not (not sources if s3 is not None else (not folders if urls else folders == 1)):
+        raise fail("give one folder, one or more http(s) URLs, or --s3 s3://BUCKET/PREFIX", 2)
     attributes = parse_attributes(attrs or ()) or None
     with connect(url) as client:
-        if urls:
-            job = client.jobs.start_import(app, urls=urls, field=field, attributes=attributes)
+        if kind == "watch":
+            job = client.jobs.start_watch(app, os.path.abspath(sources[0]), field=field,
+                                          attributes=attributes)
+        elif urls or s3:
+            job = client.jobs.start_import(app, urls=urls or None, s3=s3, field=field,
+                                           attributes=attributes)
         else:
             job = client.jobs.start_import(app, folder=os.path.abspath(sources[0]),
                                            field=field, attributes=attributes)

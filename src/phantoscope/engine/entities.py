@@ -53,6 +53,9 @@ class UploadItem:
     # the entity's id when the caller fixed it (a job's item: the same on every attempt, so
     # that a second attempt collides with a first that was stored); None: a new one
     entity_id: int | None = None
+    # an entity of the application the new one takes the place of: its rows are deleted in
+    # the new one's transaction (a watched file changed), then its vectors and image
+    replaces: int | None = None
 
 
 @dataclass
@@ -186,11 +189,23 @@ def upload(
             if outcome.error is not None:
                 raise outcome.error
     if stored:
-        _write(stores, application, list(stored.values()), collection_writes, descriptors)
+        replaced = _replaced(stores, application.name, [items[i].replaces for i in stored])
+        _write(stores, application, list(stored.values()), collection_writes, descriptors,
+               replaced)
         check.record([entity.id for entity, _ in stored.values()])
+        if replaced:
+            delete_stored(stores, application, replaced)
+            stores.duplicates.forget(application.name, [entity.id for entity in replaced])
     for index, (entity, _) in stored.items():
         outcomes[index].entity = entity_of(entity)
     return outcomes
+
+
+def _replaced(stores: Stores, app_name: str, ids: Sequence[int | None]) -> list[Entity]:
+    """The entities that items replace (those still there)."""
+    rows = (stores.meta.get_entity(app_name, entity_id) for entity_id in ids
+            if entity_id is not None)
+    return [entity_of(row) for row in rows if row is not None]
 
 
 def _refused_copy(found: DuplicateOf) -> ConflictError:
@@ -239,11 +254,12 @@ def _write(
     stored: list[tuple[EntityRow, ImageInput]],
     collection_writes: dict[str, CollectionWrite],
     descriptors: Sequence[DescriptorRow] = (),
+    replaced: Sequence[Entity] = (),
 ) -> None:
     """Journal the upload, write objects, then vectors, then rows with the descriptors
-    (closing the journal row in the same transaction); on any failure undo what was
-    written. What the undo could not remove stays named by the journal row, for a later
-    repair (see engine/journal.py)."""
+    (closing the journal row and deleting the rows of the ``replaced`` entities in the same
+    transaction); on any failure undo what was written. What the undo could not remove
+    stays named by the journal row, for a later repair (see engine/journal.py)."""
     upload = journal.open_upload(
         stores, application.name, application.bucket,
         [entity.object_key for entity, _ in stored],
@@ -259,7 +275,8 @@ def _write(
                 partition=partition_name(application.name), payloads=write.payloads,
             )
         stores.meta.add_entities([*(entity for entity, _ in stored), *descriptors],
-                                 pending_upload=upload)
+                                 pending_upload=upload,
+                                 replacing=[entity.id for entity in replaced])
     except BaseException:
         if _undoing(undo):
             _undoing([lambda: journal.close_failed(stores, upload)])

@@ -14,6 +14,14 @@ def new_id() -> int:
     return ((int(time.time() * 1000) - _EPOCH_MS) << _RANDOM_BITS) | secrets.randbits(_RANDOM_BITS)
 
 
+def new_ids(count: int) -> list[int]:
+    """``count`` different ids from :func:`new_id`, in the order made."""
+    ids: dict[int, None] = {}
+    while len(ids) < count:
+        ids[new_id()] = None
+    return list(ids)
+
+
 def id_time(value: int) -> float:
     """When an id from :func:`new_id` was made, in seconds since the Unix epoch."""
     return ((value >> _RANDOM_BITS) + _EPOCH_MS) / 1000

@@ -7,6 +7,10 @@ on the entities' primary key (the loser's upload undoes itself). An image the ap
 field holds already (same SHA-256), or one repeated in the batch, is done without storing
 it again, as `phantoscope import` skips it. An image the operator fails on (an error
 answered, not an operator out of reach) fails alone: the batch is asked again image by image.
+
+A watch job's items keep one entity per file (no image is skipped for being held already):
+an item may replace the entity of the file's earlier version, in the new entity's
+transaction, or remove the entity of a file gone (:mod:`engine.watch_items`).
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from phantoscope.engine.entities import UploadItem, plan_upload, upload
 from phantoscope.engine.errors import EngineError, OperatorFailedError
 from phantoscope.engine.import_sources import import_roots, read_file, read_url
 from phantoscope.engine.intake import ImageInput
+from phantoscope.engine.watch_items import keep_replaced, remove_entities
 from phantoscope.metrics import INGESTED_IMAGES
 from phantoscope.storage.job_rows import JobRow
 from phantoscope.storage.job_store import ClaimedItem, JobStore
+from phantoscope.storage.watch_store import REMOVE
 
 
 @dataclass
@@ -49,6 +55,12 @@ def import_items(stores: Stores, job: JobRow, items: list[ClaimedItem]) -> Batch
     operator out of reach is raised (nothing of the batch is kept): the caller tries it
     again later."""
     result = BatchResult()
+    removals = [each for each in items if each.action == REMOVE]
+    if removals:
+        result.done.extend(remove_entities(stores, job, removals))
+        items = [each for each in items if each.action != REMOVE]
+        if not items:
+            return result
     plan = plan_upload(stores, job.application)
     jobs = JobStore(stores.meta)
     stored = jobs.existing_entities(job.application, [each.entity_id for each in items])
@@ -63,15 +75,17 @@ def import_items(stores: Stores, job: JobRow, items: list[ClaimedItem]) -> Batch
             result.failed[each.position] = _reason(exc)
             continue
         read.append((each, image, name))
-    held = jobs.hashes_held(job.application, job.field, [image.sha256 for _, image, _ in read])
+    held = jobs.hashes_held(job.application, job.field, [image.sha256 for _, image, _ in read]
+                            ) if job.kind == "import" else set()
     uploads: list[tuple[ClaimedItem, UploadItem]] = []
     for each, image, name in read:
         if image.sha256 in held:
             result.done.append(each.position)
             continue
-        held.add(image.sha256)
+        if job.kind == "import":
+            held.add(image.sha256)
         uploads.append((each, UploadItem(job.field, image, name, job.attributes or {},
-                                         entity_id=each.entity_id)))
+                                         entity_id=each.entity_id, replaces=each.replaces)))
     if uploads:
         errors = _store(stores, plan, [item for _, item in uploads])
         for (each, _), error in zip(uploads, errors, strict=True):
@@ -80,6 +94,7 @@ def import_items(stores: Stores, job: JobRow, items: list[ClaimedItem]) -> Batch
             else:
                 result.done.append(each.position)
         INGESTED_IMAGES.labels(job.application).inc(sum(error is None for error in errors))
+    keep_replaced(stores, job, items, result.failed)
     return result
 
 

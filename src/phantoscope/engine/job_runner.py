@@ -6,6 +6,8 @@ Several servers sharing the metadata store share the work: each batch is claimed
 a claim left by a killed server is taken again once older than ``job_lease_s``. A batch
 that fails on a store or an operator (down, restarting) is given back whole and tried again
 after a pause that doubles up to :data:`MAX_PAUSE_S`: the job waits, its items do not fail.
+A watch job never ends by itself: each look for work scans its folder when a scan is due
+(:mod:`engine.watch_scan`), which adds the items the folder's changes make.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from phantoscope.engine.context import Stores
 from phantoscope.engine.errors import StorageError
 from phantoscope.engine.import_batch import import_items
+from phantoscope.engine.watch_scan import scan_if_due
 from phantoscope.storage.job_rows import JobRow
 from phantoscope.storage.job_store import ClaimedItem, JobStore
 from phantoscope.storage.store_error import StoreError
@@ -86,6 +89,8 @@ class JobRunner:
         """Claim and run one batch of the oldest job with items to do; whether there was one.
         A job none of whose items is left to do ends."""
         for job in self.jobs.unfinished_jobs():
+            if job.kind == "watch":
+                scan_if_due(self.stores, job, self.worker)
             token = f"{self.worker}:{uuid.uuid4().hex[:16]}"
             stale = datetime.now(UTC).replace(tzinfo=None) - self.lease
             items = self.jobs.claim(job.id, token, self.batch_size, stale_before=stale)
@@ -105,6 +110,8 @@ class JobRunner:
         self.jobs.finish(job.id, token, result.done, result.failed)
 
     def _end(self, job: JobRow) -> None:
+        if job.kind == "watch":
+            return  # a watch runs until cancelled
         counts = self.jobs.counts(job.id)
         if counts.pending or counts.claimed:
             return  # in work elsewhere

@@ -19,17 +19,18 @@ from phantoscope.engine.boundary import entry_point
 from phantoscope.engine.catalog import application_plan
 from phantoscope.engine.context import Stores
 from phantoscope.engine.errors import BadRequestError, ConflictError, NotFoundError
-from phantoscope.engine.ids import new_id
+from phantoscope.engine.ids import new_id, new_ids
 from phantoscope.engine.import_sources import (
     checked_folder,
     checked_urls,
     folder_items,
     import_roots,
 )
+from phantoscope.engine.watch_jobs import start_watch
 from phantoscope.storage.job_rows import JobRow
 from phantoscope.storage.job_store import JobStore
 
-KINDS = ("import",)
+KINDS = ("import", "watch")
 SOURCES = ("folder", "urls", "s3")
 MAX_ERRORS = 100  # errors a job's answer lists (its `failed` counts them all)
 RATE_WINDOW_S = 60.0  # a running job's rate: items ended in the last minute
@@ -76,14 +77,6 @@ def _source(stores: Stores, source: object) -> tuple[dict[str, Any], list[str]]:
     return {"folder": str(folder)}, items
 
 
-def _entity_ids(count: int) -> list[int]:
-    """``count`` different new entity ids."""
-    ids: dict[int, None] = {}
-    while len(ids) < count:
-        ids[new_id()] = None
-    return list(ids)
-
-
 @entry_point
 def start_job(stores: Stores, request: Mapping[str, Any]) -> JobStatus:
     """Check a job as a request describes it, record it queued with its items, and answer
@@ -101,10 +94,13 @@ def start_job(stores: Stores, request: Mapping[str, Any]) -> JobStatus:
     plan = application_plan(stores, application).field(field)
     attributes = request.get("attributes")
     checked = check_attributes(attributes) if attributes is not None else None
+    if kind == "watch":
+        return job_status(stores, start_watch(stores, request.get("source"), application,
+                                              plan.field, checked))
     source, items = _source(stores, request.get("source"))
     job = JobRow(id=new_id(), kind=kind, application=application, field=plan.field,
                  source=source, attributes=checked, state="queued", total=len(items))
-    JobStore(stores.meta).add_job(job, list(zip(items, _entity_ids(len(items)), strict=True)))
+    JobStore(stores.meta).add_job(job, list(zip(items, new_ids(len(items)), strict=True)))
     return job_status(stores, job.id)
 
 

@@ -41,6 +41,8 @@ class ClaimedItem:
     position: int
     item: str
     entity_id: int
+    action: str | None = None  # None: import; "remove": delete entity_id (a watch's)
+    replaces: int | None = None  # the entity entity_id takes the place of (a watch's)
 
 
 class JobStore:
@@ -123,10 +125,12 @@ class JobStore:
                 return []
             with self.meta.session("reading claimed items") as session:
                 rows = session.execute(
-                    select(JobItemRow.position, JobItemRow.item, JobItemRow.entity_id)
+                    select(JobItemRow.position, JobItemRow.item, JobItemRow.entity_id,
+                           JobItemRow.action, JobItemRow.replaces)
                     .where(JobItemRow.claim == token, JobItemRow.state == CLAIMED)
                     .order_by(JobItemRow.position))
-                taken = [ClaimedItem(int(p), item, int(e)) for p, item, e in rows]
+                taken = [ClaimedItem(int(p), item, int(e), action, replaces)
+                         for p, item, e, action, replaces in rows]
             if taken:
                 return taken
         return []

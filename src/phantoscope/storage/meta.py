@@ -632,11 +632,17 @@ class MetaStore:
     # -- entities -------------------------------------------------------------------------
 
     def add_entities(
-        self, entities: Sequence[EntityRow], pending_upload: int | None = None
+        self, entities: Sequence[EntityRow], pending_upload: int | None = None,
+        replacing: Sequence[int] = (),
     ) -> None:
         """Add the rows; with ``pending_upload``, also delete that journal row, in one
-        transaction, refusing if a repair has claimed (or removed) it."""
+        transaction, refusing if a repair has claimed (or removed) it. The entities
+        ``replacing`` names are deleted in the same transaction."""
         with self.session("saving entities") as session:
+            for entity_id in replacing:
+                old = session.get(EntityRow, entity_id)
+                if old is not None:
+                    session.delete(old)
             if pending_upload is not None:
                 closed = session.execute(delete(PendingUploadRow).where(
                     PendingUploadRow.id == pending_upload, PendingUploadRow.claimed.is_(False)))

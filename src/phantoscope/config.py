@@ -104,6 +104,9 @@ class ServerSettings(BaseSettings):
     # (their server was killed) and claimed again.
     job_lease_s: float = Field(60.0, gt=0)
     job_poll_s: float = Field(1.0, gt=0)  # how often an idle server looks for job work
+    # After a field switches pipeline, the old pipeline's vectors are kept this long (a
+    # switch back within it needs no reindex), then removed.
+    switch_grace_s: float = Field(86400.0, ge=0)
     # How often a watch job's folder is scanned for files added, changed and removed.
     watch_interval_s: float = Field(30.0, gt=0)
 

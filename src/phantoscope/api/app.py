@@ -18,6 +18,7 @@ from phantoscope.api import (
     application_routes,
     duplicate_routes,
     entity_routes,
+    field_routes,
     health_routes,
     job_routes,
     operator_routes,
@@ -34,6 +35,7 @@ from phantoscope.config import ServerSettings
 from phantoscope.engine.context import Stores
 from phantoscope.engine.job_runner import JobRunner
 from phantoscope.engine.journal import repair_logged
+from phantoscope.engine.standby_sweep import StandbySweeper
 from phantoscope.engine.stats import store_counts
 from phantoscope.web import mount_ui
 
@@ -85,6 +87,8 @@ def create_app(
         repairs = asyncio.create_task(_repair_forever(app.state.stores, settings))
         jobs = app.state.job_runner = JobRunner(app.state.stores)  # resumes what was left
         jobs.start()
+        sweeper = StandbySweeper(app.state.stores)  # old pipelines' vectors after a switch
+        sweeper.start()
         try:
             if on_start is not None:
                 on_start(app.state.stores)
@@ -92,6 +96,7 @@ def create_app(
         finally:
             repairs.cancel()
             await run_in_threadpool(jobs.stop)
+            await run_in_threadpool(sweeper.stop)
             app.state.stores.close()
 
     app = FastAPI(
@@ -104,7 +109,7 @@ def create_app(
     routers = (
         health_routes.router, prometheus.router, operator_routes.router, pipeline_routes.router,
         application_routes.router, entity_routes.router, duplicate_routes.router,
-        job_routes.router,
+        job_routes.router, field_routes.router,
     )
     for router in routers:
         app.include_router(router)

@@ -4,6 +4,7 @@ while the catalog is unchanged."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from phantoscope.engine.model import Application, Operator, Pipeline
 from phantoscope.engine.names import check_name
 from phantoscope.engine.registry import not_found, ordered_operators
 from phantoscope.engine.rows import application_of, operator_of, pipeline_of
+from phantoscope.engine.standby import standby_of
 from phantoscope.storage.meta import (
     ApplicationRow,
     PipelineRow,
@@ -33,6 +35,8 @@ class FieldPlan:
     processors: tuple[Operator, ...]
     encoder: Operator
     text_encoder: Operator | None = None  # the pipeline's, which embeds words to search by
+    # the field's standby pipelines that uploads also embed with (engine.standby), as plans
+    standby: tuple[FieldPlan, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,21 +86,31 @@ def _read_plan(session: Session, name: str) -> ApplicationPlan:
         raise not_found("application", name)
     application = application_of(row)
     fields = {}
-    for field, pipeline_name in application.image_fields().items():
-        pipeline_row = session.get(PipelineRow, pipeline_name,
-                                   options=[joinedload(PipelineRow.steps)])
-        if pipeline_row is None:
-            raise not_found("pipeline", pipeline_name)
-        pipeline = pipeline_of(pipeline_row)
-        text_encoder = [pipeline.text_encoder] if pipeline.text_encoder else []
-        found = {each: operator_of(row) for each, row in operators_named(
-            session, [*pipeline.processors, pipeline.encoder, *text_encoder]).items()}
-        processors, encoder = ordered_operators(pipeline, found)
-        words = None
-        if pipeline.text_encoder:
-            if pipeline.text_encoder not in found:
-                raise not_found("operator", pipeline.text_encoder)
-            words = found[pipeline.text_encoder]
-        fields[field] = FieldPlan(application, field, pipeline, tuple(processors), encoder,
-                                  words)
+    for field in application.fields:
+        if field.type != "object" or not field.pipeline:
+            continue
+        standby = tuple(_field_plan(session, application, field.name, entry.pipeline)
+                        for entry in standby_of(field.value).values() if entry.embedded)
+        fields[field.name] = dataclasses.replace(
+            _field_plan(session, application, field.name, field.pipeline), standby=standby)
     return ApplicationPlan(application, fields)
+
+
+def _field_plan(session: Session, application: Application, field: str,
+                pipeline_name: str) -> FieldPlan:
+    """``field`` of ``application`` run through ``pipeline_name``."""
+    pipeline_row = session.get(PipelineRow, pipeline_name,
+                               options=[joinedload(PipelineRow.steps)])
+    if pipeline_row is None:
+        raise not_found("pipeline", pipeline_name)
+    pipeline = pipeline_of(pipeline_row)
+    text_encoder = [pipeline.text_encoder] if pipeline.text_encoder else []
+    found = {each: operator_of(row) for each, row in operators_named(
+        session, [*pipeline.processors, pipeline.encoder, *text_encoder]).items()}
+    processors, encoder = ordered_operators(pipeline, found)
+    words = None
+    if pipeline.text_encoder:
+        if pipeline.text_encoder not in found:
+            raise not_found("operator", pipeline.text_encoder)
+        words = found[pipeline.text_encoder]
+    return FieldPlan(application, field, pipeline, tuple(processors), encoder, words)

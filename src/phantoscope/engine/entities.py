@@ -35,6 +35,7 @@ from phantoscope.engine.photo_exif import exif_at_intake
 from phantoscope.engine.pipeline import PipelineVector
 from phantoscope.engine.registry import get_application
 from phantoscope.engine.rows import entity_of, label_rows, vector_row
+from phantoscope.engine.standby import standby_of
 from phantoscope.storage.duplicate_rows import DescriptorRow
 from phantoscope.storage.meta import EntityRow
 from phantoscope.storage.vectors import VectorPayload
@@ -84,7 +85,7 @@ def _no_vector(plan: FieldPlan) -> BadRequestError:
     )
 
 
-def _embed_each(
+def embed_each(
     stores: Stores, plan: FieldPlan, images: Sequence[ImageInput]
 ) -> list[list[PipelineVector] | EngineError]:
     """Vectors per image; when the batch fails on bad input, find out which image it was."""
@@ -147,13 +148,23 @@ def upload(
             outcomes[index].error = exc
 
     embedded: dict[int, tuple[FieldPlan, list[PipelineVector]]] = {}  # by item index
+    standby: dict[int, list[tuple[FieldPlan, list[PipelineVector]]]] = defaultdict(list)
     for field, indexes in by_field.items():
-        results = _embed_each(stores, plan.fields[field], [items[i].image for i in indexes])
+        results = embed_each(stores, plan.fields[field], [items[i].image for i in indexes])
         for index, result in zip(indexes, results, strict=True):
             if isinstance(result, EngineError):
                 outcomes[index].error = result
             else:
                 embedded[index] = (plan.fields[field], result)
+        for other in plan.fields[field].standby:  # a reindex under way, or a switch's grace
+            ready = [index for index in indexes if index in embedded]
+            results = embed_each(stores, other, [items[i].image for i in ready]) if ready else []
+            for index, result in zip(ready, results, strict=True):
+                if isinstance(result, EngineError):
+                    outcomes[index].error = result
+                    del embedded[index]
+                else:
+                    standby[index].append((other, result))
 
     stored: dict[int, tuple[EntityRow, ImageInput]] = {}  # by item index
     descriptors: list[DescriptorRow] = []
@@ -183,6 +194,11 @@ def upload(
         payload = payload_of(entity)
         for vector, row in zip(result, entity.vectors, strict=True):
             write.add(row.id, vector.vector, payload)
+        for other, vectors in standby[index]:
+            write = collection_writes[other.pipeline.collection]
+            for vector in vectors:
+                entity.vectors.append(vector_row(new_id(), other.pipeline.name, vector.box))
+                write.add(entity.vectors[-1].id, vector.vector, payload)
         stored[index] = (entity, items[index].image)
     if atomic:
         for outcome in outcomes:
@@ -413,8 +429,10 @@ def delete_application(stores: Stores, name: str, force: bool) -> Application:
     _delete_vectors(stores, stores.meta.entity_vectors(name))
     for key in stores.meta.entity_object_keys(name):
         stores.objects.delete(application.bucket, key)
-    for field in application.fields:
-        pipeline = stores.meta.get_pipeline(field.pipeline) if field.pipeline else None
+    used = {field.pipeline for field in application.fields if field.pipeline}
+    used.update(each for field in application.fields for each in standby_of(field.value))
+    for pipeline_name in sorted(used):
+        pipeline = stores.meta.get_pipeline(pipeline_name)
         if pipeline is not None:
             stores.vectors.drop_partition(pipeline.collection, partition_name(name))
     stores.meta.delete_application(name)

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from phantoscope.engine.context import Stores
 from phantoscope.engine.errors import StorageError
 from phantoscope.engine.import_batch import import_items
+from phantoscope.engine.reindex_batch import catch_up, reindex_items
 from phantoscope.engine.watch_scan import scan_if_due
 from phantoscope.storage.job_rows import JobRow
 from phantoscope.storage.job_store import ClaimedItem, JobStore
@@ -103,7 +104,8 @@ class JobRunner:
     def _run(self, job: JobRow, token: str, items: list[ClaimedItem]) -> None:
         try:
             with self._renewing(token):
-                result = import_items(self.stores, job, items)
+                run = reindex_items if job.kind == "reindex" else import_items
+                result = run(self.stores, job, items)
         except BaseException:
             self.jobs.release(token)
             raise
@@ -115,6 +117,8 @@ class JobRunner:
         counts = self.jobs.counts(job.id)
         if counts.pending or counts.claimed:
             return  # in work elsewhere
+        if job.kind == "reindex" and catch_up(self.stores, job):
+            return  # images stored as it started, to do before it ends
         state = "failed" if counts.failed and not counts.done else "done"
         if self.jobs.end_if_complete(job.id, state):
             log.info("job %d (%s into %s) %s: %d done, %d failed", job.id, job.kind,

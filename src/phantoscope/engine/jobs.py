@@ -26,11 +26,12 @@ from phantoscope.engine.import_sources import (
     folder_items,
     import_roots,
 )
+from phantoscope.engine.reindex import start_reindex
 from phantoscope.engine.watch_jobs import start_watch
 from phantoscope.storage.job_rows import JobRow
 from phantoscope.storage.job_store import JobStore
 
-KINDS = ("import", "watch")
+KINDS = ("import", "reindex", "watch")
 SOURCES = ("folder", "urls", "s3")
 MAX_ERRORS = 100  # errors a job's answer lists (its `failed` counts them all)
 RATE_WINDOW_S = 60.0  # a running job's rate: items ended in the last minute
@@ -85,6 +86,8 @@ def start_job(stores: Stores, request: Mapping[str, Any]) -> JobStatus:
     if kind not in KINDS:
         raise BadRequestError("UNKNOWN_JOB_KIND", f"kind {kind!r} is not a job this server "
                                                   f"runs; kinds: {', '.join(KINDS)}")
+    if kind == "reindex":
+        return job_status(stores, start_reindex(stores, request))
     application = request.get("application")
     if not isinstance(application, str):
         raise BadRequestError("INVALID_REQUEST", "application must be an application's name")

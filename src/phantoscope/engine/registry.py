@@ -14,6 +14,7 @@ from phantoscope.engine.picture import Picture
 from phantoscope.engine.pipeline import Step, operator_error
 from phantoscope.engine.replicas import parse_endpoints
 from phantoscope.engine.rows import application_of, operator_of, pipeline_of
+from phantoscope.engine.standby import standby_of
 from phantoscope.operators.proto import HEALTHY
 from phantoscope.operators.rpc_client import OperatorCallError, OperatorClient, OperatorIdentity
 from phantoscope.storage.meta import (
@@ -25,6 +26,7 @@ from phantoscope.storage.meta import (
     PipelineRow,
     endpoint_rows,
 )
+from phantoscope.storage.reindex_store import ReindexStore
 
 METRICS = ("IP", "L2", "COSINE")
 TEXT_INPUT = "text"  # an encoder's Identity input when it encodes texts
@@ -332,6 +334,14 @@ def delete_pipeline(stores: Stores, name: str) -> Pipeline:
     users = stores.meta.applications_using(name)
     if users:
         raise _in_use("pipeline", name, "application", users)
+    standing = sorted({field.application for field in ReindexStore(stores.meta).image_fields()
+                       if name in standby_of(field.value)})
+    if standing:  # a reindex made, or the switch grace keeps, its vectors there
+        raise ConflictError(
+            "PIPELINE_IN_USE",
+            f"pipeline {name!r} holds vectors of application(s) {', '.join(standing)} (a "
+            "reindex with it, or a switch away from it less than PHANTOSCOPE_SWITCH_GRACE_S "
+            "ago): cancel the reindex or wait until they are removed")
     stores.meta.delete_pipeline(name)
     stores.vectors.drop_collection(pipeline.collection)
     return pipeline

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from phantoscope.storage.job_rows import JobItemRow, JobRow
 from phantoscope.storage.meta import EntityRow, MetaStore
@@ -26,6 +27,17 @@ CLAIM_TRIES = 3
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def insert_items(session: Session, job_id: int, items: Sequence[tuple[str, int]],
+                 first: int = 0) -> None:
+    """Pending items (item, entity id) of the job, at positions from ``first`` on."""
+    for start in range(0, len(items), INSERT_CHUNK):
+        session.execute(JobItemRow.__table__.insert(), [
+            {"job_id": job_id, "position": first + start + offset, "item": item,
+             "entity_id": entity_id, "state": PENDING}
+            for offset, (item, entity_id) in enumerate(items[start:start + INSERT_CHUNK])
+        ])
 
 
 @dataclass(frozen=True)
@@ -56,12 +68,7 @@ class JobStore:
         with self.meta.session("recording a job") as session:
             session.add(job)
             session.flush()
-            for start in range(0, len(items), INSERT_CHUNK):
-                session.execute(JobItemRow.__table__.insert(), [
-                    {"job_id": job.id, "position": start + offset, "item": item,
-                     "entity_id": entity_id, "state": PENDING}
-                    for offset, (item, entity_id) in enumerate(items[start:start + INSERT_CHUNK])
-                ])
+            insert_items(session, job.id, items)
 
     def get_job(self, job_id: int) -> JobRow | None:
         with self.meta.session("reading a job") as session:

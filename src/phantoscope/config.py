@@ -98,6 +98,10 @@ class ServerSettings(BaseSettings):
     # Folders an import job may read (comma-separated absolute paths, with their subfolders);
     # none by default: the server reads no folder.
     import_roots: str = ""
+    # The S3 endpoint import jobs read s3://bucket/prefix sources from, as
+    # s3://KEY:SECRET@host:port (the object store's form); empty: the object store's own
+    # endpoint when it is S3, else none (S3 sources refused).
+    import_s3: str = ""
     job_batch_size: int = Field(32, ge=1, le=256)  # images of a job stored together
     job_concurrency: int = Field(4, ge=0, le=64)  # batches in work at once; 0: runs no jobs
     # A job's claimed items not finished (nor renewed) for this long are taken for abandoned

@@ -236,7 +236,7 @@ def bad_requests(roots: Path) -> list[tuple[dict, int, str]]:
         (job(None), 400, "INVALID_SOURCE"),
         (job({"folder": str(roots / "ok"), "urls": ["http://a/b.jpg"]}), 400,
          "INVALID_SOURCE"),
-        (job({"s3": "s3://bucket/prefix"}), 400, "SOURCE_NOT_SUPPORTED"),
+        (job({"s3": "s3://bucket/prefix"}), 403, "IMPORT_S3_UNSET"),  # no S3 endpoint set
         (job({"urls": []}), 400, "INVALID_SOURCE"),
         (job({"urls": "http://a/b.jpg"}), 400, "INVALID_SOURCE"),
         (job({"urls": ["ftp://a/b.jpg"]}), 400, "INVALID_SOURCE"),

@@ -14,7 +14,8 @@ from phantoscope.engine.pipeline import OperatorPool, PipelineRunner
 from phantoscope.imaging.fetch import FetchPolicy
 from phantoscope.storage.meta import MetaStore
 from phantoscope.storage.objects import ObjectStore
-from phantoscope.storage.open_stores import open_object_store, open_vector_store
+from phantoscope.storage.open_stores import open_import_s3, open_object_store, open_vector_store
+from phantoscope.storage.s3_objects import S3ObjectStore
 from phantoscope.storage.vectors import VectorStore
 
 OBJECT_WRITERS = 8
@@ -37,6 +38,9 @@ class Stores:
     # Object writes of one upload run side by side: each waits on a disk flush or a network.
     object_writers: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(OBJECT_WRITERS, "object-writer"))
+    # Where import jobs read s3:// sources (PHANTOSCOPE_IMPORT_S3, else an S3 object
+    # store); None: nowhere.
+    import_s3: S3ObjectStore | None = None
 
     @classmethod
     def open(cls, settings: ServerSettings) -> Stores:
@@ -44,12 +48,14 @@ class Stores:
         pool = OperatorPool(
             settings.operator_timeout_s, image_bytes=settings.operator_image_bytes
         )
+        objects = open_object_store(settings.objects_url)
         return cls(
             meta=MetaStore(settings.meta_url),
             vectors=open_vector_store(
                 settings.vectors_uri, timeout_s=settings.storage_timeout_s
             ),
-            objects=open_object_store(settings.objects_url),
+            objects=objects,
+            import_s3=open_import_s3(settings.import_s3, objects),
             pool=pool,
             runner=PipelineRunner(pool),
             limits=IntakeLimits(
@@ -70,4 +76,6 @@ class Stores:
         self.pool.close()
         self.vectors.close()
         self.objects.close()
+        if self.import_s3 is not None and self.import_s3 is not self.objects:
+            self.import_s3.close()
         self.meta.close()

@@ -24,6 +24,7 @@ from phantoscope.engine.entities import UploadItem, plan_upload, upload
 from phantoscope.engine.errors import EngineError, OperatorFailedError
 from phantoscope.engine.import_sources import import_roots, read_file, read_url
 from phantoscope.engine.intake import ImageInput
+from phantoscope.engine.s3_images import read_s3
 from phantoscope.engine.watch_items import keep_replaced, remove_entities
 from phantoscope.metrics import INGESTED_IMAGES
 from phantoscope.storage.job_rows import JobRow
@@ -47,6 +48,8 @@ def _read(stores: Stores, job: JobRow, item: str) -> tuple[ImageInput, str | Non
     if "folder" in job.source:
         return read_file(Path(job.source["folder"]), item,
                          import_roots(stores.settings.import_roots), stores.limits)
+    if "s3" in job.source:
+        return read_s3(stores.import_s3, job.source["s3"], item, stores.limits)
     return read_url(item, stores.limits)
 
 

@@ -27,6 +27,7 @@ from phantoscope.engine.import_sources import (
     import_roots,
 )
 from phantoscope.engine.reindex import start_reindex
+from phantoscope.engine.s3_images import s3_items, s3_location, s3_store
 from phantoscope.engine.watch_jobs import start_watch
 from phantoscope.storage.job_rows import JobRow
 from phantoscope.storage.job_store import JobStore
@@ -65,9 +66,12 @@ def _source(stores: Stores, source: object) -> tuple[dict[str, Any], list[str]]:
                                                 '{"urls": [URL, ...]} or {"s3": URL}')
     (kind, value), = source.items()
     if kind == "s3":
-        raise BadRequestError("SOURCE_NOT_SUPPORTED",
-                              "importing from S3 is not available yet: give a folder the server "
-                              "can read, or the images' URLs")
+        bucket, prefix = s3_location(value)
+        items = s3_items(s3_store(stores.import_s3), bucket, prefix)
+        if not items:
+            raise BadRequestError("NO_IMAGES", f"{value!r} holds no image files (.jpg .jpeg "
+                                               ".png .gif .webp .bmp .tif .tiff)")
+        return {"s3": f"s3://{bucket}/{prefix}"}, items
     if kind == "urls":
         return {"urls": len(value) if isinstance(value, list) else 0}, checked_urls(value)
     folder = checked_folder(value, import_roots(stores.settings.import_roots))

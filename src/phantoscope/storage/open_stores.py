@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit
 from phantoscope.storage.folder_objects import FolderObjectStore
 from phantoscope.storage.milvus_vectors import MilvusVectorStore
 from phantoscope.storage.objects import ObjectStore
+from phantoscope.storage.s3_objects import S3ObjectStore
 from phantoscope.storage.vectors import VectorStore
 
 
@@ -43,6 +44,22 @@ def open_object_store(url: str) -> ObjectStore:
             "file:///path, s3://KEY:SECRET@host:port, s3s://KEY:SECRET@host:port or s3://"
         )
     return FolderObjectStore(url)
+
+
+def open_import_s3(url: str, objects: ObjectStore) -> S3ObjectStore | None:
+    """The S3 endpoint import jobs read ``s3://bucket/prefix`` sources from: ``url`` (an
+    ``s3://`` or ``s3s://`` URL of the object store's form) when given, else the object store
+    itself when it is in S3, else none."""
+    url = url.strip()
+    if not url:
+        return objects if isinstance(objects, S3ObjectStore) else None
+    scheme = url.partition("://")[0].lower()
+    if scheme not in ("s3", "s3s"):
+        raise ValueError("the S3 endpoint of import jobs must be an s3:// or s3s:// URL "
+                         "(s3://KEY:SECRET@host:port, or s3:// for AWS)")
+    from phantoscope.storage.s3_objects import open_s3_url  # boto3 only when asked for
+
+    return open_s3_url(url, https=scheme == "s3s")
 
 
 def open_vector_store(uri: str, **options: Any) -> VectorStore:

@@ -300,6 +300,43 @@ class S3ObjectStore(ObjectStore):
         except (ClientError, BotoCoreError) as e:
             raise self._fail("list", e, bucket) from e
 
+    # import sources: any key of any bucket (``/`` included), read only ---------------------
+
+    def list_prefix(self, bucket: str, prefix: str) -> list[tuple[str, int]]:
+        """(key, size) of the bucket's objects whose keys start with ``prefix``, in key
+        order; a bucket that does not exist: :class:`ObjectNotFoundError`."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        validate_bucket(bucket)
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix)
+            found = [(o["Key"], int(o["Size"])) for page in pages for o in page.get("Contents", [])]
+        except ClientError as e:
+            if _client_error(e)[0] == "NoSuchBucket":
+                raise ObjectNotFoundError(
+                    f"cannot list bucket '{bucket}': it does not exist", bucket=bucket) from e
+            raise self._fail("list", e, bucket) from e
+        except BotoCoreError as e:
+            raise self._fail("list", e, bucket) from e
+        return sorted(found, key=lambda each: each[0].encode("utf-8"))
+
+    def read_key(self, bucket: str, key: str, max_bytes: int) -> tuple[int, bytes | None]:
+        """The object's size and bytes (None, unread, when over ``max_bytes``); a key or
+        bucket that does not exist: :class:`ObjectNotFoundError`."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        validate_bucket(bucket)
+        try:
+            reply = self._client.get_object(Bucket=bucket, Key=key)
+            size = int(reply["ContentLength"])
+            with reply["Body"] as body:
+                return size, (body.read() if size <= max_bytes else None)
+        except ClientError as e:
+            raise self._fail("read", e, bucket, key) from e
+        except BotoCoreError as e:
+            raise self._fail("read", e, bucket, key) from e
+
     def presigned_url(self, bucket: str, key: str, expires_s: int) -> str | None:
         from botocore.exceptions import BotoCoreError
 

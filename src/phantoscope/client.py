@@ -890,6 +890,12 @@ class Applications(_Resource):
         path = f"/v1/application/{_segment(name)}"
         return Application.parse(self._client.json("DELETE", path, params=params))
 
+    def switch(self, name: str, field: str, pipeline: str) -> Application:
+        """Make the image field's searches use ``pipeline`` (409 ``REINDEX_REQUIRED`` or
+        ``REINDEX_NOT_FINISHED`` until a reindex job with it is done); the application."""
+        path = f"/v1/application/{_segment(name)}/fields/{_segment(field)}/switch"
+        return Application.parse(self._client.json("POST", path, json={"pipeline": pipeline}))
+
     def count(self, name: str) -> int:
         """How many entities (stored images) the application holds."""
         path = f"/v1/application/{_segment(name)}/entity/count"
@@ -1026,6 +1032,15 @@ class Jobs(_Resource):
         """Keep the application in step with a folder on the server: files added or changed
         are imported, files removed lose their entity, until the job is cancelled."""
         return self._start("watch", app, {"folder": os.fspath(folder)}, field, attributes)
+
+    def start_reindex(self, app: str, pipeline: str, *, field: str | None = None) -> Job:
+        """Embed every stored image of the application's field (default: its only image
+        field) again with ``pipeline``, in the background; searches keep the field's own
+        pipeline until :meth:`Applications.switch`."""
+        body: dict[str, Any] = {"kind": "reindex", "application": app, "pipeline": pipeline}
+        if field is not None:
+            body["field"] = field
+        return Job.parse(self._client.json("POST", "/v1/jobs", json=body))
 
     def _start(self, kind: str, app: str, source: dict[str, Any], field: str | None,
                attributes: Mapping[str, Any] | None) -> Job:

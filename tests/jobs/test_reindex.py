@@ -19,6 +19,7 @@ from PIL import Image
 
 from api_server import ApiServer
 from colour_words import ColourEncoder, ColourWordsEncoder, halves, image_vector, png, solid
+from helpers import run_cli
 from inprocess import serve_in_process
 
 GRACE_S = 5.0
@@ -213,7 +214,7 @@ def test_an_encoder_down_makes_the_reindex_wait_and_the_switch_wait_for_it(serve
 
 
 def test_bad_reindex_and_switch_requests_are_refused_and_change_nothing(server):
-    make_app(server, "steady", range(38, 40))
+    make_app(server, "steady", range(36, 38))
     running = start_reindex(server, "steady", "coloured")
     before = (ok(server.client.get("/v1/application/steady")),
               len(ok(server.client.get("/v1/jobs"))))
@@ -260,3 +261,25 @@ def test_a_reindex_of_an_empty_field_is_done_at_once(server):
     job = start_reindex(server, "empty", "coloured")
     assert (job["state"], job["total"]) == ("done", 0)
     assert ok(switch(server, "empty", "coloured"))["_fields"]["photo"]["pipeline"] == "coloured"
+
+
+def test_the_commands_reindex_and_switch(server):
+    make_app(server, "typed", range(38, 40))
+    env = {"PHANTOSCOPE_URL": server.url, "COLUMNS": "200"}
+    early = run_cli("app", "switch", "typed", "photo", "coloured", env=env)
+    assert early.returncode == 1 and "(REINDEX_REQUIRED)" in early.stderr
+
+    started = run_cli("jobs", "start", "reindex", "typed", "coloured", "--field", "photo",
+                      "--wait", env=env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "reindex of 2 images of typed with coloured" in started.stdout
+    assert "2 of 2" in started.stdout
+    switched = run_cli("app", "switch", "typed", "photo", "coloured", env=env)
+    assert switched.returncode == 0, switched.stdout + switched.stderr
+    assert "photo → coloured" in switched.stdout
+    assert ok(server.client.get("/v1/application/typed"))["_fields"]["photo"] == {
+        "type": "object", "pipeline": "coloured"}
+    again = run_cli("app", "switch", "typed", "photo", "coloured", env=env)
+    assert again.returncode == 1 and "(PIPELINE_IN_USE)" in again.stderr
+    bad = run_cli("jobs", "start", "reindex", "typed", "coloured", "tallied", env=env)
+    assert bad.returncode == 2 and "one pipeline" in bad.stderr

@@ -13,7 +13,7 @@ from phantoscope.cli.filter_options import Attrs, parse_attributes
 from phantoscope.cli.output import Url, connect, console, details, fail, row, table
 from phantoscope.client import DEFAULT_URL, Job, PhantoscopeClient
 
-KINDS = ("import", "watch")
+KINDS = ("import", "reindex", "watch")
 jobs_app = typer.Typer(no_args_is_help=True, help="Background jobs on a Phantoscope server.")
 
 JobId = Annotated[int, typer.Argument(help="The job's id (phantoscope jobs list).",
@@ -66,12 +66,14 @@ def _follow(client: PhantoscopeClient, job: Job) -> Job:
 
 @jobs_app.command("start")
 def jobs_start(
-    kind: Annotated[str, typer.Argument(help="What the job does: import, or watch (a "
-                                             "folder, until cancelled).", show_default=False)],
+    kind: Annotated[str, typer.Argument(help="What the job does: import, watch (a folder, "
+                                             "until cancelled), or reindex (APP's images "
+                                             "with another pipeline).", show_default=False)],
     app: Annotated[str, typer.Argument(help="The application.", show_default=False)],
     sources: Annotated[list[str] | None, typer.Argument(
         help="A folder on the server (under its PHANTOSCOPE_IMPORT_ROOTS; a relative path is "
-             "taken from here), or http(s) URLs of images.", show_default=False)] = None,
+             "taken from here), or http(s) URLs of images; for reindex, the pipeline.",
+        show_default=False)] = None,
     s3: Annotated[str | None, typer.Option(
         "--s3", help="Import the images under s3://BUCKET/PREFIX of the server's S3 "
                      "endpoint instead.", show_default=False)] = None,
@@ -84,7 +86,9 @@ def jobs_start(
 ) -> None:
     """Start a job: import a folder the server reads, URLs or an S3 prefix into APP in the
     background, or watch a folder (files added, changed and removed follow, until the job
-    is cancelled).
+    is cancelled), or reindex: embed every image of APP's field again with another pipeline
+    (`phantoscope jobs start reindex APP PIPELINE`; searches keep the field's pipeline until
+    `phantoscope app switch APP FIELD PIPELINE`).
 
     Images are named by their path under the folder (their URL's file name, their key
     under the prefix) and carry their EXIF and the --attr attributes; an import does not
@@ -94,6 +98,12 @@ def jobs_start(
     if kind not in KINDS:
         raise fail(f"no job of kind {kind!r}: kinds are {', '.join(KINDS)}", 2)
     sources = sources or []
+    if kind == "reindex":
+        if len(sources) != 1 or s3 is not None or attrs:
+            raise fail("a reindex takes one pipeline: phantoscope jobs start reindex APP "
+                       "PIPELINE [--field FIELD]", 2)
+        _reindex(app, sources[0], field, wait, url)
+        return
     urls = [source for source in sources if source.startswith(("http://", "https://"))]
     if kind == "watch" and (urls or s3 or len(sources) != 1):
         raise fail("a watch follows one folder: give its path", 2)
@@ -115,6 +125,18 @@ def jobs_start(
                                            field=field, attributes=attributes)
         console.print(f"job {job.id}: {kind} of {job.total} images into {app}, {job.state}",
                       highlight=False)
+        if wait:
+            job = _follow(client, job)
+            _show(job)
+    if wait and (job.failed or job.state != "done"):
+        raise typer.Exit(1)
+
+
+def _reindex(app: str, pipeline: str, field: str | None, wait: bool, url: str) -> None:
+    with connect(url) as client:
+        job = client.jobs.start_reindex(app, pipeline, field=field)
+        console.print(f"job {job.id}: reindex of {job.total} images of {app} with {pipeline}, "
+                      f"{job.state}", highlight=False)
         if wait:
             job = _follow(client, job)
             _show(job)

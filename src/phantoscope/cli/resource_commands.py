@@ -137,6 +137,26 @@ def app_delete(
     console.print(f"deleted application [bold]{name}[/bold]")
 
 
+@app_app.command("switch")
+def app_switch(
+    name: Name,
+    field: Annotated[str, typer.Argument(help="The image field.")],
+    pipeline: Annotated[str, typer.Argument(
+        help="The pipeline its searches use from now on: one a finished reindex job "
+             "(phantoscope jobs start reindex) embedded every image with.")],
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Move an image field's searches to another pipeline, at once. The pipeline used until
+    now keeps its vectors for the server's PHANTOSCOPE_SWITCH_GRACE_S: switching back
+    within it needs no reindex."""
+    with connect(url) as client:
+        application = client.applications.switch(name, field, pipeline)
+        count = client.applications.count(name)
+    console.print(f"field [bold]{field}[/bold] of {name} now searches with "
+                  f"[bold]{pipeline}[/bold]")
+    _show_application(application, count)
+
+
 def _entity_json(entity: Entity) -> dict[str, Any]:
     return {
         "id": entity.id,

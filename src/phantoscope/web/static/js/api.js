@@ -136,6 +136,14 @@ export const api = {
     { body: `{"keep":${idArray(keep)},"delete":${idArray(remove)}}` }),
   dismissGroup: (name, group) => request('POST',
     `${app(name)}/duplicates/${enc(group)}/resolve`, { json: { dismiss: true } }),
+  // Background jobs, newest first: [{id, kind, state, total, done, failed, errors, rate,
+  // eta_s, and application, field, pipeline where the server says}].
+  jobs: () => request('GET', 'v1/jobs'),
+  startJob: (body) => request('POST', 'v1/jobs', { json: body }),
+  cancelJob: (id) => request('POST', `v1/jobs/${enc(id)}/cancel`),
+  // Searches of an application's field use `pipeline` from now on (a finished reindex's).
+  switchField: (name, field, pipeline) => request('POST',
+    `${app(name)}/fields/${enc(field)}/switch`, { json: { pipeline } }),
   search: (name, field, ref, topk, signal, filter = null) => request('POST',
     `${app(name)}/search`,
     { json: { fields: { [field]: ref }, topk, ...(filter ? { filter } : {}) }, signal }),

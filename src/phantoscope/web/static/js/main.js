@@ -8,12 +8,13 @@ import ApplicationsView from './views/applications.js';
 import BrowseView from './views/browse.js';
 import CompareView from './views/compare.js';
 import DuplicatesView from './views/duplicates.js';
+import JobsView from './views/jobs.js';
 import SearchView from './views/search.js';
 import UploadView from './views/upload.js';
 
 const views = [
   new ApplicationsView(), new UploadView(), new SearchView(), new CompareView(), new BrowseView(),
-  new DuplicatesView(),
+  new DuplicatesView(), new JobsView(),
 ];
 let current = null;
 

@@ -30,7 +30,7 @@ def _tables() -> list[dict[str, str]]:
     for line in DOC.read_text().splitlines():
         if line.startswith("| variable | default |"):
             tables.append({})
-        elif tables and (row := re.match(r"\| `([A-Z_]+)` \| ([^|]+) \|", line)):
+        elif tables and (row := re.match(r"\| `([A-Z0-9_]+)` \| ([^|]+) \|", line)):
             tables[-1][row[1]] = row[2].strip()
     return tables
 

@@ -20,13 +20,17 @@ class StartJob(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    kind: Any = Field(description='"import" or "reindex"')
-    application: Any = Field(description="The application the images go into (import) or "
-                                         "whose images are embedded again (reindex)")
+    kind: Any = Field(description='"import", "watch" or "reindex"')
+    application: Any = Field(description="The application the images go into (import, "
+                                         "watch) or whose images are embedded again "
+                                         "(reindex)")
     source: Any = Field(None, description='import: {"folder": PATH} (a folder on the server, '
-                        'under PHANTOSCOPE_IMPORT_ROOTS) or {"urls": [URL, ...]}')
+                        'under PHANTOSCOPE_IMPORT_ROOTS), {"urls": [URL, ...]} or {"s3": '
+                        '"s3://BUCKET/PREFIX"} (the server\'s S3 endpoint); watch: '
+                        '{"folder": PATH}')
     field: Any = Field(None, description="The image field (default: the only one)")
-    attributes: Any = Field(None, description="import: attributes every imported image gets")
+    attributes: Any = Field(None, description="import, watch: attributes every imported "
+                                              "image gets")
     pipeline: Any = Field(None, description="reindex: the pipeline every stored image of the "
                                             "field is embedded with (searches keep the "
                                             "field's own until POST /v1/application/<app>/"
@@ -37,9 +41,10 @@ class StartJob(BaseModel):
 @router.post("/", include_in_schema=False)
 def start_job(body: StartJob, request: Request) -> dict[str, Any]:
     """Start a job; it runs in the background on the servers sharing this database. Import
-    images named by their path under the folder (or their URL's file name), or reindex an
-    application's field with another pipeline (uploads meanwhile get both pipelines'
-    vectors)."""
+    images named by their path under the folder (their URL's file name, their key under the
+    S3 prefix), watch a folder (files added, changed and removed follow until the job is
+    cancelled), or reindex an application's field with another pipeline (uploads meanwhile
+    get both pipelines' vectors)."""
     started = jobs.start_job(stores_of(request), body.model_dump())
     request.app.state.job_runner.wake()  # this server starts on it at once
     return job_json(started)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+from faults.tally_process import Tally
 from job_world import make_application, wait_for_job, write_photos
 
 from api_server import ApiServer
@@ -131,3 +132,59 @@ def test_two_replicas_share_one_job_without_taking_the_same_item(shared_env, tal
             server.stop()
         database.dispose()
     assert_clean(env, tmp_path / "home-a")
+
+
+def test_a_server_killed_mid_reindex_resumes_it_and_embeds_each_image_once(
+    shared_env, tally, tmp_path
+):
+    env = {**shared_env("postgres"), "PHANTOSCOPE_REPAIR_GRACE_S": "0"}
+    images = 120
+    write_photos(tmp_path / "roots" / "photos", [f"{n:03d}.jpg" for n in range(images)],
+                 first=7000)
+    database = sqlalchemy.create_engine(env["PHANTOSCOPE_META"])
+    eight = Tally(tmp_path, TALLY_DIMENSION="8", TALLY_DELAY_S="0.02").start()
+    server = ApiServer(tmp_path / "home", env).start()
+    try:
+        eight.wait_healthy(60)
+        make_application(server.client, tally.endpoint, "moved", "tally")
+        wait_for_job(server.client, start_import(server, "moved", tmp_path / "roots" / "photos"))
+        assert server.client.post("/v1/operator/regist", json={
+            "name": "eight", "endpoint": eight.endpoint}).status_code == 200
+        assert server.client.post("/v1/pipeline/eight", json={"encoder": "eight"}
+                                  ).status_code == 200
+        answer = server.client.post("/v1/jobs", json={
+            "kind": "reindex", "application": "moved", "pipeline": "eight"})
+        assert answer.status_code == 200, answer.text
+        job = answer.json()["id"]
+        progress = sqlalchemy.text(
+            "SELECT (SELECT count(*) FROM vectors WHERE pipeline = 'eight'), "
+            "(SELECT count(*) FROM pending_uploads)")
+        with database.connect() as connection:
+            deadline = time.monotonic() + 120
+            while True:
+                written, pending = connection.execute(progress).one()
+                connection.commit()
+                if written >= 16 and pending:
+                    server.process.kill()  # SIGKILL, with a reindex write in flight
+                    break
+                assert time.monotonic() < deadline and written < images, "no write to cut"
+                time.sleep(0.002)
+        server.process.wait(timeout=30)
+
+        server = ApiServer(tmp_path / "home", env).start()  # resumes the job on its own
+        status = wait_for_job(server.client, job)
+        assert (status["state"], status["done"], status["failed"]) == ("done", images, 0)
+        with database.connect() as connection:
+            rows, entities = connection.execute(sqlalchemy.text(
+                "SELECT count(*), count(DISTINCT entity_id) FROM vectors "
+                "WHERE pipeline = 'eight'")).one()
+        assert (rows, entities) == (images, images)  # none lost, none doubled
+        assert server.client.post("/v1/application/moved/fields/photo/switch",
+                                   json={"pipeline": "eight"}).status_code == 200
+        counts = server.counts()
+        assert (counts["entities"], counts["vectors"]) == (images, 2 * images)
+    finally:
+        server.stop()
+        eight.stop()
+        database.dispose()
+    assert_clean(env, tmp_path / "home")

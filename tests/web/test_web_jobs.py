@@ -1,6 +1,7 @@
 """The web page's Jobs view, in a real browser against a real API server and encoder: an import
 started from a server folder runs to the end with its progress shown, a refused folder says
-why, a running job is cancelled, and cancelling one that finished meanwhile shows the 409."""
+why, a running job is cancelled, cancelling one that finished meanwhile shows the 409, and a
+watch (it never ends) shows what it did without a time left."""
 
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def jobs(tmp_path_factory) -> Iterator[Jobs]:
     with OperatorProcess("efficientnet-lite0-encoder") as encoder:
         server = ApiServer(tmp_path_factory.mktemp("web-jobs"),
                            {"PHANTOSCOPE_IMPORT_ROOTS": str(root),
-                            "PHANTOSCOPE_JOB_POLL_S": "0.2"}).start()
+                            "PHANTOSCOPE_JOB_POLL_S": "0.2",
+                            "PHANTOSCOPE_WATCH_INTERVAL_S": "1"}).start()
         try:
             api = server.client
             with OperatorProcess("inprocess:MeanColourEncoder",
@@ -144,7 +146,7 @@ def test_an_import_from_a_server_folder_runs_to_done_and_a_refused_one_says_why(
     app = jobs.listed()[0].get("application")
     expect(row.get_by_test_id("job-app")).to_have_text(app or "\u2014")
     # refreshed by itself until the job ends
-    expect(row.get_by_test_id("job-state")).to_have_text("done")
+    expect(row.get_by_test_id("job-state")).to_have_text("done", timeout=WAIT_MS)
     expect(row.get_by_test_id("job-count")).to_have_text("6 of 6")
     expect(row.get_by_test_id("job-bar")).to_have_attribute("aria-valuenow", "6")
     expect(row.get_by_test_id("job-cancel")).to_have_count(0)
@@ -161,7 +163,7 @@ def test_a_running_job_is_cancelled_from_its_row(jobs, page):
     job_id = newest_job_id(page, jobs, before + 1)
     row = row_of(page, job_id)
     # its encoder is gone: the job waits, running, nothing done and nothing failed
-    expect(row.get_by_test_id("job-state")).to_have_text("running")
+    expect(row.get_by_test_id("job-state")).to_have_text("running", timeout=WAIT_MS)
     expect(row.get_by_test_id("job-count")).to_have_text("0 of 3")
     expect(row.get_by_test_id("job-eta")).to_have_text("")  # no rate yet: no time left
     screenshot(page, "jobs-running")
@@ -194,3 +196,25 @@ def test_cancelling_a_job_that_finished_meanwhile_shows_the_409(jobs, page):
     expect(row.get_by_test_id("job-state")).to_have_text("done")  # listed again after the 409
     expect(row.get_by_test_id("job-cancel")).to_have_count(0)
     assert jobs.job(job_id)["state"] == "done" and jobs.job(job_id)["done"] == 2
+
+
+def test_a_watch_shows_what_it_did_and_no_time_left(jobs, page):
+    folder = jobs.folder("inbox", ["coffee", "rocket"])
+    answer = jobs.server.client.post("/v1/jobs", json={
+        "kind": "watch", "application": ALBUM, "source": {"folder": str(folder)}})
+    assert answer.status_code == 200, answer.text
+    job_id = str(answer.json()["id"])
+    page.get_by_test_id("job-reload").click()
+    row = row_of(page, job_id)
+    expect(row.get_by_test_id("job-kind")).to_have_text("watch")
+    expect(row.get_by_test_id("job-state")).to_have_text("running")
+    # refreshed by itself while it runs: the files it found, imported
+    expect(row.get_by_test_id("job-count")).to_have_text("2 done · watching", timeout=WAIT_MS)
+    (folder / "horse.jpg").write_bytes(jpeg(photo("horse")))  # a new file, seen by a scan
+    expect(row.get_by_test_id("job-count")).to_have_text("3 done · watching", timeout=WAIT_MS)
+    expect(row.get_by_test_id("job-bar")).to_have_count(0)  # no end, so no bar
+    expect(row.get_by_test_id("job-eta")).to_have_text("")
+    screenshot(page, "jobs-watch")
+    row.get_by_test_id("job-cancel").click()
+    expect(row.get_by_test_id("job-state")).to_have_text("cancelled")
+    assert jobs.job(job_id)["state"] == "cancelled"

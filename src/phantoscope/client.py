@@ -718,6 +718,7 @@ class PhantoscopeClient:
         *,
         text: str | None = None,
         weights: Sequence[float] | None = None,
+        pipeline: str | None = None,
     ) -> Hits:
         """The ``topk`` stored images nearest to ``image``, best first; with ``filter``, the
         ``topk`` nearest of those that match it.
@@ -727,6 +728,9 @@ class PhantoscopeClient:
         application's only field searchable by words. With ``text`` and ``image`` (a field
         with a text encoder): both, weighted by ``weights`` ``(w_text, w_image)`` (default
         equal).
+
+        ``pipeline``: search by image with this pipeline instead of the field's own (one a
+        finished reindex job embedded every image of the field with).
         """
         path = f"/v1/application/{_segment(app)}/search"
         if text is not None:
@@ -740,6 +744,8 @@ class PhantoscopeClient:
                 request["filter"] = filter
             if weights is not None:
                 request["weights"] = list(weights)  # the server says they need a text
+            if pipeline is not None:
+                request["pipeline"] = pipeline
             body = self.json("POST", path, json=request)
         else:
             form = {
@@ -747,6 +753,7 @@ class PhantoscopeClient:
                 **({"field": field} if field else {}),
                 **({"filter": _json_text(filter)} if filter is not None else {}),
                 **({"weights": _json_text(list(weights))} if weights is not None else {}),
+                **({"pipeline": pipeline} if pipeline is not None else {}),
             }
             body = self.json("POST", path, files={"file": _file(image)}, data=form)
         return Hits([Hit.parse(item, self.url) for item in body])

@@ -7,6 +7,7 @@ and bad requests refused with nothing changed."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -283,3 +284,57 @@ def test_the_commands_reindex_and_switch(server):
     assert again.returncode == 1 and "(PIPELINE_IN_USE)" in again.stderr
     bad = run_cli("jobs", "start", "reindex", "typed", "coloured", "tallied", env=env)
     assert bad.returncode == 2 and "one pipeline" in bad.stderr
+
+
+LABELLED = {  # class -> the two colours of each photo's halves
+    "reds": [((220, 20, 20), (200, 40, 30)), ((240, 10, 50), (180, 30, 20)),
+             ((210, 60, 40), (250, 20, 10))],
+    "blues": [((20, 30, 220), (40, 20, 200)), ((10, 60, 240), (30, 30, 180)),
+              ((50, 40, 210), (20, 10, 250))],
+}
+UNLABELLED = [((20, 200, 40), (40, 220, 20)), ((120, 120, 120), (90, 90, 90))]
+
+
+def test_eval_compares_the_two_pipelines_on_the_applications_own_images(server, tmp_path):
+    ok(server.client.post("/v1/application/judged", json={
+        "fields": {"photo": {"type": "object", "pipeline": "tallied"}}}))
+    for label, pairs in LABELLED.items():
+        (tmp_path / "set" / label).mkdir(parents=True)
+        for number, (left, right) in enumerate(pairs):
+            data = png(halves(left, right))
+            (tmp_path / "set" / label / f"{number}.png").write_bytes(data)
+            ok(server.client.post("/v1/application/judged/upload",
+                                  files={"file": (f"{label}{number}.png", data, "image/png")}))
+    for number, (left, right) in enumerate(UNLABELLED):
+        ok(server.client.post("/v1/application/judged/upload", files={
+            "file": (f"other{number}.png", png(halves(left, right)), "image/png")}))
+    query = {"file": ("q.png", png(solid(QUERY)), "image/png")}
+    early = server.client.post("/v1/application/judged/search", files=query,
+                               data={"topk": "3", "pipeline": "coloured"})
+    assert (early.status_code, early.json()["code"]) == (409, "REINDEX_REQUIRED")
+    wait_for_job(server.client, start_reindex(server, "judged", "coloured")["id"])
+
+    found = ok(server.client.post("/v1/application/judged/search", files=query,
+                                  data={"topk": "1", "pipeline": "coloured"}))
+    best = max((colour_vector(halves(*pair)) @ colour_vector(solid(QUERY)), pair)
+               for pair in LABELLED["reds"])
+    assert found[0]["score"] == pytest.approx(best[0], abs=1e-4)
+    worded = server.client.post("/v1/application/judged/search", json={
+        "text": "red", "pipeline": "coloured"})
+    assert (worded.status_code, worded.json()["code"]) == (400, "INVALID_REQUEST")
+
+    env = {"PHANTOSCOPE_URL": server.url, "COLUMNS": "200"}
+    evaluated = run_cli("eval", str(tmp_path / "set"), "--app", "judged", "--pipeline",
+                        "tallied", "--pipeline", "coloured", "-k", "1", "-k", "2", "--out",
+                        str(tmp_path / "out"), env=env)
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["application"] == "judged"
+    runs = {run["pipeline"]: run for run in results["pipelines"]}
+    assert sorted(runs) == ["coloured", "tallied"]
+    assert {run["indexed"] for run in runs.values()} == {8}
+    assert {len(run["queries"]) for run in runs.values()} == {6}
+    assert runs["coloured"]["metrics"]["mAP@2"] == pytest.approx(1.0)
+    assert ok(server.client.get("/v1/application/judged"))["_fields"]["photo"][
+        "pipeline"] == "tallied"  # nothing switched, nothing uploaded
+    assert len(ok(server.client.get("/v1/application/judged/entity"))) == 8

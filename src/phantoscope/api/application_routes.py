@@ -34,6 +34,7 @@ from phantoscope.engine.errors import BadRequestError, EngineError, SchemaError,
 from phantoscope.engine.filters import Filter
 from phantoscope.engine.intake import ImageInput
 from phantoscope.engine.model import Application
+from phantoscope.engine.pipeline_choice import searched_with
 from phantoscope.engine.query_mix import invalid_weights, weights_from_text
 from phantoscope.engine.search import MAX_TOPK, check_topk, plan_search, run_search, topk_error
 from phantoscope.engine.text_search import MAX_TEXT, plan_text_search, run_text_search
@@ -56,6 +57,9 @@ class CreateApplication(BaseModel):
 NAME = "The entity's name (at most 1024 characters, no control characters)."
 ATTRIBUTES = "The user's own keys: a JSON object of strings, numbers, booleans, string lists."
 FILTER = "Search only among the entities this structured filter selects."
+PIPELINE = ("Search by image with this pipeline instead of the field's own: one a finished "
+            "reindex job embedded every image of the field with (to compare the two before "
+            "switching).")
 REJECT = ("Refuse (409 DUPLICATE, nothing stored) an image that is a copy of a stored entity "
           "(or of an earlier image of the same request).")
 TEXT = (f"Search by words (at most {MAX_TEXT:,} characters): through the pipeline's text "
@@ -85,6 +89,7 @@ class SearchBody(BaseModel):
                              "with text.")
     nprobe: int | None = None
     filter: Any = Field(None, description=FILTER)  # checked: INVALID_FILTER
+    pipeline: Any = Field(None, description=PIPELINE)  # checked by the engine
 
 
 class BatchItem(ImageRef):
@@ -424,6 +429,7 @@ class SearchQuery:
     weights: object  # None: none given
     topk: int
     filter: Filter | None
+    pipeline: object = None  # None: the field's own
 
 
 async def _form_query(stores: Stores, form: FormData) -> SearchQuery:
@@ -435,7 +441,8 @@ async def _form_query(stores: Stores, form: FormData) -> SearchQuery:
         image = partial(read_file, stores, part.data, part.label)
     return SearchQuery(
         _field(form), image, text, None if weights is None else weights_from_text(weights),
-        _topk_of(form.get("topk", str(DEFAULT_TOPK))), request_filter_text(form.get("filter")))
+        _topk_of(form.get("topk", str(DEFAULT_TOPK))), request_filter_text(form.get("filter")),
+        form.get("pipeline"))
 
 
 def _json_query(stores: Stores, body: SearchBody) -> SearchQuery:
@@ -459,7 +466,8 @@ def _json_query(stores: Stores, body: SearchBody) -> SearchQuery:
     if body.topk is None and body.text is None:
         raise SchemaError("INVALID_REQUEST", "topk: Field required (or give text)")
     topk = check_topk(DEFAULT_TOPK if body.topk is None else body.topk)
-    return SearchQuery(field, image, body.text, body.weights, topk, request_filter(body.filter))
+    return SearchQuery(field, image, body.text, body.weights, topk, request_filter(body.filter),
+                       body.pipeline)
 
 
 @router.post("/{name}/search", openapi_extra=SEARCH_BODY, responses=errors(413, 502),
@@ -469,7 +477,9 @@ async def search(name: str, request: Request) -> JSONResponse:
     "filter"?: {...}}` (or `{"image": {"url"|"data"}, "field"?, ...}`) or a multipart `file`
     with `topk` (and optional `field`, and `filter` as JSON text). Nearest first. `topk` is an
     integer from 1 to 1000 (INVALID_TOPK otherwise); `filter` selects the entities searched
-    among (INVALID_FILTER when it is not a valid filter).
+    among (INVALID_FILTER when it is not a valid filter). `pipeline` (optional): search with
+    a pipeline a finished reindex job embedded every image of the field with, instead of the
+    field's own (409 REINDEX_REQUIRED / REINDEX_NOT_FINISHED otherwise).
 
     Search by words: JSON `{"text": "dog on a beach", "topk"?: 10, "filter"?: {...},
     "field"?: "<field>"}` or a multipart form with `text` (and no `file`). Answers
@@ -489,21 +499,24 @@ async def search(name: str, request: Request) -> JSONResponse:
         query = await _form_query(stores, body)
     else:
         query = _json_query(stores, body)
+    if query.text is not None and query.pipeline is not None:
+        raise BadRequestError("INVALID_REQUEST", "pipeline chooses how an image search embeds "
+                                                 "its image: leave it out of a search by words")
     if query.text is None:
         if query.weights is not None:
             raise invalid_weights("weigh a text and an image: give both, or no weights")
         assert query.image is not None
         return await run_in_threadpool(_search_answer, stores, name, query.field, query.image,
-                                       query.topk, query.filter)
+                                       query.topk, query.filter, query.pipeline)
     return await run_in_threadpool(_text_answer, stores, name, query)
 
 
 def _search_answer(stores: Stores, name: str, field: str | None,
                    read: Callable[[], ImageInput], topk: int,
-                   found: Filter | None) -> JSONResponse:
+                   found: Filter | None, pipeline: object = None) -> JSONResponse:
     """A search once its body is parsed, on one worker thread: the event loop runs no query,
     decode or presigning, and a search pays for one hand-over to a thread, not four."""
-    plan = plan_search(stores, name, field)
+    plan = searched_with(stores, plan_search(stores, name, field), pipeline)
     hits = run_search(stores, plan, read(), check_topk(topk), found)
     application = plan.application
     return JSONResponse([hit_json(hit, application, image_url(stores, application, hit.entity))

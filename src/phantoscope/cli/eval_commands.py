@@ -69,6 +69,20 @@ def eval_command(
         typer.Option(help="With --duplicates: the image encoder whose vectors are judged "
                      "(a built-in name or an operator folder)."),
     ] = DEFAULT_ENCODER,
+    app: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            help="Evaluate on this application's own images instead of a throw-away one: "
+            "FOLDER's images label the copies the application holds (same SHA-256) and are "
+            "the queries; each --pipeline is the field's own or one a finished reindex job "
+            "embedded every image with. Nothing is uploaded.",
+        ),
+    ] = None,
+    field: Annotated[
+        str | None,
+        typer.Option(help="With --app: the image field (default: the only one)."),
+    ] = None,
 ) -> None:
     """Index FOLDER in a throw-away application per pipeline, query with every image, and
     report mAP@k, recall@k, precision@k (same class = relevant, self excluded) and latency.
@@ -77,11 +91,15 @@ def eval_command(
 
     The applications are deleted afterwards, also on errors.
 
+    With --app, the application's own images are searched instead (see --app): compare the
+    field's pipeline with the one a reindex job prepared, before `phantoscope app switch`.
+
     With --duplicates, no server is used: FOLDER/duplicates.json lists the images, the
     groups of copies and the groups of one scene (bench/eval_sets.py --duplicates writes
     such a folder), and every pair is judged here as the server judges uploads.
     """
     from phantoscope.evaluation.dataset import DatasetError, load_folder, load_text_queries
+    from phantoscope.evaluation.own_images import evaluate_on_application
     from phantoscope.evaluation.report import (
         results_table,
         text_table,
@@ -103,6 +121,9 @@ def eval_command(
     if not pipeline:
         notes.print("[red]error:[/red] give --pipeline (one or more), or --duplicates")
         raise typer.Exit(2)
+    if app is not None and text:
+        notes.print("[red]error:[/red] --app evaluates searches by image: leave out --text")
+        raise typer.Exit(2)
     ks = sorted(set(k or DEFAULT_KS))
     started = datetime.now(timezone.utc)
     out = out or Path(f"eval-{started.astimezone():%Y%m%d-%H%M%S}")
@@ -122,6 +143,9 @@ def eval_command(
         for name in pipeline:
             try:
                 run = (
+                    evaluate_on_application(client, app, field, name, folder, images, ks,
+                                            progress=notes.out)
+                    if app is not None else
                     evaluate_text(client, name, folder, images, queries, ks,
                                   batch_size=batch_size, progress=notes.out)
                     if text else
@@ -140,6 +164,7 @@ def eval_command(
     out.mkdir(parents=True, exist_ok=True)
     context = {
         "folder": str(folder.resolve()),
+        **({"application": app} if app is not None else {}),
         "url": url,
         "ks": ks,
         "started_at": started.isoformat(),

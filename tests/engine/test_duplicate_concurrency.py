@@ -1,7 +1,7 @@
-"""The first duplicates listing of a process finds every pair in one pass (minutes at 100k
-entities) without making uploads wait: they are stored while the pass runs, and the copies
-they make are in the groups the pass answers. Real stores (Milvus Lite, SQLite, a folder),
-a real gRPC encoder; the pass is held open at its start so that the upload lands inside it."""
+"""Duplicates under concurrent work, on real stores (Milvus Lite, SQLite, a folder) and a
+real gRPC encoder: the first listing of a process finds every pair in one pass (minutes at
+100k entities) without making uploads wait, and uploads refusing copies sent at once store
+one picture once."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from phantoscope.config import ServerSettings
 from phantoscope.engine.context import Stores
 from phantoscope.engine.duplicate_review import list_groups
 from phantoscope.engine.entities import UploadItem, plan_upload, upload
+from phantoscope.engine.errors import ConflictError
 from phantoscope.engine.intake import check_image
 from phantoscope.engine.registry import create_application, create_pipeline, register_operator
 from phantoscope.photoset import sample_photo
@@ -50,6 +51,33 @@ def _upload(stores: Stores, data: bytes, name: str) -> int:
     [outcome] = upload(stores, plan_upload(stores, "album"), [UploadItem(None, image, name)])
     assert outcome.error is None, outcome.error
     return outcome.entity.id
+
+
+def test_copies_refused_at_once_store_the_picture_once(stores):
+    sizes = (90, 80, 70, 60)
+    start = threading.Barrier(len(sizes))
+    codes: list[str] = []
+
+    def send(percent: int) -> None:
+        photo = sample_photo("chelsea")
+        data = jpeg(photo.resize((photo.width * percent // 100, photo.height * percent // 100)))
+        image = check_image(data, stores.limits, f"chelsea-{percent}")
+        plan = plan_upload(stores, "album")
+        start.wait(10)
+        try:
+            upload(stores, plan, [UploadItem(None, image, f"chelsea-{percent}")],
+                   reject_duplicates=True)
+            codes.append("stored")
+        except ConflictError as refused:
+            codes.append(refused.code)
+
+    senders = [threading.Thread(target=send, args=(percent,)) for percent in sizes]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(60)
+    assert sorted(codes) == ["DUPLICATE"] * 3 + ["stored"]
+    assert stores.meta.count_entities("album") == 1
 
 
 def test_uploads_go_on_during_the_first_pass_and_join_its_groups(stores, monkeypatch):

@@ -41,6 +41,9 @@ class ApplicationIndex:
     # held by the one listing that brings the index level (a first full pass takes minutes
     # at 100k entities; uploads take only ``lock``, so they do not wait for it)
     passing: threading.Lock = field(default_factory=threading.Lock)
+    # held by an upload that refuses copies from its check to its write, so that two such
+    # uploads of one picture sent at once cannot both pass
+    rejecting: threading.Lock = field(default_factory=threading.Lock)
 
     def known(self) -> set[int]:
         return set(self.hashes.ids())

@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,6 +167,23 @@ def upload(
                 else:
                     standby[index].append((other, result))
 
+    # two uploads refusing copies, checked at once, could each pass as the other's original
+    exclusive = stores.duplicates.of(application.name).rejecting if reject_duplicates else None
+    with exclusive or nullcontext():
+        _check_and_store(stores, plan, items, embedded, standby, outcomes, atomic=atomic,
+                         reject_duplicates=reject_duplicates)
+    return outcomes
+
+
+def _check_and_store(
+    stores: Stores, plan: ApplicationPlan, items: Sequence[UploadItem],
+    embedded: Mapping[int, tuple[FieldPlan, list[PipelineVector]]],
+    standby: Mapping[int, list[tuple[FieldPlan, list[PipelineVector]]]],
+    outcomes: list[UploadOutcome], *, atomic: bool, reject_duplicates: bool,
+) -> None:
+    """The second half of :func:`upload`: each embedded item checked for copies, then the
+    accepted ones written together; their entities (or errors) set in ``outcomes``."""
+    application = plan.application
     stored: dict[int, tuple[EntityRow, ImageInput]] = {}  # by item index
     descriptors: list[DescriptorRow] = []
     collection_writes: dict[str, CollectionWrite] = defaultdict(CollectionWrite)
@@ -194,7 +212,7 @@ def upload(
         payload = payload_of(entity)
         for vector, row in zip(result, entity.vectors, strict=True):
             write.add(row.id, vector.vector, payload)
-        for other, vectors in standby[index]:
+        for other, vectors in standby.get(index, []):
             write = collection_writes[other.pipeline.collection]
             for vector in vectors:
                 entity.vectors.append(vector_row(new_id(), other.pipeline.name, vector.box))
@@ -214,7 +232,6 @@ def upload(
             stores.duplicates.forget(application.name, [entity.id for entity in replaced])
     for index, (entity, _) in stored.items():
         outcomes[index].entity = entity_of(entity)
-    return outcomes
 
 
 def _replaced(stores: Stores, app_name: str, ids: Sequence[int | None]) -> list[Entity]:

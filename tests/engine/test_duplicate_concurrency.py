@@ -11,14 +11,19 @@ from collections.abc import Iterator
 import pytest
 
 import phantoscope.engine.duplicate_index as duplicate_index
-from inprocess import MeanColourEncoder, serve_in_process
+from colour_words import ColourEncoder
+from inprocess import serve_in_process
 from phantoscope.config import ServerSettings
 from phantoscope.engine.context import Stores
 from phantoscope.engine.duplicate_review import list_groups
 from phantoscope.engine.entities import UploadItem, plan_upload, upload
 from phantoscope.engine.errors import ConflictError
+from phantoscope.engine.field_switch import switch_field
 from phantoscope.engine.intake import check_image
+from phantoscope.engine.job_runner import JobRunner
+from phantoscope.engine.jobs import job_status, start_job
 from phantoscope.engine.registry import create_application, create_pipeline, register_operator
+from phantoscope.engine.standby_sweep import sweep_once
 from phantoscope.photoset import sample_photo
 from photos import jpeg
 
@@ -30,7 +35,7 @@ def stores(tmp_path, monkeypatch) -> Iterator[Stores]:
     for setting in ("PHANTOSCOPE_META", "PHANTOSCOPE_VECTORS", "PHANTOSCOPE_OBJECTS"):
         monkeypatch.delenv(setting, raising=False)
     opened = Stores.open(ServerSettings(_env_file=None, home=tmp_path / "data"))
-    with serve_in_process(MeanColourEncoder()) as server:
+    with serve_in_process(ColourEncoder()) as server:
         register_operator(opened, "colour", f"127.0.0.1:{server.port}")
         create_pipeline(opened, "colour-pipe", input="image", description="", processors=[],
                         encoder="colour", index_file_size=1024)
@@ -121,3 +126,25 @@ def test_uploads_go_on_during_the_first_pass_and_join_its_groups(stores, monkeyp
               for group in listed["page"].groups}
     assert groups == {frozenset({originals["astronaut"], first_copy}),
                       frozenset({originals["coffee"], uploaded["coffee-copy"]})}
+
+
+def test_an_upload_after_a_switch_finds_its_similar_shots_through_the_new_pipeline(stores):
+    stored = {name: _upload(stores, jpeg(sample_photo(name)), name) for name in PHOTOS}
+    list_groups(stores, "album", "similar", 0, 10)  # the index, made on colour-pipe
+    create_pipeline(stores, "colour-pipe-2", input="image", description="", processors=[],
+                    encoder="colour", index_file_size=1024)
+    job = start_job(stores, {"kind": "reindex", "application": "album",
+                             "pipeline": "colour-pipe-2"})
+    runner = JobRunner(stores)
+    while job_status(stores, job.id).state != "done":
+        assert runner.work_once() or job_status(stores, job.id).state == "done"
+    switch_field(stores, "album", "photo", "colour-pipe-2")
+    stores.settings.switch_grace_s = 0
+    while sweep_once(stores):  # the old pipeline's vectors gone
+        pass
+
+    photo = sample_photo("coffee")  # its left half: another shot of the same scene
+    crop = _upload(stores, jpeg(photo.crop((0, 0, photo.width // 2, photo.height))), "crop")
+    groups = [{member.entity.id for member in group.members}
+              for group in list_groups(stores, "album", "similar", 0, 10).groups]
+    assert any({crop, stored["coffee"]} <= members for members in groups), groups

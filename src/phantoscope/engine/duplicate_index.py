@@ -107,7 +107,9 @@ def loaded(stores: Stores, plan: ApplicationPlan) -> ApplicationIndex:
     """The application's index with the hashes of every entity described so far (read once
     a process; an upload needs no more)."""
     name = plan.application.name
-    index = stores.duplicates.of(name)
+    basis = tuple(sorted((each.field, each.pipeline.name) for each in plan.fields.values()
+                         if not each.pipeline.processors))
+    index = stores.duplicates.of(name, basis)
     with index.lock:
         if not index.loaded:
             _add_stored(stores, plan, index, None)

@@ -26,6 +26,9 @@ class VectorPlace:
 class ApplicationIndex:
     """One application's hashes, vector places and (once found) judged pairs."""
 
+    # the pipelines whose vectors it places, by image field (whole-image pipelines only;
+    # None until it is loaded): a switched field makes a new index
+    basis: tuple[tuple[str, str], ...] | None = None
     hashes: HashIndex = field(default_factory=HashIndex)
     places: dict[int, VectorPlace] = field(default_factory=dict)  # by entity id
     owners: dict[int, int] = field(default_factory=dict)  # entity id by vector id
@@ -82,9 +85,16 @@ class DuplicateIndexes:
         self._indexes: dict[str, ApplicationIndex] = {}
         self._lock = threading.Lock()
 
-    def of(self, application: str) -> ApplicationIndex:
+    def of(self, application: str, basis: tuple[tuple[str, str], ...] | None = None
+           ) -> ApplicationIndex:
+        """The application's index; with ``basis``, a new one if it was loaded on another."""
         with self._lock:
-            return self._indexes.setdefault(application, ApplicationIndex())
+            index = self._indexes.get(application)
+            if index is None or (None not in (basis, index.basis) and index.basis != basis):
+                index = self._indexes[application] = ApplicationIndex()
+            if index.basis is None:
+                index.basis = basis
+            return index
 
     def drop(self, application: str) -> None:
         with self._lock:

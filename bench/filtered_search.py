@@ -5,7 +5,7 @@ with the insert rate, index build time and memory it took to get there (issue 16
                                               [--dimension 1280] [--queries 200]
                                               [--baseline-queries 5] [--no-recall]
                                               [--encoder-ms 9.9] [--rss-target-gb 8]
-                                              [--min-free-gb 3]
+                                              [--min-free-gb 3] [--two-copies]
                                               [--uri http://HOST:19530 | --server]
 
 Data: --vectors vectors of --dimension around 200 Gaussian cluster centres, normalised,
@@ -27,6 +27,9 @@ store's default), then measured:
 - memory: for Milvus Lite the bench process's VmRSS / VmHWM (Milvus Lite runs in it) after
   the insert, after indexing and after searching, beside the bench's own arrays; for a
   server started with --server, the server process tree's VmRSS (and summed VmHWM);
+- Milvus Lite: an indexed segment's vectors are held once, in faiss's HNSW storage
+  (`storage/lite_one_copy.py`); --two-copies keeps milvus-lite's own way (the segment's Arrow
+  table holds them too), the "before" of that change;
 - the searches below, then issue 16's targets: search p50 ≤ --encoder-ms + 25 ms and peak
   RSS ≤ --rss-target-gb. --min-free-gb stops the run before the machine runs out of memory.
 
@@ -65,7 +68,7 @@ import numpy as np
 from common import Latency, descendants, print_table, timed_ms
 
 from phantoscope.engine.filters import matches, milvus_expression, parse_filter
-from phantoscope.storage import lite_search
+from phantoscope.storage import lite_one_copy, lite_search
 from phantoscope.storage.milvus_vectors import MilvusVectorStore
 from phantoscope.storage.vectors import FILTER_FIELDS, VectorPayload
 
@@ -197,12 +200,15 @@ def memory(server_pid: int | None) -> str:
 
 def lite_breakdown(store: MilvusVectorStore) -> list[str]:
     """Where Milvus Lite's memory goes and what a search walks: its segments, their Arrow
-    tables, their numpy vectors (when not a view of the table) and their faiss indexes
-    (private APIs; benchmark only)."""
+    tables (a vector column read from faiss's storage counted once, with faiss), their numpy
+    vectors (when not a view of the table) and their faiss indexes (private APIs; benchmark
+    only)."""
     collection = lite_search.local_collection(store.uri, COLLECTION)
     segments = list(collection._segment_cache.values())
     rows = sorted(segment.num_rows for segment in segments)
-    arrow = sum(segment.table.nbytes for segment in segments)
+    sharing = [lite_one_copy.shares(segment, VECTOR_FIELD) for segment in segments]
+    arrow = sum(segment.table.nbytes - (segment.vectors.nbytes if shared else 0)
+                for segment, shared in zip(segments, sharing, strict=True))
     copies = sum(segment.vectors.nbytes for segment in segments if not _is_view(segment))
     stored = graph = 0
     for segment in segments:
@@ -212,7 +218,8 @@ def lite_breakdown(store: MilvusVectorStore) -> list[str]:
             graph += index.hnsw.neighbors.size() * 4 + index.hnsw.levels.size() * 4
     mb = 1024**2
     return [f"{len(segments)} segments ({rows[0]:,}-{rows[-1]:,} rows, median "
-            f"{rows[len(rows) // 2]:,}), searched one after another",
+            f"{rows[len(rows) // 2]:,}), searched one after another; {sum(sharing)} of them "
+            "read their vectors from faiss's storage (one copy)",
             f"Arrow tables {arrow / mb:,.0f} MB; numpy vector copies beside them "
             f"{copies / mb:,.0f} MB; faiss HNSW vectors {stored / mb:,.0f} MB + graph "
             f"{graph / mb:,.0f} MB"]
@@ -390,6 +397,9 @@ def main() -> None:
     parser.add_argument("--rss-target-gb", type=float, default=8.0)
     parser.add_argument("--min-free-gb", type=float, default=3.0,
                         help="stop when the machine's MemAvailable falls below this")
+    parser.add_argument("--two-copies", action="store_true",
+                        help="Milvus Lite: segments keep their own vectors beside faiss's "
+                        "(milvus-lite's way, before `lite_one_copy`), for a before/after")
     parser.add_argument("--uri", help="a Milvus server (default: Milvus Lite in a temp dir)")
     parser.add_argument("--server", action="store_true",
                         help="start a local Milvus server (LocalMilvusServer) and use it")
@@ -418,6 +428,8 @@ def run(uri: str, args: argparse.Namespace, server_pid: int | None) -> None:
     sizes = sorted({*args.checkpoints, args.vectors})
     before = status_mb("self", "VmRSS")
     store = MilvusVectorStore(uri, timeout_s=600)
+    if args.two_copies:
+        lite_one_copy.uninstall()
     background = BackgroundLog()
     logging.getLogger("milvus_lite.engine").addHandler(background)
     logging.getLogger("milvus_lite.engine").setLevel(logging.INFO)
@@ -425,7 +437,8 @@ def run(uri: str, args: argparse.Namespace, server_pid: int | None) -> None:
     print(f"{backend}: up to {args.vectors:,} vectors of {args.dimension}-d, measured at "
           f"{', '.join(f'{n:,}' for n in sizes)}; {args.queries} queries, top {TOPK}; "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, MemAvailable "
-          f"{available_gb():.1f} GB; bench process before the store: VmRSS {before:,.0f} MB",
+          f"{available_gb():.1f} GB; bench process before the store: VmRSS {before:,.0f} MB; "
+          f"indexed segments' vectors held {'twice' if args.two_copies else 'once'}",
           flush=True)
     try:
         store.drop_collection(COLLECTION)

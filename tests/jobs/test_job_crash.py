@@ -68,7 +68,10 @@ def assert_clean(env: dict[str, str], home: Path) -> None:
 def test_a_server_killed_mid_job_resumes_it_and_stores_each_image_once(
     shared_env, tally, tmp_path
 ):
-    env = {**shared_env("postgres"), "PHANTOSCOPE_REPAIR_GRACE_S": "0"}
+    # a lease longer than the test: the server started again gives back the claims of the
+    # one killed on this host itself, not when their lease runs out
+    env = {**shared_env("postgres"), "PHANTOSCOPE_REPAIR_GRACE_S": "0",
+           "PHANTOSCOPE_JOB_LEASE_S": "3600"}
     names = [f"{n // 50}/{n:03d}.jpg" for n in range(IMAGES)]
     write_photos(tmp_path / "roots" / "photos", names, first=5000)
     database = sqlalchemy.create_engine(env["PHANTOSCOPE_META"])

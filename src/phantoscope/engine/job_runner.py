@@ -37,6 +37,20 @@ MAX_PAUSE_S = 30.0
 STOP_WAIT_S = 30.0
 
 
+def _running(pid: int) -> bool:
+    """Whether another process with this id runs here (this process started after every
+    claim it finds at its start, so its own id in one names an earlier process)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
 class JobRunner:
     """``settings.job_concurrency`` worker threads over the stores' jobs."""
 
@@ -54,8 +68,27 @@ class JobRunner:
                          for n in range(settings.job_concurrency)]
 
     def start(self) -> None:
+        try:
+            self.release_orphans()
+        except StoreError as exc:  # their leases run out instead
+            log.warning("could not look for claims of stopped servers: %s", exc)
         for thread in self._threads:
             thread.start()
+
+    def release_orphans(self) -> int:
+        """Give back the claims of this host's servers that are gone (a server killed and
+        started again), so that their items are taken at once rather than when their lease
+        runs out; how many. A claim of a live process, or another host's, waits its lease."""
+        host = self.worker.rsplit(":", 1)[0]
+        released = 0
+        for token in self.jobs.claims_in_work():
+            claimant, _, pid = token.rsplit(":", 1)[0].rpartition(":")
+            if claimant == host and pid.isdigit() and not _running(int(pid)):
+                self.jobs.release(token)
+                released += 1
+        if released:
+            log.info("gave back %d job claim(s) of this host's stopped servers", released)
+        return released
 
     def wake(self) -> None:
         """Look for work now (a job was just started here), not at the next poll."""

@@ -189,6 +189,12 @@ class JobStore:
                 JobItemRow.claim == token, JobItemRow.state == CLAIMED
             ).values(state=PENDING, claim=None, claimed_at=None))
 
+    def claims_in_work(self) -> list[str]:
+        """The tokens of every claim with items still claimed."""
+        with self.meta.session("finding claims in work") as session:
+            return list(session.scalars(select(JobItemRow.claim).where(
+                JobItemRow.state == CLAIMED, JobItemRow.claim.is_not(None)).distinct()))
+
     def end_if_complete(self, job_id: int, state: str) -> bool:
         """A running job none of whose items is pending or claimed moves to ``state``."""
         open_items = exists().where(JobItemRow.job_id == job_id,

@@ -462,12 +462,16 @@ class PipelineStep:
 
 @dataclass(frozen=True)
 class Job:
-    """A background job: ``done`` and ``failed`` count its items, ``errors`` are the first
-    failed items (``(item, reason)``), ``rate`` items a second, ``eta_s`` the seconds left
-    at that rate (None when unknown)."""
+    """A background job: the application and image field it works on, ``pipeline`` the one
+    a reindex embeds with (None for the other kinds); ``done`` and ``failed`` count its
+    items, ``errors`` are the first failed items (``(item, reason)``), ``rate`` items a
+    second, ``eta_s`` the seconds left at that rate (None when unknown)."""
 
     id: int
     kind: str
+    application: str
+    field: str
+    pipeline: str | None
     state: str  # queued | running | done | failed | cancelled
     total: int
     done: int
@@ -482,7 +486,8 @@ class Job:
 
     @classmethod
     def parse(cls, body: Mapping[str, Any]) -> Job:
-        return cls(int(body["id"]), body["kind"], body["state"], body["total"], body["done"],
+        return cls(int(body["id"]), body["kind"], body["application"], body["field"],
+                   body["pipeline"], body["state"], body["total"], body["done"],
                    body["failed"], tuple((e["item"], e["reason"]) for e in body["errors"]),
                    float(body["rate"]), body["eta_s"])
 

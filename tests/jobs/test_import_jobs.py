@@ -23,7 +23,8 @@ from helpers import OperatorProcess, run_cli
 
 APP = "album"
 HERE = Path(__file__).resolve().parent
-SHAPE = {"id", "kind", "state", "total", "done", "failed", "errors", "rate", "eta_s"}
+SHAPE = {"id", "kind", "application", "field", "pipeline", "state", "total", "done", "failed",
+         "errors", "rate", "eta_s"}
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,7 @@ def test_a_folder_is_imported_in_the_background_named_by_its_paths(server, roots
     assert started.status_code == 200, started.text
     job = started.json()
     assert set(job) == SHAPE and job["kind"] == "import" and job["total"] == 27
+    assert (job["application"], job["field"], job["pipeline"]) == (APP, "photo", None)
     assert job["state"] in ("queued", "running")
 
     status = wait_for_job(server.client, job["id"])
@@ -291,6 +293,7 @@ def test_the_jobs_commands_start_follow_list_show_and_cancel(server, roots):
 
     listed = run_cli("jobs", "list", env=env)
     assert listed.returncode == 0 and f"{job}" in listed.stdout and "10/10" in listed.stdout
+    assert "cli · photo" in listed.stdout
     shown = run_cli("jobs", "show", str(job), "--json", env=env)
     assert json.loads(shown.stdout) == server.client.get(f"/v1/jobs/{job}").json()
 

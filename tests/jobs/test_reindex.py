@@ -149,6 +149,7 @@ def test_a_reindex_embeds_every_image_again_and_the_switch_moves_searches(server
     ids = make_app(server, "moving", range(24))
     job = start_reindex(server, "moving", "coloured")
     assert (job["kind"], job["total"]) == ("reindex", 24)
+    assert (job["application"], job["field"], job["pipeline"]) == ("moving", "photo", "coloured")
     for number in (0, 23):  # while the job runs: 4.8 s of the colour encoder's time
         ok(server.client.delete(f"/v1/application/moving/entity/{ids.pop(number)}"))
     for number in (24, 25, 26):
@@ -275,6 +276,8 @@ def test_the_commands_reindex_and_switch(server):
     assert started.returncode == 0, started.stdout + started.stderr
     assert "reindex of 2 images of typed with coloured" in started.stdout
     assert "2 of 2" in started.stdout
+    listed = run_cli("jobs", "list", env=env)
+    assert listed.returncode == 0 and "typed · photo → coloured" in listed.stdout
     switched = run_cli("app", "switch", "typed", "photo", "coloured", env=env)
     assert switched.returncode == 0, switched.stdout + switched.stderr
     assert "photo → coloured" in switched.stdout

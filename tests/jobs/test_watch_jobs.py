@@ -17,7 +17,8 @@ from api_server import ApiServer
 from helpers import run_cli
 
 APP = "watched"
-SHAPE = {"id", "kind", "state", "total", "done", "failed", "errors", "rate", "eta_s"}
+SHAPE = {"id", "kind", "application", "field", "pipeline", "state", "total", "done", "failed",
+         "errors", "rate", "eta_s"}
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +84,7 @@ def test_a_watch_follows_files_added_changed_and_removed_across_a_restart(server
     job = start_watch(server, APP, folder)
     assert set(job) == SHAPE
     assert (job["kind"], job["state"], job["total"]) == ("watch", "running", 3)
+    assert (job["application"], job["pipeline"]) == (APP, None)
     status = lambda: server.client.get(f"/v1/jobs/{job['id']}").json()  # noqa: E731
     wait_until(lambda: status()["done"] == 3, "the first files are imported")
     first = entities(server, APP)

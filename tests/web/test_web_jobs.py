@@ -1,7 +1,8 @@
 """The web page's Jobs view, in a real browser against a real API server and encoder: an import
 started from a server folder runs to the end with its progress shown, a refused folder says
-why, a running job is cancelled, cancelling one that finished meanwhile shows the 409, and a
-watch (it never ends) shows what it did without a time left."""
+why, a running job is cancelled, cancelling one that finished meanwhile shows the 409, a
+watch (it never ends) shows what it did without a time left, and a finished reindex switches
+its field from its row (a switch the server refuses says why)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from playwright.sync_api import expect
 
 from api_server import ApiServer
 from helpers import REPO, OperatorProcess
+from inprocess import MeanColourEncoder, serve_in_process
 from photos import jpeg, photo
 
 WAIT_MS = 60_000
 ALBUM = "album"
 STALLED = "stalled"  # its encoder is stopped: an import into it waits, running
+MOVED = "moved"  # reindexed with `colour-pipe`, then switched to it
 ARTIFACTS = REPO / "test-artifacts" / "web"
 
 
@@ -55,7 +58,8 @@ class Jobs:
 @pytest.fixture(scope="module")
 def jobs(tmp_path_factory) -> Iterator[Jobs]:
     root = tmp_path_factory.mktemp("import-root")
-    with OperatorProcess("efficientnet-lite0-encoder") as encoder:
+    with OperatorProcess("efficientnet-lite0-encoder") as encoder, \
+            serve_in_process(MeanColourEncoder()) as colour:
         server = ApiServer(tmp_path_factory.mktemp("web-jobs"),
                            {"PHANTOSCOPE_IMPORT_ROOTS": str(root),
                             "PHANTOSCOPE_JOB_POLL_S": "0.2",
@@ -73,6 +77,11 @@ def jobs(tmp_path_factory) -> Iterator[Jobs]:
                     ("/v1/pipeline/gone-pipe", {"encoder": "gone"}),
                     (f"/v1/application/{STALLED}",
                      {"fields": {"image": {"type": "object", "pipeline": "gone-pipe"}}}),
+                    ("/v1/operator/regist",
+                     {"name": "colour", "endpoint": f"127.0.0.1:{colour.port}"}),
+                    ("/v1/pipeline/colour-pipe", {"encoder": "colour"}),
+                    (f"/v1/application/{MOVED}",
+                     {"fields": {"image": {"type": "object", "pipeline": "pipe"}}}),
                 ]
                 for path, body in setup:
                     answer = api.post(path, json=body)
@@ -143,8 +152,7 @@ def test_an_import_from_a_server_folder_runs_to_done_and_a_refused_one_says_why(
     expect(page.get_by_test_id("job-start-error")).to_be_hidden()
     row = row_of(page, job_id)
     expect(row.get_by_test_id("job-kind")).to_have_text("import")
-    app = jobs.listed()[0].get("application")
-    expect(row.get_by_test_id("job-app")).to_have_text(app or "\u2014")
+    expect(row.get_by_test_id("job-app")).to_have_text(f"{ALBUM} · image")
     # refreshed by itself until the job ends
     expect(row.get_by_test_id("job-state")).to_have_text("done", timeout=WAIT_MS)
     expect(row.get_by_test_id("job-count")).to_have_text("6 of 6")
@@ -218,3 +226,54 @@ def test_a_watch_shows_what_it_did_and_no_time_left(jobs, page):
     row.get_by_test_id("job-cancel").click()
     expect(row.get_by_test_id("job-state")).to_have_text("cancelled")
     assert jobs.job(job_id)["state"] == "cancelled"
+
+
+def test_a_finished_reindex_is_switched_from_its_row_and_a_refused_switch_says_why(jobs, page):
+    api = jobs.server.client
+    for each in ["coffee", "rocket", "horse"]:
+        answer = api.post(f"/v1/application/{MOVED}/upload",
+                          files={"file": (f"{each}.jpg", jpeg(photo(each)), "image/jpeg")})
+        assert answer.status_code == 200, answer.text
+    answer = api.post("/v1/jobs", json={"kind": "reindex", "application": MOVED,
+                                        "field": "image", "pipeline": "colour-pipe"})
+    assert answer.status_code == 200, answer.text
+    job_id = str(answer.json()["id"])
+    page.get_by_test_id("job-reload").click()
+    row = row_of(page, job_id)
+    expect(row.get_by_test_id("job-kind")).to_have_text("reindex")
+    expect(row.get_by_test_id("job-app")).to_have_text(f"{MOVED} · image → colour-pipe")
+    expect(row.get_by_test_id("job-state")).to_have_text("done", timeout=WAIT_MS)
+    expect(row.get_by_test_id("job-count")).to_have_text("3 of 3")
+    switch = row.get_by_test_id("job-switch")
+    expect(switch).to_have_text("Switch")
+    expect(switch).to_be_enabled()
+
+    def used() -> str:
+        answer = api.get(f"/v1/application/{MOVED}")
+        assert answer.status_code == 200, answer.text
+        return answer.json()["_fields"]["image"]["pipeline"]
+
+    # switched by someone else after the page listed it: the server refuses the click
+    behind = api.post(f"/v1/application/{MOVED}/fields/image/switch",
+                      json={"pipeline": "colour-pipe"})
+    assert behind.status_code == 200, behind.text
+    switch.click()
+    expect(row.get_by_test_id("job-note")).to_have_text(
+        f"PIPELINE_IN_USE: field 'image' of application '{MOVED}' uses pipeline "
+        "'colour-pipe' already")
+    expect(switch).to_have_text("In use")  # the page learnt what the field uses
+    expect(switch).to_be_disabled()
+    assert used() == "colour-pipe"
+
+    back = api.post(f"/v1/application/{MOVED}/fields/image/switch", json={"pipeline": "pipe"})
+    assert back.status_code == 200, back.text  # within the grace: no reindex needed
+    page.reload()
+    row = row_of(page, job_id)
+    switch = row.get_by_test_id("job-switch")
+    expect(switch).to_have_text("Switch")
+    switch.click()
+    expect(row.get_by_test_id("job-note")).to_have_text("Searches of image use colour-pipe now")
+    expect(switch).to_have_text("In use")
+    expect(switch).to_be_disabled()
+    assert used() == "colour-pipe"
+    screenshot(page, "jobs-switched")

@@ -1,4 +1,4 @@
-"""/v1/jobs: background jobs (import), their progress, cancelling them."""
+"""/v1/jobs: background jobs (import, watch, reindex), their progress, cancelling them."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def start_job(body: StartJob, request: Request) -> dict[str, Any]:
     images named by their path under the folder (their URL's file name, their key under the
     S3 prefix), watch a folder (files added, changed and removed follow until the job is
     cancelled), or reindex an application's field with another pipeline (uploads meanwhile
-    get both pipelines' vectors)."""
+    get both pipelines' vectors). Answers the job as GET /v1/jobs/<id> does."""
     started = jobs.start_job(stores_of(request), body.model_dump())
     request.app.state.job_runner.wake()  # this server starts on it at once
     return job_json(started)
@@ -53,14 +53,17 @@ def start_job(body: StartJob, request: Request) -> dict[str, Any]:
 @router.get("")
 @router.get("/", include_in_schema=False)
 def list_jobs(request: Request) -> list[dict[str, Any]]:
-    """The newest 100 jobs, newest first."""
+    """The newest 100 jobs, newest first, each as GET /v1/jobs/<id> answers it."""
     return [job_json(status) for status in jobs.list_jobs(stores_of(request))]
 
 
 @router.get("/{job_id}")
 def get_job(job_id: str, request: Request) -> dict[str, Any]:
-    """A job's state and progress: items done and failed, the first 100 errors, items a
-    second, seconds left."""
+    """A job: {"id", "kind", "application", "field", "pipeline", "state", "total", "done",
+    "failed", "errors": [{"item", "reason"}], "rate", "eta_s"}. `application` and `field`
+    are what it works on, `pipeline` the one a reindex embeds with (null for an import or a
+    watch); then its state and progress: items done and failed, the first 100 errors, items
+    a second, seconds left."""
     return job_json(jobs.job_status(stores_of(request), job_id))
 
 

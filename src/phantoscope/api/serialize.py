@@ -143,6 +143,9 @@ def job_json(status: JobStatus) -> dict[str, Any]:
     return {
         "id": status.id,
         "kind": status.kind,
+        "application": status.application,
+        "field": status.field,
+        "pipeline": status.pipeline,
         "state": status.state,
         "total": status.total,
         "done": status.done,

@@ -30,15 +30,23 @@ def _seconds(value: float | None) -> str:
 
 def _job_json(job: Job) -> str:
     return json.dumps({
-        "id": job.id, "kind": job.kind, "state": job.state, "total": job.total,
+        "id": job.id, "kind": job.kind, "application": job.application, "field": job.field,
+        "pipeline": job.pipeline, "state": job.state, "total": job.total,
         "done": job.done, "failed": job.failed,
         "errors": [{"item": item, "reason": reason} for item, reason in job.errors],
         "rate": job.rate, "eta_s": job.eta_s}, ensure_ascii=False)
 
 
+def _target(job: Job) -> str:
+    """What a job works on: ``album · image``, ``album · image → clip`` for a reindex."""
+    return f"{job.application} · {job.field}" + (f" → {job.pipeline}" if job.pipeline else "")
+
+
 def _show(job: Job) -> None:
     console.print(details([
-        ("job", str(job.id)), ("kind", job.kind), ("state", job.state),
+        ("job", str(job.id)), ("kind", job.kind), ("application", job.application),
+        ("field", job.field), *([("pipeline", job.pipeline)] if job.pipeline else []),
+        ("state", job.state),
         ("done", f"{job.done} of {job.total}"), ("failed", str(job.failed)),
         ("rate", f"{job.rate:.1f} images/s"), ("eta", _seconds(job.eta_s)),
     ]))
@@ -149,10 +157,11 @@ def jobs_list(url: Url = DEFAULT_URL) -> None:
     """The newest jobs, newest first."""
     with connect(url) as client:
         jobs = client.jobs.list()
-    shown = table("id", "kind", "state", "done", "failed", "rate", "eta")
+    shown = table("id", "kind", "application", "state", "done", "failed", "rate", "eta")
     for job in jobs:
-        shown.add_row(*row(str(job.id), job.kind, job.state, f"{job.done}/{job.total}",
-                           str(job.failed), f"{job.rate:.1f}/s", _seconds(job.eta_s)))
+        shown.add_row(*row(str(job.id), job.kind, _target(job), job.state,
+                           f"{job.done}/{job.total}", str(job.failed), f"{job.rate:.1f}/s",
+                           _seconds(job.eta_s)))
     console.print(shown)
 
 

@@ -41,11 +41,15 @@ LISTED = 100  # jobs a listing shows, newest first
 
 @dataclass(frozen=True)
 class JobStatus:
-    """A job as its caller sees it: ``done`` and ``failed`` count items, ``rate`` is items
-    a second, ``eta_s`` the seconds left at that rate (None when unknown)."""
+    """A job as its caller sees it: what it works on (``pipeline``: a reindex's new one,
+    else None), ``done`` and ``failed`` count items, ``rate`` is items a second, ``eta_s``
+    the seconds left at that rate (None when unknown)."""
 
     id: int
     kind: str
+    application: str
+    field: str
+    pipeline: str | None
     state: str
     total: int
     done: int
@@ -135,8 +139,9 @@ def _status(store: JobStore, job: JobRow) -> JobStatus:
         rate = ended / took if took > 0 else 0.0
         eta = 0.0 if job.state == "done" else None
     errors = tuple(store.errors(job.id, MAX_ERRORS)) if counts.failed else ()
-    return JobStatus(job.id, job.kind, job.state, job.total, counts.done, counts.failed,
-                     errors, round(rate, 2), eta)
+    pipeline = job.source.get("pipeline") if job.kind == "reindex" else None
+    return JobStatus(job.id, job.kind, job.application, job.field, pipeline, job.state,
+                     job.total, counts.done, counts.failed, errors, round(rate, 2), eta)
 
 
 @entry_point

@@ -3,15 +3,16 @@ pipeline, its vectors written to that pipeline's collection and their rows added
 
 An item is done once however often it is tried: an entity that has vectors of the pipeline
 (stored by a try a killed server made, or by an upload during the job) or that was deleted
-meanwhile is done without embedding it. The rows are added in one transaction that checks
-that again under a lock of the entities, and closes the journal row that named the vectors
-before they were written (a killed server's vectors without rows are the journal's to
-repair, as an upload's are). An image the pipeline fails on fails alone.
+meanwhile (even as its image was read) is done without embedding it. The rows are added in
+one transaction that checks that again under a lock of the entities, and closes the journal
+row that named the vectors before they were written (a killed server's vectors without rows
+are the journal's to repair, as an upload's are). An image the pipeline fails on fails alone.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -36,6 +37,7 @@ from phantoscope.storage.objects import ObjectNotFoundError
 from phantoscope.storage.reindex_store import ReindexStore
 
 log = logging.getLogger(__name__)
+DELETION_WAIT_S = 2.0  # an image missing while its rows stay: how long they may take to go
 
 
 def target_plan(stores: Stores, job: JobRow) -> FieldPlan | None:
@@ -68,7 +70,10 @@ def reindex_items(stores: Stores, job: JobRow, items: list[ClaimedItem]) -> Batc
         try:
             data, content_type = stores.objects.get(plan.application.bucket, row.object_key)
         except ObjectNotFoundError as exc:
-            result.failed[each.position] = f"IMAGE_NOT_FOUND: {exc}"
+            if _deleted(stores, job, each.entity_id):  # its image went with it meanwhile
+                result.done.append(each.position)
+            else:
+                result.failed[each.position] = f"IMAGE_NOT_FOUND: {exc}"
             continue
         todo.append((each, row, ImageInput(data, content_type, row.sha256)))
     if not todo:
@@ -84,6 +89,18 @@ def reindex_items(stores: Stores, job: JobRow, items: list[ClaimedItem]) -> Batc
     if stored:
         _write(stores, plan, stored)
     return result
+
+
+def _deleted(stores: Stores, job: JobRow, entity_id: int) -> bool:
+    """Whether an entity whose image is missing is being deleted: a deletion removes the
+    image, then the rows, so its rows are given a moment to go."""
+    store = ReindexStore(stores.meta)
+    deadline = time.monotonic() + DELETION_WAIT_S
+    while store.entities_with_vectors(job.application, [entity_id]):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _embedded(stores: Stores, plan: FieldPlan, images: Sequence[ImageInput]

@@ -243,11 +243,13 @@ export default class JobsView {
       this.notes.set(String(job.id), { error: false,
         text: `Searches of ${job.field} use ${job.pipeline} now` });
       toast(`${job.application}: ${job.field} switched to ${job.pipeline}`, { kind: 'ok' });
-      await applicationsChanged();  // every view's applications, ours included
-      await this.apps.refresh();
     } catch (err) {
       this.notes.set(String(job.id), { error: true, text: errorText(err) });
     }
+    // every view's applications, ours included: what the field uses now (a refusal may
+    // say it was switched meanwhile)
+    await applicationsChanged();
+    await this.apps.refresh();
     await this.load();
   }
 }

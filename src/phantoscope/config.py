@@ -73,6 +73,10 @@ class ServerSettings(BaseSettings):
     # Send images to operators that announce it as their files' bytes; false: base64 to all,
     # as to an original-protocol operator (costs the API CPU; for comparison and debugging).
     operator_image_bytes: bool = True
+    # Ask an upload's encoder, when it announces them, for each image's grey thumbnail, so
+    # that the duplicate check decodes nothing; false: the API decodes each upload for it
+    # (costs the API CPU; for comparison and debugging).
+    operator_thumbnails: bool = True
     # Longest wait for one call to the vector store before answering 503.
     storage_timeout_s: float = Field(10.0, gt=0)
     max_upload_bytes: int = Field(32 * 1024 * 1024, ge=1)

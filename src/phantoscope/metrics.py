@@ -31,6 +31,12 @@ INGESTED_IMAGES = Counter(
     "Images stored, by application (its rate is the ingest throughput).",
     ["application"],
 )
+DESCRIBED_IMAGES = Counter(
+    "phantoscope_described_images",
+    "Uploaded images described for duplicate detection, by where their thumbnail was made: "
+    "operator (from the image its encoder decoded) or api (the image decoded in the API).",
+    ["thumbnail"],
+)
 HTTP_REQUESTS = Counter(
     "phantoscope_http_requests",
     "HTTP requests answered, by method, route template and status.",

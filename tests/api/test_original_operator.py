@@ -1,6 +1,7 @@
 """An operator speaking only the original protocol, through a real API server: it never
-announces `image_bytes`, so the engine sends it base64 `datas` (issue 20) and uploads and
-searches work as they always have."""
+announces `image_bytes` or `thumbnails`, so the engine sends it base64 `datas` (issue 20) and
+describes uploads for duplicates itself: uploads, searches and copies work as they always
+have."""
 
 from __future__ import annotations
 
@@ -80,3 +81,11 @@ def test_original_protocol_operator_uploads_and_searches(original_stubs, start_s
                                data={"topk": "4"}))
             assert int(hits[0]["_id"]) == ids[name], (name, hits)
             assert hits[0]["distance"] < 1e-3
+        # copies are still found: it gives no thumbnails, so the API describes each upload
+        half = photo("chelsea").resize((225, 150))
+        (copy,) = ok(api.post("/v1/application/orig-app/upload",
+                              files={"file": ("copy.jpg", jpeg(half))}))
+        assert int(copy["duplicate_of"]["_id"]) == ids["chelsea"], copy
+        metrics = api.get("/metrics").text
+        assert 'phantoscope_described_images_total{thumbnail="api"} 5.0' in metrics
+        assert 'thumbnail="operator"' not in metrics

@@ -86,6 +86,19 @@ def test_eval_duplicates_figures_equal_a_count_by_hand(small_set, tmp_path):
     curve = [point["recall"] for point in body["similar"]["curve"]]
     assert curve == sorted(curve, reverse=True) and curve[0] == 1.0
     assert "Duplicates: 21 images, 210 pairs (45 copy, 106 similar)" in result.output
+    assert body["thumbnails"] == "encoder"  # as the server gets them from our operator
+
+
+def test_eval_duplicates_with_the_apis_thumbnails(small_set, tmp_path):
+    """--api-thumbnails measures what the server does for an encoder giving none: each
+    thumbnail from describe's own decode, at a reduced scale."""
+    result = invoke(str(small_set), "--duplicates", "--api-thumbnails", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "thumbnails made by the API" in result.output
+    body = json.loads((tmp_path / "results.json").read_text())
+    assert body["thumbnails"] == "api"
+    assert body["copies"]["pairs"]["precision"] == 1.0
+    assert body["copies"]["pairs"]["true_positives"] == 45
 
 
 def test_eval_duplicates_refuses_a_folder_without_a_manifest(tmp_path):

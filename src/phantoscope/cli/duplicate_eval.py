@@ -40,8 +40,11 @@ def _encoder(name: str, notes: Console) -> Encoder:
 
 
 def eval_duplicates(folder: Path, encoder_name: str, out: Path | None, console: Console,
-                    notes: Console) -> None:
-    """Judge every pair of FOLDER's images, print the tables, write results.json."""
+                    notes: Console, *, api_thumbnails: bool = False) -> None:
+    """Judge every pair of FOLDER's images, print the tables, write results.json. Each
+    thumbnail is made as the server makes it: by the encoder, from the image it decodes for
+    its model (when it gives thumbnails), or with ``api_thumbnails`` as the API does for an
+    encoder that gives none."""
     from phantoscope.evaluation.dataset import DatasetError
     from phantoscope.evaluation.duplicate_report import (
         DEFINITIONS,
@@ -66,12 +69,18 @@ def eval_duplicates(folder: Path, encoder_name: str, out: Path | None, console: 
         return np.asarray(encoder.run([encoder.prepare(data, max_pixels=MAX_PIXELS)
                                        for data in items]), dtype=np.float32)
 
+    def thumbnail(data: bytes) -> np.ndarray:
+        return encoder.prepare_with_thumbnail(data, max_pixels=MAX_PIXELS)[1]
+
+    by_encoder = encoder.gives_thumbnails() and not api_thumbnails
+    notes.out(f"thumbnails made by {'the encoder' if by_encoder else 'the API'}")
     clock = time.perf_counter()
     run = evaluate_duplicates(folder, truth, encode, encoder=encoder_name,
-                              progress=notes.out)
+                              thumbnail=thumbnail if by_encoder else None, progress=notes.out)
     body = {
         "folder": str(folder.resolve()),
         "encoder": encoder_name,
+        "thumbnails": "encoder" if by_encoder else "api",
         "started_at": started.isoformat(),
         "total_seconds": round(time.perf_counter() - clock, 3),
         "definitions": DEFINITIONS,

@@ -69,6 +69,15 @@ def eval_command(
         typer.Option(help="With --duplicates: the image encoder whose vectors are judged "
                      "(a built-in name or an operator folder)."),
     ] = DEFAULT_ENCODER,
+    api_thumbnails: Annotated[
+        bool,
+        typer.Option(
+            "--api-thumbnails",
+            help="With --duplicates: make each image's thumbnail as the API does for an "
+            "encoder that gives none (decoded at a reduced scale) instead of as the encoder "
+            "gives it with the vector (the server's way with our operators).",
+        ),
+    ] = False,
     app: Annotated[
         str | None,
         typer.Option(
@@ -116,7 +125,7 @@ def eval_command(
     if duplicates:
         from phantoscope.cli.duplicate_eval import eval_duplicates
 
-        eval_duplicates(folder, encoder, out, console, notes)
+        eval_duplicates(folder, encoder, out, console, notes, api_thumbnails=api_thumbnails)
         return
     if not pipeline:
         notes.print("[red]error:[/red] give --pipeline (one or more), or --duplicates")

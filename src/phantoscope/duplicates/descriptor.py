@@ -72,13 +72,20 @@ def jpeg_quality(image: Image.Image) -> int | None:
     return int(min(100, max(1, round(quality))))
 
 
-def describe(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageDescriptor:
-    """The descriptors of image file bytes. Raises
-    :class:`~phantoscope.imaging.codec.BadImageError` for bytes that are no usable image."""
+def describe(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+             thumb: np.ndarray | None = None) -> ImageDescriptor:
+    """The descriptors of image file bytes. ``thumb``: the picture's
+    :func:`~phantoscope.imaging.phash.thumbnail` when it was made already (by the encoder
+    that decoded the image for its model); else the picture is decoded here, at a reduced
+    scale. Raises :class:`~phantoscope.imaging.codec.BadImageError` for bytes that are no
+    usable image."""
     header = open_image(data, max_pixels=max_pixels)
     shown = read_exif(data)
-    picture = decode_image(data, min_side=2 * THUMBNAIL, max_pixels=max_pixels)
-    thumb = thumbnail(picture)
+    if thumb is None:
+        thumb = thumbnail(decode_image(data, min_side=2 * THUMBNAIL, max_pixels=max_pixels))
+    elif thumb.shape != (THUMBNAIL, THUMBNAIL) or thumb.dtype != np.uint8:
+        raise ValueError(f"a thumbnail is {THUMBNAIL} x {THUMBNAIL} uint8 levels, not "
+                         f"{thumb.shape} {thumb.dtype}")
     return ImageDescriptor(
         sha256=hashlib.sha256(data).hexdigest(),
         phash=phash(thumb),

@@ -46,7 +46,8 @@ class Stores:
     def open(cls, settings: ServerSettings) -> Stores:
         settings.home.mkdir(parents=True, exist_ok=True)
         pool = OperatorPool(
-            settings.operator_timeout_s, image_bytes=settings.operator_image_bytes
+            settings.operator_timeout_s, image_bytes=settings.operator_image_bytes,
+            thumbnails=settings.operator_thumbnails,
         )
         objects = open_object_store(settings.objects_url)
         return cls(

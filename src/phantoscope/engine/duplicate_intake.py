@@ -26,6 +26,8 @@ from phantoscope.engine.duplicate_index import Lookups, loaded, min_cosine
 from phantoscope.engine.duplicate_state import VectorPlace
 from phantoscope.engine.intake import ImageInput
 from phantoscope.imaging.codec import BadImageError
+from phantoscope.imaging.phash import THUMBNAIL
+from phantoscope.metrics import DESCRIBED_IMAGES
 
 log = logging.getLogger(__name__)
 FIRST_ALIGNED = 4  # candidates an upload aligns at a time, until it finds a copy
@@ -57,14 +59,21 @@ class NewImage:
         return VectorPlace(pipeline.collection, pipeline.metric_type, self.vector_id)
 
 
-def describe_upload(stores: Stores, image: ImageInput) -> ImageDescriptor | None:
-    """The image's descriptor; None (logged) for an image that decodes for the encoder but
-    not here, which is then never found a duplicate."""
+def describe_upload(stores: Stores, image: ImageInput, thumbnail: bytes | None = None
+                    ) -> ImageDescriptor | None:
+    """The image's descriptor, from ``thumbnail`` when its encoder gave one (nothing is
+    decoded here then), else from the image decoded here; None (logged) for an image that
+    decodes for the encoder but not here, which is then never found a duplicate."""
+    thumb = None
+    if thumbnail is not None:
+        thumb = np.frombuffer(thumbnail, dtype=np.uint8).reshape(THUMBNAIL, THUMBNAIL)
     try:
-        return describe(image.data, max_pixels=stores.limits.max_pixels)
+        descriptor = describe(image.data, max_pixels=stores.limits.max_pixels, thumb=thumb)
     except BadImageError as exc:
         log.warning("an uploaded image could not be described for duplicates: %s", exc)
         return None
+    DESCRIBED_IMAGES.labels("api" if thumb is None else "operator").inc()
+    return descriptor
 
 
 def copy_score(pair: Pair) -> float:

@@ -73,9 +73,13 @@ plan_upload = entry_point(application_plan)
 """What an upload into the application reads of the catalog, once per upload."""
 
 
-def embed(stores: Stores, plan: FieldPlan, images: Sequence[ImageInput]) -> list[PipelineVector]:
+def embed(stores: Stores, plan: FieldPlan, images: Sequence[ImageInput], *,
+          thumbnails: bool = False) -> list[PipelineVector]:
+    """The images' vectors; ``thumbnails``: with the encoder's thumbnail of each image where
+    it gives them (a pipeline without processors)."""
     pictures = [image.picture for image in images]
-    vectors, _ = stores.runner.run(plan.processors, plan.encoder, pictures)
+    vectors, _ = stores.runner.run(plan.processors, plan.encoder, pictures,
+                                   thumbnails=thumbnails)
     return vectors
 
 
@@ -87,15 +91,15 @@ def _no_vector(plan: FieldPlan) -> BadRequestError:
 
 
 def embed_each(
-    stores: Stores, plan: FieldPlan, images: Sequence[ImageInput]
+    stores: Stores, plan: FieldPlan, images: Sequence[ImageInput], *, thumbnails: bool = False
 ) -> list[list[PipelineVector] | EngineError]:
     """Vectors per image; when the batch fails on bad input, find out which image it was."""
     try:
-        vectors = embed(stores, plan, images)
+        vectors = embed(stores, plan, images, thumbnails=thumbnails)
     except BadRequestError:
         if len(images) == 1:
             raise
-        return [_embed_one(stores, plan, image) for image in images]
+        return [_embed_one(stores, plan, image, thumbnails) for image in images]
     per_image: list[list[PipelineVector] | EngineError] = [[] for _ in images]
     for vector in vectors:
         per_image[vector.source].append(vector)  # type: ignore[union-attr]
@@ -103,10 +107,10 @@ def embed_each(
 
 
 def _embed_one(
-    stores: Stores, plan: FieldPlan, image: ImageInput
+    stores: Stores, plan: FieldPlan, image: ImageInput, thumbnails: bool
 ) -> list[PipelineVector] | EngineError:
     try:
-        return embed(stores, plan, [image]) or _no_vector(plan)
+        return embed(stores, plan, [image], thumbnails=thumbnails) or _no_vector(plan)
     except BadRequestError as exc:
         return exc
 
@@ -151,7 +155,8 @@ def upload(
     embedded: dict[int, tuple[FieldPlan, list[PipelineVector]]] = {}  # by item index
     standby: dict[int, list[tuple[FieldPlan, list[PipelineVector]]]] = defaultdict(list)
     for field, indexes in by_field.items():
-        results = embed_each(stores, plan.fields[field], [items[i].image for i in indexes])
+        results = embed_each(stores, plan.fields[field], [items[i].image for i in indexes],
+                             thumbnails=True)
         for index, result in zip(indexes, results, strict=True):
             if isinstance(result, EngineError):
                 outcomes[index].error = result
@@ -196,7 +201,8 @@ def _check_and_store(
         # the labels of the whole image; a processor pipeline's vectors describe crops
         whole = not field_plan.pipeline.processors
         entity.labels = label_rows(entity, result[0].labels) if whole else []
-        descriptor = describe_upload(stores, items[index].image)
+        descriptor = describe_upload(stores, items[index].image,
+                                     result[0].thumbnail if whole else None)
         if descriptor is not None:
             new = NewImage(entity.id, field_plan, descriptor,
                            result[0].vector if whole else None,

@@ -2,7 +2,9 @@
 
 Every vector keeps its lineage: which input image it came from and, through processors,
 which box of that image (boxes of nested processors are composed into input coordinates),
-and the labels the encoder gave with it (none when it gives none).
+and the labels the encoder gave with it (none when it gives none). Asked for thumbnails, a
+pipeline without processors gives each vector the grey thumbnail its encoder made of the
+image, where the encoder's replica gives them (duplicate detection then decodes nothing).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from phantoscope.engine.errors import (
 from phantoscope.engine.model import Box, Operator
 from phantoscope.engine.picture import Picture
 from phantoscope.engine.replicas import OperatorPool
+from phantoscope.imaging.phash import THUMBNAIL
 from phantoscope.operators.rpc_client import CropResult, OperatorCallError
 
 # Images per Execute call to an encoder; processors get one image per call (original
@@ -60,6 +63,8 @@ class PipelineVector:
     source: int
     box: Box | None
     labels: ImageLabels = ()
+    # the encoder's 64 x 64 grey thumbnail of the image, when asked and its replica gives them
+    thumbnail: bytes | None = None
 
 
 @dataclass
@@ -124,15 +129,25 @@ def checked_labels(labels: Sequence[Sequence[tuple[str, float]]]) -> list[ImageL
     return checked
 
 
+def checked_thumbnails(thumbnails: Sequence[bytes], images: int) -> list[bytes | None]:
+    """The thumbnails an encoder answered for ``images`` images, when it answered one of
+    THUMBNAIL x THUMBNAIL levels for each; else None for each (made again by the engine)."""
+    if len(thumbnails) == images and all(len(one) == THUMBNAIL * THUMBNAIL
+                                          for one in thumbnails):
+        return list(thumbnails)
+    return [None] * images
+
+
 class PipelineRunner:
     def __init__(self, pool: OperatorPool) -> None:
         self.pool = pool
         self._threads = ThreadPoolExecutor(PROCESSOR_CONCURRENCY, "pipeline-processor")
         self._parts = ThreadPoolExecutor(ENCODER_CONCURRENCY, "pipeline-encoder-part")
 
-    def _call(self, operator: Operator, images: Sequence[Picture]):
+    def _call(self, operator: Operator, images: Sequence[Picture], thumbnails: bool = False):
         try:
-            return self.pool.replicas(operator.endpoints).execute(operator.name, images)
+            return self.pool.replicas(operator.endpoints).execute(
+                operator.name, images, thumbnails=thumbnails)
         except OperatorCallError as exc:
             raise operator_error(operator, exc) from None
 
@@ -147,19 +162,21 @@ class PipelineRunner:
             for crop in crops
         ]
 
-    def _encode(self, operator: Operator, items: list[Item]
-                ) -> tuple[np.ndarray, list[ImageLabels]]:
-        """The vectors of ``items`` and the labels of each (empty when the encoder gives
-        none)."""
+    def _encode(self, operator: Operator, items: list[Item], thumbnails: bool
+                ) -> tuple[np.ndarray, list[ImageLabels], list[bytes | None]]:
+        """The vectors of ``items``, the labels of each (empty when the encoder gives
+        none) and, asked for, each one's thumbnail (None where the encoder gave none)."""
         chunks = []
         labels: list[ImageLabels] = []
+        thumbs: list[bytes | None] = []
         size = _part_size(len(items), len(operator.endpoints))
         parts = [[item.image for item in items[start : start + size]]
                  for start in range(0, len(items), size)]
         if len(parts) > 1 and len(operator.endpoints) > 1:
-            results = list(self._parts.map(lambda part: self._call(operator, part), parts))
+            results = list(self._parts.map(
+                lambda part: self._call(operator, part, thumbnails), parts))
         else:
-            results = [self._call(operator, part) for part in parts]
+            results = [self._call(operator, part, thumbnails) for part in parts]
         for part, result in zip(parts, results, strict=True):
             vectors = result.vectors
             if len(vectors) != len(part) or (
@@ -173,9 +190,10 @@ class PipelineRunner:
                 )
             chunks.append(vectors)
             labels.extend(checked_labels(result.labels))
+            thumbs.extend(checked_thumbnails(result.thumbnails, len(part)))
         if not chunks:
-            return np.zeros((0, operator.dimension)), []
-        return np.concatenate(chunks), labels
+            return np.zeros((0, operator.dimension)), [], []
+        return np.concatenate(chunks), labels, thumbs
 
     def encode_text(self, operator: Operator, text: str) -> np.ndarray:
         """The vector a text encoder gives ``text``: shape (``operator.dimension``,)."""
@@ -194,19 +212,22 @@ class PipelineRunner:
         return vectors[0]
 
     def run(
-        self, processors: Sequence[Operator], encoder: Operator, images: Sequence[Picture]
+        self, processors: Sequence[Operator], encoder: Operator, images: Sequence[Picture],
+        *, thumbnails: bool = False,
     ) -> tuple[list[PipelineVector], list[Step]]:
-        """Run ``images`` through the pipeline; vectors with lineage, and each step."""
+        """Run ``images`` through the pipeline; vectors with lineage, and each step.
+        ``thumbnails``: without processors, ask the encoder for each image's thumbnail."""
         items = [Item(image, index, None) for index, image in enumerate(images)]
         steps = []
         for processor in processors:
             items = self._process(processor, items) if items else []
             steps.append(Step(processor.name, processor.type, items=items))
-        vectors, labels = self._encode(encoder, items)
+        vectors, labels, thumbs = self._encode(encoder, items, thumbnails and not processors)
         steps.append(Step(encoder.name, encoder.type, vectors=vectors))
         return [
-            PipelineVector(vector, item.source, item.box, image_labels)
-            for item, vector, image_labels in zip(items, vectors, labels, strict=True)
+            PipelineVector(vector, item.source, item.box, image_labels, thumb)
+            for item, vector, image_labels, thumb in zip(items, vectors, labels, thumbs,
+                                                         strict=True)
         ], steps
 
     def close(self) -> None:

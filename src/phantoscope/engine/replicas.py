@@ -14,6 +14,11 @@ protocol's form. Should a replica that took bytes refuse them (INVALID_ARGUMENT)
 nothing for them, its identity is asked again: another operator (an original one) may have
 taken its endpoint without the engine seeing it down, and then gets base64.
 
+Asked for thumbnails (an upload's encoder, to describe the image for duplicates), a replica
+whose `Identity` says `thumbnails` answers each image's 64 x 64 grey thumbnail with its
+vector, from the image it decoded for the model; other replicas are not asked, and the
+engine makes the thumbnail itself.
+
 Everything here is a cache of connections and health, rebuilt from the registered
 endpoints by any API replica: nothing another API replica needs lives here.
 """
@@ -31,7 +36,12 @@ from phantoscope.engine.picture import Picture
 from phantoscope.imaging.codec import BadImageError
 from phantoscope.metrics import OPERATOR_BATCH_IMAGES, OPERATOR_CALL_SECONDS
 from phantoscope.operators.proto import HEALTHY
-from phantoscope.operators.rpc_client import ExecuteResult, OperatorCallError, OperatorClient
+from phantoscope.operators.rpc_client import (
+    ExecuteResult,
+    OperatorCallError,
+    OperatorClient,
+    OperatorIdentity,
+)
 
 ENDPOINT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$")
 MAX_ENDPOINT_LENGTH = 255  # the endpoint column's width
@@ -71,7 +81,7 @@ class Replica:
     next_probe: float = 0.0
     probe: Future | None = None
     last_error: str = ""
-    image_bytes: bool | None = None  # its Execute reads image bytes; None: not asked yet
+    identity: OperatorIdentity | None = None  # what it said of itself; None: not asked yet
 
     @property
     def state(self) -> str:
@@ -88,11 +98,13 @@ class ReplicaSet:
         prober: ThreadPoolExecutor,
         *,
         image_bytes: bool = True,
+        thumbnails: bool = True,
     ) -> None:
         self.endpoints = list(endpoints)
         self._replicas = [Replica(e, c) for e, c in zip(endpoints, clients, strict=True)]
         self._prober = prober
         self._image_bytes = image_bytes  # False: base64 to every replica
+        self._thumbnails = thumbnails  # False: never ask for thumbnails
         self._lock = threading.Lock()
         self._turn = 0
 
@@ -100,11 +112,14 @@ class ReplicaSet:
         with self._lock:
             return [{"endpoint": r.endpoint, "state": r.state} for r in self._replicas]
 
-    def execute(self, operator: str, images: Sequence[Picture]) -> ExecuteResult:
+    def execute(self, operator: str, images: Sequence[Picture], *, thumbnails: bool = False
+                ) -> ExecuteResult:
         """Images through the operator, as bytes or base64 as each replica takes them: see
-        :meth:`_call_replicas`."""
+        :meth:`_call_replicas`. ``thumbnails``: ask a replica that gives them for each
+        image's (``ExecuteResult.thumbnails`` stays empty where it does not)."""
         return self._call_replicas(
-            operator, len(images), lambda replica: self._execute_images(replica, images)
+            operator, len(images),
+            lambda replica: self._execute_images(replica, images, thumbnails),
         )
 
     def execute_texts(self, operator: str, texts: Sequence[str]) -> ExecuteResult:
@@ -113,35 +128,45 @@ class ReplicaSet:
             operator, len(texts), lambda replica: replica.client.execute_texts(texts)
         )
 
-    def _execute_images(self, replica: Replica, images: Sequence[Picture]) -> ExecuteResult:
+    def _execute_images(self, replica: Replica, images: Sequence[Picture], thumbnails: bool
+                        ) -> ExecuteResult:
         raws = _raw_forms(images) if self._takes_bytes(replica) else None
         if raws is None:
-            return replica.client.execute(datas=[image.b64 for image in images])
+            return replica.client.execute(datas=[image.b64 for image in images],
+                                          thumbnails=self._gives_thumbnails(replica, thumbnails))
         try:
-            result = replica.client.execute(images=raws)
+            result = replica.client.execute(
+                images=raws, thumbnails=self._gives_thumbnails(replica, thumbnails))
         except OperatorCallError as exc:
             if exc.code != "INVALID_ARGUMENT" or not self._lost_bytes(replica):
                 raise
         else:
             if len(result.vectors) or result.crops or not self._lost_bytes(replica):
                 return result
-        return replica.client.execute(datas=[image.b64 for image in images])
+        return replica.client.execute(datas=[image.b64 for image in images],
+                                      thumbnails=self._gives_thumbnails(replica, thumbnails))
+
+    def _identity(self, replica: Replica) -> OperatorIdentity:
+        """What ``replica`` says of itself (asked once while it is up; a failure to answer
+        fails the call as an Execute failure would)."""
+        known = replica.identity
+        if known is None:
+            known = replica.identity = replica.client.identity(timeout_s=PROBE_TIMEOUT_S)
+        return known
 
     def _takes_bytes(self, replica: Replica) -> bool:
-        """Whether ``replica`` reads image bytes, from its identity (asked once while it is
-        up; a failure to answer fails the call as an Execute failure would)."""
-        if not self._image_bytes:
-            return False
-        known = replica.image_bytes
-        if known is None:
-            known = replica.client.identity(timeout_s=PROBE_TIMEOUT_S).image_bytes
-            replica.image_bytes = known
-        return known
+        """Whether ``replica`` reads image bytes, from its identity."""
+        return self._image_bytes and self._identity(replica).image_bytes
+
+    def _gives_thumbnails(self, replica: Replica, wanted: bool) -> bool:
+        """Whether to ask ``replica`` for thumbnails: ``wanted`` and its identity says it
+        gives them."""
+        return wanted and self._thumbnails and self._identity(replica).thumbnails
 
     def _lost_bytes(self, replica: Replica) -> bool:
         """Ask ``replica``'s identity again after it refused bytes or answered nothing for
         them: True when it no longer reads bytes (another operator took its endpoint)."""
-        replica.image_bytes = None
+        replica.identity = None
         return not self._takes_bytes(replica)
 
     def _call_replicas(
@@ -246,7 +271,7 @@ class ReplicaSet:
             replica.probe = None
             if answer == HEALTHY:
                 replica.up, replica.backoff_s, replica.last_error = True, 0.0, ""
-                replica.image_bytes = None  # it may be another operator now: ask again
+                replica.identity = None  # it may be another operator now: ask again
             else:
                 self._mark_down(replica, reason)
         return answer
@@ -261,9 +286,11 @@ class ReplicaSet:
 class OperatorPool:
     """Long-lived gRPC clients, one per endpoint, and the replica sets over them."""
 
-    def __init__(self, timeout_s: float, *, image_bytes: bool = True) -> None:
+    def __init__(self, timeout_s: float, *, image_bytes: bool = True,
+                 thumbnails: bool = True) -> None:
         self.timeout_s = timeout_s
         self.image_bytes = image_bytes  # False: images go to every operator in base64
+        self.thumbnails = thumbnails  # False: no operator is asked for thumbnails
         self._clients: dict[str, OperatorClient] = {}
         self._sets: dict[tuple[str, ...], ReplicaSet] = {}
         self._prober = ThreadPoolExecutor(PROBE_THREADS, "operator-probe")
@@ -277,7 +304,8 @@ class OperatorPool:
             if found is None:
                 clients = [self._client(endpoint) for endpoint in key]
                 found = self._sets[key] = ReplicaSet(
-                    key, clients, self._prober, image_bytes=self.image_bytes
+                    key, clients, self._prober, image_bytes=self.image_bytes,
+                    thumbnails=self.thumbnails,
                 )
             return found
 

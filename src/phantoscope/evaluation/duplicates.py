@@ -45,6 +45,8 @@ MANIFEST = "duplicates.json"  # photoset's duplicate_set writes it beside the im
 
 Encode = Callable[[list[bytes]], np.ndarray]
 """Image file bytes -> their encoder vectors, unit length, one row each."""
+Thumbnail = Callable[[bytes], np.ndarray]
+"""Image file bytes -> the picture's 64 x 64 grey thumbnail, as the server gets it."""
 Progress = Callable[[str], None]
 
 SIMILAR_CURVE = tuple(round(value, 2) for value in np.arange(0.30, 0.96, 0.05))
@@ -254,17 +256,21 @@ def _truth_pairs(images: Sequence[str], groups: Sequence[Sequence[str]],
 
 def evaluate_duplicates(folder: Path, truth: DuplicateTruth, encode: Encode, *,
                         encoder: str = DEFAULT_ENCODER, batch: int = 16,
+                        thumbnail: Thumbnail | None = None,
                         progress: Progress = lambda _: None) -> DuplicateRun:
     """Describe and encode every image of ``truth``, judge every pair, keep the figures.
     ``encoder`` names the operator behind ``encode``: its similar-shot cosine is the chosen
-    point."""
+    point. ``thumbnail``: each picture's thumbnail made the way the server gets it from the
+    encoder (:meth:`~phantoscope.operators.base.Operator.prepare_with_thumbnail`); None:
+    made by :func:`describe`, as the API does for an encoder that gives none."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     descriptors: list[ImageDescriptor] = []
     vectors: list[np.ndarray] = []
     for start in range(0, len(truth.images), batch):
         chunk = [(folder / image).read_bytes() for image in truth.images[start:start + batch]]
-        descriptors += [describe(data) for data in chunk]
+        descriptors += [describe(data, thumb=None if thumbnail is None else thumbnail(data))
+                        for data in chunk]
         vectors.append(np.asarray(encode(chunk), dtype=np.float32))
         progress(f"described and encoded {len(descriptors)}/{len(truth.images)}")
     seconds["describe_and_encode"] = time.perf_counter() - started

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from phantoscope.imaging.codec import decode_image
+from phantoscope.imaging.phash import thumbnail
 from phantoscope.operators.labels import Label
 
 OperatorType = Literal["encoder", "processor"]
@@ -83,12 +84,37 @@ class Operator(ABC):
         """Load weights and sessions; called once, before the first run()."""
 
     def prepare(self, data: bytes, *, max_pixels: int) -> Any:
-        """Turn one item's file bytes into what run() takes: by default an RGB image.
+        """Turn one item's file bytes into what run() takes: by default
+        :meth:`prepare_image` of :meth:`decode`.
 
         Raises :class:`~phantoscope.imaging.codec.BadImageError` for unusable bytes.
-        Called concurrently from request threads, so decoding overlaps inference.
+        Called concurrently from request threads, so decoding overlaps inference. An operator
+        overriding this (rather than :meth:`decode` or :meth:`prepare_image`) gives no
+        thumbnails (:meth:`gives_thumbnails`).
         """
+        return self.prepare_image(self.decode(data, max_pixels=max_pixels))
+
+    def decode(self, data: bytes, *, max_pixels: int) -> Image.Image:
+        """One item's file bytes as an upright RGB image, JPEGs decoded at a reduced scale
+        down to ``min_image_side``."""
         return decode_image(data, min_side=self.min_image_side, max_pixels=max_pixels)
+
+    def prepare_image(self, image: Image.Image) -> Any:
+        """What run() takes of a decoded image: by default the image itself."""
+        return image
+
+    def gives_thumbnails(self) -> bool:
+        """Whether :meth:`prepare_with_thumbnail` prepares what run() gets: an image encoder
+        whose :meth:`prepare` is this class's (decode, then prepare_image)."""
+        return (self.type == "encoder" and self.input == "image"
+                and type(self).prepare is Operator.prepare)
+
+    def prepare_with_thumbnail(self, data: bytes, *, max_pixels: int) -> tuple[Any, np.ndarray]:
+        """:meth:`prepare` and, from the same decoded image, its 64 x 64 grey thumbnail
+        (:func:`phantoscope.imaging.phash.thumbnail`, what duplicate detection compares):
+        the image is decoded once for both."""
+        image = self.decode(data, max_pixels=max_pixels)
+        return self.prepare_image(image), thumbnail(image)
 
     @abstractmethod
     def run(self, images: list[Image.Image]) -> list:

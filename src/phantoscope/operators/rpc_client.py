@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
@@ -46,6 +46,9 @@ class OperatorIdentity:
     # Execute reads image files' bytes (``execute(images=...)``); False for an operator of
     # the original protocol, which takes base64 ``datas`` only.
     image_bytes: bool = False
+    # Execute answers each image's grey thumbnail when asked (``execute(thumbnails=True)``);
+    # False for an operator of the original protocol.
+    thumbnails: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,11 +65,14 @@ class CropResult:
 class ExecuteResult:
     """An Execute answer. ``labels`` is always aligned with ``vectors``: one list per vector,
     its (class id, probability) pairs best first, empty when the encoder gives no labels
-    (and ``[]`` for processors, which return no vectors)."""
+    (and ``[]`` for processors, which return no vectors). ``thumbnails``: what the operator
+    answered when asked for them, one 64 x 64 grey thumbnail per image; empty when it gave
+    none."""
 
     vectors: np.ndarray  # (n, dimension) float32; (0, 0) for processors
     crops: list[CropResult]
     labels: list[list[Label]]
+    thumbnails: list[bytes] = field(default_factory=list)
 
 
 class OperatorClient:
@@ -114,7 +120,7 @@ class OperatorClient:
         return OperatorIdentity(
             name=reply.name, endpoint=reply.endpoint, type=reply.type, input=reply.input,
             output=reply.output, dimension=dimension, metric_type=reply.metricType,
-            labels=reply.labels, image_bytes=reply.image_bytes,
+            labels=reply.labels, image_bytes=reply.image_bytes, thumbnails=reply.thumbnails,
         )
 
     def health(self, timeout_s: float | None = None) -> str:
@@ -127,11 +133,14 @@ class OperatorClient:
         urls: Sequence[str] = (),
         datas: Sequence[str] = (),
         images: Sequence[bytes] = (),
+        thumbnails: bool = False,
         timeout_s: float | None = None,
     ) -> ExecuteResult:
         """Run images (URLs, then base64 files, then files' bytes) through an image encoder or
-        processor. Send ``images`` only to an operator whose identity says ``image_bytes``."""
-        request = pb.ExecuteRequest(urls=list(urls), datas=list(datas), images=list(images))
+        processor. Send ``images`` only to an operator whose identity says ``image_bytes``;
+        ``thumbnails`` asks an encoder whose identity says ``thumbnails`` for each image's."""
+        request = pb.ExecuteRequest(urls=list(urls), datas=list(datas), images=list(images),
+                                    thumbnails=thumbnails)
         return self._execute(request, timeout_s)
 
     def execute_texts(
@@ -153,7 +162,8 @@ class OperatorClient:
             )
             for meta in reply.metadata
         ]
-        return ExecuteResult(vectors=vectors, crops=crops, labels=self._labels(reply))
+        return ExecuteResult(vectors=vectors, crops=crops, labels=self._labels(reply),
+                             thumbnails=list(reply.thumbnails))
 
     def _labels(self, reply: pb.ExecuteReply) -> list[list[Label]]:
         """One list of labels per vector (each empty when the reply has none)."""

@@ -110,6 +110,7 @@ class OperatorServicer(pb_grpc.OperatorServicer):
             metricType=op.metric_type,
             labels=op.labels,
             image_bytes=not isinstance(op, TextEncoder),
+            thumbnails=op.gives_thumbnails(),
         )
 
     def Healthy(self, request: pb.HealthyRequest, context: grpc.ServicerContext):
@@ -118,9 +119,14 @@ class OperatorServicer(pb_grpc.OperatorServicer):
     def Execute(self, request: pb.ExecuteRequest, context: grpc.ServicerContext):
         if not self._loaded.is_set():
             context.abort(grpc.StatusCode.UNAVAILABLE, f"operator is {self.health}")
+        thumbnails: list[bytes] = []
         try:
             if isinstance(self.operator, TextEncoder):
                 inputs = self._texts(request)
+            elif request.thumbnails and self.operator.gives_thumbnails():
+                pairs = [self._prepare_with_thumbnail(item) for item in self._images(request)]
+                inputs = [prepared for prepared, _ in pairs]
+                thumbnails = [thumb for _, thumb in pairs]
             else:
                 inputs = [self._prepare(item) for item in self._images(request)]
         except _BadRequestError as exc:
@@ -136,7 +142,9 @@ class OperatorServicer(pb_grpc.OperatorServicer):
                 f"operator {self.operator.name} failed: {type(exc).__name__}: {exc}",
             )
         if self.operator.type == "encoder":
-            return _vectors_reply(results, labelled=bool(self.operator.labels))
+            reply = _vectors_reply(results, labelled=bool(self.operator.labels))
+            reply.thumbnails.extend(thumbnails)
+            return reply
         return _crops_reply(results)
 
     # -- helpers ----------------------------------------------------------------------
@@ -191,15 +199,26 @@ class OperatorServicer(pb_grpc.OperatorServicer):
 
     def _prepare(self, item: _Item) -> Any:
         try:
-            if item.raw is not None:
-                data = item.raw
-            elif item.url is not None:
-                data = fetch_url(item.url, self._fetch_policy)
-            else:
-                data = b64_to_bytes(item.data or "")
-            return self.operator.prepare(data, max_pixels=self.settings.max_image_pixels)
+            return self.operator.prepare(self._bytes(item),
+                                         max_pixels=self.settings.max_image_pixels)
         except (FetchError, BadImageError) as exc:
             raise _BadRequestError(f"{item.label}: {exc}") from None
+
+    def _prepare_with_thumbnail(self, item: _Item) -> tuple[Any, bytes]:
+        """What run() takes of the item and the thumbnail of the same decoded image."""
+        try:
+            prepared, thumb = self.operator.prepare_with_thumbnail(
+                self._bytes(item), max_pixels=self.settings.max_image_pixels)
+        except (FetchError, BadImageError) as exc:
+            raise _BadRequestError(f"{item.label}: {exc}") from None
+        return prepared, thumb.tobytes()
+
+    def _bytes(self, item: _Item) -> bytes:
+        if item.raw is not None:
+            return item.raw
+        if item.url is not None:
+            return fetch_url(item.url, self._fetch_policy)
+        return b64_to_bytes(item.data or "")
 
     def _run_checked(self, inputs: list[Any]) -> Sequence[Any]:
         """Run the operator and check its results have the declared shape: for an encoder,

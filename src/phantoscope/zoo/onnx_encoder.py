@@ -111,9 +111,9 @@ class OnnxImageEncoder(Encoder):
         present = {output.name for output in session.get_outputs()}
         return [name for name in self.outputs() if name not in present]
 
-    def prepare(self, data: bytes, *, max_pixels: int) -> np.ndarray:
-        """Decode and resize in the request's thread, so the model's thread only infers."""
-        return self._pixels(super().prepare(data, max_pixels=max_pixels))
+    def prepare_image(self, image: Image.Image) -> np.ndarray:
+        """Resize and crop in the request's thread, so the model's thread only infers."""
+        return self._pixels(image)
 
     def _pixels(self, image: Image.Image | np.ndarray) -> np.ndarray:
         """The centre crop at model size, (S, S, 3) uint8 (arrays pass as they are)."""

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,phantoscope/operators/proto/omnisearch.proto\x12\nomnisearch\"L\n\x0e\x45xecuteRequest\x12\x0c\n\x04urls\x18\x01 \x03(\t\x12\r\n\x05\x64\x61tas\x18\x02 \x03(\t\x12\r\n\x05texts\x18\x03 \x03(\t\x12\x0e\n\x06images\x18\x04 \x03(\x0c\"\x19\n\x06Vector\x12\x0f\n\x07\x65lement\x18\x01 \x03(\x02\"N\n\x03\x42ox\x12\x0c\n\x04left\x18\x01 \x01(\x05\x12\x0b\n\x03top\x18\x02 \x01(\x05\x12\r\n\x05right\x18\x03 \x01(\x05\x12\x0e\n\x06\x62ottom\x18\x04 \x01(\x05\x12\r\n\x05score\x18\x05 \x01(\x02\"S\n\x08MetaData\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x1c\n\x03\x62ox\x18\x03 \x01(\x0b\x32\x0f.omnisearch.Box\x12\x0e\n\x06source\x18\x04 \x01(\r\"\"\n\x05Label\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"+\n\x06Labels\x12!\n\x06labels\x18\x01 \x03(\x0b\x32\x11.omnisearch.Label\"\x8d\x01\n\x0c\x45xecuteReply\x12\x0c\n\x04nums\x18\x01 \x01(\x03\x12#\n\x07vectors\x18\x02 \x03(\x0b\x32\x12.omnisearch.Vector\x12&\n\x08metadata\x18\x03 \x03(\x0b\x32\x14.omnisearch.MetaData\x12\"\n\x06labels\x18\x04 \x03(\x0b\x32\x12.omnisearch.Labels\"\x10\n\x0eHealthyRequest\"\x1f\n\x0cHealthyReply\x12\x0f\n\x07healthy\x18\x01 \x01(\t\"\x11\n\x0fIdentityRequest\"\xa8\x01\n\rIdentityReply\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\r\n\x05input\x18\x04 \x01(\t\x12\x0e\n\x06output\x18\x05 \x01(\t\x12\x11\n\tdimension\x18\x06 \x01(\t\x12\x12\n\nmetricType\x18\x07 \x01(\t\x12\x0e\n\x06labels\x18\x08 \x01(\t\x12\x13\n\x0bimage_bytes\x18\t \x01(\x08\x32\xd6\x01\n\x08Operator\x12\x41\n\x07\x45xecute\x12\x1a.omnisearch.ExecuteRequest\x1a\x18.omnisearch.ExecuteReply\"\x00\x12\x41\n\x07Healthy\x12\x1a.omnisearch.HealthyRequest\x1a\x18.omnisearch.HealthyReply\"\x00\x12\x44\n\x08Identity\x12\x1b.omnisearch.IdentityRequest\x1a\x19.omnisearch.IdentityReply\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,phantoscope/operators/proto/omnisearch.proto\x12\nomnisearch\"`\n\x0e\x45xecuteRequest\x12\x0c\n\x04urls\x18\x01 \x03(\t\x12\r\n\x05\x64\x61tas\x18\x02 \x03(\t\x12\r\n\x05texts\x18\x03 \x03(\t\x12\x0e\n\x06images\x18\x04 \x03(\x0c\x12\x12\n\nthumbnails\x18\x05 \x01(\x08\"\x19\n\x06Vector\x12\x0f\n\x07\x65lement\x18\x01 \x03(\x02\"N\n\x03\x42ox\x12\x0c\n\x04left\x18\x01 \x01(\x05\x12\x0b\n\x03top\x18\x02 \x01(\x05\x12\r\n\x05right\x18\x03 \x01(\x05\x12\x0e\n\x06\x62ottom\x18\x04 \x01(\x05\x12\r\n\x05score\x18\x05 \x01(\x02\"S\n\x08MetaData\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x1c\n\x03\x62ox\x18\x03 \x01(\x0b\x32\x0f.omnisearch.Box\x12\x0e\n\x06source\x18\x04 \x01(\r\"\"\n\x05Label\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"+\n\x06Labels\x12!\n\x06labels\x18\x01 \x03(\x0b\x32\x11.omnisearch.Label\"\xa1\x01\n\x0c\x45xecuteReply\x12\x0c\n\x04nums\x18\x01 \x01(\x03\x12#\n\x07vectors\x18\x02 \x03(\x0b\x32\x12.omnisearch.Vector\x12&\n\x08metadata\x18\x03 \x03(\x0b\x32\x14.omnisearch.MetaData\x12\"\n\x06labels\x18\x04 \x03(\x0b\x32\x12.omnisearch.Labels\x12\x12\n\nthumbnails\x18\x05 \x03(\x0c\"\x10\n\x0eHealthyRequest\"\x1f\n\x0cHealthyReply\x12\x0f\n\x07healthy\x18\x01 \x01(\t\"\x11\n\x0fIdentityRequest\"\xbc\x01\n\rIdentityReply\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\r\n\x05input\x18\x04 \x01(\t\x12\x0e\n\x06output\x18\x05 \x01(\t\x12\x11\n\tdimension\x18\x06 \x01(\t\x12\x12\n\nmetricType\x18\x07 \x01(\t\x12\x0e\n\x06labels\x18\x08 \x01(\t\x12\x13\n\x0bimage_bytes\x18\t \x01(\x08\x12\x12\n\nthumbnails\x18\n \x01(\x08\x32\xd6\x01\n\x08Operator\x12\x41\n\x07\x45xecute\x12\x1a.omnisearch.ExecuteRequest\x1a\x18.omnisearch.ExecuteReply\"\x00\x12\x41\n\x07Healthy\x12\x1a.omnisearch.HealthyRequest\x1a\x18.omnisearch.HealthyReply\"\x00\x12\x44\n\x08Identity\x12\x1b.omnisearch.IdentityRequest\x1a\x19.omnisearch.IdentityReply\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,27 +32,27 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'phantoscope.operators.proto
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EXECUTEREQUEST']._serialized_start=60
-  _globals['_EXECUTEREQUEST']._serialized_end=136
-  _globals['_VECTOR']._serialized_start=138
-  _globals['_VECTOR']._serialized_end=163
-  _globals['_BOX']._serialized_start=165
-  _globals['_BOX']._serialized_end=243
-  _globals['_METADATA']._serialized_start=245
-  _globals['_METADATA']._serialized_end=328
-  _globals['_LABEL']._serialized_start=330
-  _globals['_LABEL']._serialized_end=364
-  _globals['_LABELS']._serialized_start=366
-  _globals['_LABELS']._serialized_end=409
-  _globals['_EXECUTEREPLY']._serialized_start=412
-  _globals['_EXECUTEREPLY']._serialized_end=553
-  _globals['_HEALTHYREQUEST']._serialized_start=555
-  _globals['_HEALTHYREQUEST']._serialized_end=571
-  _globals['_HEALTHYREPLY']._serialized_start=573
-  _globals['_HEALTHYREPLY']._serialized_end=604
-  _globals['_IDENTITYREQUEST']._serialized_start=606
-  _globals['_IDENTITYREQUEST']._serialized_end=623
-  _globals['_IDENTITYREPLY']._serialized_start=626
-  _globals['_IDENTITYREPLY']._serialized_end=794
-  _globals['_OPERATOR']._serialized_start=797
-  _globals['_OPERATOR']._serialized_end=1011
+  _globals['_EXECUTEREQUEST']._serialized_end=156
+  _globals['_VECTOR']._serialized_start=158
+  _globals['_VECTOR']._serialized_end=183
+  _globals['_BOX']._serialized_start=185
+  _globals['_BOX']._serialized_end=263
+  _globals['_METADATA']._serialized_start=265
+  _globals['_METADATA']._serialized_end=348
+  _globals['_LABEL']._serialized_start=350
+  _globals['_LABEL']._serialized_end=384
+  _globals['_LABELS']._serialized_start=386
+  _globals['_LABELS']._serialized_end=429
+  _globals['_EXECUTEREPLY']._serialized_start=432
+  _globals['_EXECUTEREPLY']._serialized_end=593
+  _globals['_HEALTHYREQUEST']._serialized_start=595
+  _globals['_HEALTHYREQUEST']._serialized_end=611
+  _globals['_HEALTHYREPLY']._serialized_start=613
+  _globals['_HEALTHYREPLY']._serialized_end=644
+  _globals['_IDENTITYREQUEST']._serialized_start=646
+  _globals['_IDENTITYREQUEST']._serialized_end=663
+  _globals['_IDENTITYREPLY']._serialized_start=666
+  _globals['_IDENTITYREPLY']._serialized_end=854
+  _globals['_OPERATOR']._serialized_start=857
+  _globals['_OPERATOR']._serialized_end=1071
 # @@protoc_insertion_point(module_scope)

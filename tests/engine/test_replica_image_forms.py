@@ -1,7 +1,7 @@
 """Which form the engine sends images in (issue 20): bytes to an operator whose identity says
 `image_bytes`, base64 `datas` to one of the original protocol, and base64 again to an endpoint
-that another (original) operator took over without the engine seeing it down. Real gRPC servers
-on 127.0.0.1."""
+that another (original) operator took over without the engine seeing it down; thumbnails asked
+only of a replica that announces them. Real gRPC servers on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -16,8 +16,12 @@ import pytest
 
 from inprocess import MeanColourEncoder
 from phantoscope.config import OperatorSettings
+from phantoscope.engine.model import Operator
 from phantoscope.engine.picture import Picture
+from phantoscope.engine.pipeline import PipelineRunner
 from phantoscope.engine.replicas import OperatorPool
+from phantoscope.imaging.codec import decode_image
+from phantoscope.imaging.phash import thumbnail
 from phantoscope.operators.proto import omnisearch_pb2 as pb
 from phantoscope.operators.proto import omnisearch_pb2_grpc as pb_grpc
 from phantoscope.operators.rpc_client import OperatorCallError
@@ -166,3 +170,37 @@ def test_a_crop_whose_base64_is_broken_reaches_the_operator_to_be_refused(ours, 
     assert refused.value.code == "INVALID_ARGUMENT"
     assert refused.value.details.startswith("datas[1]: "), refused.value.details
     assert servicer.forms == ["datas"]
+
+
+@pytest.mark.parametrize("asked", [True, False], ids=["default", "thumbnails-off"])
+def test_thumbnails_come_from_the_replica_that_gives_them(ours, shifter, asked):
+    """16 images in two parts of 8, one for each replica: each image's vector, and the
+    encoder's thumbnail exactly where our replica encoded it (none when the engine is told
+    not to ask, PHANTOSCOPE_OPERATOR_THUMBNAILS=false)."""
+    servicer, our_endpoint = ours
+    names = ("chelsea", "coffee", "rocket", "astronaut", "camera", "coins", "moon", "horse")
+    files = [jpeg(photo(name).resize((300 + 10 * index, 200)))
+             for index, name in enumerate(names * 2)]
+    encoder = Operator(name="enc", backend="", type="encoder", input="image",
+                       output="vector", endpoints=[our_endpoint, shifter[1]],
+                       metric_type="L2", dimension=3)
+    pool = OperatorPool(timeout_s=10, thumbnails=asked)
+    runner = PipelineRunner(pool)
+    try:
+        vectors, _ = runner.run([], encoder, [Picture(raw=f) for f in files], thumbnails=True)
+    finally:
+        runner.close()
+        pool.close()
+    assert [vector.source for vector in vectors] == list(range(len(files)))
+    by_ours = 0
+    for vector, data in zip(vectors, files, strict=True):
+        if vector.vector.tolist() == digest_vector(data):  # the original-protocol replica's
+            assert vector.thumbnail is None
+            continue
+        by_ours += 1
+        image = decode_image(data)
+        np.testing.assert_allclose(vector.vector, np.asarray(image, np.float32).mean((0, 1)),
+                                   rtol=1e-5)
+        assert vector.thumbnail == (thumbnail(image).tobytes() if asked else None)
+    assert by_ours == 8
+    assert servicer.forms == ["images"]

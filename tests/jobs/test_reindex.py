@@ -42,9 +42,9 @@ def photo(number: int) -> Image.Image:
     return halves(left, right)
 
 
-def tally_vector(image: Image.Image) -> np.ndarray:
-    """What tests/faults/tally.py gives an image (16-d)."""
-    row = np.asarray(image.convert("L").resize((16, 1)), dtype=np.float32).ravel() + 1.0
+def tally_vector(image: Image.Image, dimension: int = 16) -> np.ndarray:
+    """What tests/faults/tally.py gives an image (16-d unless told)."""
+    row = np.asarray(image.convert("L").resize((dimension, 1)), dtype=np.float32).ravel() + 1.0
     return row / np.linalg.norm(row)
 
 
@@ -213,6 +213,40 @@ def test_an_encoder_down_makes_the_reindex_wait_and_the_switch_wait_for_it(serve
     status = wait_for_job(server.client, job["id"], timeout_s=90)
     assert (status["state"], status["done"], status["failed"]) == ("done", 4, 0)
     assert ok(switch(server, "patient", "eight"))["_fields"]["photo"]["pipeline"] == "eight"
+
+
+def test_uploads_go_on_while_the_pipeline_switched_from_is_down(tmp_path, tally, flaky):
+    """Within the grace an upload also gets the vectors of the pipeline switched away from;
+    with that one's operator down it is stored without them, and switching back then asks
+    for a reindex, which embeds only what is lacking."""
+    api = ApiServer(tmp_path / "home", {"PHANTOSCOPE_JOB_POLL_S": "0.2",
+                                        "PHANTOSCOPE_SWITCH_GRACE_S": "3600"}).start()
+    try:
+        for name, endpoint in (("tally", tally.endpoint), ("flaky", flaky.endpoint)):
+            ok(api.client.post("/v1/operator/regist", json={"name": name, "endpoint": endpoint}))
+        for pipeline, encoder in (("tallied", "tally"), ("eight", "flaky")):
+            ok(api.client.post(f"/v1/pipeline/{pipeline}", json={"encoder": encoder}))
+        ids = make_app(api, "moving", range(0, 3), pipeline="eight")
+        wait_for_job(api.client, start_reindex(api, "moving", "tallied")["id"])
+        ok(switch(api, "moving", "tallied"))
+        flaky.stop()
+        try:
+            ids[3] = upload(api, "moving", 3)  # 503 before: `eight` could not embed it
+            assert vectors_by_entity(api, "moving")[ids[3]] == ["tallied"]
+            refused = switch(api, "moving", "eight")
+            assert (refused.status_code, refused.json()["code"]) == (409, "REINDEX_REQUIRED")
+            assert "1 image(s)" in refused.json()["message"]
+        finally:
+            flaky.restart()
+        status = wait_for_job(api.client, start_reindex(api, "moving", "eight")["id"])
+        assert (status["state"], status["done"], status["failed"]) == ("done", 4, 0)
+        ok(switch(api, "moving", "eight"))
+        assert set(map(tuple, vectors_by_entity(api, "moving").values())) == {
+            ("eight", "tallied")}
+        assert_scores(search_scores(api, "moving"), expected_scores(
+            sorted(ids), lambda image: tally_vector(image, 8)))
+    finally:
+        api.stop()
 
 
 def test_bad_reindex_and_switch_requests_are_refused_and_change_nothing(server):

@@ -26,7 +26,14 @@ from phantoscope.engine.duplicate_intake import (
 )
 from phantoscope.engine.entity_filters import matching_entities
 from phantoscope.engine.entity_records import payload_of
-from phantoscope.engine.errors import BadRequestError, ConflictError, EngineError, NotFoundError
+from phantoscope.engine.errors import (
+    BadRequestError,
+    ConflictError,
+    EngineError,
+    NotFoundError,
+    OperatorFailedError,
+    OperatorUnavailableError,
+)
 from phantoscope.engine.filters import Filter
 from phantoscope.engine.ids import new_id
 from phantoscope.engine.intake import ImageInput
@@ -164,7 +171,15 @@ def upload(
                 embedded[index] = (plan.fields[field], result)
         for other in plan.fields[field].standby:  # a reindex under way, or a switch's grace
             ready = [index for index in indexes if index in embedded]
-            results = embed_each(stores, other, [items[i].image for i in ready]) if ready else []
+            if not ready:
+                continue
+            try:
+                results = embed_each(stores, other, [items[i].image for i in ready])
+            except (OperatorUnavailableError, OperatorFailedError) as exc:
+                # stored without them: a switch to it finds them lacking (see field_switch)
+                log.warning("an upload to %s is stored without the vectors of standby "
+                            "pipeline %s: %s", application.name, other.pipeline.name, exc)
+                continue
             for index, result in zip(ready, results, strict=True):
                 if isinstance(result, EngineError):
                     outcomes[index].error = result

@@ -42,8 +42,15 @@ def _check_ready(stores: Stores, seen: ImageField, pipeline: str) -> None:
     entry = standby_of(seen.value).get(pipeline)
     if entry is None or entry.sweep_since is not None:
         raise _reindex_first(seen, pipeline)
-    if entry.job is None:
-        return  # switched away from within the grace: complete
+    if entry.job is None:  # switched away from within the grace
+        lacking = ReindexStore(stores.meta).lacking(seen.application, seen.name, pipeline)
+        if lacking:  # uploads its operator was down for
+            raise ConflictError(
+                "REINDEX_REQUIRED",
+                f"{len(lacking)} image(s) of field {seen.name!r} stored since the switch lack "
+                f"pipeline {pipeline!r}'s vectors (its operator was unavailable): start a "
+                f"reindex with it (only those are embedded) and switch once it is done")
+        return
     status = job_status(stores, entry.job)
     if status.state != "done" or status.failed:
         how = (f"is {status.state}, {status.done} of {status.total} images done"

@@ -194,6 +194,30 @@ def test_the_tables_own_copy_is_freed(tmp_path: Path) -> None:
     assert held - pa.total_allocated_bytes() >= segment.vectors.nbytes
 
 
+def _resident_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_attaching_an_index_hands_the_copy_back_to_the_system(tmp_path: Path) -> None:
+    vectors = np.random.default_rng(5).normal(size=(320_000, DIMENSION)).astype(np.float32)
+    data_file = tmp_path / "data_000001_000001.parquet"
+    pq.write_table(pa.table({
+        "_seq": pa.array(np.arange(len(vectors), dtype=np.uint64)),
+        "id": pa.array(np.arange(len(vectors), dtype=np.int64)),
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), DIMENSION)}),
+        data_file)
+    segment = Segment.load(str(data_file), "_default", "id", "vector")
+    index = FaissHnswIndex.build(vectors, "IP", {"M": 4, "efConstruction": 8})
+    del vectors
+    before = _resident_mb()
+    segment.attach_index(index)
+    assert lite_one_copy.shares(segment, "vector")
+    assert before - _resident_mb() >= 0.8 * segment.vectors.nbytes / 1024**2
+
+
 @pytest.mark.parametrize(("metric", "index_type"), [("COSINE", "HNSW"), ("IP", "FLAT"),
                                                      ("L2", "IVF_FLAT")])
 def test_no_sharing_where_faiss_does_not_hold_the_segments_floats(

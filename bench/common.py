@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
+from phantoscope.client import Job, PhantoscopeClient
 from phantoscope.operators.process import PHANTOSCOPE, free_port
 from phantoscope.photoset import sample_photo
 
@@ -243,3 +244,15 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     print("  ".join("-" * width for width in widths))
     for row in rows:
         print(line(row))
+
+
+def timed_job(client: PhantoscopeClient, start: Callable[[], Job]) -> float:
+    """Seconds from the POST ``start`` makes (a job's start through the client) to the
+    job's end; raises unless every image of it was done."""
+    started = time.perf_counter()
+    job = start()
+    done = client.jobs.wait(job.id, poll_s=0.2)
+    took = time.perf_counter() - started
+    if done.state != "done" or done.failed:
+        raise RuntimeError(f"job {job.id} ended {done.state} with {done.failed} failed")
+    return took

@@ -22,7 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import describe_photos, engine, make_photos, print_table, write_photos
+from common import (
+    describe_photos,
+    engine,
+    make_photos,
+    print_table,
+    timed_job,
+    write_photos,
+)
 
 from phantoscope.client import PhantoscopeClient
 from phantoscope.operators.process import PHANTOSCOPE
@@ -36,13 +43,7 @@ def cli_import(url: str, app: str, folder: Path) -> float:
 
 
 def job_import(client: PhantoscopeClient, app: str, folder: Path) -> float:
-    started = time.perf_counter()
-    job = client.jobs.start_import(app, folder=folder)
-    done = client.jobs.wait(job.id, poll_s=0.2)
-    took = time.perf_counter() - started
-    if done.state != "done" or done.failed:
-        raise RuntimeError(f"job {job.id} ended {done.state} with {done.failed} failed")
-    return took
+    return timed_job(client, lambda: client.jobs.start_import(app, folder=folder))
 
 
 def main() -> None:

@@ -19,25 +19,19 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from common import describe_photos, engine, make_photos, print_table, write_photos
+from common import (
+    describe_photos,
+    engine,
+    make_photos,
+    print_table,
+    timed_job,
+    write_photos,
+)
 
-from phantoscope.client import Job, PhantoscopeClient
-
-
-def timed(client: PhantoscopeClient, start: Callable[[], Job]) -> float:
-    """Seconds from the POST ``start`` makes to the job's end."""
-    started = time.perf_counter()
-    job = start()
-    done = client.jobs.wait(job.id, poll_s=0.2)
-    took = time.perf_counter() - started
-    if done.state != "done" or done.failed:
-        raise RuntimeError(f"job {job.id} ended {done.state} with {done.failed} failed")
-    return took
+from phantoscope.client import PhantoscopeClient
 
 
 def main() -> None:
@@ -57,11 +51,11 @@ def main() -> None:
             client.pipelines.create("copy", "efficientnet-lite0-copy")
             for repeat in range(args.repeats):
                 app = client.applications.create(f"moved{repeat}", pipeline="default").name
-                took = timed(client, partial(client.jobs.start_import, app, folder=folder))
+                took = timed_job(client, partial(client.jobs.start_import, app, folder=folder))
                 rates["import"].append(len(photos) / took)
                 if client.applications.count(app) != len(photos):
                     raise RuntimeError(f"{app} holds {client.applications.count(app)}")
-                took = timed(client, partial(client.jobs.start_reindex, app, "copy"))
+                took = timed_job(client, partial(client.jobs.start_reindex, app, "copy"))
                 rates["reindex"].append(len(photos) / took)
                 print(f"pass {repeat + 1}: import {rates['import'][-1]:.1f}, reindex "
                       f"{rates['reindex'][-1]:.1f} images/s", flush=True)

@@ -94,8 +94,6 @@ def start_job(stores: Stores, request: Mapping[str, Any]) -> JobStatus:
     if kind not in KINDS:
         raise BadRequestError("UNKNOWN_JOB_KIND", f"kind {kind!r} is not a job this server "
                                                   f"runs; kinds: {', '.join(KINDS)}")
-    if kind == "reindex":
-        return job_status(stores, start_reindex(stores, request))
     application = request.get("application")
     if not isinstance(application, str):
         raise BadRequestError("INVALID_REQUEST", "application must be an application's name")
@@ -103,6 +101,9 @@ def start_job(stores: Stores, request: Mapping[str, Any]) -> JobStatus:
     if field is not None and not isinstance(field, str):
         raise BadRequestError("INVALID_REQUEST", "field must be an image field's name")
     plan = application_plan(stores, application).field(field)
+    if kind == "reindex":
+        return job_status(stores, start_reindex(stores, application, plan.field,
+                                                request.get("pipeline")))
     attributes = request.get("attributes")
     checked = check_attributes(attributes) if attributes is not None else None
     if kind == "watch":

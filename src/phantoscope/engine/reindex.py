@@ -9,10 +9,6 @@ stored meanwhile that still lacks its vectors (``engine.reindex_batch.catch_up``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from phantoscope.engine.catalog import application_plan
 from phantoscope.engine.context import Stores
 from phantoscope.engine.errors import BadRequestError, ConflictError
 from phantoscope.engine.ids import new_id
@@ -69,30 +65,24 @@ def _refuse_taken(stores: Stores, seen: ImageField, pipeline: str) -> None:
                                    f"GET /v1/jobs/{entry.job}, or cancel it first")
 
 
-def start_reindex(stores: Stores, request: Mapping[str, Any]) -> int:
-    """Check a reindex request and record its job (queued, or done at once for a field
+def start_reindex(stores: Stores, application: str, field: str, pipeline_name: object) -> int:
+    """Check a reindex of the application's image field ``field`` (both checked by the
+    caller) with ``pipeline_name`` and record its job (queued, or done at once for a field
     without images); the job's id. A pipeline already on standby for the field (a reindex
     that failed or was cancelled, or the pipeline switched away from) is taken over: images
     that have its vectors are done without embedding them again."""
-    application = request.get("application")
-    if not isinstance(application, str):
-        raise BadRequestError("INVALID_REQUEST", "application must be an application's name")
-    field = request.get("field")
-    if field is not None and not isinstance(field, str):
-        raise BadRequestError("INVALID_REQUEST", "field must be an image field's name")
-    plan = application_plan(stores, application).field(field)
-    pipeline = image_pipeline(stores, request.get("pipeline"))
+    pipeline = image_pipeline(stores, pipeline_name)
     store = ReindexStore(stores.meta)
-    seen = field_of(stores, application, plan.field)
+    seen = field_of(stores, application, field)
     _refuse_taken(stores, seen, pipeline.name)
-    entities = store.field_entities(application, plan.field)
-    job = JobRow(id=new_id(), kind="reindex", application=application, field=plan.field,
+    entities = store.field_entities(application, field)
+    job = JobRow(id=new_id(), kind="reindex", application=application, field=field,
                  source={"pipeline": pipeline.name}, attributes=None,
                  state="queued" if entities else "done", total=len(entities))
     if not entities:
         job.started_at = job.finished_at = now().replace(tzinfo=None)
     value = replaced(seen.value, Standby(pipeline.name, job=job.id))
     if not store.start_job(seen, value, job, [(str(each), each) for each in entities]):
-        raise ConflictError("FIELD_CHANGED", f"field {plan.field!r} of application "
+        raise ConflictError("FIELD_CHANGED", f"field {field!r} of application "
                                              f"{application!r} changed meanwhile: try again")
     return job.id

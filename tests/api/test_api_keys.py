@@ -20,7 +20,7 @@ OPEN = {"/healthz", "/readyz", "/v1/settings/ping", "/", "/ui/{path}", "/docs",
         "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 READ_ONLY_POSTS = {"/v1/application/{name}/search", "/v1/pipeline/{name}/test"}
 PATH_VALUES = {"name": "nothing-here", "entity_id": "1", "path": "style.css",
-               "group": "copies-0", "job_id": "1"}
+               "group": "copies-0", "job_id": "1", "field": "image"}
 
 
 @pytest.fixture(scope="module")

@@ -12,24 +12,6 @@ from helpers import SPEC_PROTO
 from phantoscope.storage.milvus_server import LocalMilvusServer
 from s3_server import s3_test_server
 
-# `make test` runs two pytest-xdist workers (`--dist loadgroup`). Each module's tests run on
-# one worker, in order, sharing its module-scoped servers; the modules whose servers take the
-# operator ports 50001, 50002, ... (`phantoscope up`, bench's engine, the README's tutorial)
-# run one after another on one worker.
-OPERATOR_PORT_MODULES = frozenset({
-    "tests/e2e/test_up.py", "tests/e2e/test_up_workers.py", "tests/e2e/test_quiet_logs.py",
-    "tests/e2e/test_readme_tutorial.py", "tests/api/test_listen.py",
-    "tests/cli/test_worker_count.py", "tests/load/test_load.py",
-})
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    root = Path(config.rootpath)
-    for item in items:
-        module = Path(item.path).relative_to(root).as_posix()
-        group = "operator-ports" if module in OPERATOR_PORT_MODULES else module
-        item.add_marker(pytest.mark.xdist_group(group))
-
 
 @pytest.fixture(scope="session")
 def original_stubs(tmp_path_factory) -> Path:

@@ -28,6 +28,17 @@ class MeanColourEncoder(Encoder):
         return np.array([np.asarray(im, dtype=np.float32).mean(axis=(0, 1)) for im in images])
 
 
+class OriginalTemplateEncoder:
+    """An operator written against the original template (serve it through
+    :class:`~phantoscope.operators.legacy.LegacyOperator`): base64 strings in, vectors out."""
+
+    name, type, input, output, dimension, metric_type = (
+        "original-length", "encoder", "image", "vector", 1, "L2")
+
+    def run(self, images, urls):
+        return [[float(len(text))] for text in images]
+
+
 WORD = re.compile(r"\w+")
 
 

@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inprocess import HashingTextEncoder, MeanColourEncoder, serve_in_process
+from inprocess import (
+    HashingTextEncoder,
+    MeanColourEncoder,
+    OriginalTemplateEncoder,
+    serve_in_process,
+)
 from phantoscope.operators import Box, Crop, Processor
 from phantoscope.operators.legacy import LegacyOperator
 from phantoscope.operators.rpc_client import OperatorCallError, OperatorClient
@@ -25,16 +30,6 @@ class CornerProcessor(Processor):
     def run(self, images):
         return [[Crop(im.crop((0, 0, im.width // 2, im.height // 2)),
                       Box(0, 0, im.width // 2, im.height // 2))] for im in images]
-
-
-class OriginalTemplateEncoder:
-    """An operator written against the original template: base64 strings in, vectors out."""
-
-    name, type, input, output, dimension, metric_type = (
-        "original-length", "encoder", "image", "vector", 1, "L2")
-
-    def run(self, images, urls):
-        return [[float(len(text))] for text in images]
 
 
 @pytest.fixture(scope="module")

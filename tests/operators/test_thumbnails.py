@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inprocess import HashingTextEncoder, MeanColourEncoder, serve_in_process
+from inprocess import (
+    HashingTextEncoder,
+    MeanColourEncoder,
+    OriginalTemplateEncoder,
+    serve_in_process,
+)
 from phantoscope.imaging.codec import decode_image
 from phantoscope.imaging.phash import THUMBNAIL, thumbnail
 from phantoscope.operators import Box, Crop, Processor
@@ -35,14 +40,6 @@ class CornerProcessor(Processor):
 
     def run(self, images):
         return [[Crop(im.crop((0, 0, 8, 8)), Box(0, 0, 8, 8))] for im in images]
-
-
-class OriginalTemplateEncoder:
-    name, type, input, output, dimension, metric_type = (
-        "original-length", "encoder", "image", "vector", 1, "L2")
-
-    def run(self, images, urls):
-        return [[float(len(text))] for text in images]
 
 
 @pytest.fixture(scope="module")

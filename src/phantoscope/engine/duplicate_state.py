@@ -44,9 +44,6 @@ class ApplicationIndex:
     # held by the one listing that brings the index level (a first full pass takes minutes
     # at 100k entities; uploads take only ``lock``, so they do not wait for it)
     passing: threading.Lock = field(default_factory=threading.Lock)
-    # held by an upload that refuses copies from its check to its write, so that two such
-    # uploads of one picture sent at once cannot both pass
-    rejecting: threading.Lock = field(default_factory=threading.Lock)
 
     def known(self) -> set[int]:
         return set(self.hashes.ids())
@@ -83,7 +80,15 @@ class DuplicateIndexes:
 
     def __init__(self) -> None:
         self._indexes: dict[str, ApplicationIndex] = {}
+        # by application: held by an upload that refuses copies from its check to its write,
+        # so that two such uploads of one picture sent at once cannot both pass (kept apart
+        # from the index, which a field switch makes again)
+        self._rejecting: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+
+    def rejecting(self, application: str) -> threading.Lock:
+        with self._lock:
+            return self._rejecting.setdefault(application, threading.Lock())
 
     def of(self, application: str, basis: tuple[tuple[str, str], ...] | None = None
            ) -> ApplicationIndex:

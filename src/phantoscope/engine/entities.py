@@ -188,7 +188,7 @@ def upload(
                     standby[index].append((other, result))
 
     # two uploads refusing copies, checked at once, could each pass as the other's original
-    exclusive = stores.duplicates.of(application.name).rejecting if reject_duplicates else None
+    exclusive = stores.duplicates.rejecting(application.name) if reject_duplicates else None
     with exclusive or nullcontext():
         _check_and_store(stores, plan, items, embedded, standby, outcomes, atomic=atomic,
                          reject_duplicates=reject_duplicates)

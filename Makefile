@@ -24,7 +24,7 @@ services:
 
 test: services $(INSTALLED)
 	$(BIN)/ruff check src tests bench
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # Benchmarks print figures and ratios (see bench/README.md); they are never run as tests.
 bench: $(INSTALLED)

@@ -107,7 +107,7 @@ def main() -> None:
             for index in range(args.passes):
                 shift = index % len(forms)
                 for form in forms[shift:] + forms[:shift]:
-                    runs[form].append(import_run(folder, 1, len(photos), FORMS[form]))
+                    runs[form].append(import_run(folder, 1, len(photos), env=FORMS[form]))
         api = {form: statistics.median(r["api_ms"] for r in runs[form]) for form in forms}
         rate = {form: statistics.median(r["rate"] for r in runs[form]) for form in forms}
         operators = {form: statistics.median(r["operator_ms"] for r in runs[form])

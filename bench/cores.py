@@ -1,14 +1,17 @@
 """Does `phantoscope up` use every core? Ingest images/s of a full `phantoscope import` of
-phone-size JPEGs (12 MP) for `--workers 1, 2, 4, ... cores`, beside the ceiling of this
-machine in the same run: one plain single-threaded process per core decoding, resizing and
-running ONNX Runtime on the same files, with no gRPC, HTTP or store.
+phone-size JPEGs (12 MP) for `--workers 1, 2, 4, ... cores` (each with `--api-workers` 1 and
+the default for this machine, or the counts given), beside the ceiling of this machine in the
+same run: one plain single-threaded process per core decoding, resizing and running ONNX
+Runtime on the same files, with no gRPC, HTTP or store.
 
-    .venv/bin/python bench/cores.py [--images 192] [--workers 1,2] [--passes 2] [--size 4032x3024]
+    .venv/bin/python bench/cores.py [--images 192] [--workers 1,2] [--api-workers 1,2]
+                                    [--passes 2] [--size 4032x3024]
 
 Each run imports the files into a fresh `phantoscope up` (its own home). Passes repeat the
 runs in turn (1, 2, ..., then again), so that a change of outside load hits every count; the
-figure is the median of the passes. The CPU columns are per imported image: the API process
-with its Milvus Lite server, every operator process, and the `phantoscope import` client.
+figure is the median of the passes. The CPU columns are per imported image: the API side
+(`up`, its API processes and their Milvus Lite, in them or in a Lite host process), every
+operator process, and the `phantoscope import` client.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 from common import PHOTO_NAMES, descendants, engine, print_table, with_comment, write_photos
 from PIL import Image
 
+from phantoscope.cli.worker_count import api_worker_count
 from phantoscope.operators.process import PHANTOSCOPE
 from phantoscope.operators.process_group import usable_cores
 from phantoscope.photoset import sample_photo
@@ -107,13 +111,14 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def import_run(folder: Path, workers: int, count: int,
+def import_run(folder: Path, workers: int, count: int, api_workers: int = 1,
                env: dict[str, str] | None = None) -> dict[str, float]:
-    """A fresh `up --workers N` (with ``env`` added to its environment), one
+    """A fresh `up --workers N --api-workers M` (with ``env`` added to its environment), one
     `phantoscope import` of ``folder``: images/s and CPU ms per image of the API side, the
     operators and the client."""
-    with engine(env={"PHANTOSCOPE_WORKERS": str(workers), **(env or {})}) as eng:
-        pids = descendants(eng.process.pid)  # `up` itself serves the API
+    with engine(env={"PHANTOSCOPE_WORKERS": str(workers),
+                     "PHANTOSCOPE_API_WORKERS": str(api_workers), **(env or {})}) as eng:
+        pids = descendants(eng.process.pid)  # with one API process, `up` itself serves it
         operators = [pid for pid in pids if _is_operator(pid)]
         api_side = [pid for pid in pids if pid not in operators]
         assert len(operators) == workers, f"{len(operators)} operator processes, not {workers}"
@@ -145,6 +150,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=192)
     parser.add_argument("--workers", help="comma-separated counts (default 1, 2, 4, ... cores)")
+    parser.add_argument("--api-workers",
+                        help="comma-separated API process counts (default 1 and this machine's "
+                        "default)")
     parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--size", default="x".join(map(str, PHONE_SIZE)),
                         help="WIDTHxHEIGHT of the JPEGs (default: a phone's 12 MP)")
@@ -152,35 +160,41 @@ def main() -> None:
     cores = usable_cores()
     counts = ([int(n) for n in args.workers.split(",")] if args.workers
               else worker_counts(cores))
+    default_apis = api_worker_count(None, "--api-workers", cores, None)
+    api_counts = ([int(n) for n in args.api_workers.split(",")] if args.api_workers
+                  else sorted({1, default_apis}))
     width, height = (int(side) for side in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory(prefix="phantoscope-cores-") as tmp:
         files = write_photos(Path(tmp) / "photos", phone_photos(args.images, (width, height)))
         megabytes = sum(path.stat().st_size for path in files) / 1e6
-        runs: dict[str, list[dict[str, float]]] = {}
+        runs: dict[tuple[int, int], list[dict[str, float]]] = {}
         ceilings: list[float] = []
         for _ in range(args.passes):
             ceilings.append(ceiling(files, cores))
             for count in counts:
-                runs.setdefault(str(count), []).append(import_run(files[0].parent, count,
-                                                                  len(files)))
+                for apis in api_counts:
+                    runs.setdefault((count, apis), []).append(
+                        import_run(files[0].parent, count, len(files), apis))
     top = statistics.median(ceilings)
-    base = statistics.median(run["rate"] for run in runs[str(counts[0])])
+    first = (counts[0], api_counts[0])
+    base = statistics.median(run["rate"] for run in runs[first])
     print(f"{len(files)} JPEGs of {width}x{height} ({megabytes / len(files):.1f} "
           f"MB each), {cores} usable cores, {args.passes} passes (median; each pass in "
-          "brackets); `up` without --workers runs one per core")
+          f"brackets); `up` without --workers runs one per core, without --api-workers "
+          f"{default_apis} here")
     rows = [[f"ceiling: {cores} plain processes x 1 thread", f"{top:.1f}",
              " ".join(f"{c:.1f}" for c in ceilings), "", "1.00", "", "", ""]]
-    for key, samples in runs.items():
+    for (count, apis), samples in runs.items():
         rate = statistics.median(run["rate"] for run in samples)
-        default = " (the default)" if int(key) == min(cores, 64) else ""
+        default = " (the default)" if (count, apis) == (min(cores, 64), default_apis) else ""
         rows.append([
-            f"up --workers {key}{default}", f"{rate:.1f}",
+            f"up --workers {count} --api-workers {apis}{default}", f"{rate:.1f}",
             " ".join(f"{run['rate']:.1f}" for run in samples), f"{rate / base:.2f}",
             f"{rate / top:.2f}",
             *(f"{statistics.median(run[part] for run in samples):.1f}"
               for part in ("api_ms", "operator_ms", "client_ms")),
         ])
-    print_table(["what", "images/s", "passes", f"x workers {counts[0]}", "x ceiling",
+    print_table(["what", "images/s", "passes", "x {} / {}".format(*first), "x ceiling",
                  "API CPU ms/img", "operators CPU ms/img", "client CPU ms/img"], rows)
 
 

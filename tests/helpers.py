@@ -1,17 +1,24 @@
-"""Shared test helpers: the `phantoscope` command and where the original protocol lies."""
+"""Shared test helpers: the `phantoscope` command, where the original protocol lies, and the
+lock of the fixed operator ports."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from phantoscope.cli.worker_processes import OPERATOR_PORT
 from phantoscope.operators.process import PHANTOSCOPE, OperatorProcess, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC_PROTO = REPO.parent / "shared" / "spec" / "omnisearch.proto"
 
-__all__ = ["PHANTOSCOPE", "REPO", "SPEC_PROTO", "OperatorProcess", "free_port", "run_cli"]
+__all__ = ["PHANTOSCOPE", "REPO", "SPEC_PROTO", "OperatorProcess", "fixed_ports_lock",
+           "free_port", "run_cli"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
@@ -21,3 +28,19 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         [PHANTOSCOPE, *args], capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})}, cwd=cwd,
     )
+
+
+@contextmanager
+def fixed_ports_lock() -> Iterator[None]:
+    """Held while something may take the machine's fixed operator ports (50001, 50002, ...:
+    what `phantoscope up` starts its operators on when they are free): one holder at a time
+    on this machine, whichever pytest process or xdist worker it runs in (an advisory lock on
+    a file in the system's temporary folder; the kernel releases it if the holder dies)."""
+    path = Path(tempfile.gettempdir()) / f"phantoscope-tests-ports-{OPERATOR_PORT}.lock"
+    # Read-only is enough for flock, and works on a file another user created.
+    descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock

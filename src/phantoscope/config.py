@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Images over this many pixels are refused before decoding (imaging.codec's default too).
@@ -14,6 +14,7 @@ MAX_IMAGE_PIXELS = 64_000_000
 DEFAULT_OPERATOR_ENDPOINT = "127.0.0.1:50001"
 # PHANTOSCOPE_VECTORS value: `phantoscope up` starts a Milvus server under the home folder.
 LOCAL_MILVUS_SERVER = "milvus-server"
+SERVER_SCHEMES = ("http://", "https://", "tcp://")  # a PHANTOSCOPE_VECTORS naming a server
 
 
 class OperatorSettings(BaseSettings):
@@ -67,6 +68,10 @@ class ServerSettings(BaseSettings):
     # A `.db` path (Milvus Lite), http://host:19530 (a server), or `milvus-server`: a local
     # Milvus server that `phantoscope up` starts and stops (its data under home).
     vectors: str | None = None
+    # The Milvus Lite database `vectors` names is served by another process at this address
+    # (http://127.0.0.1:PORT, a `lite_host`), so that several processes (API workers) use
+    # it; unset: this process opens it. Only for a Lite path.
+    lite_host: str | None = None
     meta: str | None = None  # SQLAlchemy URL
     objects: str | None = None  # a folder path, or s3://KEY:SECRET@host:port
     operator_timeout_s: float = Field(60.0, gt=0)
@@ -117,6 +122,16 @@ class ServerSettings(BaseSettings):
     switch_grace_s: float = Field(86400.0, ge=0)
     # How often a watch job's folder is scanned for files added, changed and removed.
     watch_interval_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _lite_host_serves_lite(self) -> ServerSettings:
+        vectors = (self.vectors or "").strip().lower()
+        server = vectors == LOCAL_MILVUS_SERVER or vectors.startswith(SERVER_SCHEMES)
+        if self.lite_host and server:
+            raise ValueError(
+                "PHANTOSCOPE_LITE_HOST names a Milvus Lite host, but PHANTOSCOPE_VECTORS "
+                "names a Milvus server: unset one of them")
+        return self
 
     @property
     def vectors_uri(self) -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from api_server import ApiServer
 from helpers import PHANTOSCOPE
-from phantoscope.api.listen import listening_socket
+from phantoscope.api.listen import PortUnavailable, listening_socket, listening_sockets
 
 
 def test_the_port_is_held_while_the_stores_are_still_opening(tmp_path):
@@ -90,3 +90,35 @@ def test_a_taken_port_is_refused_at_once_with_what_to_do(tmp_path, command: str)
     assert "Traceback" not in result.stdout + result.stderr
     assert "starting operator" not in result.stdout
     assert not (tmp_path / "logs" / "operator.log").exists()
+
+
+def test_a_group_of_sockets_shares_the_port_out_and_keeps_it_from_others() -> None:
+    """`up --api-workers 2`: each worker's socket gets about half of the new connections, and
+    the port is refused to a plain listener and to a second group alike."""
+    group = listening_sockets("127.0.0.1", 0, 2)
+    try:
+        port = group[0].getsockname()[1]
+        assert [sock.getsockname()[1] for sock in group] == [port, port]
+        for rival in (lambda: listening_socket("127.0.0.1", port),
+                      lambda: listening_sockets("127.0.0.1", port, 2)):
+            with pytest.raises(PortUnavailable, match=f"cannot listen on 127.0.0.1:{port}"):
+                rival()
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(64)]
+        accepted = []
+        for sock in group:
+            sock.setblocking(False)
+            count = 0
+            while True:
+                try:
+                    sock.accept()[0].close()
+                except BlockingIOError:
+                    break
+                count += 1
+            accepted.append(count)
+        for client in clients:
+            client.close()
+        # a fair coin gives fewer than 12 of 64 to one side once in 10**6 runs
+        assert sum(accepted) == 64 and min(accepted) >= 12, accepted
+    finally:
+        for sock in group:
+            sock.close()

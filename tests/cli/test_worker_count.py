@@ -4,6 +4,7 @@ clear refusal (before anything starts) of a count that cannot run."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from phantoscope.cli.worker_count import (
     API_MB,
     OPERATOR_MB,
     WorkerCountError,
+    api_worker_count,
     available_mb,
     worker_count,
 )
@@ -36,8 +38,26 @@ def test_a_given_count_is_checked():
         worker_count("8", "PHANTOSCOPE_WORKERS", 2, API_MB + 3 * OPERATOR_MB, API_MB)
     assert str(refused.value) == (
         f"PHANTOSCOPE_WORKERS 8: each operator process takes about {OPERATOR_MB} MB and the "
-        f"API about {API_MB} MB; this machine has {API_MB + 3 * OPERATOR_MB:,} MB available, "
-        "so at most 3 fit")
+        f"API processes about {API_MB} MB; this machine has {API_MB + 3 * OPERATOR_MB:,} MB "
+        "available, so at most 3 fit")
+
+
+def test_api_processes_one_below_four_cores_then_two_in_five():
+    assert [api_worker_count(None, "--api-workers", cores, 64_000)
+            for cores in (1, 2, 3, 4, 8, 16, 32)] == [1, 1, 1, 2, 3, 6, 13]
+    assert api_worker_count(None, "--api-workers", 16, OPERATOR_MB + 2 * API_MB + 10) == 2
+    assert api_worker_count(None, "--api-workers", 16, None) == 6  # memory unknown
+    assert api_worker_count(" 3 ", "--api-workers", 2, 64_000) == 3
+    for text, message in [("0", "give at least 1 API process"), ("-1", "at least 1"),
+                          ("two", "whole number"), ("65", "at most 64 API processes")]:
+        with pytest.raises(WorkerCountError, match=message):
+            api_worker_count(text, "--api-workers", 2, 64_000)
+    with pytest.raises(WorkerCountError) as refused:
+        api_worker_count("4", "PHANTOSCOPE_API_WORKERS", 2, OPERATOR_MB + 2 * API_MB)
+    assert str(refused.value) == (
+        f"PHANTOSCOPE_API_WORKERS 4: each API process takes about {API_MB} MB and an operator "
+        f"process {OPERATOR_MB} MB; this machine has {OPERATOR_MB + 2 * API_MB:,} MB "
+        "available, so at most 2 fit")
 
 
 def test_onnx_runtime_threads_share_out_the_cores():
@@ -51,6 +71,10 @@ def test_onnx_runtime_threads_share_out_the_cores():
     (["--workers", "-3"], {}, "--workers -3: give at least 1 operator process"),
     (["--workers", "many"], {}, "--workers 'many' is not a whole number"),
     ([], {"PHANTOSCOPE_WORKERS": "x2"}, "PHANTOSCOPE_WORKERS 'x2' is not a whole number"),
+    (["--api-workers", "0"], {}, "--api-workers 0: give at least 1 API process"),
+    (["--api-workers", "-2"], {}, "--api-workers -2: give at least 1 API process"),
+    ([], {"PHANTOSCOPE_API_WORKERS": "lots"},
+     "PHANTOSCOPE_API_WORKERS 'lots' is not a whole number"),
 ])
 def test_up_refuses_a_bad_count_before_starting_anything(tmp_path, args, env, message):
     home = tmp_path / "home"
@@ -63,9 +87,10 @@ def test_up_refuses_a_bad_count_before_starting_anything(tmp_path, args, env, me
 
 
 def test_up_refuses_more_workers_than_the_memory_holds(tmp_path):
-    free = available_mb()
-    assert free is not None  # Linux: /proc/meminfo
-    too_many = (free - API_MB) // OPERATOR_MB + 1
+    assert available_mb() is not None  # Linux: /proc/meminfo
+    # More than the whole memory holds: refused however much other processes free meanwhile.
+    total = _meminfo_mb("MemTotal")
+    too_many = (total - API_MB) // OPERATOR_MB + 1
     if too_many <= 64:
         expected = f"--workers {too_many}: each operator process takes about {OPERATOR_MB} MB"
     else:  # a machine with more memory than 64 operators need: the replica limit refuses
@@ -75,6 +100,14 @@ def test_up_refuses_more_workers_than_the_memory_holds(tmp_path):
     assert result.returncode == 2
     assert expected in result.stderr
     assert not (tmp_path / "home").exists()
+
+
+def _meminfo_mb(field: str) -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name == field:
+            return int(value.split()[0]) // 1024
+    raise AssertionError(f"no {field} in /proc/meminfo")
 
 
 def test_operator_serve_refuses_bad_processes_and_taken_ports():

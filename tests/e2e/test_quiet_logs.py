@@ -11,8 +11,11 @@ import subprocess
 import time
 
 import httpx
+import pytest
 
 from helpers import PHANTOSCOPE, free_port, run_cli
+
+pytestmark = pytest.mark.usefixtures("fixed_ports")  # its `up` takes the operator ports
 
 WARNING_LINE = re.compile(r"warn", re.IGNORECASE)
 

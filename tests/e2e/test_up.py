@@ -9,10 +9,13 @@ import subprocess
 import time
 
 import httpx
+import pytest
 
 from helpers import PHANTOSCOPE, free_port
 from phantoscope.operators.rpc_client import OperatorCallError, OperatorClient
 from photos import b64, edited_copy, jpeg, photo
+
+pytestmark = pytest.mark.usefixtures("fixed_ports")  # its `up` takes the operator ports
 
 
 def start(home, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 from PIL import ImageOps
 from test_up import assert_stopped, start, stop
 
@@ -18,6 +19,8 @@ from helpers import PHANTOSCOPE, free_port
 from phantoscope.cli.worker_processes import is_free
 from phantoscope.operators.rpc_client import OperatorClient
 from photos import PHOTO_NAMES, b64, jpeg, photo
+
+pytestmark = pytest.mark.usefixtures("fixed_ports")  # its `up` takes the operator ports
 
 
 def children(pid: int) -> dict[str, int]:

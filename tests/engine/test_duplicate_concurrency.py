@@ -16,6 +16,7 @@ from inprocess import serve_in_process
 from phantoscope.config import ServerSettings
 from phantoscope.engine.context import Stores
 from phantoscope.engine.duplicate_review import list_groups
+from phantoscope.engine.duplicate_state import DuplicateIndexes
 from phantoscope.engine.entities import UploadItem, plan_upload, upload
 from phantoscope.engine.errors import ConflictError
 from phantoscope.engine.field_switch import switch_field
@@ -83,6 +84,41 @@ def test_copies_refused_at_once_store_the_picture_once(stores):
         sender.join(60)
     assert sorted(codes) == ["DUPLICATE"] * 3 + ["stored"]
     assert stores.meta.count_entities("album") == 1
+
+
+def _in_another_process(stores: Stores, data: bytes, name: str) -> int:
+    """Upload as another API process sharing the stores would: with its own indexes."""
+    mine = stores.duplicates
+    stores.duplicates = DuplicateIndexes()
+    try:
+        return _upload(stores, data, name)
+    finally:
+        stores.duplicates = mine
+
+
+def test_uploads_take_in_what_other_processes_stored(stores, monkeypatch):
+    """An upload finds copies of what another process stored since this one read its index
+    (at once when it refuses copies, else within CATCH_UP_S), and the next listing judges
+    them as it judges this process's own."""
+    originals = {name: _upload(stores, jpeg(sample_photo(name)), name) for name in PHOTOS}
+    assert not list_groups(stores, "album", "copies", 0, 10).groups  # the pairs, found
+    elsewhere = {"rocket": _in_another_process(stores, jpeg(sample_photo("rocket")), "rocket"),
+                 "astronaut-copy": _in_another_process(stores, resized_copy("astronaut"),
+                                                       "astronaut-copy")}
+
+    image = check_image(resized_copy("rocket"), stores.limits, "rocket-copy")
+    with pytest.raises(ConflictError, match=f"copy of entity {elsewhere['rocket']}"):
+        upload(stores, plan_upload(stores, "album"), [UploadItem(None, image, "rocket-copy")],
+               reject_duplicates=True)
+    monkeypatch.setattr(duplicate_index, "CATCH_UP_S", 0.0)
+    image = check_image(resized_copy("coffee"), stores.limits, "coffee-copy")
+    [stored] = upload(stores, plan_upload(stores, "album"), [UploadItem(None, image, "c")])
+    assert stored.duplicate_of.id == originals["coffee"]
+
+    groups = {frozenset(member.entity.id for member in group.members)
+              for group in list_groups(stores, "album", "copies", 0, 10).groups}
+    assert groups == {frozenset({originals["astronaut"], elsewhere["astronaut-copy"]}),
+                      frozenset({originals["coffee"], stored.entity.id})}
 
 
 def test_uploads_go_on_during_the_first_pass_and_join_its_groups(stores, monkeypatch):

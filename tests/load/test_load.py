@@ -5,7 +5,11 @@ warm-up. Prints the figures (-s)."""
 
 from __future__ import annotations
 
+import pytest
 from load import run_load
+
+# bench's engine (`phantoscope up`) takes the operator ports
+pytestmark = pytest.mark.usefixtures("fixed_ports")
 
 
 def test_search_while_uploading_without_errors_or_growth():

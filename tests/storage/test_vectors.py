@@ -474,3 +474,18 @@ def test_password_is_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(VectorStoreError) as caught:
         open_vector_store(f"http://root:s3cret@127.0.0.1:{port}", timeout_s=1)
     assert "s3cret" not in str(caught.value) and "root:***@" in str(caught.value)
+
+
+def test_opening_a_store_loads_scipy_sparse_before_any_call(tmp_path: Path) -> None:
+    """pymilvus loads scipy.sparse by hand on its first insert or search, without a lock;
+    two threads making their first call at once once saw it half loaded in CI. A fresh
+    process that only opens a store must find that load already done."""
+    check = ("import sys\n"
+             "from phantoscope.storage.open_stores import open_vector_store\n"
+             "from pymilvus.client.utils import SciPyHelper\n"
+             "store = open_vector_store(sys.argv[1])\n"
+             "print(SciPyHelper._checked, 'scipy.sparse' in sys.modules)\n"
+             "store.close()\n")
+    shown = subprocess.run([sys.executable, "-c", check, str(tmp_path / "v.db")],
+                           capture_output=True, text=True, timeout=120, check=True)
+    assert shown.stdout.split() == ["True", "True"]

@@ -23,14 +23,19 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _watched(database: tuple[str, str], job: int) -> tuple[MetaStore, WatchStore, JobStore]:
+    """A fresh store holding a running watch ``job`` into application "album"."""
+    meta = MetaStore(database[1])
+    meta.add(ApplicationRow(name="album", bucket="b"), "adding an application")
+    watches = WatchStore(meta)
+    watches.add_watch(JobRow(id=job, kind="watch", application="album", field="photo",
+                             source={"folder": "/photos"}, state="running", total=0))
+    return meta, watches, JobStore(meta)
+
+
 def test_one_server_scans_at_a_time_and_only_its_claim_records(database):
-    _, url = database
-    meta = MetaStore(url)
+    meta, watches, jobs = _watched(database, 9)
     try:
-        meta.add(ApplicationRow(name="album", bucket="b"), "adding an application")
-        watches, jobs = WatchStore(meta), JobStore(meta)
-        watches.add_watch(JobRow(id=9, kind="watch", application="album", field="photo",
-                                 source={"folder": "/photos"}, state="running", total=0))
         due, old = _now() + timedelta(seconds=1), _now() - timedelta(hours=1)
 
         with ThreadPoolExecutor(4) as pool:
@@ -68,5 +73,27 @@ def test_one_server_scans_at_a_time_and_only_its_claim_records(database):
         assert watches.seen(9) == [WatchedFile("a.jpg", 150, 3, 11)]
         meta.delete_application("album")  # a watch's rows go with it
         assert watches.seen(9) == [] and jobs.get_job(9) is None
+    finally:
+        meta.close()
+
+
+def test_a_cancelled_watch_neither_scans_nor_records_nor_starts_items(database):
+    """A cancel that lands while a server runs the watch: the scan in progress adds nothing,
+    no scan is claimed after it, and items already recorded are never claimed."""
+    meta, watches, jobs = _watched(database, 5)
+    try:
+        due, old = _now() + timedelta(seconds=1), _now() - timedelta(hours=1)
+        assert watches.claim_scan(5, "first", due, old)
+        assert watches.record_scan(5, "first", ScanResult(
+            [NewItem("a.jpg", 11)], [WatchedFile("a.jpg", 100, 1, 11)], []))
+        assert watches.claim_scan(5, "second", due + timedelta(seconds=1), old)
+
+        assert jobs.set_state(5, "cancelled", among=("queued", "running"))
+        assert watches.record_scan(5, "second", ScanResult(
+            [NewItem("b.jpg", 12)], [WatchedFile("b.jpg", 200, 2, 12)], []))
+        assert jobs.get_job(5).total == 1 and watches.open_items(5) == {"a.jpg"}
+        assert not watches.claim_scan(5, "third", due + timedelta(hours=2), old)
+        assert jobs.claim(5, "worker", 10, stale_before=old) == []
+        assert (jobs.get_job(5).state, jobs.counts(5).pending) == ("cancelled", 1)
     finally:
         meta.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -45,40 +46,89 @@ WorkersOption = Annotated[
 ]
 
 
-def up(host: HostOption = None, port: PortOption = None, workers: WorkersOption = None) -> None:
+ApiWorkersOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-workers",
+        help="API processes sharing the port (default: $PHANTOSCOPE_API_WORKERS, else 1 on "
+        "up to 3 cores and about 2 in 5 of the cores beyond).", show_default=False,
+        metavar="N",
+    ),
+]
+
+
+def _given(option: str | None, flag: str, variable: str) -> tuple[str | None, str]:
+    """A count's text and where it came from: the option, else the environment variable."""
+    if option is not None:
+        return option, flag
+    return os.environ.get(variable) or None, variable
+
+
+def up(
+    host: HostOption = None, port: PortOption = None, workers: WorkersOption = None,
+    api_workers: ApiWorkersOption = None,
+) -> None:
     """Start the engine on its embedded defaults: API server, default operator, stores."""
     from phantoscope.api.listen import PortUnavailable
     from phantoscope.cli.launcher import up as start
     from phantoscope.cli.worker_count import (
         API_MB,
+        API_WORKERS_VARIABLE,
         WORKERS_VARIABLE,
         WorkerCountError,
+        api_worker_count,
         available_mb,
         worker_count,
     )
     from phantoscope.operators.process_group import usable_cores
 
-    source = "--workers" if workers is not None else WORKERS_VARIABLE
-    given = workers if workers is not None else os.environ.get(WORKERS_VARIABLE) or None
     cores = usable_cores()
+    free_mb = available_mb()
     try:
-        count = worker_count(given, source, cores, available_mb(), reserved_mb=API_MB)
+        apis = api_worker_count(
+            *_given(api_workers, "--api-workers", API_WORKERS_VARIABLE), cores, free_mb)
+        count = worker_count(*_given(workers, "--workers", WORKERS_VARIABLE), cores, free_mb,
+                             reserved_mb=API_MB * apis)
     except WorkerCountError as exc:
         raise fail(str(exc), 2) from None
     try:
-        start(_server_settings(host, port), count, cores)
+        start(_server_settings(host, port), count, cores, apis)
     except PortUnavailable as exc:
         raise fail(str(exc), 2) from None
 
 
-def api(host: HostOption = None, port: PortOption = None) -> None:
+SocketFdOption = Annotated[
+    int | None,
+    typer.Option("--socket-fd", hidden=True,
+                 help="Serve on this inherited listening socket (an `up` API worker)."),
+]
+ReadyFileOption = Annotated[
+    Path | None,
+    typer.Option("--ready-file", hidden=True,
+                 help="Create this file once serving (an `up` API worker)."),
+]
+
+
+def api(
+    host: HostOption = None, port: PortOption = None, socket_fd: SocketFdOption = None,
+    ready_file: ReadyFileOption = None,
+) -> None:
     """Run only the API server, with stores from PHANTOSCOPE_* settings (no operator)."""
+    import socket
+
     from phantoscope.api.app import create_app
     from phantoscope.api.listen import PortUnavailable, serve
+    from phantoscope.cli.api_workers import stop_with_parent
 
     settings = _server_settings(host, port)
+    sock = None
+    if socket_fd is not None:  # a worker of `up`, on the socket it bound
+        sock = socket.socket(fileno=socket_fd)
+        settings.host, settings.port = sock.getsockname()[:2]
+        stop_with_parent()
+    on_start = None if ready_file is None else lambda _stores: ready_file.touch()
     try:
-        serve(create_app(settings), settings.host, settings.port)
+        serve(create_app(settings, on_start=on_start), settings.host, settings.port, sock)
     except PortUnavailable as exc:
         raise fail(str(exc), 2) from None
 

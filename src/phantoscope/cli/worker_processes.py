@@ -10,7 +10,7 @@ from pathlib import Path
 from phantoscope.operators.process import OperatorProcess, free_port
 from phantoscope.operators.process_group import (
     THREADS_VARIABLE,
-    OperatorGroup,
+    ProcessGroup,
     log_path,
     threads_per_process,
 )
@@ -43,7 +43,7 @@ def operator_ports(count: int) -> list[int]:
 def operator_group(
     target: str, workers: int, cores: int, logs: Path | None, host: str = "127.0.0.1",
     ports: list[int] | None = None, options: tuple[str, ...] = (),
-) -> OperatorGroup:
+) -> ProcessGroup:
     """``workers`` processes serving ``target``, each with ONNX Runtime's threads shared out
     over ``cores`` (unless ``PHANTOSCOPE_ORT_THREADS`` says otherwise), logging into the
     folder ``logs`` (None: onto this process's output)."""
@@ -51,7 +51,7 @@ def operator_group(
     env = {} if threads is None or THREADS_VARIABLE in os.environ else {
         THREADS_VARIABLE: str(threads)}
     ports = ports or operator_ports(workers)
-    return OperatorGroup(
+    return ProcessGroup(
         [f"127.0.0.1:{port}" for port in ports],
         lambda endpoint, index: OperatorProcess(
             target, endpoint=endpoint, env=env, host=host, options=options,

@@ -53,7 +53,8 @@ class Stores:
         return cls(
             meta=MetaStore(settings.meta_url),
             vectors=open_vector_store(
-                settings.vectors_uri, timeout_s=settings.storage_timeout_s
+                settings.vectors_uri, timeout_s=settings.storage_timeout_s,
+                lite_host=settings.lite_host,
             ),
             objects=objects,
             import_s3=open_import_s3(settings.import_s3, objects),

@@ -12,7 +12,9 @@ pair at once (:func:`~phantoscope.duplicates.finder.find_pairs`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -27,6 +29,10 @@ from phantoscope.imaging.phash import THUMBNAIL, to_unsigned
 from phantoscope.storage.duplicate_records import DuplicateRecords
 
 NEIGHBOURS = 10  # encoder neighbours of each image judged (as bench/duplicates.py measures)
+CATCH_UP_S = 1.0  # how often uploads look for what other processes stored
+# the longest from a descriptor row's time to its commit, with the clocks' skew between
+# servers sharing a database
+COMMIT_LAG_S = 30.0
 
 
 def min_cosine(plan: ApplicationPlan) -> float:
@@ -104,16 +110,41 @@ def places(plan: ApplicationPlan, rows: list[tuple[int, str, int]]) -> dict[int,
 
 
 def loaded(stores: Stores, plan: ApplicationPlan) -> ApplicationIndex:
-    """The application's index with the hashes of every entity described so far (read once
-    a process; an upload needs no more)."""
+    """The application's index with the hashes of every entity described so far (read in
+    whole once a process; :func:`caught_up` adds what other processes store later)."""
     name = plan.application.name
     basis = tuple(sorted((each.field, each.pipeline.name) for each in plan.fields.values()
                          if not each.pipeline.processors))
     index = stores.duplicates.of(name, basis)
     with index.lock:
         if not index.loaded:
+            index.caught_up_at = time.time()
             _add_stored(stores, plan, index, None)
             index.loaded = True
+    return index
+
+
+def caught_up(stores: Stores, plan: ApplicationPlan, *, at_once: bool = False
+              ) -> ApplicationIndex:
+    """The application's index with what other processes sharing the stores (API workers,
+    replicas) stored since it last looked, at most ``CATCH_UP_S`` ago (``at_once``: now).
+
+    It reads the entities whose descriptors were stored since ``COMMIT_LAG_S`` before its
+    last look and adds those it lacks; ones deleted elsewhere stay until a listing levels
+    the index, and align with nothing meanwhile (their thumbnails are gone)."""
+    index = loaded(stores, plan)
+    started = time.time()
+    if not at_once and started - index.caught_up_at < CATCH_UP_S:
+        return index
+    since = datetime.fromtimestamp(index.caught_up_at - COMMIT_LAG_S, UTC).replace(tzinfo=None)
+    stored = DuplicateRecords(stores.meta).descriptor_ids_since(plan.application.name, since)
+    with index.lock:
+        new = [entity for entity in stored if entity not in index.hashes]
+        if new:
+            added = _add_stored(stores, plan, index, new)
+            if index.pairs is not None:
+                index.unjudged.update(added)
+        index.caught_up_at = max(index.caught_up_at, started)
     return index
 
 
@@ -163,11 +194,13 @@ def synced(stores: Stores, plan: ApplicationPlan) -> ApplicationIndex:
 
 
 def _level(stores: Stores, plan: ApplicationPlan, index: ApplicationIndex) -> list[int]:
-    """Drop from the index the entities no longer described; the described ones it lacks."""
+    """Drop from the index the entities no longer described; the described ones it lacks,
+    with those :func:`caught_up` added unjudged (taken out again, to be judged anew)."""
     stored = set(DuplicateRecords(stores.meta).descriptor_ids(plan.application.name))
-    known = index.known()
-    index.remove(sorted(known - stored))
-    return sorted(stored - known)
+    unjudged = index.unjudged & stored
+    index.unjudged = set()
+    index.remove(sorted((index.known() - stored) | unjudged))
+    return sorted(stored - index.known())
 
 
 def _judge_new(stores: Stores, plan: ApplicationPlan, index: ApplicationIndex,

@@ -22,7 +22,7 @@ from phantoscope.duplicates.finder import (
 )
 from phantoscope.engine.catalog import ApplicationPlan, FieldPlan
 from phantoscope.engine.context import Stores
-from phantoscope.engine.duplicate_index import Lookups, loaded, min_cosine
+from phantoscope.engine.duplicate_index import Lookups, caught_up, min_cosine
 from phantoscope.engine.duplicate_state import VectorPlace
 from phantoscope.engine.intake import ImageInput
 from phantoscope.imaging.codec import BadImageError
@@ -92,8 +92,11 @@ class UploadCheck:
     """The images of one upload checked one after another against the stored ones and the
     ones accepted before them."""
 
-    def __init__(self, stores: Stores, plan: ApplicationPlan) -> None:
-        self.index = loaded(stores, plan)
+    def __init__(self, stores: Stores, plan: ApplicationPlan, *, at_once: bool = False
+                 ) -> None:
+        """``at_once``: take in what other processes stored up to now (see
+        :func:`caught_up`), as an upload refusing copies must."""
+        self.index = caught_up(stores, plan, at_once=at_once)
         self.lookups = Lookups(stores, plan.application.name, self.index)
         self.cosine = min_cosine(plan)
         self.earlier = HashIndex()

@@ -37,6 +37,10 @@ class ApplicationIndex:
     # next listing judges them, so that the pairs end as a full pass finds them
     pending: Candidates = field(default_factory=dict)
     loaded: bool = False
+    # when the index last took in what other processes stored (time.time()), and the
+    # entities it took in since a listing found the pairs, to be judged by the next one
+    caught_up_at: float = 0.0
+    unjudged: set[int] = field(default_factory=set)
     # the members of every group listed, by group id: a resolve naming a group that has
     # since changed is told so (409), not that it never existed (404)
     listed: dict[str, list[int]] = field(default_factory=dict)
@@ -80,15 +84,7 @@ class DuplicateIndexes:
 
     def __init__(self) -> None:
         self._indexes: dict[str, ApplicationIndex] = {}
-        # by application: held by an upload that refuses copies from its check to its write,
-        # so that two such uploads of one picture sent at once cannot both pass (kept apart
-        # from the index, which a field switch makes again)
-        self._rejecting: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
-
-    def rejecting(self, application: str) -> threading.Lock:
-        with self._lock:
-            return self._rejecting.setdefault(application, threading.Lock())
 
     def of(self, application: str, basis: tuple[tuple[str, str], ...] | None = None
            ) -> ApplicationIndex:

@@ -46,6 +46,7 @@ from phantoscope.engine.rows import entity_of, label_rows, vector_row
 from phantoscope.engine.standby import standby_of
 from phantoscope.storage.duplicate_rows import DescriptorRow
 from phantoscope.storage.meta import EntityRow
+from phantoscope.storage.meta_lock import meta_lock
 from phantoscope.storage.vectors import VectorPayload
 
 log = logging.getLogger(__name__)
@@ -187,9 +188,11 @@ def upload(
                 else:
                     standby[index].append((other, result))
 
-    # two uploads refusing copies, checked at once, could each pass as the other's original
-    exclusive = stores.duplicates.rejecting(application.name) if reject_duplicates else None
-    with exclusive or nullcontext():
+    # two uploads refusing copies, checked at once, could each pass as the other's original:
+    # one at a time in every process that shares the stores, from the check to the write
+    exclusive = meta_lock(stores.meta, f"reject-duplicates:{application.name}") \
+        if reject_duplicates else nullcontext()
+    with exclusive:
         _check_and_store(stores, plan, items, embedded, standby, outcomes, atomic=atomic,
                          reject_duplicates=reject_duplicates)
     return outcomes
@@ -207,7 +210,7 @@ def _check_and_store(
     stored: dict[int, tuple[EntityRow, ImageInput]] = {}  # by item index
     descriptors: list[DescriptorRow] = []
     collection_writes: dict[str, CollectionWrite] = defaultdict(CollectionWrite)
-    check = UploadCheck(stores, plan)
+    check = UploadCheck(stores, plan, at_once=reject_duplicates)
     for index in sorted(embedded):
         field_plan, result = embedded[index]
         entity = _entity_row(application, field_plan.field, items[index])

@@ -1,4 +1,6 @@
-"""Several processes serving one operator, each on a port of its own, kept running.
+"""Several child processes kept running: the processes serving one operator, each on a port of
+its own (`phantoscope up --workers`, `operator serve --processes`), or the API worker processes
+of `phantoscope up --api-workers`.
 
 Why ports of their own rather than one port shared with ``SO_REUSEPORT``: a gRPC client holds
 one connection per endpoint, and the kernel hands a connection to one process, so behind one
@@ -16,12 +18,12 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-from phantoscope.operators.process import OperatorProcess
+from typing import Protocol
 
 log = logging.getLogger("phantoscope.operators")
 
@@ -50,10 +52,24 @@ def threads_per_process(processes: int, cores: int) -> int | None:
     return None if processes <= 1 else max(1, cores // processes)
 
 
+class ChildProcess(Protocol):
+    """What a group runs: a child started and stopped on demand (`OperatorProcess`, an API
+    worker); ``endpoint`` names it in logs."""
+
+    endpoint: str
+    process: subprocess.Popen | None
+
+    def start(self) -> object: ...
+
+    def wait_healthy(self, timeout_s: float) -> None: ...
+
+    def stop(self, timeout_s: float) -> None: ...
+
+
 class _Member:
     """One process of the group and its restart bookkeeping."""
 
-    def __init__(self, process: OperatorProcess) -> None:
+    def __init__(self, process: ChildProcess) -> None:
         self.process = process
         self.started_at = 0.0
         self.delay_s = 0.0
@@ -66,20 +82,22 @@ class _Member:
         self.restart_at = None
 
 
-class OperatorGroup:
-    """``len(endpoints)`` processes of one operator, one per endpoint.
+class ProcessGroup:
+    """``len(endpoints)`` processes, one per endpoint.
 
-    ``make(endpoint, index)`` builds each :class:`OperatorProcess` (unstarted). ``start()``
-    starts the first, waits until it serves (a first start may export the model into the
-    cache the others then read), then the others; from then on a watcher thread restarts any
-    that exits, until ``stop()``.
+    ``make(endpoint, index)`` builds each child (unstarted). ``start()`` starts the first,
+    waits until it serves (a first operator start may export the model into the cache the
+    others then read), then the others; from then on a watcher thread restarts any that
+    exits, until ``stop()``. ``kind`` names the processes in logs.
     """
 
     def __init__(
-        self, endpoints: Sequence[str], make: Callable[[str, int], OperatorProcess]
+        self, endpoints: Sequence[str], make: Callable[[str, int], ChildProcess],
+        kind: str = "operator",
     ) -> None:
         if not endpoints:
-            raise ValueError("an operator group needs at least one endpoint")
+            raise ValueError("a process group needs at least one endpoint")
+        self.kind = kind
         self._members = [_Member(make(endpoint, i)) for i, endpoint in enumerate(endpoints)]
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -94,7 +112,7 @@ class OperatorGroup:
         return ",".join(self.endpoints)
 
     @property
-    def processes(self) -> list[OperatorProcess]:
+    def processes(self) -> list[ChildProcess]:
         return [member.process for member in self._members]
 
     @property
@@ -115,7 +133,8 @@ class OperatorGroup:
         except BaseException:
             self.stop()
             raise
-        self._watcher = threading.Thread(target=self._watch, name="operator-watch", daemon=True)
+        self._watcher = threading.Thread(
+            target=self._watch, name=f"{self.kind}-watch", daemon=True)
         self._watcher.start()
 
     def stop(self, timeout_s: float = 10) -> None:
@@ -129,7 +148,7 @@ class OperatorGroup:
         for member in self._members:
             member.process.stop(timeout_s)
 
-    def __enter__(self) -> OperatorGroup:
+    def __enter__(self) -> ProcessGroup:
         self.start()
         return self
 
@@ -156,15 +175,15 @@ class OperatorGroup:
             )
             member.restart_at = now + member.delay_s
             log.warning(
-                "operator process at %s (pid %d) exited with %s after %.0f s; restarting it"
-                "%s", member.process.endpoint, child.pid, child.returncode, lived,
+                "%s process at %s (pid %d) exited with %s after %.0f s; restarting it"
+                "%s", self.kind, member.process.endpoint, child.pid, child.returncode, lived,
                 f" in {member.delay_s:.1f} s" if member.delay_s else "",
             )
         if now >= member.restart_at and not self._stopping.is_set():
             member.restarts += 1
             member.start()
-            log.info("operator process at %s started again (pid %d)",
-                     member.process.endpoint, member.process.process.pid)
+            log.info("%s process at %s started again (pid %d)",
+                     self.kind, member.process.endpoint, member.process.process.pid)
 
 
 def log_path(folder: Path, index: int) -> Path:

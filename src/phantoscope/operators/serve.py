@@ -11,7 +11,7 @@ import threading
 
 from phantoscope.config import OperatorSettings
 from phantoscope.operators.base import Operator
-from phantoscope.operators.process_group import OperatorGroup
+from phantoscope.operators.process_group import ProcessGroup
 from phantoscope.operators.server import OperatorServer
 
 log = logging.getLogger("phantoscope.operator")
@@ -64,7 +64,7 @@ def serve_forever(
             signal.signal(sig, handler)
 
 
-def serve_group_forever(group: OperatorGroup) -> None:
+def serve_group_forever(group: ProcessGroup) -> None:
     """Start ``group``'s processes and keep them running (restarting any that exits) until
     Ctrl-C or SIGTERM, during start-up too, then stop them all."""
     logging.basicConfig(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, select
 
@@ -69,6 +70,13 @@ class DuplicateRecords:
         query = (select(DescriptorRow.entity_id).where(DescriptorRow.application == application)
                  .order_by(DescriptorRow.entity_id))
         with self.meta.session("listing image descriptors") as session:
+            return [int(entity) for entity in session.scalars(query)]
+
+    def descriptor_ids_since(self, application: str, since: datetime) -> list[int]:
+        """The entities whose descriptors were stored at ``since`` (UTC) or later."""
+        query = select(DescriptorRow.entity_id).where(
+            DescriptorRow.stored_at >= since, DescriptorRow.application == application)
+        with self.meta.session("listing new image descriptors") as session:
             return [int(entity) for entity in session.scalars(query)]
 
     def whole_vectors(self, application: str, ids: Sequence[int] | None = None

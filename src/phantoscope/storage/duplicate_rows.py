@@ -5,7 +5,8 @@ decisions a user took about groups of duplicates.
 before revision 0005 get theirs on first need, from their stored image): the SHA-256 of its
 bytes, the perceptual hashes of its eight orientations (signed 64-bit, as
 :func:`phantoscope.imaging.phash.to_signed` writes them), its 64x64 grey thumbnail and what
-says which copy is best (size as shown, format, JPEG quality, bytes). It goes with its
+says which copy is best (size as shown, format, JPEG quality, bytes), and (revision 0008) when
+it was stored. It goes with its
 entity: the key cascades on delete, as the entity's vectors and labels do.
 
 ``duplicate_decisions`` holds one row per resolved or dismissed group: the application, the
@@ -53,6 +54,9 @@ class DescriptorRow(Base):
     format: Mapped[str] = mapped_column(String(FORMAT))
     quality: Mapped[int | None] = mapped_column(Integer, nullable=True)
     size: Mapped[int] = mapped_column(BigInteger)
+    # revision 0008: when the row was written (NULL for older rows)
+    stored_at: Mapped[datetime | None] = mapped_column(
+        DateTime, nullable=True, default=_now, index=True)
     # never loaded: it makes a flush insert entities before the descriptors naming them
     entity: Mapped[Any] = relationship("EntityRow", lazy="raise")
 

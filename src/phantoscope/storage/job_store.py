@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Exists
 
 from phantoscope.storage.job_rows import JobItemRow, JobRow
 from phantoscope.storage.meta import EntityRow, MetaStore
@@ -27,6 +28,11 @@ CLAIM_TRIES = 3
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def unfinished(job_id: int) -> Exists:
+    """A condition: the job is queued or running (not cancelled, not ended)."""
+    return exists().where(JobRow.id == job_id, JobRow.state.in_(UNFINISHED_JOBS))
 
 
 def insert_items(session: Session, job_id: int, items: Sequence[tuple[str, int]],
@@ -148,8 +154,12 @@ class JobStore:
         claimable = or_(JobItemRow.state == PENDING,
                         and_(JobItemRow.state == CLAIMED, JobItemRow.claimed_at < stale_before))
         with self.meta.session("claiming a job's items") as session:
+            # A cancelled job's items are never started. The job's state is checked in this
+            # plain read only: in the UPDATE, InnoDB would lock the job's row for it, and two
+            # servers claiming at once deadlocked over it (one then moves it to running).
             positions = list(session.scalars(
-                select(JobItemRow.position).where(JobItemRow.job_id == job_id, claimable)
+                select(JobItemRow.position)
+                .where(JobItemRow.job_id == job_id, claimable, unfinished(job_id))
                 .order_by(JobItemRow.position).limit(limit)))
             if not positions:
                 return None

@@ -9,9 +9,12 @@ path (``attributes["k"] == 1``, ``exists exif["taken_at"]``, ``json_contains(...
 Python backend, which turns every row into a dict and parses the JSON text of every row, on
 every search (≈ 1 s at 100k rows). Here those are evaluated with numpy over *typed
 columns*: per JSON path, each row's value decomposed once into a kind (missing, number,
-string, list, other), a float64, an Arrow string and, for lists, their elements. A
-segment is an immutable data file, so its typed columns are cached by file path (as
-`lite_search` caches keys); the memtable's few rows are decomposed on each search.
+string, list, other), a float64, a string's rank among the path's distinct strings (so that
+comparing with a string literal is comparing integers: over a million rows, a date range and
+a tag took 21 ms as Arrow string comparisons, 6 ms as rank comparisons, and such a filtered
+search's p50 went from 46 to 21 ms) and, for lists, their elements. A segment is an
+immutable data file, so its typed columns are cached by file path (as `lite_search` caches
+keys); the memtable's few rows are decomposed on each search.
 
 Semantics are the Python backend's, node for node: three-valued (Kleene) logic, a missing
 key or JSON null is unknown, booleans are the numbers 1 and 0, ``==`` between kinds is
@@ -26,6 +29,7 @@ that engine.filters emits.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import threading
@@ -52,17 +56,54 @@ class _Unsupported(Exception):
 
 
 @dataclass(frozen=True)
+class _Strings:
+    """Strings as ranks: each row's place among the distinct strings sorted in code point
+    order (Python's and Arrow's order), -1 where the row holds no string."""
+
+    ranks: np.ndarray  # int32
+    ordered: list[str]  # the distinct strings, sorted
+
+    def compare(self, op: str, literal: str) -> np.ndarray:
+        """Where a string holds ``op`` (``==``, ``<``, ``<=``, ``>``, ``>=``) ``literal``; rows
+        without a string are to be masked out by their kind (only ``==`` is false there)."""
+        if op == "==":
+            found = bisect.bisect_left(self.ordered, literal)
+            if found < len(self.ordered) and self.ordered[found] == literal:
+                return self.ranks == found
+            return np.zeros(len(self.ranks), dtype=bool)
+        if op in ("<", ">="):  # the ranks of the strings below the literal end here
+            bound = bisect.bisect_left(self.ordered, literal)
+        else:
+            bound = bisect.bisect_right(self.ordered, literal)
+        return self.ranks < bound if op in ("<", "<=") else self.ranks >= bound
+
+
+def _ranked(values: list[str | None]) -> _Strings:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(pa.array(values, type=pa.string()))
+    distinct = encoded.dictionary
+    order = pc.array_sort_indices(distinct).to_numpy()
+    rank_of = np.empty(len(distinct) + 1, dtype=np.int32)
+    rank_of[order] = np.arange(len(order), dtype=np.int32)
+    rank_of[-1] = -1  # what a row without a string points at
+    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    return _Strings(rank_of[indices], distinct.take(order).to_pylist())
+
+
+@dataclass(frozen=True)
 class _Typed:
     """One JSON path's values over a table's rows."""
 
     kinds: np.ndarray  # int8: MISSING, NUMBER, STRING, LIST, OTHER
     numbers: np.ndarray  # float64 where NUMBER (booleans are 1 and 0)
-    strings: Any  # pa.StringArray, null where not STRING
+    strings: _Strings  # where STRING
     slow: np.ndarray  # bool: rows only milvus-lite's Python backend gets exactly right
     element_rows: np.ndarray  # int64: for each element of a LIST row, its row
     element_kinds: np.ndarray
     element_numbers: np.ndarray
-    element_strings: Any
+    element_strings: _Strings
 
 
 def _kind(value: Any) -> tuple[int, float, str | None, bool]:
@@ -103,8 +144,6 @@ def _at_path(text: Any, path: Sequence[str | int]) -> Any:
 
 
 def _typed(column: Any, path: tuple[str | int, ...]) -> _Typed:
-    import pyarrow as pa
-
     values = [_at_path(text, path) for text in column.to_pylist()]
     count = len(values)
     kinds = np.zeros(count, dtype=np.int8)
@@ -125,10 +164,10 @@ def _typed(column: Any, path: tuple[str | int, ...]) -> _Typed:
     rows = np.array(element_rows, dtype=np.int64)
     slow[rows[element_slow]] = True
     return _Typed(
-        kinds=kinds, numbers=numbers, strings=pa.array(strings, type=pa.string()), slow=slow,
+        kinds=kinds, numbers=numbers, strings=_ranked(strings), slow=slow,
         element_rows=rows, element_kinds=element_kinds,
         element_numbers=np.array([d[1] for d in decomposed], dtype=np.float64),
-        element_strings=pa.array([d[2] for d in decomposed], type=pa.string()))
+        element_strings=_ranked([d[2] for d in decomposed]))
 
 
 class _TypedCache:
@@ -203,13 +242,7 @@ def _path_of(node: Any) -> tuple[str, tuple[str | int, ...]] | None:
     return None
 
 
-def _compare(values: np.ndarray | Any, op: str, literal: Any, strings: bool) -> np.ndarray:
-    import pyarrow.compute as pc
-
-    if strings:
-        function = {"==": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal,
-                    ">": pc.greater, ">=": pc.greater_equal}[op]
-        return function(values, literal).fill_null(False).to_numpy(zero_copy_only=False)
+def _compare(values: np.ndarray, op: str, literal: float) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         if op == "==":
             return values == literal
@@ -224,11 +257,12 @@ def _compare(values: np.ndarray | Any, op: str, literal: Any, strings: bool) -> 
         return values >= literal
 
 
-def _equals(kinds: np.ndarray, numbers: np.ndarray, strings: Any, literal: Any) -> np.ndarray:
+def _equals(kinds: np.ndarray, numbers: np.ndarray, strings: _Strings, literal: Any
+            ) -> np.ndarray:
     """Where a value == the literal (Python's ==: kinds differ → false)."""
     if isinstance(literal, str):
-        return (kinds == STRING) & _compare(strings, "==", literal, strings=True)
-    return (kinds == NUMBER) & _compare(numbers, "==", float(literal), strings=False)
+        return (kinds == STRING) & strings.compare("==", literal)
+    return (kinds == NUMBER) & _compare(numbers, "==", float(literal))
 
 
 def _compare_path(typed: _Typed, op: str, literal: Any) -> _Truth:
@@ -240,10 +274,10 @@ def _compare_path(typed: _Typed, op: str, literal: Any) -> _Truth:
         return known & ~equal, equal
     if isinstance(literal, str):
         comparable = typed.kinds == STRING
-        holds = comparable & _compare(typed.strings, op, literal, strings=True)
+        holds = comparable & typed.strings.compare(op, literal)
     else:
         comparable = typed.kinds == NUMBER
-        holds = comparable & _compare(typed.numbers, op, float(literal), strings=False)
+        holds = comparable & _compare(typed.numbers, op, float(literal))
     return holds, comparable & ~holds
 
 

@@ -54,6 +54,15 @@ milvus-lite 3.2.2 and Milvus 2.3.5 on 2 cores):
   not through Lite's loopback gRPC server (3 ms less a search on 2 slow cores).
 - After reopening a Lite database its collections are released; the first call on each one
   loads it (reads the saved indexes: 0.1 s at 10k, 2.5 s at 100k).
+
+Several processes (API workers) share one Lite database through a host process that serves
+it over loopback gRPC (`lite_host`; the `lite_host` option gives its address). Such a store
+keeps Lite's behaviours (flushes after `lite_flush_bytes` and on `close()`, exact counts, no
+consistency levels) and names the Lite path in its messages; the host runs one request at a
+time and searches with `lite_search`'s executor. Its lock is shared by the stores on that
+path in every process (`lite_databases.ProcessesLock`, a `flock`), so that a call made of
+several requests is never interleaved with another process's; it remembers no partitions
+(another process may drop them) and never searches Lite's collections directly.
 """
 
 from __future__ import annotations
@@ -64,6 +73,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -143,6 +153,15 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _load_scipy_sparse_once() -> None:
+    """pymilvus loads scipy.sparse on its first insert or search, by hand and without a lock:
+    two threads doing their first call at once could see it half loaded ("partially
+    initialized module 'scipy.sparse._bsr'"). One load here, before any call, settles it."""
+    from pymilvus.client.utils import SciPyHelper
+
+    SciPyHelper.is_scipy_sparse(None)
+
+
 def _is_server_uri(uri: str) -> bool:
     return uri.lower().startswith(SERVER_SCHEMES)
 
@@ -152,9 +171,12 @@ class MilvusVectorStore(VectorStore):
 
     def __init__(self, uri: str, *, token: str | None = None, index_type: str = "HNSW",
                  lite_flush_bytes: int = LITE_FLUSH_BYTES,
-                 timeout_s: float = CALL_TIMEOUT_S) -> None:
+                 timeout_s: float = CALL_TIMEOUT_S, lite_host: str | None = None) -> None:
+        """``lite_host``: the address (``http://127.0.0.1:PORT``) of the process serving the
+        Lite database ``uri`` names (`lite_host.LiteHostProcess`); None: this process opens it."""
         from pymilvus import MilvusClient
 
+        _load_scipy_sparse_once()
         index_type = index_type.upper()
         if index_type not in INDEX_TYPES:
             raise ValueError(f"index type {index_type!r} is not one of {', '.join(INDEX_TYPES)}")
@@ -162,16 +184,32 @@ class MilvusVectorStore(VectorStore):
         self.lite_flush_bytes = lite_flush_bytes
         self.timeout_s = timeout_s
         self.is_lite = not _is_server_uri(uri)
+        if lite_host is not None and not self.is_lite:
+            raise ValueError(f"a Milvus Lite host serves a .db path, not the server {_redact(uri)}")
+        self.lite_host = _host_address(lite_host) if lite_host is not None else None
         self._collections: dict[str, _Collection] = {}
         self._unflushed_bytes: dict[str, int] = {}
         self._partitions: dict[str, set[str]] = {}  # known to exist, by collection
         self._state_lock = threading.Lock()
         self._closed = False
 
-        if self.is_lite:
+        self._lock: AbstractContextManager[Any] | None
+        if self.lite_host is not None:
+            self.uri = database_path(uri)
+            self._lock = LITE.acquire(self.uri, hosted=True)
+            try:
+                with self._lock:
+                    self._client = self._call(
+                        f"connect to Milvus Lite at {self.uri} served at {self.lite_host}",
+                        lambda: MilvusClient(uri=self.lite_host, dedicated=True,
+                                             timeout=timeout_s, grpc_options=RECONNECT_OPTIONS))
+            except BaseException:
+                LITE.release(self.uri, hosted=True)
+                raise
+        elif self.is_lite:
             self.uri = database_path(uri)
             lite_search.install()
-            self._lock: threading.RLock | None = LITE.acquire(self.uri)
+            self._lock = LITE.acquire(self.uri)
             try:
                 with self._lock:
                     self._client = self._call(
@@ -194,7 +232,8 @@ class MilvusVectorStore(VectorStore):
 
     def __repr__(self) -> str:
         where = self.uri if self.is_lite else _redact(self.uri)
-        return f"MilvusVectorStore({where!r}, index_type={self.index_type!r})"
+        host = f", lite_host={self.lite_host!r}" if self.lite_host else ""
+        return f"MilvusVectorStore({where!r}, index_type={self.index_type!r}{host})"
 
     # -- the contract -------------------------------------------------------------------
 
@@ -314,7 +353,7 @@ class MilvusVectorStore(VectorStore):
         def call() -> Any:
             # The key only: Milvus Lite reads an empty list as "every field" and sends each
             # hit's vector back (1280 floats a hit, 3 ms a search at topk 10 here).
-            local = lite_search.local_collection(self.uri, name) if self.is_lite else None
+            local = lite_search.local_collection(self.uri, name) if self._owns_lite else None
             if local is not None:  # this process serves the Lite database: no gRPC
                 return local.search(
                     matrix.tolist(), top_k=topk, metric_type=info.metric, anns_field="vector",
@@ -488,7 +527,7 @@ class MilvusVectorStore(VectorStore):
                     log.warning("closing the Milvus client failed: %s", _reason(exc))
         finally:
             if self.is_lite:
-                LITE.release(self.uri)
+                LITE.release(self.uri, hosted=self.lite_host is not None)
 
     def ping(self) -> None:
         with self._serial():
@@ -503,7 +542,12 @@ class MilvusVectorStore(VectorStore):
 
     # -- internals ----------------------------------------------------------------------
 
-    def _serial(self) -> threading.RLock | _NoLock:
+    @property
+    def _owns_lite(self) -> bool:
+        """Whether this process serves the Lite database (no other process uses it)."""
+        return self.is_lite and self.lite_host is None
+
+    def _serial(self) -> AbstractContextManager[Any]:
         if self._closed:
             raise VectorStoreError("the vector store is closed")
         return self._lock if self._lock is not None else _NO_LOCK
@@ -585,7 +629,7 @@ class MilvusVectorStore(VectorStore):
             self._client.load_collection(name, timeout=LOAD_TIMEOUT_S)
             return True
 
-        if self._call(f"load vector collection {name!r}", load) and self.is_lite:
+        if self._call(f"load vector collection {name!r}", load) and self._owns_lite:
             # A loaded Lite collection is hundreds of thousands of Python objects in this
             # process, alive as long as it is: keep them out of the garbage collector's
             # scans (a full collection over them took 50-120 ms, in the middle of a search).
@@ -617,10 +661,11 @@ class MilvusVectorStore(VectorStore):
 
     def _has_partition(self, name: str, partition: str) -> bool:
         _check_name(partition)
-        # A Lite database belongs to this process, so what it remembers stays true; on a
-        # server other processes (API replicas) drop and make partitions: ask every time.
+        # A Lite database of this process's own belongs to it, so what it remembers stays
+        # true; elsewhere other processes (API replicas) drop and make partitions: ask every
+        # time.
         with self._state_lock:
-            if self.is_lite and partition in self._partitions.get(name, ()):
+            if self._owns_lite and partition in self._partitions.get(name, ()):
                 return True
         exists = bool(self._call(
             f"check for partition {partition!r} of {name!r}",
@@ -665,6 +710,16 @@ class _NoLock:
 
 
 _NO_LOCK = _NoLock()
+
+
+def _host_address(address: str) -> str:
+    """A Lite host's address as pymilvus takes it: ``http://host:port`` (``host:port`` too)."""
+    address = address.strip()
+    if "://" not in address:
+        address = f"http://{address}"
+    if not re.fullmatch(r"http://[^/:]+:\d+/?", address):
+        raise ValueError(f"a Milvus Lite host address is http://HOST:PORT, not {address!r}")
+    return address.rstrip("/")
 
 
 def _redact(uri: str) -> str:

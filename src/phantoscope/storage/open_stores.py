@@ -68,7 +68,8 @@ def open_vector_store(uri: str, **options: Any) -> VectorStore:
     ``path/to/vectors.db`` (relative or absolute; its parent folder is created): embedded
     Milvus Lite. ``http://host:19530``, ``https://…`` or ``tcp://…``: a Milvus server (token
     from ``$PHANTOSCOPE_MILVUS_TOKEN``, or ``user:password@`` in the URI). `options` go to
-    `MilvusVectorStore` (`index_type`, `token`, `lite_flush_bytes`, `timeout_s`).
+    `MilvusVectorStore` (`index_type`, `token`, `lite_flush_bytes`, `timeout_s`,
+    `lite_host`: the address of the process serving a Lite database, see `lite_host`).
     """
     if not isinstance(uri, str) or not uri.strip():
         raise ValueError("the vector store URI is empty")

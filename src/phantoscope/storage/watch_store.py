@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, func, insert, or_, select, update
 
 from phantoscope.storage.job_rows import JobItemRow, JobRow
-from phantoscope.storage.job_store import CLAIMED, INSERT_CHUNK, PENDING
+from phantoscope.storage.job_store import CLAIMED, INSERT_CHUNK, PENDING, unfinished
 from phantoscope.storage.meta import MetaStore
 from phantoscope.storage.watch_rows import WatchedFileRow, WatchRow
 
@@ -76,12 +76,12 @@ class WatchStore:
                    stale_before: datetime) -> bool:
         """Take the watch's next scan under ``token`` if one is due (its last scan ended
         before ``scanned_before``) and nobody holds it (or the holder's claim is older than
-        ``stale_before``); whether it was taken."""
+        ``stale_before``) and the watch is not cancelled; whether it was taken."""
         due = (or_(WatchRow.scanned_at.is_(None), WatchRow.scanned_at < scanned_before),
                or_(WatchRow.claim.is_(None), WatchRow.claimed_at < stale_before))
         with self.meta.session("claiming a folder scan") as session:
-            if session.scalar(select(WatchRow.job_id).where(WatchRow.job_id == job_id, *due)) \
-                    is None:
+            if session.scalar(select(WatchRow.job_id).where(
+                    WatchRow.job_id == job_id, *due, unfinished(job_id))) is None:
                 return False  # the usual answer, without writing
             taken = session.execute(update(WatchRow).where(WatchRow.job_id == job_id, *due)
                                     .values(claim=token, claimed_at=_now()))
@@ -106,12 +106,14 @@ class WatchStore:
         """End the scan claimed under ``token``: add its items (the job's total grows by
         them) and its view of the folder, in one transaction; ``None``: a scan that found
         nothing to do (the folder could not be read). Whether the claim was still the
-        token's (otherwise nothing is written)."""
+        token's (otherwise nothing is written). The scan of a watch cancelled while it ran
+        adds nothing."""
         with self.meta.session("recording a folder scan") as session:
             ended = session.execute(update(WatchRow).where(
                 WatchRow.job_id == job_id, WatchRow.claim == token
             ).values(claim=None, claimed_at=None, scanned_at=_now()))
-            if ended.rowcount != 1 or result is None:
+            if ended.rowcount != 1 or result is None \
+                    or not session.scalar(select(unfinished(job_id))):
                 return ended.rowcount == 1
             if result.items:
                 first = session.scalar(select(func.coalesce(func.max(JobItemRow.position), -1))

@@ -18,15 +18,14 @@ MySQL/MariaDB, a lock file beside an SQLite database; each re-reads the revision
 holds the lock, so the second finds nothing to do. Where no lock can be had, a failed run is
 retried once from the revision the database is then at.
 
-Imports nothing of ours: the storage modules call it.
+Imports nothing of ours but its lock (:mod:`.db_lock`): the storage modules call it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,14 +33,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
+
+from phantoscope.storage.migrations.db_lock import MIGRATIONS, holding
 
 HERE = Path(__file__).resolve().parent
 FIRST = "0001"
 LOCK_WAIT_S = 120
-_LOCK_KEY = 0x70686E746F6D6967  # PostgreSQL advisory lock (per database): "phntomig"
-_LOCK_NAME = "SHA1(CONCAT('phantoscope migrations ', DATABASE()))"  # MySQL: per server
 
 
 class MigrationLockTimeout(SQLAlchemyError):
@@ -175,70 +174,7 @@ def _end_transaction(connection: Connection) -> None:
         connection.commit()
 
 
-@contextlib.contextmanager
-def _locked(engine: Engine) -> Iterator[Connection]:
+def _locked(engine: Engine) -> contextlib.AbstractContextManager[Connection]:
     """A connection, while this process alone migrates the database."""
-    backend = engine.dialect.name
-    if backend == "sqlite":
-        with _file_lock(engine.url.database), engine.connect() as connection:
-            yield connection
-        return
-    with engine.connect() as connection:
-        if backend == "postgresql":
-            _wait_for(connection, "SELECT pg_try_advisory_lock(:key)", {"key": _LOCK_KEY})
-            unlock, values = "SELECT pg_advisory_unlock(:key)", {"key": _LOCK_KEY}
-        elif backend in ("mysql", "mariadb"):
-            _wait_for(connection, f"SELECT GET_LOCK({_LOCK_NAME}, 1)", {})
-            unlock, values = f"SELECT RELEASE_LOCK({_LOCK_NAME})", {}
-        else:
-            yield connection
-            return
-        connection.commit()
-        try:
-            yield connection
-        finally:
-            try:
-                connection.rollback()
-                connection.execute(text(unlock), values)
-                connection.commit()
-            except SQLAlchemyError:
-                connection.invalidate()  # closed, not pooled: the server drops its lock
-
-
-def _wait_for(connection: Connection, statement: str, values: dict[str, object]) -> None:
-    deadline = time.monotonic() + LOCK_WAIT_S
-    while not connection.execute(text(statement), values).scalar():
-        if time.monotonic() > deadline:
-            raise MigrationLockTimeout(
-                f"another process has been migrating the metadata database for over "
-                f"{LOCK_WAIT_S} s")
-        time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def _file_lock(database: str | None) -> Iterator[None]:
-    """An exclusive lock on ``<database>.migrate-lock`` (nothing for an in-memory database,
-    or where ``fcntl`` does not exist)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: upgrade() retries once instead
-        fcntl = None  # type: ignore[assignment]
-    if fcntl is None or database in (None, "", ":memory:") or database.startswith("file:"):
-        yield
-        return
-    with open(f"{database}.migrate-lock", "a") as handle:
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise MigrationLockTimeout(
-                        f"another process has been migrating {database} for over "
-                        f"{LOCK_WAIT_S} s") from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return holding(engine, MIGRATIONS, wait_s=LOCK_WAIT_S, poll_s=0.1,
+                   timeout=MigrationLockTimeout)

@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import PHOTO_NAMES, descendants, engine, print_table, with_comment, write_photos
-from PIL import Image
+from common import PHOTO_NAMES, descendants, engine, print_table, write_photos
+from PIL import Image, ImageOps
 
 from phantoscope.cli.worker_count import api_worker_count
 from phantoscope.operators.process import PHANTOSCOPE
@@ -37,23 +37,47 @@ from phantoscope.operators.process_group import usable_cores
 from phantoscope.photoset import sample_photo
 
 PHONE_SIZE = (4032, 3024)  # 12 MP, a phone camera's default
-DISTINCT = 8  # different pictures; the rest are copies that differ in a JPEG comment
+# Each picture is a 2 x 2 mosaic of windows (60 % of each side, from one of four corners) of
+# four different sample photos, each window mirrored or not: pictures share little, as most
+# of a photo library's do, so few uploads have a stored look-alike to align against.
+WINDOWS = ((0.0, 0.0), (0.4, 0.0), (0.0, 0.4), (0.4, 0.4))
+KEEP = 0.6
 BATCH = 16
 
 
+def _mosaic(tiles: list[Image.Image], size: tuple[int, int]) -> Image.Image:
+    width, height = size
+    image = Image.new("RGB", size)
+    for at, tile in enumerate(tiles):
+        left, top = (at % 2) * (width // 2), (at // 2) * (height // 2)
+        image.paste(tile.resize((width // 2 if at % 2 == 0 else width - width // 2,
+                                 height // 2 if at < 2 else height - height // 2),
+                                Image.Resampling.BICUBIC), (left, top))
+    return image
+
+
 def phone_photos(count: int, size: tuple[int, int] = PHONE_SIZE) -> list[bytes]:
-    """``count`` JPEGs of ``size`` (a phone's 12 MP by default) with camera-like noise and
-    quality, each file different."""
+    """``count`` different pictures as JPEGs of ``size`` (a phone's 12 MP by default), with
+    camera-like noise and quality."""
     rng = np.random.default_rng(0)
-    pictures = []
-    for name in PHOTO_NAMES[:DISTINCT]:
-        image = sample_photo(name).convert("RGB").resize(size, Image.Resampling.BICUBIC)
-        pixels = np.asarray(image, dtype=np.int16) + rng.normal(0, 5, (*size[::-1], 3))
+    noise = rng.normal(0, 5, (*size[::-1], 3)).astype(np.int16)
+    tiles = []
+    for name in PHOTO_NAMES:
+        base = sample_photo(name).convert("RGB")
+        width, height = base.size
+        for left, top in WINDOWS:
+            tile = base.crop((int(left * width), int(top * height),
+                              int((left + KEEP) * width), int((top + KEEP) * height)))
+            tiles += [tile, ImageOps.mirror(tile)]
+    photos = []
+    for _ in range(count):
+        chosen = rng.choice(len(tiles), 4, replace=False)
+        pixels = np.asarray(_mosaic([tiles[at] for at in chosen], size), dtype=np.int16) + noise
         buffer = io.BytesIO()
         Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
             buffer, format="JPEG", quality=92)
-        pictures.append(buffer.getvalue())
-    return [with_comment(pictures[i % DISTINCT], f"copy {i}") for i in range(count)]
+        photos.append(buffer.getvalue())
+    return photos
 
 
 # -- the ceiling: decode + ONNX Runtime in plain processes ------------------------------------

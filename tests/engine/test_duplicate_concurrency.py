@@ -14,10 +14,12 @@ import phantoscope.engine.duplicate_index as duplicate_index
 from colour_words import ColourEncoder
 from inprocess import serve_in_process
 from phantoscope.config import ServerSettings
+from phantoscope.duplicates.descriptor import describe
 from phantoscope.engine.context import Stores
+from phantoscope.engine.duplicate_intake import NewImage, UploadCheck
 from phantoscope.engine.duplicate_review import list_groups
 from phantoscope.engine.duplicate_state import DuplicateIndexes
-from phantoscope.engine.entities import UploadItem, plan_upload, upload
+from phantoscope.engine.entities import UploadItem, embed_each, plan_upload, upload
 from phantoscope.engine.errors import ConflictError
 from phantoscope.engine.field_switch import switch_field
 from phantoscope.engine.intake import check_image
@@ -184,3 +186,43 @@ def test_an_upload_after_a_switch_finds_its_similar_shots_through_the_new_pipeli
     groups = [{member.entity.id for member in group.members}
               for group in list_groups(stores, "album", "similar", 0, 10).groups]
     assert any({crop, stored["coffee"]} <= members for members in groups), groups
+
+
+def test_an_upload_aligns_its_images_together_with_the_answers_of_one_at_a_time(
+        stores, monkeypatch):
+    """`UploadCheck.check_all` (every image's candidates aligned in one batch, as uploads
+    without reject_duplicates do) answers exactly as checking and accepting each in turn."""
+    # its vectors searched one by one: a batch searched at once gets distances a float
+    # rounding away from one searched alone
+    near = duplicate_index.Lookups.near
+    monkeypatch.setattr(duplicate_index.Lookups, "near", lambda self, collection, metric, found: [
+        near(self, collection, metric, vector[None, :])[0] for vector in found])
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        _upload(stores, jpeg(sample_photo(name)), name)
+    photos = {name: sample_photo(name) for name in ("astronaut", "chelsea", "camera", "coins")}
+    batch = [resized_copy("astronaut"), jpeg(photos["chelsea"].crop((20, 10, 440, 290))),
+             jpeg(photos["camera"]), jpeg(photos["camera"].rotate(90, expand=True)),
+             jpeg(photos["coins"]), resized_copy("coins"), jpeg(photos["chelsea"], quality=40)]
+    plan = plan_upload(stores, "album")
+    field = plan.fields["photo"]
+    images = [check_image(data, stores.limits, f"new-{at}") for at, data in enumerate(batch)]
+    vectors = [result[0].vector for result in embed_each(stores, field, images)]
+    news = [NewImage(900_000 + at, field, describe(image.data), vector, 800_000 + at)
+            for at, (image, vector) in enumerate(zip(images, vectors, strict=True))]
+
+    one_at_a_time = UploadCheck(stores, plan)
+    expected = []
+    for new in news:
+        pairs, pending = one_at_a_time.check(new)
+        one_at_a_time.accept(new, pairs, pending)
+        expected.append((pairs, pending))
+    together = UploadCheck(stores, plan)
+    # repr: a pair similar by encoder alone holds NaN figures, equal to nothing
+    assert repr(together.check_all(news)) == repr(expected)
+    assert repr(together.pairs) == repr(one_at_a_time.pairs)
+    assert together.pending == one_at_a_time.pending
+    # the batch holds copies of stored images and of one another, and pairs left to align
+    copies = [[(pair.first, pair.second) for pair in pairs if pair.copy]
+              for pairs, _ in expected]
+    assert copies[0] and copies[5] and copies[6]
+    assert (900_004, 900_005) in copies[5]

@@ -18,7 +18,6 @@ from phantoscope.duplicates.finder import (
     Pair,
     judge,
     new_candidates,
-    with_picture,
 )
 from phantoscope.engine.catalog import ApplicationPlan, FieldPlan
 from phantoscope.engine.context import Stores
@@ -88,6 +87,30 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
+@dataclass
+class _Checking:
+    """One image's check under way: its candidates in the order they are aligned, how many
+    are, and the pairs judged so far (similar by encoder alone from the start)."""
+
+    candidates: Candidates
+    order: list[tuple[int, int]]
+    found: list[Pair]
+    judged: int = 0
+
+    def next_chunk(self) -> Candidates:
+        """The next FIRST_ALIGNED candidates to align; none once all are or a copy is found."""
+        if any(pair.copy for pair in self.found):
+            return {}
+        keys = self.order[self.judged:self.judged + FIRST_ALIGNED]
+        self.judged += len(keys)
+        return {key: self.candidates[key] for key in keys}
+
+    def answer(self) -> tuple[list[Pair], Candidates]:
+        """The pairs found (but of an image with itself) and the candidates left to align."""
+        return ([pair for pair in self.found if pair.first != pair.second],
+                {key: self.candidates[key] for key in self.order[self.judged:]})
+
+
 class UploadCheck:
     """The images of one upload checked one after another against the stored ones and the
     ones accepted before them."""
@@ -103,24 +126,63 @@ class UploadCheck:
         self.accepted: list[NewImage] = []
         self.pairs: dict[int, list[Pair]] = {}
         self.pending: dict[int, Candidates] = {}
+        self.pictures: dict[int, np.ndarray] = {}  # the thumbnails of this upload's images
 
     def _thumbnails(self, ids: Sequence[int]) -> np.ndarray:
-        mine = {image.entity: image.descriptor.pixels for image in self.accepted}
-        stored = [entity for entity in ids if entity not in mine]
+        stored = [entity for entity in ids if entity not in self.pictures]
         found = dict(zip(stored, self.lookups.thumbnails(stored), strict=True)) if stored else {}
-        return np.stack([mine[entity] if entity in mine else found[entity] for entity in ids])
+        return np.stack([self.pictures[entity] if entity in self.pictures else found[entity]
+                         for entity in ids])
 
     def check(self, image: NewImage) -> tuple[list[Pair], Candidates]:
         """The pairs the new image makes with stored and earlier images (its id in each)
         judged so far, and its candidates left to align: candidates are aligned nearest hash
         first, FIRST_ALIGNED at a time, up to the first batch holding a copy."""
+        (stored_near,) = self._stored_near([image])
+        checking = self._checking(image, stored_near)
+        while chunk := checking.next_chunk():
+            checking.found += judge(chunk, self._thumbnails, min_cosine=self.cosine)
+        return checking.answer()
+
+    def check_all(self, images: Sequence[NewImage]) -> list[tuple[list[Pair], Candidates]]:
+        """:meth:`check` then :meth:`accept` of each image in turn, with the same answers,
+        but the images' candidates aligned together: FIRST_ALIGNED of each image that has
+        found no copy yet, at a time (alignment costs far less a pair in larger batches)."""
+        checks = []
+        for image, stored_near in zip(images, self._stored_near(images), strict=True):
+            checks.append(self._checking(image, stored_near))
+            self._remember(image)
+        while True:
+            chunks = [checking.next_chunk() for checking in checks]
+            owner = {key: at for at, chunk in enumerate(chunks) for key in chunk}
+            if not owner:
+                break
+            together = {key: value for chunk in chunks for key, value in chunk.items()}
+            for pair in judge(together, self._thumbnails, min_cosine=self.cosine):
+                checks[owner[(pair.first, pair.second)]].found.append(pair)
+        answers = [checking.answer() for checking in checks]
+        for image, (pairs, pending) in zip(images, answers, strict=True):
+            self.pairs[image.entity], self.pending[image.entity] = pairs, pending
+        return answers
+
+    def _stored_near(self, images: Sequence[NewImage]) -> list[list[tuple[int, float]]]:
+        """Each image's stored nearest neighbours, one vector search per collection."""
+        near: list[list[tuple[int, float]]] = [[] for _ in images]
+        by_place: dict[tuple[str, str], list[int]] = {}
+        for at, image in enumerate(images):
+            if image.vector is not None and image.place is not None:
+                by_place.setdefault((image.place.collection, image.place.metric), []).append(at)
+        for (collection, metric), ats in by_place.items():
+            matrix = np.stack([images[at].vector for at in ats])
+            for at, found in zip(ats, self.lookups.near(collection, metric, matrix),
+                                 strict=True):
+                near[at] = found
+        return near
+
+    def _checking(self, image: NewImage, stored_near: list[tuple[int, float]]) -> _Checking:
         hashes = image.descriptor.orientation_hashes
-        stored_near: list[tuple[int, float]] = []
-        earlier_near: list[tuple[int, float]] = []
+        earlier_near = []
         if image.vector is not None and image.place is not None:
-            place = image.place
-            stored_near = self.lookups.near(place.collection, place.metric,
-                                            image.vector[None, :])[0]
             earlier_near = [(other.entity, float(_unit(image.vector) @ _unit(other.vector)))
                             for other in self.accepted if other.vector is not None
                             and other.field.pipeline.name == image.field.pipeline.name]
@@ -130,20 +192,12 @@ class UploadCheck:
         more, similar = new_candidates(self.earlier, hashes, earlier_near,
                                        min_cosine=self.cosine, new_id=image.entity)
         candidates.update(more)
-        found += similar
         # an item retried under the id it was stored with is no copy of itself
         candidates = {key: value for key, value in candidates.items() if key[0] != key[1]}
         order = sorted(candidates, key=lambda key: (candidates[key][0],
                                                     -np.nan_to_num(candidates[key][1], nan=-1)))
-        pictures = with_picture(self._thumbnails, image.entity, image.descriptor.pixels)
-        judged = 0
-        while judged < len(order) and not any(pair.copy for pair in found):
-            chunk = order[judged:judged + FIRST_ALIGNED]
-            found += judge({key: candidates[key] for key in chunk}, pictures,
-                           min_cosine=self.cosine)
-            judged += len(chunk)
-        return ([pair for pair in found if pair.first != pair.second],
-                {key: candidates[key] for key in order[judged:]})
+        self.pictures[image.entity] = image.descriptor.pixels
+        return _Checking(candidates, order, found + similar)
 
     def copy_of(self, image: NewImage, pairs: Sequence[Pair]) -> DuplicateOf | None:
         """The entity the image copies most closely (the first stored, on a tie), if any."""
@@ -156,11 +210,14 @@ class UploadCheck:
 
     def accept(self, image: NewImage, pairs: list[Pair], pending: Candidates) -> None:
         """The image will be stored: later images of the upload are checked against it."""
+        self._remember(image)
+        self.pairs[image.entity] = pairs
+        self.pending[image.entity] = pending
+
+    def _remember(self, image: NewImage) -> None:
         self.earlier.add([image.entity], np.array([image.descriptor.orientation_hashes],
                                                   dtype=np.uint64))
         self.accepted.append(image)
-        self.pairs[image.entity] = pairs
-        self.pending[image.entity] = pending
 
     def record(self, stored: Sequence[int]) -> None:
         """The upload stored these of the accepted images: into the application's index."""

@@ -210,10 +210,11 @@ def _check_and_store(
     stored: dict[int, tuple[EntityRow, ImageInput]] = {}  # by item index
     descriptors: list[DescriptorRow] = []
     collection_writes: dict[str, CollectionWrite] = defaultdict(CollectionWrite)
-    check = UploadCheck(stores, plan, at_once=reject_duplicates)
+    entities: dict[int, EntityRow] = {}
+    new_images: dict[int, NewImage] = {}  # by item index: the images described
     for index in sorted(embedded):
         field_plan, result = embedded[index]
-        entity = _entity_row(application, field_plan.field, items[index])
+        entity = entities[index] = _entity_row(application, field_plan.field, items[index])
         for vector in result:
             entity.vectors.append(vector_row(new_id(), field_plan.pipeline.name, vector.box))
         # the labels of the whole image; a processor pipeline's vectors describe crops
@@ -222,16 +223,18 @@ def _check_and_store(
         descriptor = describe_upload(stores, items[index].image,
                                      result[0].thumbnail if whole else None)
         if descriptor is not None:
-            new = NewImage(entity.id, field_plan, descriptor,
-                           result[0].vector if whole else None,
-                           entity.vectors[0].id if whole else None)
-            pairs, pending = check.check(new)
-            outcomes[index].duplicate_of = check.copy_of(new, pairs)
-            if reject_duplicates and outcomes[index].duplicate_of is not None:
-                outcomes[index].error = _refused_copy(outcomes[index].duplicate_of)
-                continue
-            check.accept(new, pairs, pending)
-            descriptors.append(descriptor_row(entity.id, application.name, descriptor))
+            new_images[index] = NewImage(entity.id, field_plan, descriptor,
+                                         result[0].vector if whole else None,
+                                         entity.vectors[0].id if whole else None)
+    check = UploadCheck(stores, plan, at_once=reject_duplicates)
+    _find_copies(check, new_images, outcomes, refuse=reject_duplicates)
+    for index, entity in entities.items():
+        if outcomes[index].error is not None:
+            continue
+        if index in new_images:
+            descriptors.append(descriptor_row(entity.id, application.name,
+                                              new_images[index].descriptor))
+        field_plan, result = embedded[index]
         write = collection_writes[field_plan.pipeline.collection]
         payload = payload_of(entity)
         for vector, row in zip(result, entity.vectors, strict=True):
@@ -256,6 +259,25 @@ def _check_and_store(
             stores.duplicates.forget(application.name, [entity.id for entity in replaced])
     for index, (entity, _) in stored.items():
         outcomes[index].entity = entity_of(entity)
+
+
+def _find_copies(check: UploadCheck, new_images: Mapping[int, NewImage],
+                 outcomes: list[UploadOutcome], *, refuse: bool) -> None:
+    """Set each described image's ``duplicate_of``; with ``refuse``, a copy's error instead.
+    Refusing, the images are checked one at a time (a refused copy is the original of no
+    later image); else all together (their candidates aligned in larger batches)."""
+    if not refuse:
+        answers = check.check_all(list(new_images.values()))
+        for (index, new), (pairs, _) in zip(new_images.items(), answers, strict=True):
+            outcomes[index].duplicate_of = check.copy_of(new, pairs)
+        return
+    for index, new in new_images.items():
+        pairs, pending = check.check(new)
+        outcomes[index].duplicate_of = check.copy_of(new, pairs)
+        if outcomes[index].duplicate_of is not None:
+            outcomes[index].error = _refused_copy(outcomes[index].duplicate_of)
+        else:
+            check.accept(new, pairs, pending)
 
 
 def _replaced(stores: Stores, app_name: str, ids: Sequence[int | None]) -> list[Entity]:

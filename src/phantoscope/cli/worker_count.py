@@ -17,8 +17,9 @@ MAX_WORKERS = 64  # the replicas one operator may register (engine/replicas.MAX_
 MAX_API_WORKERS = 64
 # Below this many cores one API process (Milvus Lite in it, no hop to a Lite host) keeps up.
 SEVERAL_APIS_FROM_CORES = 4
-# An import's CPU that the API spends, measured on 2 cores (bench/api_cpu.py, 12 MP photos):
-# API 62.5 ms, encoder operator 72-88 ms, client 10 ms a photo.
+# An import's CPU that the API spends, measured on 2 cores: 12 MP photos (bench/api_cpu.py)
+# API 62.5 ms, encoder operator 72-88 ms, client 10 ms a photo; 2.5 MP (bench/cores.py, the
+# candidates of a request aligned together) API 30-32, operators 34, client 3 ms.
 API_SHARE = 0.4
 
 

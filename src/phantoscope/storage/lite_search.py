@@ -323,13 +323,17 @@ def search_with_index(
         recalled += _recall(len(in_scope), mt_mask, mt_vectors, None,
                             queries, top_k, metric_type, search_params)
 
+    # asked for the key alone (as our vector store always is): the hit's row is not read in
+    # whole, vector and payload, only to be projected away
+    keys_only = bool(output_fields) and set(output_fields) <= {pk_field}
+
     def materialise(source: int, row: int, distance: float) -> dict:
         if source < len(in_scope):
-            record = in_scope[source].row_to_dict(row)
             key = in_scope[source].pks[row]
+            record = {pk_field: key} if keys_only else in_scope[source].row_to_dict(row)
         else:
-            record = memtable.materialize_row(*mt_rows[row])
             key = mt_pks[row]
+            record = {pk_field: key} if keys_only else memtable.materialize_row(*mt_rows[row])
         return {"id": record.get(pk_field, key), "distance": distance,
                 "entity": project_record_fn(record)}
 

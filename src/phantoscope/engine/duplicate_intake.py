@@ -181,7 +181,7 @@ class UploadCheck:
 
     def _checking(self, image: NewImage, stored_near: list[tuple[int, float]]) -> _Checking:
         hashes = image.descriptor.orientation_hashes
-        earlier_near = []
+        earlier_near: list[tuple[int, float]] = []
         if image.vector is not None and image.place is not None:
             earlier_near = [(other.entity, float(_unit(image.vector) @ _unit(other.vector)))
                             for other in self.accepted if other.vector is not None

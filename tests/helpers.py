@@ -44,3 +44,20 @@ def fixed_ports_lock() -> Iterator[None]:
         yield
     finally:
         os.close(descriptor)  # releases the lock
+
+
+def child_commands(pid: int) -> list[tuple[int, list[bytes]]]:
+    """The processes ``pid`` started (those still there), with their command lines split."""
+    pids = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():  # a child is listed under its thread
+        try:
+            pids.update((task / "children").read_text().split())
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+    found = []
+    for child in pids:
+        try:
+            found.append((int(child), Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")))
+        except FileNotFoundError:
+            continue
+    return found

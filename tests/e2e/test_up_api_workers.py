@@ -17,7 +17,7 @@ import pytest
 from test_up import start, stop
 from test_up_workers import distinct_photos, gone, wait_for
 
-from helpers import free_port, run_cli
+from helpers import child_commands, free_port, run_cli
 from photos import PHOTO_NAMES, b64, jpeg, photo
 
 pytestmark = pytest.mark.usefixtures("fixed_ports")  # its `up` takes the operator ports
@@ -25,29 +25,13 @@ pytestmark = pytest.mark.usefixtures("fixed_ports")  # its `up` takes the operat
 UPLOAD = "/v1/application/default/upload"
 
 
-def descendants(pid: int) -> list[tuple[int, bytes]]:
-    """The processes ``pid`` started, with their command lines."""
-    pids = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():  # a child is listed under its thread
-        try:
-            pids.update((task / "children").read_text().split())
-        except FileNotFoundError:  # a thread that ended meanwhile
-            continue
-    found = []
-    for child in pids:
-        try:
-            found.append((int(child), Path(f"/proc/{child}/cmdline").read_bytes()))
-        except FileNotFoundError:
-            continue
-    return found
-
-
 def api_workers(pid: int) -> set[int]:
-    return {child for child, command in descendants(pid) if b"--socket-fd" in command}
+    return {child for child, command in child_commands(pid) if b"--socket-fd" in command}
 
 
 def lite_hosts(pid: int) -> set[int]:
-    return {child for child, command in descendants(pid) if b"lite_host" in command}
+    return {child for child, command in child_commands(pid)
+            if any(b"lite_host" in part for part in command)}
 
 
 def served_uploads(log: Path) -> int:
@@ -150,7 +134,7 @@ def test_two_api_processes_share_the_embedded_stores_and_one_killed_is_replaced(
         stop(process, signal.SIGTERM)
     process = start(home, port, env)
     children = wait_for(lambda: len(api_workers(process.pid)) == 2 and {
-        child for child, _ in descendants(process.pid)})
+        child for child, _ in child_commands(process.pid)})
     process.kill()
     process.communicate(timeout=30)
     for pid in children:

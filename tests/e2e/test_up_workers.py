@@ -15,7 +15,7 @@ import pytest
 from PIL import ImageOps
 from test_up import assert_stopped, start, stop
 
-from helpers import PHANTOSCOPE, free_port
+from helpers import PHANTOSCOPE, child_commands, free_port
 from phantoscope.cli.worker_processes import is_free
 from phantoscope.operators.rpc_client import OperatorClient
 from photos import PHOTO_NAMES, b64, jpeg, photo
@@ -26,16 +26,9 @@ pytestmark = pytest.mark.usefixtures("fixed_ports")  # its `up` takes the operat
 def children(pid: int) -> dict[str, int]:
     """The operator processes ``pid`` started: their ``--port`` to their pid."""
     found = {}
-    pids = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():  # a child is listed under its thread
-        try:
-            pids.update((task / "children").read_text().split())
-        except FileNotFoundError:  # a thread that ended meanwhile
-            continue
-    for child in pids:
-        command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+    for child, command in child_commands(pid):
         if b"serve" in command and b"--port" in command:
-            found[command[command.index(b"--port") + 1].decode()] = int(child)
+            found[command[command.index(b"--port") + 1].decode()] = child
     return found
 
 

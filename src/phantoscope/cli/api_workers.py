@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from phantoscope.operators.process import PHANTOSCOPE
+from phantoscope.operators.process import PHANTOSCOPE, stop_process
 from phantoscope.operators.process_group import ProcessGroup
 
 PARENT_POLL_S = 0.5
@@ -73,14 +73,7 @@ class ApiWorker:
     def stop(self, timeout_s: float = 30) -> None:
         """SIGTERM (uvicorn finishes the requests in flight), then SIGKILL after
         ``timeout_s``."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout_s)
 
 
 def api_group(sockets: list[socket.socket], logs: Path, env: dict[str, str]) -> ProcessGroup:

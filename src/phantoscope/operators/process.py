@@ -22,6 +22,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen | None, timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL when ``process`` has not exited after ``timeout_s``; nothing
+    for one not started or already gone."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class OperatorProcess:
     """A child process serving an operator at ``endpoint``.
 
@@ -96,14 +109,7 @@ class OperatorProcess:
         raise TimeoutError(f"operator at {self.endpoint} not healthy after {timeout_s} s")
 
     def stop(self, timeout_s: float = 10) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout_s)
 
     def __enter__(self) -> OperatorProcess:
         self.start()

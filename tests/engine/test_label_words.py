@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import subprocess
 import sys
 import time
@@ -199,25 +198,3 @@ def test_matches_are_frozen_values():
         term.word = "dog"  # type: ignore[misc]
     assert hash(match_text("cat")) == hash(match_text("CAT"))
 
-
-
-def test_a_starting_server_reads_the_vocabulary_before_any_request(tmp_path):
-    """The vocabulary (≈ 0.5 s of CPU) is read in the background when the app starts, not in
-    the first upload or search by words; a fresh process, so nothing read it before."""
-    check = ("import sys, time\n"
-             "from fastapi.testclient import TestClient\n"
-             "from phantoscope.api.app import create_app\n"
-             "from phantoscope.config import ServerSettings\n"
-             "from phantoscope.engine import label_words\n"
-             "read = label_words._vocabulary.cache_info\n"
-             "assert read().currsize == 0\n"
-             "with TestClient(create_app(ServerSettings(_env_file=None, home=sys.argv[1]))):\n"
-             "    deadline = time.monotonic() + 60\n"
-             "    while read().currsize == 0 and time.monotonic() < deadline:\n"
-             "        time.sleep(0.05)\n"
-             "    print(read().currsize)\n")
-    env = {name: value for name, value in os.environ.items()
-           if name not in ("PHANTOSCOPE_META", "PHANTOSCOPE_VECTORS", "PHANTOSCOPE_OBJECTS")}
-    shown = subprocess.run([sys.executable, "-c", check, str(tmp_path / "home")], env=env,
-                           capture_output=True, text=True, timeout=180, check=True)
-    assert shown.stdout.split()[-1:] == ["1"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -36,7 +35,6 @@ from phantoscope.config import ServerSettings
 from phantoscope.engine.context import Stores
 from phantoscope.engine.job_runner import JobRunner
 from phantoscope.engine.journal import repair_logged
-from phantoscope.engine.label_words import load_vocabulary
 from phantoscope.engine.standby_sweep import StandbySweeper
 from phantoscope.engine.stats import store_counts
 from phantoscope.web import mount_ui
@@ -91,7 +89,6 @@ def create_app(
         jobs.start()
         sweeper = StandbySweeper(app.state.stores)  # old pipelines' vectors after a switch
         sweeper.start()
-        threading.Thread(target=load_vocabulary, name="label-vocabulary", daemon=True).start()
         try:
             if on_start is not None:
                 on_start(app.state.stores)

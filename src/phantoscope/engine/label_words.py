@@ -130,12 +130,6 @@ def _classes_below(synset: str) -> frozenset[str]:
     return frozenset(found.union(*map(_classes_below, vocabulary.children.get(synset, ()))))
 
 
-def load_vocabulary() -> None:
-    """Read the vocabulary now (≈ 0.5 s of CPU, once a process) rather than in the first
-    upload or search by words that needs it."""
-    _vocabulary()
-
-
 def label_name(class_id: str) -> str:
     """The class's display name: its first WordNet lemma ("golden retriever"); an id that is
     not an ImageNet-1k class comes back unchanged."""

@@ -118,18 +118,17 @@ class OperatorClient:
             ],
         )
         self._stub = pb_grpc.OperatorStub(self._channel)
-        # Execute with the request written by encoded_execute_request
-        self._execute_encoded = self._channel.unary_unary(
+        # Execute takes its request written already (encoded_execute_request)
+        self._stub.Execute = self._channel.unary_unary(
             "/omnisearch.Operator/Execute", request_serializer=bytes,
             response_deserializer=pb.ExecuteReply.FromString, _registered_method=True)
 
     def _call(self, method: str, request: object, timeout_s: float | None = None):
-        """Call ``method``; an Execute ``request`` may come as bytes already encoded."""
-        call = (self._execute_encoded if isinstance(request, bytes) and method == "Execute"
-                else getattr(self._stub, method))
         try:
             # Not wait_for_ready: an unreachable operator fails the call at once.
-            return call(request, timeout=timeout_s or self.timeout_s, wait_for_ready=False)
+            return getattr(self._stub, method)(
+                request, timeout=timeout_s or self.timeout_s, wait_for_ready=False
+            )
         except grpc.RpcError as exc:
             raise OperatorCallError(
                 self.endpoint, method, exc.code().name, exc.details() or ""
@@ -166,9 +165,9 @@ class OperatorClient:
         """Run images (URLs, then base64 files, then files' bytes) through an image encoder or
         processor. Send ``images`` only to an operator whose identity says ``image_bytes``;
         ``thumbnails`` asks an encoder whose identity says ``thumbnails`` for each image's."""
-        request = encoded_execute_request(
-            pb.ExecuteRequest(urls=list(urls), datas=list(datas), thumbnails=thumbnails), images)
-        return self._execute(request, timeout_s)
+        return self._execute(
+            pb.ExecuteRequest(urls=list(urls), datas=list(datas), thumbnails=thumbnails),
+            timeout_s, images)
 
     def execute_texts(
         self, texts: Sequence[str], timeout_s: float | None = None
@@ -176,10 +175,11 @@ class OperatorClient:
         """Run texts through a text encoder (Identity ``input`` "text"): one vector each."""
         return self._execute(pb.ExecuteRequest(texts=list(texts)), timeout_s)
 
-    def _execute(self, request: pb.ExecuteRequest | bytes, timeout_s: float | None
-                 ) -> ExecuteResult:
-        """``request``: a message, or one written by :func:`encoded_execute_request`."""
-        reply = self._call("Execute", request, timeout_s)
+    def _execute(self, request: pb.ExecuteRequest, timeout_s: float | None,
+                 images: Sequence[bytes] = ()) -> ExecuteResult:
+        """``request`` with ``images`` added, sent as :func:`encoded_execute_request` writes
+        it."""
+        reply = self._call("Execute", encoded_execute_request(request, images), timeout_s)
         vectors = np.array([list(v.element) for v in reply.vectors], dtype=np.float32)
         if not reply.vectors:
             vectors = np.zeros((0, 0), dtype=np.float32)

@@ -19,9 +19,9 @@ are filtered the same way (`lite_filter.table_mask`), so the top-k is complete.
 `local_collection` lets a store in the process that serves a Lite database search it
 directly rather than through Lite's loopback gRPC server (≈ 3 ms a search on 2 slow cores).
 Anything it does not handle (keys that are not integers, a caller without a projection)
-goes to the original. `install` puts it in place, and makes indexed segments hold their
-vectors once (`lite_one_copy`), only over versions
-it was checked against (`TESTED_VERSIONS`; tests/storage/test_lite_search.py compares both
+goes to the original. `install` puts it in place, makes indexed segments hold their
+vectors once (`lite_one_copy`) and compactions copy no rows (`lite_compaction`), only over
+versions it was checked against (`TESTED_VERSIONS`; tests/storage/test_lite_search.py compares both
 executors on real collections with upserts, deletes, partitions and unflushed rows).
 """
 
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from phantoscope.storage import lite_filter, lite_one_copy
+from phantoscope.storage import lite_compaction, lite_filter, lite_one_copy
 
 __all__ = ["TESTED_VERSIONS", "install", "installed", "is_lite_error", "local_collection",
            "memtable_snapshot", "search_with_index"]
@@ -79,6 +79,7 @@ def install() -> bool:
         _original = lite_collection.execute_search_with_index
         lite_collection.execute_search_with_index = search_with_index
         lite_one_copy.install()
+        lite_compaction.install()
         return True
 
 

@@ -1,0 +1,105 @@
+"""Milvus Lite compactions that copy no rows (`storage/lite_compaction.py`), on real
+collections: the same data files, manifests and answers as milvus-lite's own merge, through
+fresh keys, tombstones, upserts and a merge past the segment cap."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from milvus_lite import CollectionSchema, DataType, FieldSchema, MilvusLite
+from milvus_lite.engine import compaction
+
+from phantoscope.storage import lite_compaction, lite_search
+
+DIMENSION = 8
+VECTORS = np.random.default_rng(5).normal(size=(2000, DIMENSION)).astype(np.float32)
+SEGMENT_CAP = 250  # milvus-lite's cap, lowered so that a merge of four files passes it
+
+
+@pytest.fixture(autouse=True)
+def installed_after(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(compaction, "MAX_SEGMENT_ROWS", SEGMENT_CAP)
+    monkeypatch.setattr("milvus_lite.constants.MAX_SEGMENT_ROWS", SEGMENT_CAP)
+    assert lite_search.install()
+    try:
+        yield
+    finally:
+        lite_compaction.install()
+
+
+def _rows(keys: range | list[int], generation: int) -> list[dict]:
+    return [{"id": key, "vector": (VECTORS[key] * generation).tolist(),
+             "generation": generation} for key in keys]
+
+
+def _build(folder: Path) -> list[str]:
+    """Compactions of fresh keys (one past the cap), of keys deleted before, and of upserted
+    keys; what each merge was: "merged" (`merge_files`) or "milvus-lite"."""
+    merges: list[str] = []
+    with MilvusLite(str(folder)) as db:
+        collection = db.create_collection("photos", CollectionSchema(fields=[
+            FieldSchema(name="id", dtype=DataType.INT64, is_primary=True),
+            FieldSchema(name="vector", dtype=DataType.FLOAT_VECTOR, dim=DIMENSION),
+            FieldSchema(name="generation", dtype=DataType.INT64),
+        ]))
+        collection.create_index("vector", {"index_type": "HNSW", "metric_type": "IP",
+                                           "params": {"M": 8, "efConstruction": 32}})
+        collection.load()
+        rounds = {  # one partition each: a partition compacts on its own
+            "fresh": lambda start: None,
+            "deleted": lambda start: collection.delete(list(range(start - 75, start - 60))),
+            "upserted": lambda start: collection.upsert(
+                _rows(range(start - 70, start - 60), 2), partition_name="upserted"),
+        }
+        start = 0
+        for partition, step in rounds.items():
+            collection.create_partition(partition)
+            for _ in range(4):
+                collection.insert(_rows(range(start, start + 80), 1), partition_name=partition)
+                step(start)
+                collection.flush()
+                start += 80
+            collection._wait_for_bg(timeout=120)
+            merges.append(_files(collection, partition))
+        collection.insert(_rows(range(start, start + 30), 1))  # never flushed
+        answers = [collection.search(VECTORS[:5].tolist(), top_k=50,
+                                     output_fields=["generation"]),
+                   collection.query("id >= 0", output_fields=["generation", "vector"])]
+        merges.append(repr(answers))
+    return merges
+
+
+def _files(collection, partition: str) -> str:
+    return f"{partition}: {len(collection._manifest.get_data_files(partition))} files"
+
+
+def _data_files(folder: Path) -> dict[str, list]:
+    """Every data file's rows, by its path in the folder."""
+    return {str(path.relative_to(folder)): pq.read_table(path).to_pylist()
+            for path in sorted(folder.rglob("data_*.parquet"))}
+
+
+def test_merging_without_a_copy_leaves_what_milvus_lite_s_merge_leaves(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ways: list[bool] = []
+    merge_files = lite_compaction.merge_files
+
+    def recorded(*args):
+        ways.append(merge_files(*args))
+        return ways[-1]
+
+    monkeypatch.setattr(lite_compaction, "merge_files", recorded)
+    merged = _build(tmp_path / "merged")
+    lite_compaction.uninstall()
+    own = _build(tmp_path / "own")
+
+    assert merged == own
+    assert _data_files(tmp_path / "merged") == _data_files(tmp_path / "own")
+    # fresh keys (split at the cap), then fresh keys beside tombstones: merged without a
+    # copy; upserted keys: milvus-lite's merge
+    assert ways == [True, True, False]
+    assert any(len(rows) == SEGMENT_CAP for rows in _data_files(tmp_path / "own").values())

@@ -12,11 +12,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 
 from phantoscope.api.deps import image_url, stores_of
 from phantoscope.api.entity_fields import attributes_of, form_attributes, form_name, name_of
 from phantoscope.api.image_refs import ImageRef, read_file, read_image
+from phantoscope.api.multipart_form import FormFile, read_form
 from phantoscope.api.responses import COMMON, errors
 from phantoscope.api.serialize import (
     application_json,
@@ -150,7 +151,7 @@ async def _body(request: Request, model: type[Body]) -> Body | FormData:
     if declared.isdigit() and int(declared) > limit:
         raise TooLargeError("REQUEST_TOO_LARGE", f"request body over {limit:,} bytes")
     if request.headers.get("content-type", "").startswith(FORMS):
-        return await request.form(max_files=1000, max_fields=100)
+        return await read_form(request)
     raw = await request.body()
     try:
         payload = json.loads(raw)
@@ -169,17 +170,17 @@ class FilePart:
     label: str  # how errors name it: its file name, else its place
 
 
-async def _files(form: FormData) -> list[FilePart]:
+def _files(form: FormData) -> list[FilePart]:
     uploads = [
         value
         for key in ("file", "files")
         for value in form.getlist(key)
-        if isinstance(value, UploadFile)
+        if isinstance(value, FormFile)
     ]
     if not uploads:
         raise BadRequestError("INVALID_REQUEST", "the form has no `file` (or `files`) part")
     return [
-        FilePart(upload.filename, await upload.read(), upload.filename or f"file {index}")
+        FilePart(upload.filename, upload.data, upload.filename or f"file {index}")
         for index, upload in enumerate(uploads)
     ]
 
@@ -190,7 +191,7 @@ def _field(form: FormData) -> str | None:
 
 
 def _has_files(form: FormData) -> bool:
-    return any(isinstance(value, UploadFile) for key in ("file", "files")
+    return any(isinstance(value, FormFile) for key in ("file", "files")
                for value in form.getlist(key))
 
 
@@ -219,7 +220,7 @@ async def _upload_body(request: Request, model: type[Body]) -> Body | Files | En
     try:
         body = await _body(request, model)
         if isinstance(body, FormData):
-            return Files(await _files(body), _field(body), body.get("name"),
+            return Files(_files(body), _field(body), body.get("name"),
                          body.get("attributes"))
         return body
     except EngineError as exc:
@@ -437,7 +438,7 @@ async def _form_query(stores: Stores, form: FormData) -> SearchQuery:
     weights = form.get("weights")
     image = None
     if text is None or _has_files(form):
-        part = (await _files(form))[0]
+        part = _files(form)[0]
         image = partial(read_file, stores, part.data, part.label)
     return SearchQuery(
         _field(form), image, text, None if weights is None else weights_from_text(weights),

@@ -68,7 +68,7 @@ import numpy as np
 from common import Latency, descendants, print_table, timed_ms
 
 from phantoscope.engine.filters import matches, milvus_expression, parse_filter
-from phantoscope.storage import lite_one_copy, lite_search
+from phantoscope.storage import lite_compaction, lite_one_copy, lite_search
 from phantoscope.storage.milvus_vectors import MilvusVectorStore
 from phantoscope.storage.vectors import FILTER_FIELDS, VectorPayload
 
@@ -237,7 +237,8 @@ def _is_view(segment: Any) -> bool:
 
 
 class BackgroundLog(logging.Handler):
-    """Sums milvus-lite's own log lines for its background index builds and compactions."""
+    """Sums milvus-lite's own log lines for its background index builds and compactions, and
+    `lite_compaction`'s for the merges it does in milvus-lite's place."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -251,6 +252,9 @@ class BackgroundLog(logging.Handler):
         elif record.msg.startswith("compaction: partition=%s done"):
             self.compactions += 1
             self.compaction_s += float(record.args[1])
+        elif record.msg == lite_compaction.MERGED:
+            self.compactions += 1
+            self.compaction_s += float(record.args[-1])
 
     def __str__(self) -> str:
         return (f"milvus-lite's background thread: {self.indexes} segment index builds in "
@@ -431,8 +435,9 @@ def run(uri: str, args: argparse.Namespace, server_pid: int | None) -> None:
     if args.two_copies:
         lite_one_copy.uninstall()
     background = BackgroundLog()
-    logging.getLogger("milvus_lite.engine").addHandler(background)
-    logging.getLogger("milvus_lite.engine").setLevel(logging.INFO)
+    for name in ("milvus_lite.engine", lite_compaction.__name__):
+        logging.getLogger(name).addHandler(background)
+        logging.getLogger(name).setLevel(logging.INFO)
     backend = "Milvus Lite" if store.is_lite else "Milvus server"
     print(f"{backend}: up to {args.vectors:,} vectors of {args.dimension}-d, measured at "
           f"{', '.join(f'{n:,}' for n in sizes)}; {args.queries} queries, top {TOPK}; "

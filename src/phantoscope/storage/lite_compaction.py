@@ -18,54 +18,52 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["install", "installed", "merge_files", "uninstall"]
+from phantoscope.storage.lite_swap import MethodSwap
+
+__all__ = ["MERGED", "install", "installed", "merge_files", "uninstall"]
 
 log = logging.getLogger(__name__)
 
-_original_compact: Callable[..., None] | None = None
-_lock = threading.Lock()
+MERGED = ("compaction: partition %s, %d files (%d rows) merged into %d files (%d rows) "
+          "without a copy in %.2f s")
+
+
+def _compaction_manager() -> type:
+    from milvus_lite.engine.compaction import CompactionManager
+
+    return CompactionManager
+
+
+def _merging(original: Callable[..., None]) -> Callable[..., None]:
+    def compact_files(manager: Any, partition: str, partition_dir: str, files: list[str],
+                      manifest: Any, delta_index: Any) -> None:
+        if not merge_files(manager, partition, partition_dir, files, manifest, delta_index):
+            original(manager, partition, partition_dir, files, manifest, delta_index)
+
+    return compact_files
+
+
+_swap = MethodSwap(_compaction_manager, "_compact_files", _merging)
 
 
 def install() -> None:
     """Merge data files with `merge_files` wherever it applies, from now on."""
-    global _original_compact
-    from milvus_lite.engine.compaction import CompactionManager
-
-    with _lock:
-        if _original_compact is not None:
-            return
-        original = CompactionManager._compact_files
-
-        def compact_files(manager: Any, partition: str, partition_dir: str,
-                          files: list[str], manifest: Any, delta_index: Any) -> None:
-            if not merge_files(manager, partition, partition_dir, files, manifest,
-                               delta_index):
-                original(manager, partition, partition_dir, files, manifest, delta_index)
-
-        _original_compact = original
-        CompactionManager._compact_files = compact_files
+    _swap.install()
 
 
 def uninstall() -> None:
     """Back to milvus-lite's own merge for compactions from now on."""
-    global _original_compact
-    from milvus_lite.engine.compaction import CompactionManager
-
-    with _lock:
-        if _original_compact is None:
-            return
-        CompactionManager._compact_files = _original_compact
-        _original_compact = None
+    _swap.uninstall()
 
 
 def installed() -> bool:
-    return _original_compact is not None
+    return _swap.installed
 
 
 def merge_files(manager: Any, partition: str, partition_dir: str, files: Sequence[str],
@@ -77,6 +75,7 @@ def merge_files(manager: Any, partition: str, partition_dir: str, files: Sequenc
     import pyarrow.compute as pc
     from milvus_lite.storage.data_file import read_data_file
 
+    started = time.monotonic()
     tables = [read_data_file(os.path.join(partition_dir, name)) for name in files]
     tables = sorted((table for table in tables if table.num_rows),
                     key=lambda table: pc.min(table.column("_seq")).as_py())
@@ -90,9 +89,8 @@ def merge_files(manager: Any, partition: str, partition_dir: str, files: Sequenc
     kept = manager._filter_deleted(merged, delta_index)  # keeps the order
     written = _write_segments(manager, partition_dir, kept)
     _replace_files(manager, partition, partition_dir, files, manifest, written)
-    log.info("compaction: partition %s, %d files (%d rows) merged into %d files (%d rows) "
-             "without a copy", partition, len(files), merged.num_rows, len(written),
-             kept.num_rows)
+    log.info(MERGED, partition, len(files), merged.num_rows, len(written), kept.num_rows,
+             time.monotonic() - started)
     return True
 
 

@@ -18,55 +18,50 @@ checked against.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from phantoscope.storage.lite_swap import MethodSwap
 
 __all__ = ["install", "installed", "share", "shares", "uninstall"]
 
 SHARED_METRICS = frozenset({"IP", "L2"})
 _COMPARE_ROWS = 4096  # rows compared at a time: a bounded temporary, not one bool a float
 
-_original_attach: Callable[..., None] | None = None
-_lock = threading.Lock()
+
+def _segment() -> type:
+    from milvus_lite.storage.segment import Segment
+
+    return Segment
+
+
+def _sharing(original: Callable[..., None]) -> Callable[..., None]:
+    def attach_index(segment: Any, index: Any, field_name: str | None = None) -> None:
+        original(segment, index, field_name)
+        share(segment, field_name or segment._vector_field, index)
+        _return_freed_memory()
+
+    return attach_index
+
+
+_swap = MethodSwap(_segment, "attach_index", _sharing)
 
 
 def install() -> None:
     """Share the vectors of every HNSW index milvus-lite attaches to a segment from now on."""
-    global _original_attach
-    from milvus_lite.storage.segment import Segment
-
-    with _lock:
-        if _original_attach is not None:
-            return
-        original = Segment.attach_index
-
-        def attach_index(segment: Any, index: Any, field_name: str | None = None) -> None:
-            original(segment, index, field_name)
-            share(segment, field_name or segment._vector_field, index)
-            _return_freed_memory()
-
-        _original_attach = original
-        Segment.attach_index = attach_index
+    _swap.install()
 
 
 def uninstall() -> None:
     """Back to milvus-lite's own `attach_index` (two copies) for indexes attached from now on;
     segments already sharing keep reading faiss's storage."""
-    global _original_attach
-    from milvus_lite.storage.segment import Segment
-
-    with _lock:
-        if _original_attach is None:
-            return
-        Segment.attach_index = _original_attach
-        _original_attach = None
+    _swap.uninstall()
 
 
 def installed() -> bool:
-    return _original_attach is not None
+    return _swap.installed
 
 
 def share(segment: Any, field: str, index: Any) -> bool:

@@ -9,10 +9,11 @@ bits apart, closer than most crops of 5 %), a residual after alignment can.
 
 The alignment is Gauss-Newton on the affine map ``B(M x + t)`` and the tone ``g B + h``
 (Lucas-Kanade, forwards additive), coarse to fine over 8, 16, 32 and 64-pixel thumbnails
-(2 x 2 means of the stored 64 x 64 one), many pairs at once in numpy. The eight turns and
-mirrorings are tried at 8 pixels, the best two again at 16; at 16 and 32 pixels a fit afresh
-competes with the one carried up from below. Coordinates run from -1 to 1 across each
-thumbnail, so the map is independent of either picture's size and shape.
+(2 x 2 means of the stored 64 x 64 one), many pairs at once in numpy: each pixel cell's
+bilinear patch is worked out once a level, so that a sample gathers its four coefficients.
+The eight turns and mirrorings are tried at 8 pixels, the best two again at 16; at 16 and
+32 pixels a fit afresh competes with the one carried up from below. Coordinates run from -1
+to 1 across each thumbnail, so the map is independent of either picture's size and shape.
 """
 
 from __future__ import annotations
@@ -78,12 +79,21 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     return x.ravel(), y.ravel()
 
 
-def _sample(flat: np.ndarray, u: np.ndarray, v: np.ndarray, size: int):
-    """Bilinear samples of (P, n * n) thumbnails at coordinates (P, N) ``u``, ``v``: the
-    (P, N) values, their derivatives along u and v (of the bilinear patch, per unit of the
-    -1..1 coordinates) and a (P, N) mask of the points inside the thumbnail."""
-    px = ((u + 1) * (size / 2) - 0.5).astype(np.float32)
-    py = ((v + 1) * (size / 2) - 0.5).astype(np.float32)
+def _cells(thumbnails: np.ndarray) -> np.ndarray:
+    """Each pixel cell's bilinear patch of (P, n, n) thumbnails, as the (P * (n-1)², 4)
+    coefficients a, b, c, d of a + b fx + c fy + d fx fy over the cell from pixel (x0, y0)
+    (fx, fy: 0 to 1 across it), cells row by row."""
+    top_left, top_right = thumbnails[:, :-1, :-1], thumbnails[:, :-1, 1:]
+    bottom_left, bottom_right = thumbnails[:, 1:, :-1], thumbnails[:, 1:, 1:]
+    cells = np.stack([top_left, top_right - top_left, bottom_left - top_left,
+                      bottom_right - bottom_left - top_right + top_left], axis=-1)
+    return cells.reshape(-1, 4)
+
+
+def _sample(cells: np.ndarray, px: np.ndarray, py: np.ndarray, size: int):
+    """Bilinear samples of the thumbnails whose `_cells` are ``cells`` at pixel coordinates
+    (P, N) ``px``, ``py`` (0 at the first pixel's centre): the (P, N) values, their
+    derivatives along x and y per pixel, and a (P, N) mask of the points inside."""
     inside = (px >= -0.5) & (px <= size - 0.5) & (py >= -0.5) & (py <= size - 0.5)
     np.clip(px, 0, size - 1.0001, out=px)
     np.clip(py, 0, size - 1.0001, out=py)
@@ -91,16 +101,25 @@ def _sample(flat: np.ndarray, u: np.ndarray, v: np.ndarray, size: int):
     y0 = py.astype(np.int32)
     fx = px - x0
     fy = py - y0
-    corner = y0 * size + x0 + (np.arange(len(flat), dtype=np.int32) * size * size)[:, None]
-    values = flat.ravel()
-    top_left, top_right = values.take(corner), values.take(corner + 1)
-    bottom_left, bottom_right = values.take(corner + size), values.take(corner + size + 1)
-    top = top_left + (top_right - top_left) * fx
-    bottom = bottom_left + (bottom_right - bottom_left) * fx
-    along_x = (top_right - top_left) + ((bottom_right - bottom_left)
-                                        - (top_right - top_left)) * fy
-    along_y = bottom - top
-    return top + along_y * fy, along_x * (size / 2), along_y * (size / 2), inside
+    per_thumbnail = (size - 1) * (size - 1)
+    cell = y0 * (size - 1) + x0 + (np.arange(len(px), dtype=np.int32) * per_thumbnail)[:, None]
+    a, b, c, d = np.moveaxis(cells.take(cell, axis=0), -1, 0)
+    along_x = b + d * fy
+    along_y = c + d * fx
+    return a + along_x * fx + c * fy, along_x, along_y, inside
+
+
+def _pixels(params: np.ndarray, x: np.ndarray, y: np.ndarray, size: int):
+    """Where the affine map of ``params`` takes the grid points ``x``, ``y`` (-1..1
+    coordinates), in pixels of a ``size`` thumbnail: (P, N) px, py in float32, reckoned in
+    the grid's precision."""
+    half = size / 2
+    coefficients = params[:, :6].astype(x.dtype)
+    m11, m12, m21, m22, tx, ty = (coefficients[:, [i]] * half for i in range(6))
+    shift = x.dtype.type(half - 0.5)
+    px = m11 * x + m12 * y + (tx + shift)
+    py = m21 * x + m22 * y + (ty + shift)
+    return px.astype(np.float32, copy=False), py.astype(np.float32, copy=False)
 
 
 def _step(a: np.ndarray, b: np.ndarray, params: np.ndarray, size: int,
@@ -109,24 +128,27 @@ def _step(a: np.ndarray, b: np.ndarray, params: np.ndarray, size: int,
     (g h); returns the params after ``iterations`` steps."""
     x, y = (axis.astype(np.float32) for axis in _grid(size))
     target = a.reshape(len(a), -1)
-    flat = b.reshape(len(b), -1)
-    jacobian = np.empty((*target.shape, 8), dtype=np.float32)
+    cells = _cells(b)
+    # the Jacobian's 8 columns and the residual, (P, 9, N): their products in one call
+    system = np.empty((len(a), 9, size * size), dtype=np.float32)
     for _ in range(iterations):
-        m11, m12, m21, m22, tx, ty, gain, bias = (params[:, [i]].astype(np.float32)
-                                                  for i in range(8))
-        value, grad_x, grad_y, inside = _sample(flat, m11 * x + m12 * y + tx,
-                                                m21 * x + m22 * y + ty, size)
-        residual = (gain * value + bias - target) * inside
-        gx, gy = gain * grad_x * inside, gain * grad_y * inside
-        for column, (grad, along) in enumerate(((gx, x), (gx, y), (gy, x), (gy, y))):
-            np.multiply(grad, along, out=jacobian[..., column])
-        jacobian[..., 4], jacobian[..., 5] = gx, gy
-        jacobian[..., 6], jacobian[..., 7] = value * inside, inside
-        hessian = (jacobian.transpose(0, 2, 1) @ jacobian).astype(np.float64)
+        gain, bias = (params[:, [i]].astype(np.float32) for i in (6, 7))
+        value, grad_x, grad_y, inside = _sample(cells, *_pixels(params, x, y, size), size)
+        scale = gain * (size / 2) * inside
+        gx, gy = grad_x * scale, grad_y * scale
+        np.multiply(gx, x, out=system[:, 0])
+        np.multiply(gx, y, out=system[:, 1])
+        np.multiply(gy, x, out=system[:, 2])
+        np.multiply(gy, y, out=system[:, 3])
+        system[:, 4], system[:, 5] = gx, gy
+        np.multiply(value, inside, out=system[:, 6])
+        system[:, 7] = inside
+        system[:, 8] = (gain * value + bias - target) * inside
+        products = (system @ system.transpose(0, 2, 1)).astype(np.float64)
+        hessian, gradient = products[:, :8, :8], products[:, :8, 8]
         # Levenberg-Marquardt damping; the small constant keeps a pair with no overlap left
         # (its Jacobian all zero) solvable, and still
         hessian += DAMPING * hessian * np.eye(8) + 1e-9 * np.eye(8)
-        gradient = (jacobian.transpose(0, 2, 1) @ residual[..., None])[..., 0]
         params = params - np.linalg.solve(hessian, gradient[..., None])[..., 0]
     return params
 
@@ -191,9 +213,8 @@ def _scores(a: np.ndarray, b: np.ndarray, params: np.ndarray) -> tuple[np.ndarra
     variance there."""
     size = a.shape[-1]
     x, y = _grid(size)
-    m11, m12, m21, m22, tx, ty, gain, bias = (params[:, [i]] for i in range(8))
-    values, _, _, inside = _sample(b.reshape(len(b), -1), m11 * x + m12 * y + tx,
-                                   m21 * x + m22 * y + ty, size)
+    gain, bias = params[:, [6]], params[:, [7]]
+    values, _, _, inside = _sample(_cells(b), *_pixels(params, x, y, size), size)
     target = a.reshape(len(a), -1)
     squared = ((gain * values + bias - target) ** 2) * inside
     covered = np.maximum(inside.sum(axis=1), 1)

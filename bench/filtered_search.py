@@ -25,8 +25,10 @@ store's default), then measured:
   from milvus-lite's log, its segments and where their memory goes (Arrow tables, faiss
   indexes);
 - memory: for Milvus Lite the bench process's VmRSS / VmHWM (Milvus Lite runs in it) after
-  the insert, after indexing and after searching, beside the bench's own arrays; for a
-  server started with --server, the server process tree's VmRSS (and summed VmHWM);
+  the insert, after indexing and after searching, beside the bench's own arrays, and its
+  highest VmRSS sampled every 0.1 s with milvus-lite's last log lines before it (what the
+  peak came with); for a server started with --server, the server process tree's VmRSS (and
+  summed VmHWM);
 - Milvus Lite: an indexed segment's vectors are held once, in faiss's HNSW storage
   (`storage/lite_one_copy.py`); --two-copies keeps milvus-lite's own way (the segment's Arrow
   table holds them too), the "before" of that change;
@@ -55,9 +57,11 @@ processes share this machine: compare ratios within one run.
 from __future__ import annotations
 
 import argparse
+import collections
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -74,6 +78,7 @@ from phantoscope.storage.vectors import FILTER_FIELDS, VectorPayload
 
 TOPK = 10
 CHUNK = 10_000
+PEAK_SAMPLE_S = 0.1
 PROGRESS_ROWS = 100_000
 CENTRES = 200
 DATA_SEED, PAYLOAD_SEED, QUERY_SEED = 0, 1, 2
@@ -244,8 +249,12 @@ class BackgroundLog(logging.Handler):
         super().__init__(logging.INFO)
         self.index_s = self.compaction_s = 0.0
         self.indexes = self.compactions = 0
+        self.recent: collections.deque[str] = collections.deque(maxlen=3)
+        self.started = time.perf_counter()
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.recent.append(f"{time.perf_counter() - self.started:.0f} s "
+                           f"{record.getMessage()[:90]}")
         if record.msg.startswith("bg: built"):
             self.indexes += int(record.args[0])
             self.index_s += float(record.args[1])
@@ -260,6 +269,31 @@ class BackgroundLog(logging.Handler):
         return (f"milvus-lite's background thread: {self.indexes} segment index builds in "
                 f"{self.index_s:.0f} s, {self.compactions} compactions in "
                 f"{self.compaction_s:.0f} s")
+
+
+class PeakWatch(threading.Thread):
+    """VmRSS sampled every PEAK_SAMPLE_S: the highest seen, when, and the background's last
+    log lines before it (what the process was doing at its peak)."""
+
+    def __init__(self, background: BackgroundLog) -> None:
+        super().__init__(daemon=True)
+        self.background = background
+        self.highest_mb = 0.0
+        self.at = ""
+
+    def run(self) -> None:
+        while True:
+            rss = status_mb("self", "VmRSS")
+            if rss > self.highest_mb:
+                elapsed = time.perf_counter() - self.background.started
+                self.highest_mb = rss
+                self.at = (f"{elapsed:.0f} s after the store opened; the background's last "
+                           f"lines before it: {' | '.join(self.background.recent) or 'none'}")
+            time.sleep(PEAK_SAMPLE_S)
+
+    def __str__(self) -> str:
+        return (f"highest VmRSS sampled every {PEAK_SAMPLE_S} s: {self.highest_mb:,.0f} MB, "
+                f"{self.at}")
 
 
 # -- store -----------------------------------------------------------------------------------
@@ -438,6 +472,8 @@ def run(uri: str, args: argparse.Namespace, server_pid: int | None) -> None:
     for name in ("milvus_lite.engine", lite_compaction.__name__):
         logging.getLogger(name).addHandler(background)
         logging.getLogger(name).setLevel(logging.INFO)
+    peak = PeakWatch(background)
+    peak.start()
     backend = "Milvus Lite" if store.is_lite else "Milvus server"
     print(f"{backend}: up to {args.vectors:,} vectors of {args.dimension}-d, measured at "
           f"{', '.join(f'{n:,}' for n in sizes)}; {args.queries} queries, top {TOPK}; "
@@ -453,7 +489,7 @@ def run(uri: str, args: argparse.Namespace, server_pid: int | None) -> None:
         for size in sizes:
             insert_up_to(store, loaded, size, centres, watch)
             print(f"\n== {size:,} vectors ==", flush=True)
-            measure_at(store, loaded, args, centres, watch, server_pid, background)
+            measure_at(store, loaded, args, centres, watch, server_pid, background, peak)
             print(f"elapsed since the first insert: {time.perf_counter() - started:.0f} s",
                   flush=True)
     finally:
@@ -463,7 +499,7 @@ def run(uri: str, args: argparse.Namespace, server_pid: int | None) -> None:
 
 def measure_at(store: MilvusVectorStore, loaded: Loaded, args: argparse.Namespace,
                centres: np.ndarray, watch: MemoryWatch, server_pid: int | None,
-               background: BackgroundLog) -> None:
+               background: BackgroundLog, peak: PeakWatch) -> None:
     """Figures at the store's current size: insert, indexing, memory, searches, targets."""
     notes = [f"insert so far: {loaded.seconds:.0f} s, {loaded.rows / loaded.seconds:,.0f} "
              f"vectors/s (index builds overlap it); after it: {memory(server_pid)}"]
@@ -472,7 +508,7 @@ def measure_at(store: MilvusVectorStore, loaded: Loaded, args: argparse.Namespac
     notes.append(f"flush + index builds still running after the last insert: "
                  f"{time.perf_counter() - started:.0f} s; after them: {memory(server_pid)}")
     if store.is_lite:
-        notes += [f"{background} (so far)", *lite_breakdown(store)]
+        notes += [f"{background} (so far)", str(peak), *lite_breakdown(store)]
     notes.append(f"the bench's own arrays: {loaded.nbytes() / 1024**2:.0f} MB held (query "
                  f"vectors, filter masks), one chunk of {CHUNK:,} vectors at a time")
     for note in notes:

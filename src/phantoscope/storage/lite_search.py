@@ -20,9 +20,10 @@ are filtered the same way (`lite_filter.table_mask`), so the top-k is complete.
 directly rather than through Lite's loopback gRPC server (≈ 3 ms a search on 2 slow cores).
 Anything it does not handle (keys that are not integers, a caller without a projection)
 goes to the original. `install` puts it in place, makes indexed segments hold their
-vectors once (`lite_one_copy`) and compactions copy no rows (`lite_compaction`), only over
-versions it was checked against (`TESTED_VERSIONS`; tests/storage/test_lite_search.py compares both
-executors on real collections with upserts, deletes, partitions and unflushed rows).
+vectors once (`lite_one_copy`) and merges of fresh keys copy no rows (`lite_compaction`),
+only over versions it was checked against (`TESTED_VERSIONS`;
+tests/storage/test_lite_search.py compares both executors on real collections with upserts,
+deletes, partitions and unflushed rows).
 """
 
 from __future__ import annotations

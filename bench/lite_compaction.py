@@ -27,19 +27,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import peak_rss_mb, rss_mb
 
 DIMENSION = 1280
 BATCH = 2000
 FILES = 4  # flushed files: milvus-lite merges four of a size
 MEMTABLE_BYTES = 8 << 30  # so that only the bench's flushes write files
 WAYS = ("own", "merged")
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field}")
 
 
 def child(way: str, rows: int, index: bool) -> dict:
@@ -73,7 +67,7 @@ def child(way: str, rows: int, index: bool) -> dict:
                 collection._wait_for_bg(timeout=3600)
                 gc.collect()
                 pa.default_memory_pool().release_unused()
-                before = _status_mb("VmRSS")
+                before = rss_mb(os.getpid())
                 Path("/proc/self/clear_refs").write_text("5")  # VmHWM from here
                 started = time.perf_counter()
             collection.flush()
@@ -81,8 +75,8 @@ def child(way: str, rows: int, index: bool) -> dict:
         elapsed = time.perf_counter() - started
         assert collection.num_entities == per_file * FILES
         assert len(collection._manifest.get_data_files("_default")) < FILES  # merged
-        return {"before_mb": before, "peak_mb": _status_mb("VmHWM"),
-                "after_mb": _status_mb("VmRSS"), "seconds": elapsed}
+        return {"before_mb": before, "peak_mb": peak_rss_mb(os.getpid()),
+                "after_mb": rss_mb(os.getpid()), "seconds": elapsed}
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from PIL import Image
 from phantoscope.duplicate_set import COPY_EDITS, NEAR_SHOTS
 from phantoscope.duplicates.decision import COPY_MIN_OVERLAP, are_copies
 from phantoscope.duplicates.descriptor import describe
+from phantoscope.duplicates import registration
 from phantoscope.duplicates.registration import align, oriented
 from phantoscope.photoset import sample_photo
 
@@ -64,6 +65,29 @@ def test_a_second_shot_and_other_framings_are_not_copies(coffee):
     windows = [index + 1 for index, name in enumerate(NEAR_SHOTS) if "window" in name]
     assert (alignment.aligned[windows]).all()
     assert (alignment.overlap[windows] < COPY_MIN_OVERLAP).all()
+
+
+def test_a_pair_stops_stepping_once_it_has_converged(coffee, monkeypatch):
+    original = png(coffee)
+    edited = [COPY_EDITS[name](coffee).data for name in COPIES]
+    firsts, seconds = thumbs(*[original] * len(edited)), thumbs(*edited)
+    steps: list[int] = []
+    solve = np.linalg.solve
+
+    def counted(hessian, gradient):
+        steps.append(len(hessian))
+        return solve(hessian, gradient)
+
+    monkeypatch.setattr(np.linalg, "solve", counted)
+    early = align(firsts, seconds)
+    early_steps, steps[:] = sum(steps), []
+    monkeypatch.setattr(registration, "CONVERGED_PIXELS", 0.0)  # every step taken
+    full = align(firsts, seconds)
+    assert early_steps < 0.9 * sum(steps)
+    assert are_copies(early).all()
+    assert np.array_equal(early.orientation, full.orientation)
+    for figure in ("residual", "worst_block", "overlap", "scale"):
+        assert getattr(early, figure) == pytest.approx(getattr(full, figure), abs=0.005)
 
 
 def test_oriented_views_are_the_eight_turns_and_mirrorings():

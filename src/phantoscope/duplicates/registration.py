@@ -34,6 +34,8 @@ MIN_BLOCK_COVER = 0.5  # a part counts when B covers this much of it
 MAX_SCALE_CHANGE = 1.6
 MAX_TRANSLATION = 0.6
 DAMPING = 1e-3
+CONVERGED_PIXELS = 0.01  # a pair whose map moves less in a step (summed over the affine
+# terms, in the level's pixels) has converged: it takes no more steps at that level
 FINAL_MIN_OVERLAP = 0.7  # below it at 32 pixels, a pair is not refined at 64
 ALIGN_BATCH = 256  # pairs a caller aligns in one call: about 60 MB of working arrays
 
@@ -90,10 +92,12 @@ def _cells(thumbnails: np.ndarray) -> np.ndarray:
     return cells.reshape(-1, 4)
 
 
-def _sample(cells: np.ndarray, px: np.ndarray, py: np.ndarray, size: int):
+def _sample(cells: np.ndarray, px: np.ndarray, py: np.ndarray, size: int,
+            rows: np.ndarray | None = None):
     """Bilinear samples of the thumbnails whose `_cells` are ``cells`` at pixel coordinates
-    (P, N) ``px``, ``py`` (0 at the first pixel's centre): the (P, N) values, their
-    derivatives along x and y per pixel, and a (P, N) mask of the points inside."""
+    (P, N) ``px``, ``py`` (0 at the first pixel's centre), row p of them in thumbnail
+    ``rows[p]`` (all in order when None): the (P, N) values, their derivatives along x and y
+    per pixel, and a (P, N) mask of the points inside."""
     inside = (px >= -0.5) & (px <= size - 0.5) & (py >= -0.5) & (py <= size - 0.5)
     np.clip(px, 0, size - 1.0001, out=px)
     np.clip(py, 0, size - 1.0001, out=py)
@@ -102,7 +106,8 @@ def _sample(cells: np.ndarray, px: np.ndarray, py: np.ndarray, size: int):
     fx = px - x0
     fy = py - y0
     per_thumbnail = (size - 1) * (size - 1)
-    cell = y0 * (size - 1) + x0 + (np.arange(len(px), dtype=np.int32) * per_thumbnail)[:, None]
+    rows = np.arange(len(px), dtype=np.int32) if rows is None else rows.astype(np.int32)
+    cell = y0 * (size - 1) + x0 + (rows * per_thumbnail)[:, None]
     a, b, c, d = np.moveaxis(cells.take(cell, axis=0), -1, 0)
     along_x = b + d * fy
     along_y = c + d * fx
@@ -125,15 +130,21 @@ def _pixels(params: np.ndarray, x: np.ndarray, y: np.ndarray, size: int):
 def _step(a: np.ndarray, b: np.ndarray, params: np.ndarray, size: int,
           iterations: int) -> np.ndarray:
     """Gauss-Newton on params (P, 8): the affine map (m11 m12 m21 m22 tx ty) and tone
-    (g h); returns the params after ``iterations`` steps."""
+    (g h); returns the params after ``iterations`` steps, or fewer for a pair whose map
+    moved less than CONVERGED_PIXELS in a step (it stays where it is from then on)."""
     x, y = (axis.astype(np.float32) for axis in _grid(size))
     target = a.reshape(len(a), -1)
     cells = _cells(b)
+    params = params.copy()
+    going = np.arange(len(a))
     # the Jacobian's 8 columns and the residual, (P, 9, N): their products in one call
-    system = np.empty((len(a), 9, size * size), dtype=np.float32)
+    buffer = np.empty((len(a), 9, size * size), dtype=np.float32)
     for _ in range(iterations):
-        gain, bias = (params[:, [i]].astype(np.float32) for i in (6, 7))
-        value, grad_x, grad_y, inside = _sample(cells, *_pixels(params, x, y, size), size)
+        if not len(going):
+            break
+        now, system = params[going], buffer[:len(going)]
+        gain, bias = (now[:, [i]].astype(np.float32) for i in (6, 7))
+        value, grad_x, grad_y, inside = _sample(cells, *_pixels(now, x, y, size), size, going)
         scale = gain * (size / 2) * inside
         gx, gy = grad_x * scale, grad_y * scale
         np.multiply(gx, x, out=system[:, 0])
@@ -143,13 +154,16 @@ def _step(a: np.ndarray, b: np.ndarray, params: np.ndarray, size: int,
         system[:, 4], system[:, 5] = gx, gy
         np.multiply(value, inside, out=system[:, 6])
         system[:, 7] = inside
-        system[:, 8] = (gain * value + bias - target) * inside
+        system[:, 8] = (gain * value + bias - target[going]) * inside
         products = (system @ system.transpose(0, 2, 1)).astype(np.float64)
         hessian, gradient = products[:, :8, :8], products[:, :8, 8]
         # Levenberg-Marquardt damping; the small constant keeps a pair with no overlap left
         # (its Jacobian all zero) solvable, and still
         hessian += DAMPING * hessian * np.eye(8) + 1e-9 * np.eye(8)
-        params = params - np.linalg.solve(hessian, gradient[..., None])[..., 0]
+        update = np.linalg.solve(hessian, gradient[..., None])[..., 0]
+        params[going] = now - update
+        moved = np.abs(update[:, :6]).sum(axis=1) * (size / 2)
+        going = going[~(moved < CONVERGED_PIXELS)]  # NaN keeps going, as before
     return params
 
 

@@ -67,7 +67,8 @@ def describe_upload(stores: Stores, image: ImageInput, thumbnail: bytes | None =
     if thumbnail is not None:
         thumb = np.frombuffer(thumbnail, dtype=np.uint8).reshape(THUMBNAIL, THUMBNAIL)
     try:
-        descriptor = describe(image.data, max_pixels=stores.limits.max_pixels, thumb=thumb)
+        descriptor = describe(image.data, max_pixels=stores.limits.max_pixels, thumb=thumb,
+                              sha256=image.sha256)
     except BadImageError as exc:
         log.warning("an uploaded image could not be described for duplicates: %s", exc)
         return None

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from phantoscope.duplicate_set import COPY_EDITS, NEAR_SHOTS
+from phantoscope.duplicates import registration
 from phantoscope.duplicates.decision import COPY_MIN_OVERLAP, are_copies
 from phantoscope.duplicates.descriptor import describe
-from phantoscope.duplicates import registration
 from phantoscope.duplicates.registration import align, oriented
 from phantoscope.photoset import sample_photo
 

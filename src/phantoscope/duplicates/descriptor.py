@@ -78,8 +78,8 @@ def describe(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     :func:`~phantoscope.imaging.phash.thumbnail` when it was made already (by the encoder
     that decoded the image for its model); else the picture is decoded here, at a reduced
     scale. ``sha256``: the bytes' hex digest when the caller has it (a 12 MP photo's takes
-    a few milliseconds). Raises :class:`~phantoscope.imaging.codec.BadImageError` for bytes that are no
-    usable image."""
+    a few milliseconds). Raises :class:`~phantoscope.imaging.codec.BadImageError` for bytes
+    that are no usable image."""
     header = open_image(data, max_pixels=max_pixels)
     shown = read_exif(data)
     if thumb is None:

@@ -12,8 +12,8 @@ and restarts read the data files on disk, which stay as milvus-lite wrote them.
 
 `install` makes every index milvus-lite attaches from then on (built, or loaded from its
 sidecar file at start-up) share this way, and then hands the memory Arrow's pool holds freed
-back to the system; `lite_search.install` calls it over the milvus-lite versions it was
-checked against.
+(the table's copy among it) back to the system (`lite_pool.release_freed`);
+`lite_search.install` calls it over the milvus-lite versions it was checked against.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from phantoscope.storage.lite_pool import release_freed
 from phantoscope.storage.lite_swap import MethodSwap
 
 __all__ = ["install", "installed", "share", "shares", "uninstall"]
@@ -41,7 +42,7 @@ def _sharing(original: Callable[..., None]) -> Callable[..., None]:
     def attach_index(segment: Any, index: Any, field_name: str | None = None) -> None:
         original(segment, index, field_name)
         share(segment, field_name or segment._vector_field, index)
-        _return_freed_memory()
+        release_freed()
 
     return attach_index
 
@@ -102,19 +103,6 @@ def shares(segment: Any, field: str) -> bool:
         return False
     vectors, _ = segment.vector_data(field)
     return bool(vectors.size) and vectors.ctypes.data == stored.ctypes.data
-
-
-def _return_freed_memory() -> None:
-    """Hand what Arrow's pool holds freed back to the system.
-
-    milvus-lite writes and reads segments with Arrow's default pool (mimalloc), which keeps
-    freed blocks: writing a 100k-row 1280-d data file (512 MB of vectors) and reading it back
-    left 1.9 GB resident after both tables were dropped, 0.1 GB once released. An index is
-    attached after each segment is flushed, compacted or loaded, so its table's copy, and what
-    writing, reading and merging data files left, go back here."""
-    import pyarrow as pa
-
-    pa.default_memory_pool().release_unused()
 
 
 def _flat_storage(index: Any) -> np.ndarray | None:

@@ -1,11 +1,17 @@
-"""Memory of Milvus Lite's compactions: milvus-lite's own merge against `lite_compaction`'s.
+"""Memory of Milvus Lite's compactions: milvus-lite's own merge and segment cache refresh
+against `lite_compaction`'s merge and `lite_pool`'s refresh.
 
 Each way runs in a fresh child process, taking turns (``--runs`` each): a Milvus Lite
 collection of 1280-d vectors takes ``--rows`` rows with fresh keys in four flushed files, as
 an import's flushes write them; the fourth flush starts milvus-lite's background merge of
-the four (into segments of at most 100k rows). Printed per way, for that last flush and
-merge: the child's VmRSS before it, its peak resident memory (VmHWM, reset before the flush)
-and how far that is above, its VmRSS after, the wall time, and the ratios merged / own.
+the four (into segments of at most 100k rows), its refresh of the segment cache and, with
+``--index``, the merged segments' index builds. The ways: ``own`` (milvus-lite's merge and
+refresh), ``merged`` (`lite_compaction.merge_files`, milvus-lite's refresh) and ``pooled``
+(both of ours, as the engine runs). Printed per way: the child's VmRSS before the last
+flush; its peak resident memory (VmHWM) during that flush (the rows written from the
+memtable: the same for every way) and from the flush's return until the merge and index
+builds are done, and how far each is above; VmRSS after; the wall time; and the ratios of
+each way to ``own``.
 
     .venv/bin/python bench/lite_compaction.py [--rows 200000] [--runs 2] [--index]
 
@@ -33,7 +39,7 @@ DIMENSION = 1280
 BATCH = 2000
 FILES = 4  # flushed files: milvus-lite merges four of a size
 MEMTABLE_BYTES = 8 << 30  # so that only the bench's flushes write files
-WAYS = ("own", "merged")
+WAYS = ("own", "merged", "pooled")
 
 
 def child(way: str, rows: int, index: bool) -> dict:
@@ -42,9 +48,11 @@ def child(way: str, rows: int, index: bool) -> dict:
     import pyarrow as pa
     from milvus_lite import CollectionSchema, DataType, FieldSchema, MilvusLite
 
-    from phantoscope.storage import lite_compaction, lite_search
+    from phantoscope.storage import lite_compaction, lite_pool, lite_search
 
     assert lite_search.install()
+    if way != "pooled":
+        lite_pool.uninstall()
     if way == "own":
         lite_compaction.uninstall()
     rng = np.random.default_rng(7)
@@ -71,12 +79,15 @@ def child(way: str, rows: int, index: bool) -> dict:
                 Path("/proc/self/clear_refs").write_text("5")  # VmHWM from here
                 started = time.perf_counter()
             collection.flush()
+        flush_peak = peak_rss_mb(os.getpid())
+        Path("/proc/self/clear_refs").write_text("5")  # the merge runs in the background
         collection._wait_for_bg(timeout=3600)
         elapsed = time.perf_counter() - started
         assert collection.num_entities == per_file * FILES
         assert len(collection._manifest.get_data_files("_default")) < FILES  # merged
-        return {"before_mb": before, "peak_mb": peak_rss_mb(os.getpid()),
-                "after_mb": rss_mb(os.getpid()), "seconds": elapsed}
+        return {"before_mb": before, "flush_peak_mb": flush_peak,
+                "peak_mb": peak_rss_mb(os.getpid()), "after_mb": rss_mb(os.getpid()),
+                "seconds": elapsed}
 
 
 def main() -> None:
@@ -99,24 +110,28 @@ def main() -> None:
                                          str(MEMTABLE_BYTES)})
             figures[way].append(json.loads(answer.stdout.splitlines()[-1]))
             print(f"run {run + 1} {way:>6}: {figures[way][-1]}", flush=True)
-    keys = ("before_mb", "peak_mb", "after_mb", "seconds")
+    keys = ("before_mb", "flush_peak_mb", "peak_mb", "after_mb", "seconds")
     median = {way: {key: statistics.median(run[key] for run in runs) for key in keys}
               for way, runs in figures.items()}
     print(f"\n{args.rows:,} rows of {DIMENSION}-d in {FILES} files, "
-          f"{'HNSW' if args.index else 'no'} index, median of {args.runs}; the last flush "
-          "and the merge it starts:")
-    print(f"{'way':>8} {'VmRSS before':>13} {'VmHWM':>8} {'above':>8} {'VmRSS after':>12} "
+          f"{'HNSW' if args.index else 'no'} index, median of {args.runs}; the last flush, "
+          "then the merge it starts (and index builds), VmHWM (MB above VmRSS before):")
+    print(f"{'way':>8} {'VmRSS before':>13} {'flush':>14} {'merge':>14} {'VmRSS after':>12} "
           f"{'seconds':>8}")
     for way in WAYS:
         figure = median[way]
-        print(f"{way:>8} {figure['before_mb']:>10,.0f} MB {figure['peak_mb']:>5,.0f} MB "
-              f"{figure['peak_mb'] - figure['before_mb']:>5,.0f} MB "
+        flush, merge = (f"{figure[key]:,.0f} ({figure[key] - figure['before_mb']:,.0f})"
+                        for key in ("flush_peak_mb", "peak_mb"))
+        print(f"{way:>8} {figure['before_mb']:>10,.0f} MB {flush:>14} {merge:>14} "
               f"{figure['after_mb']:>9,.0f} MB {figure['seconds']:>8.1f}")
-    own, merged = median["own"], median["merged"]
-    print(f"merged / own: peak above before "
-          f"{(merged['peak_mb'] - merged['before_mb']) / (own['peak_mb'] - own['before_mb']):.2f}"
-          f", VmHWM {merged['peak_mb'] / own['peak_mb']:.2f}, "
-          f"time {merged['seconds'] / own['seconds']:.2f}")
+    own = median["own"]
+    own_above = own["peak_mb"] - own["before_mb"]
+    for way in WAYS[1:]:
+        figure = median[way]
+        print(f"{way} / own: merge peak above before "
+              f"{(figure['peak_mb'] - figure['before_mb']) / own_above:.2f}, "
+              f"its VmHWM {figure['peak_mb'] / own['peak_mb']:.2f}, "
+              f"time {figure['seconds'] / own['seconds']:.2f}")
 
 if __name__ == "__main__":
     main()

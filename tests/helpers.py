@@ -1,5 +1,5 @@
-"""Shared test helpers: the `phantoscope` command, where the original protocol lies, and the
-lock of the fixed operator ports."""
+"""Shared test helpers: the `phantoscope` command, where the original protocol lies, the
+lock of the fixed operator ports, and this process's resident memory."""
 
 from __future__ import annotations
 
@@ -61,3 +61,11 @@ def child_commands(pid: int) -> list[tuple[int, list[bytes]]]:
         except FileNotFoundError:
             continue
     return found
+
+
+def resident_mb() -> float:
+    """This process's VmRSS, in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")

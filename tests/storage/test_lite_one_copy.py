@@ -18,6 +18,7 @@ from milvus_lite import CollectionSchema, DataType, FieldSchema, MilvusLite
 from milvus_lite.index.faiss_hnsw import FaissHnswIndex
 from milvus_lite.storage.segment import Segment
 
+from helpers import resident_mb
 from phantoscope.storage import lite_one_copy, lite_search
 
 DIMENSION = 24
@@ -197,13 +198,6 @@ def test_the_tables_own_copy_is_freed(tmp_path: Path) -> None:
     assert held - pa.total_allocated_bytes() >= segment.vectors.nbytes
 
 
-def _resident_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
 def test_attaching_an_index_hands_the_copy_back_to_the_system(tmp_path: Path) -> None:
     vectors = np.random.default_rng(5).normal(size=(320_000, DIMENSION)).astype(np.float32)
     data_file = tmp_path / "data_000001_000001.parquet"
@@ -215,10 +209,10 @@ def test_attaching_an_index_hands_the_copy_back_to_the_system(tmp_path: Path) ->
     segment = Segment.load(str(data_file), "_default", "id", "vector")
     index = FaissHnswIndex.build(vectors, "IP", {"M": 4, "efConstruction": 8})
     del vectors
-    before = _resident_mb()
+    before = resident_mb()
     segment.attach_index(index)
     assert lite_one_copy.shares(segment, "vector")
-    assert before - _resident_mb() >= 0.8 * segment.vectors.nbytes / 1024**2
+    assert before - resident_mb() >= 0.8 * segment.vectors.nbytes / 1024**2
 
 
 @pytest.mark.parametrize(("metric", "index_type"), [("COSINE", "HNSW"), ("IP", "FLAT"),

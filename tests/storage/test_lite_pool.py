@@ -16,6 +16,7 @@ import pytest
 from milvus_lite import CollectionSchema, DataType, FieldSchema, MilvusLite
 from milvus_lite.storage.segment import Segment
 
+from helpers import resident_mb
 from phantoscope.storage import lite_pool, lite_search
 
 FREED_MB = 256  # what the test leaves freed in the pool
@@ -28,13 +29,6 @@ def installed_after() -> Iterator[None]:
         yield
     finally:
         lite_pool.install()
-
-
-def _resident_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def _collection(db: MilvusLite) -> Any:
@@ -52,14 +46,14 @@ def _held_after_a_flush(folder: Path) -> tuple[float, float]:
         collection.insert([{"id": 1, "vector": [1.0, 0.0, 0.0, 0.0]}])
         gc.collect()
         lite_pool.release_freed()
-        start = _resident_mb()
+        start = resident_mb()
         ones = pa.array(np.ones(1 << 18, dtype=np.float32))  # 1 MB
         buffers = [pc.multiply(ones, 2.0) for _ in range(FREED_MB)]  # from the pool
         del buffers
         gc.collect()
-        freed = _resident_mb() - start
+        freed = resident_mb() - start
         collection.flush()
-        return freed, _resident_mb() - start
+        return freed, resident_mb() - start
 
 
 def test_a_refresh_hands_the_pools_freed_memory_back(tmp_path: Path) -> None:

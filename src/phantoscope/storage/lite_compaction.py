@@ -50,20 +50,7 @@ def _merging(original: Callable[..., None]) -> Callable[..., None]:
 
 
 _swap = MethodSwap(_compaction_manager, "_compact_files", _merging)
-
-
-def install() -> None:
-    """Merge data files with `merge_files` wherever it applies, from now on."""
-    _swap.install()
-
-
-def uninstall() -> None:
-    """Back to milvus-lite's own merge for compactions from now on."""
-    _swap.uninstall()
-
-
-def installed() -> bool:
-    return _swap.installed
+install, uninstall, installed = _swap.install, _swap.uninstall, _swap.installed
 
 
 def merge_files(manager: Any, partition: str, partition_dir: str, files: Sequence[str],

@@ -14,6 +14,8 @@ and restarts read the data files on disk, which stay as milvus-lite wrote them.
 sidecar file at start-up) share this way, and then hands the memory Arrow's pool holds freed
 (the table's copy among it) back to the system (`lite_pool.release_freed`);
 `lite_search.install` calls it over the milvus-lite versions it was checked against.
+`uninstall` puts milvus-lite's own `attach_index` (two copies) back for indexes attached
+later; segments already sharing keep reading faiss's storage.
 """
 
 from __future__ import annotations
@@ -48,21 +50,7 @@ def _sharing(original: Callable[..., None]) -> Callable[..., None]:
 
 
 _swap = MethodSwap(_segment, "attach_index", _sharing)
-
-
-def install() -> None:
-    """Share the vectors of every HNSW index milvus-lite attaches to a segment from now on."""
-    _swap.install()
-
-
-def uninstall() -> None:
-    """Back to milvus-lite's own `attach_index` (two copies) for indexes attached from now on;
-    segments already sharing keep reading faiss's storage."""
-    _swap.uninstall()
-
-
-def installed() -> bool:
-    return _swap.installed
+install, uninstall, installed = _swap.install, _swap.uninstall, _swap.installed
 
 
 def share(segment: Any, field: str, index: Any) -> bool:

@@ -57,16 +57,4 @@ def _dropping_first(original: Callable[..., None]) -> Callable[..., None]:
 
 
 _swap = MethodSwap(_collection, "_refresh_segment_cache", _dropping_first)
-
-
-def install() -> None:
-    """Refresh segment caches dropping first and releasing after, from now on."""
-    _swap.install()
-
-
-def uninstall() -> None:
-    _swap.uninstall()
-
-
-def installed() -> bool:
-    return _swap.installed
+install, uninstall, installed = _swap.install, _swap.uninstall, _swap.installed

@@ -13,7 +13,8 @@ __all__ = ["MethodSwap"]
 class MethodSwap:
     """``owner().name`` replaced by ``replacement(original)`` on `install`, at most once at a
     time, and the original put back on `uninstall`. ``owner`` is called only then, so that
-    milvus-lite is imported only where it is used."""
+    milvus-lite is imported only where it is used. A module that swaps one method exports
+    the three bound methods as its own ``install``, ``uninstall`` and ``installed``."""
 
     def __init__(self, owner: Callable[[], type], name: str,
                  replacement: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
@@ -37,6 +38,5 @@ class MethodSwap:
             setattr(self._owner(), self._name, self._original)
             self._original = None
 
-    @property
     def installed(self) -> bool:
         return self._original is not None

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from milvus_lite import CollectionSchema, DataType, FieldSchema, MilvusLite
+from milvus_lite import CollectionSchema, DataType, FieldSchema, MilvusLite, constants
 from milvus_lite.engine import compaction
 
 from phantoscope.storage import lite_compaction, lite_search
@@ -103,3 +103,41 @@ def test_merging_without_a_copy_leaves_what_milvus_lite_s_merge_leaves(
     # copy; upserted keys: milvus-lite's merge
     assert ways == [True, True, False]
     assert any(len(rows) == SEGMENT_CAP for rows in _data_files(tmp_path / "own").values())
+
+
+@pytest.mark.parametrize("ours", [True, False])
+def test_a_merge_holds_one_files_rows_at_a_time(tmp_path: Path, ours: bool,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+
+    (lite_compaction.install if ours else lite_compaction.uninstall)()
+    files, rows, dimension = 12, 5000, 256  # a file's vectors: 5 MB
+    vectors = np.random.default_rng(3).normal(size=(files * rows, dimension))
+    for holder in (compaction, constants):  # milvus-lite's own cap: one segment
+        monkeypatch.setattr(holder, "MAX_SEGMENT_ROWS", 100_000)
+    monkeypatch.setattr(compaction, "COMPACTION_MIN_FILES_PER_BUCKET", 99)  # not yet
+    with MilvusLite(str(tmp_path)) as db:
+        collection = db.create_collection("photos", CollectionSchema(fields=[
+            FieldSchema(name="id", dtype=DataType.INT64, is_primary=True),
+            FieldSchema(name="vector", dtype=DataType.FLOAT_VECTOR, dim=dimension)]))
+        for start in range(0, files * rows, rows):
+            collection.insert([{"id": key, "vector": vectors[key].tolist()}
+                               for key in range(start, start + rows)])
+            collection.flush()
+        collection._wait_for_bg(timeout=60)
+        monkeypatch.setattr(compaction, "COMPACTION_MIN_FILES_PER_BUCKET", 4)
+        default = pa.default_memory_pool()
+        pool = pa.proxy_memory_pool(default)  # the merge's allocations, and their peak
+        pa.set_memory_pool(pool)
+        try:
+            assert collection._compaction_mgr.maybe_compact(
+                "_default", collection._manifest, collection._delta_index)
+        finally:
+            pa.set_memory_pool(default)
+        all_vectors = files * rows * dimension * 4
+        # milvus-lite's merge holds all it merges at once (and copies it); ours one file
+        assert (pool.max_memory() < all_vectors) if ours else (
+            pool.max_memory() > 2 * all_vectors)
+        collection._refresh_segment_cache()
+        (segment,) = collection._segments_snapshot()
+        assert np.array_equal(segment.vectors, vectors.astype(np.float32))

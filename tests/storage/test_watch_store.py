@@ -23,14 +23,29 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _watched(database: tuple[str, str], job: int) -> tuple[MetaStore, WatchStore, JobStore]:
-    """A fresh store holding a running watch ``job`` into application "album"."""
+def _watched(database: tuple[str, str], job: int, claim: str | None = None
+             ) -> tuple[MetaStore, WatchStore, JobStore]:
+    """A fresh store holding a running watch ``job`` into application "album", its first
+    scan claimed under ``claim``."""
     meta = MetaStore(database[1])
     meta.add(ApplicationRow(name="album", bucket="b"), "adding an application")
     watches = WatchStore(meta)
     watches.add_watch(JobRow(id=job, kind="watch", application="album", field="photo",
-                             source={"folder": "/photos"}, state="running", total=0))
+                             source={"folder": "/photos"}, state="running", total=0),
+                      claim=claim)
     return meta, watches, JobStore(meta)
+
+
+def test_a_watch_started_with_its_first_scan_claimed_is_scanned_by_its_starter(database):
+    meta, watches, jobs = _watched(database, 7, claim="starter")
+    try:
+        due, old = _now() + timedelta(seconds=1), _now() - timedelta(hours=1)
+        assert not watches.claim_scan(7, "job-runner", due, old)  # held, and not stale
+        assert watches.record_scan(7, "starter", ScanResult(
+            [NewItem("a.jpg", 11)], [WatchedFile("a.jpg", 100, 1, 11)], []))
+        assert jobs.get_job(7).total == 1
+    finally:
+        meta.close()
 
 
 def test_one_server_scans_at_a_time_and_only_its_claim_records(database):

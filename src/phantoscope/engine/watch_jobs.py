@@ -1,5 +1,6 @@
 """Starting a watch job: its folder checked as an import's is, the job recorded running
-with its scan lease, and its first scan made at once (so that the answer has its total)."""
+with its first scan already claimed (no job runner takes it meanwhile), and that scan made
+at once, so that the answer has its total."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from phantoscope.engine.context import Stores
 from phantoscope.engine.errors import BadRequestError, ConflictError
 from phantoscope.engine.ids import new_id
 from phantoscope.engine.import_sources import checked_folder, import_roots
-from phantoscope.engine.watch_scan import scan_if_due
+from phantoscope.engine.watch_scan import scan_claimed, scan_token
 from phantoscope.storage.job_rows import JobRow
 from phantoscope.storage.job_store import JobStore
 from phantoscope.storage.watch_store import WatchStore
@@ -33,6 +34,7 @@ def start_watch(stores: Stores, source: object, application: str, field: str,
     job = JobRow(id=new_id(), kind="watch", application=application, field=field,
                  source={"folder": folder}, attributes=attributes, state="running", total=0,
                  started_at=datetime.now(UTC).replace(tzinfo=None))
-    WatchStore(stores.meta).add_watch(job)
-    scan_if_due(stores, job, f"start:{os.getpid()}")
+    token = scan_token(f"start:{os.getpid()}")
+    WatchStore(stores.meta).add_watch(job, claim=token)
+    scan_claimed(stores, job, token)
     return job.id

@@ -38,17 +38,28 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def scan_token(worker: str) -> str:
+    """A claim token for one scan by ``worker``."""
+    return f"{worker}:{uuid.uuid4().hex[:16]}"
+
+
 def scan_if_due(stores: Stores, job: JobRow, worker: str) -> bool:
     """Scan the watch's folder if its next scan is due and no other server is scanning it;
     whether this call scanned it."""
     settings = stores.settings
-    watches = WatchStore(stores.meta)
-    token = f"{worker}:{uuid.uuid4().hex[:16]}"
+    token = scan_token(worker)
     now = _now()
-    if not watches.claim_scan(job.id, token,
-                              scanned_before=now - timedelta(seconds=settings.watch_interval_s),
-                              stale_before=now - timedelta(seconds=settings.job_lease_s)):
+    if not WatchStore(stores.meta).claim_scan(
+            job.id, token, scanned_before=now - timedelta(seconds=settings.watch_interval_s),
+            stale_before=now - timedelta(seconds=settings.job_lease_s)):
         return False
+    scan_claimed(stores, job, token)
+    return True
+
+
+def scan_claimed(stores: Stores, job: JobRow, token: str) -> None:
+    """Scan the watch's folder under the claim ``token`` holds, and record what it found."""
+    watches = WatchStore(stores.meta)
     try:
         result = _scan(stores, job, watches)
     except BaseException:
@@ -59,7 +70,6 @@ def scan_if_due(stores: Stores, job: JobRow, worker: str) -> bool:
                     "another server scans the folder again", job.id)
     elif result is not None and result.items:
         log.info("watch %d: %d changes in %s", job.id, len(result.items), job.source["folder"])
-    return True
 
 
 def _scan(stores: Stores, job: JobRow, watches: WatchStore) -> ScanResult | None:

@@ -65,12 +65,14 @@ class WatchStore:
     def __init__(self, meta: MetaStore) -> None:
         self.meta = meta
 
-    def add_watch(self, job: JobRow) -> None:
-        """The watch job with its (unclaimed, never scanned) watch row."""
+    def add_watch(self, job: JobRow, claim: str | None = None) -> None:
+        """The watch job with its never scanned watch row, its first scan claimed under
+        ``claim`` (unclaimed: None)."""
         with self.meta.session("recording a watch") as session:
             session.add(job)
             session.flush()
-            session.add(WatchRow(job_id=job.id))
+            session.add(WatchRow(job_id=job.id, claim=claim,
+                                 claimed_at=None if claim is None else _now()))
 
     def claim_scan(self, job_id: int, token: str, scanned_before: datetime,
                    stale_before: datetime) -> bool:

@@ -492,6 +492,9 @@ def run(uri: str, args: argparse.Namespace, server_pid: int | None) -> None:
             measure_at(store, loaded, args, centres, watch, server_pid, background, peak)
             print(f"elapsed since the first insert: {time.perf_counter() - started:.0f} s",
                   flush=True)
+    except SystemExit as stop:  # said before the clean-up, which can fail and hide it
+        print(stop, flush=True)
+        raise
     finally:
         store.drop_collection(COLLECTION)
         store.close()

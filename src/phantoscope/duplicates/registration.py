@@ -10,7 +10,8 @@ bits apart, closer than most crops of 5 %), a residual after alignment can.
 The alignment is Gauss-Newton on the affine map ``B(M x + t)`` and the tone ``g B + h``
 (Lucas-Kanade, forwards additive), coarse to fine over 8, 16, 32 and 64-pixel thumbnails
 (2 x 2 means of the stored 64 x 64 one), many pairs at once in numpy: each pixel cell's
-bilinear patch is worked out once a level, so that a sample gathers its four coefficients.
+bilinear patch is worked out once a level, so that a sample gathers its four coefficients,
+and a pair whose map has stopped moving takes no more steps at that level.
 The eight turns and mirrorings are tried at 8 pixels, the best two again at 16; at 16 and
 32 pixels a fit afresh competes with the one carried up from below. Coordinates run from -1
 to 1 across each thumbnail, so the map is independent of either picture's size and shape.

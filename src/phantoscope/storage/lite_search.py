@@ -21,7 +21,7 @@ directly rather than through Lite's loopback gRPC server (≈ 3 ms a search on 2
 Anything it does not handle (keys that are not integers, a caller without a projection)
 goes to the original. `install` puts it in place, makes indexed segments hold their
 vectors once (`lite_one_copy`), merges of fresh keys copy no rows (`lite_compaction`) and
-what Arrow's pool holds freed go back to the system after each refresh of the segments
+what Arrow's pool holds freed goes back to the system after each refresh of the segments
 (`lite_pool`), only over versions it was checked against (`TESTED_VERSIONS`;
 tests/storage/test_lite_search.py compares both executors on real collections with upserts,
 deletes, partitions and unflushed rows).

@@ -121,19 +121,22 @@ def timed_ms(run: Callable[[], object]) -> float:
 # -- processes --------------------------------------------------------------------------------
 
 
+def status_mb(pid: int | str, field: str) -> float:
+    """A ``/proc/<pid>/status`` memory field in kB (VmRSS, VmHWM), in MB; 0 where the process
+    has none (a zombie holds no memory)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def peak_rss_mb(pid: int) -> float:
     """The process's peak resident memory (VmHWM) in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for process {pid}")
+    return status_mb(pid, "VmHWM")
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    return status_mb(pid, "VmRSS")
 
 
 def _listening_inodes(port: int) -> set[str]:

@@ -69,7 +69,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import Latency, descendants, print_table, timed_ms
+from common import Latency, descendants, print_table, status_mb, timed_ms
 
 from phantoscope.engine.filters import matches, milvus_expression, parse_filter
 from phantoscope.storage import lite_compaction, lite_one_copy, lite_search
@@ -155,14 +155,6 @@ def record(payload: VectorPayload) -> dict[str, Any]:
 
 
 # -- memory ----------------------------------------------------------------------------------
-
-
-def status_mb(pid: int | str, field: str) -> float:
-    """A ``/proc/<pid>/status`` field in kB (VmRSS, VmHWM), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def available_gb() -> float:

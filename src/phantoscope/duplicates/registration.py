@@ -128,14 +128,14 @@ def _pixels(params: np.ndarray, x: np.ndarray, y: np.ndarray, size: int):
     return px.astype(np.float32, copy=False), py.astype(np.float32, copy=False)
 
 
-def _step(a: np.ndarray, b: np.ndarray, params: np.ndarray, size: int,
+def _step(a: np.ndarray, cells: np.ndarray, params: np.ndarray, size: int,
           iterations: int) -> np.ndarray:
-    """Gauss-Newton on params (P, 8): the affine map (m11 m12 m21 m22 tx ty) and tone
-    (g h); returns the params after ``iterations`` steps, or fewer for a pair whose map
-    moved less than CONVERGED_PIXELS in a step (it stays where it is from then on)."""
+    """Gauss-Newton on params (P, 8) laying B (its `_cells`) over A: the affine map (m11 m12
+    m21 m22 tx ty) and tone (g h); returns the params after ``iterations`` steps, or fewer
+    for a pair whose map moved less than CONVERGED_PIXELS in a step (it stays where it is
+    from then on)."""
     x, y = (axis.astype(np.float32) for axis in _grid(size))
     target = a.reshape(len(a), -1)
-    cells = _cells(b)
     params = params.copy()
     going = np.arange(len(a))
     # the Jacobian's 8 columns and the residual, (P, 9, N): their products in one call
@@ -220,16 +220,25 @@ def _sane(params: np.ndarray) -> np.ndarray:
 
 
 def _fit(a: np.ndarray, b: np.ndarray, params: np.ndarray, size: int) -> np.ndarray:
-    return _step(a, b, params, size, ITERATIONS[size])
+    return _step(a, _cells(b), params, size, ITERATIONS[size])
 
 
-def _scores(a: np.ndarray, b: np.ndarray, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The residual over the overlap and over its worst block, both as shares of A's
-    variance there."""
+def _fit_scored(a: np.ndarray, b: np.ndarray, params: np.ndarray, size: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """`_fit`, and the `_residual` the fitted params leave, B's cells worked out once."""
+    cells = _cells(b)
+    fitted = _step(a, cells, params, size, ITERATIONS[size])
+    return fitted, _residual(a, cells, fitted)
+
+
+def _scores(a: np.ndarray, cells: np.ndarray, params: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The residual of B (its `_cells`) laid over A by ``params``, over the overlap and over
+    its worst block, both as shares of A's variance there."""
     size = a.shape[-1]
     x, y = _grid(size)
     gain, bias = params[:, [6]], params[:, [7]]
-    values, _, _, inside = _sample(_cells(b), *_pixels(params, x, y, size), size)
+    values, _, _, inside = _sample(cells, *_pixels(params, x, y, size), size)
     target = a.reshape(len(a), -1)
     squared = ((gain * values + bias - target) ** 2) * inside
     covered = np.maximum(inside.sum(axis=1), 1)
@@ -245,18 +254,17 @@ def _scores(a: np.ndarray, b: np.ndarray, params: np.ndarray) -> tuple[np.ndarra
     return residual, block.reshape(len(a), -1).max(axis=1)
 
 
-def _residual(a: np.ndarray, b: np.ndarray, params: np.ndarray) -> np.ndarray:
+def _residual(a: np.ndarray, cells: np.ndarray, params: np.ndarray) -> np.ndarray:
     """The overall residual, infinite where the map is out of bounds."""
-    return np.where(_sane(params), _scores(a, b, params)[0], np.inf)
+    return np.where(_sane(params), _scores(a, cells, params)[0], np.inf)
 
 
 def _fit_each(a: np.ndarray, b: np.ndarray, starts: list[np.ndarray], size: int):
     """Fit each pair from each of ``starts`` in one batch (one Python loop, not one a
     start); the (S, P, 8) params and (S, P) residuals."""
     count = len(starts)
-    params = _fit(np.concatenate([a] * count), np.concatenate([b] * count),
-                  np.concatenate(starts), size)
-    residual = _residual(np.concatenate([a] * count), np.concatenate([b] * count), params)
+    params, residual = _fit_scored(np.concatenate([a] * count), np.concatenate([b] * count),
+                                   np.concatenate(starts), size)
     return params.reshape(count, len(a), 8), residual.reshape(count, len(a))
 
 
@@ -277,18 +285,18 @@ def _orientation(a: np.ndarray, b: np.ndarray, start: np.ndarray):
     pairs = np.arange(len(a))
     small_a, small_b = _shrink(a, coarse), _shrink(b, coarse)
     views = np.concatenate([oriented(small_b, which) for which in range(8)])
-    tried = _fit(np.concatenate([small_a] * 8), views, np.concatenate([start] * 8), coarse)
-    residuals = _residual(np.concatenate([small_a] * 8), views, tried).reshape(8, len(a))
-    tried = tried.reshape(8, len(a), 8)
+    tried, residuals = _fit_scored(np.concatenate([small_a] * 8), views,
+                                   np.concatenate([start] * 8), coarse)
+    tried, residuals = tried.reshape(8, len(a), 8), residuals.reshape(8, len(a))
     best_two = np.argsort(residuals, axis=0)[:2]
     finer_a, finer_b = _shrink(a, next_size), _shrink(b, next_size)
     turned = np.concatenate([
         np.stack([oriented(finer_b[index], view) for index, view in enumerate(which)])
         for which in best_two])
-    params = _fit(np.concatenate([finer_a] * 2), turned,
-                  np.concatenate([tried[which, pairs] for which in best_two]), next_size)
-    residual = _residual(np.concatenate([finer_a] * 2), turned, params).reshape(2, len(a))
-    rank = residual.argmin(axis=0)
+    _, residual = _fit_scored(np.concatenate([finer_a] * 2), turned,
+                              np.concatenate([tried[which, pairs] for which in best_two]),
+                              next_size)
+    rank = residual.reshape(2, len(a)).argmin(axis=0)
     orientation = best_two[rank, pairs]
     return orientation, tried[orientation, pairs]
 
@@ -309,7 +317,7 @@ def align(a: np.ndarray, b: np.ndarray) -> Alignment:
     if going.any():
         params[going] = _fit(a[going], turned[going], params[going], LEVELS[-1])
     aligned = _sane(params)
-    residual, worst = _scores(a, turned, params)
+    residual, worst = _scores(a, _cells(turned), params)
     determinant = np.abs(params[:, 0] * params[:, 3] - params[:, 1] * params[:, 2])
     return Alignment(
         residual=np.where(aligned, residual, np.inf),

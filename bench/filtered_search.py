@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import ctypes
 import logging
 import os
 import tempfile
@@ -79,6 +80,7 @@ from phantoscope.storage.vectors import FILTER_FIELDS, VectorPayload
 TOPK = 10
 CHUNK = 10_000
 PEAK_SAMPLE_S = 0.1
+PEAK_DESCRIBED_MB = 64  # the peak is described again once it has grown this much
 PROGRESS_ROWS = 100_000
 CENTRES = 200
 DATA_SEED, PAYLOAD_SEED, QUERY_SEED = 0, 1, 2
@@ -267,11 +269,12 @@ class PeakWatch(threading.Thread):
     """VmRSS sampled every PEAK_SAMPLE_S: the highest seen, when, and the background's last
     log lines before it (what the process was doing at its peak)."""
 
-    def __init__(self, background: BackgroundLog) -> None:
+    def __init__(self, background: BackgroundLog, collection: Callable[[], Any]) -> None:
         super().__init__(daemon=True)
         self.background = background
-        self.highest_mb = 0.0
-        self.at = ""
+        self.collection = collection
+        self.highest_mb = self.described_mb = 0.0
+        self.at = self.held = ""
 
     def run(self) -> None:
         while True:
@@ -281,11 +284,48 @@ class PeakWatch(threading.Thread):
                 self.highest_mb = rss
                 self.at = (f"{elapsed:.0f} s after the store opened; the background's last "
                            f"lines before it: {' | '.join(self.background.recent) or 'none'}")
+                if rss > self.described_mb + PEAK_DESCRIBED_MB:
+                    self.described_mb = rss
+                    self.held = held_at(self.collection)
             time.sleep(PEAK_SAMPLE_S)
 
     def __str__(self) -> str:
         return (f"highest VmRSS sampled every {PEAK_SAMPLE_S} s: {self.highest_mb:,.0f} MB, "
-                f"{self.at}")
+                f"{self.at}; near it ({self.described_mb:,.0f} MB): {self.held or '—'}")
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def held_at(find: Callable[[], Any]) -> str:
+    """What holds memory now (private APIs; benchmark only): the cached segments' Arrow
+    tables and numpy vectors where not read from faiss's storage, their faiss indexes, Arrow's
+    pool, and glibc's heap (in use, and freed but kept)."""
+    import pyarrow as pa
+
+    mb = 1024**2
+    try:
+        segments = tuple(find()._segment_cache.values())
+    except Exception as error:  # no collection yet, or the cache changed while read
+        return f"segments not read ({type(error).__name__})"
+    unindexed = [s for s in segments if VECTOR_FIELD not in s.indexes]
+    shared = [s for s in segments if lite_one_copy.shares(s, VECTOR_FIELD)]
+    tables = sum(s.table.nbytes for s in segments) - sum(s.vectors.nbytes for s in shared)
+    stored = sum(index.ntotal * index.d * 4 for s in segments
+                 if (index := getattr(s.indexes.get(VECTOR_FIELD), "_index", None)) is not None)
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _Mallinfo2
+    heap = libc.mallinfo2()
+    pool = pa.default_memory_pool()
+    return (f"{len(segments)} segments, {len(unindexed)} unindexed "
+            f"({sum(s.num_rows for s in unindexed):,} rows); Arrow tables {tables / mb:,.0f} MB; "
+            f"faiss vectors {stored / mb:,.0f} MB; Arrow pool ({pool.backend_name}) "
+            f"{pool.bytes_allocated() / mb:,.0f} MB allocated; glibc heap in use "
+            f"{(heap.uordblks + heap.hblkhd) / mb:,.0f} MB, freed and kept "
+            f"{heap.fordblks / mb:,.0f} MB")
 
 
 # -- store -----------------------------------------------------------------------------------
@@ -464,7 +504,8 @@ def run(uri: str, args: argparse.Namespace, server_pid: int | None) -> None:
     for name in ("milvus_lite.engine", lite_compaction.__name__):
         logging.getLogger(name).addHandler(background)
         logging.getLogger(name).setLevel(logging.INFO)
-    peak = PeakWatch(background)
+    peak = PeakWatch(background, lambda: lite_search.local_collection(store.uri, COLLECTION)
+                     if store.is_lite else None)
     peak.start()
     backend = "Milvus Lite" if store.is_lite else "Milvus server"
     print(f"{backend}: up to {args.vectors:,} vectors of {args.dimension}-d, measured at "

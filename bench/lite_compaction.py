@@ -1,17 +1,18 @@
-"""Memory of Milvus Lite's compactions: milvus-lite's own merge and segment cache refresh
-against `lite_compaction`'s merge and `lite_pool`'s refresh.
+"""Memory of Milvus Lite's compactions: milvus-lite's own merge, segment cache refresh and
+data file read against `lite_compaction`'s merge, `lite_pool`'s refresh and `lite_file_read`.
 
 Each way runs in a fresh child process, taking turns (``--runs`` each): a Milvus Lite
 collection of 1280-d vectors takes ``--rows`` rows with fresh keys in four flushed files, as
 an import's flushes write them; the fourth flush starts milvus-lite's background merge of
 the four (into segments of at most 100k rows), its refresh of the segment cache and, with
 ``--index``, the merged segments' index builds. The ways: ``own`` (milvus-lite's merge and
-refresh), ``merged`` (`lite_compaction.merge_files`, milvus-lite's refresh) and ``pooled``
-(both of ours, as the engine runs). Printed per way: the child's VmRSS before the last
-flush; its peak resident memory (VmHWM) during that flush (the rows written from the
-memtable: the same for every way) and from the flush's return until the merge and index
-builds are done, and how far each is above; VmRSS after; the wall time; and the ratios of
-each way to ``own``.
+refresh), ``merged`` (`lite_compaction.merge_files`, milvus-lite's refresh), ``pooled`` (that
+and `lite_pool`'s refresh) and ``once`` (that and `lite_file_read`'s read of the merged files
+into one buffer per vector column: all of ours, as the engine runs). Printed per way: the
+child's VmRSS before the last flush; its peak resident memory (VmHWM) during that flush (the
+rows written from the memtable: the same for every way) and from the flush's return until
+the merge and index builds are done, and how far each is above; VmRSS after; the wall time;
+and the ratios of each way to ``own``.
 
     .venv/bin/python bench/lite_compaction.py [--rows 200000] [--runs 2] [--index]
 
@@ -39,7 +40,7 @@ DIMENSION = 1280
 BATCH = 2000
 FILES = 4  # flushed files: milvus-lite merges four of a size
 MEMTABLE_BYTES = 8 << 30  # so that only the bench's flushes write files
-WAYS = ("own", "merged", "pooled")
+WAYS = ("own", "merged", "pooled", "once")
 
 
 def child(way: str, rows: int, index: bool) -> dict:
@@ -48,10 +49,12 @@ def child(way: str, rows: int, index: bool) -> dict:
     import pyarrow as pa
     from milvus_lite import CollectionSchema, DataType, FieldSchema, MilvusLite
 
-    from phantoscope.storage import lite_compaction, lite_pool, lite_search
+    from phantoscope.storage import lite_compaction, lite_file_read, lite_pool, lite_search
 
     assert lite_search.install()
-    if way != "pooled":
+    if way != "once":
+        lite_file_read.uninstall()
+    if way not in ("pooled", "once"):
         lite_pool.uninstall()
     if way == "own":
         lite_compaction.uninstall()

@@ -20,9 +20,10 @@ are filtered the same way (`lite_filter.table_mask`), so the top-k is complete.
 directly rather than through Lite's loopback gRPC server (≈ 3 ms a search on 2 slow cores).
 Anything it does not handle (keys that are not integers, a caller without a projection)
 goes to the original. `install` puts it in place, makes indexed segments hold their
-vectors once (`lite_one_copy`), merges of fresh keys copy no rows (`lite_compaction`) and
+vectors once (`lite_one_copy`), merges of fresh keys copy no rows (`lite_compaction`),
 what Arrow's pool holds freed goes back to the system after each refresh of the segments
-(`lite_pool`), only over versions it was checked against (`TESTED_VERSIONS`;
+(`lite_pool`) and segments read from files of several row groups hold their vectors once
+(`lite_file_read`), only over versions it was checked against (`TESTED_VERSIONS`;
 tests/storage/test_lite_search.py compares both executors on real collections with upserts,
 deletes, partitions and unflushed rows).
 """
@@ -40,7 +41,13 @@ from typing import Any
 
 import numpy as np
 
-from phantoscope.storage import lite_compaction, lite_filter, lite_one_copy, lite_pool
+from phantoscope.storage import (
+    lite_compaction,
+    lite_file_read,
+    lite_filter,
+    lite_one_copy,
+    lite_pool,
+)
 
 __all__ = ["TESTED_VERSIONS", "install", "installed", "is_lite_error", "local_collection",
            "memtable_snapshot", "search_with_index"]
@@ -83,6 +90,7 @@ def install() -> bool:
         lite_one_copy.install()
         lite_compaction.install()
         lite_pool.install()
+        lite_file_read.install()
         return True
 
 

@@ -1,5 +1,5 @@
-"""A method of a milvus-lite class replaced by one of ours, and put back (`lite_one_copy`,
-`lite_compaction`)."""
+"""A method of a milvus-lite class (or a function of one of its modules) replaced by one of
+ours, and put back (`lite_one_copy`, `lite_compaction`, `lite_pool`, `lite_file_read`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class MethodSwap:
     milvus-lite is imported only where it is used. A module that swaps one method exports
     the three bound methods as its own ``install``, ``uninstall`` and ``installed``."""
 
-    def __init__(self, owner: Callable[[], type], name: str,
+    def __init__(self, owner: Callable[[], Any], name: str,
                  replacement: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
         self._owner, self._name, self._replacement = owner, name, replacement
         self._original: Callable[..., Any] | None = None

@@ -294,6 +294,17 @@ class PeakWatch(threading.Thread):
                 f"{self.at}; near it ({self.described_mb:,.0f} MB): {self.held or '—'}")
 
 
+def _vectors_in_table(segment: Any) -> bool:
+    """Whether ``segment``'s numpy vectors are a view of its table's vector column."""
+    if not segment.vectors.size:
+        return True
+    column = segment.table.column(VECTOR_FIELD)
+    if column.num_chunks != 1:
+        return False
+    values = column.chunk(0).flatten()
+    return segment.vectors.ctypes.data == values.buffers()[1].address + 4 * values.offset
+
+
 class _Mallinfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in (
         "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
@@ -302,8 +313,9 @@ class _Mallinfo2(ctypes.Structure):
 
 def held_at(find: Callable[[], Any]) -> str:
     """What holds memory now (private APIs; benchmark only): the cached segments' Arrow
-    tables and numpy vectors where not read from faiss's storage, their faiss indexes, Arrow's
-    pool, and glibc's heap (in use, and freed but kept)."""
+    tables (their vectors where not read from faiss's storage), numpy vectors that are not a
+    view of their table (milvus-lite joins a vector column of several chunks into a copy),
+    their faiss indexes, Arrow's pool, and glibc's heap (in use, and freed but kept)."""
     import pyarrow as pa
 
     mb = 1024**2
@@ -314,6 +326,7 @@ def held_at(find: Callable[[], Any]) -> str:
     unindexed = [s for s in segments if VECTOR_FIELD not in s.indexes]
     shared = [s for s in segments if lite_one_copy.shares(s, VECTOR_FIELD)]
     tables = sum(s.table.nbytes for s in segments) - sum(s.vectors.nbytes for s in shared)
+    apart = sum(s.vectors.nbytes for s in segments if not _vectors_in_table(s))
     stored = sum(index.ntotal * index.d * 4 for s in segments
                  if (index := getattr(s.indexes.get(VECTOR_FIELD), "_index", None)) is not None)
     libc = ctypes.CDLL("libc.so.6")
@@ -322,6 +335,7 @@ def held_at(find: Callable[[], Any]) -> str:
     pool = pa.default_memory_pool()
     return (f"{len(segments)} segments, {len(unindexed)} unindexed "
             f"({sum(s.num_rows for s in unindexed):,} rows); Arrow tables {tables / mb:,.0f} MB; "
+            f"numpy vectors apart from their tables {apart / mb:,.0f} MB; "
             f"faiss vectors {stored / mb:,.0f} MB; Arrow pool ({pool.backend_name}) "
             f"{pool.bytes_allocated() / mb:,.0f} MB allocated; glibc heap in use "
             f"{(heap.uordblks + heap.hblkhd) / mb:,.0f} MB, freed and kept "

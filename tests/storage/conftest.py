@@ -5,6 +5,7 @@ started once with `phantoscope.storage.milvus_server.LocalMilvusServer` (2-10 s,
 free ports, so parallel sessions do not collide), or taken from
 ``$PHANTOSCOPE_TEST_MILVUS_URI`` when that names a running server. Fixtures here are seen
 only under tests/storage/; to share it with the API tests, move it to tests/conftest.py.
+`lite_swaps` installs our Milvus Lite executor and swaps for a test that takes some out.
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ from collections.abc import Iterator
 import pytest
 
 from backends import drop_database, fresh_database
+from phantoscope.storage import (
+    lite_compaction,
+    lite_file_read,
+    lite_one_copy,
+    lite_pool,
+    lite_search,
+)
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +61,15 @@ def database(request, tmp_path) -> Iterator[tuple[str, str]]:
         yield kind, url
     finally:
         drop_database(url)
+
+
+@pytest.fixture
+def lite_swaps() -> Iterator[None]:
+    """`lite_search.install()` before the test, and after it every swap that installs put
+    back, whichever the test uninstalled (as a store on Lite runs)."""
+    assert lite_search.install()
+    try:
+        yield
+    finally:
+        for swap in (lite_one_copy, lite_compaction, lite_pool, lite_file_read):
+            swap.install()

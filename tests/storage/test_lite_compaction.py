@@ -4,7 +4,6 @@ fresh keys, tombstones, upserts and a merge past the segment cap."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 from milvus_lite import CollectionSchema, DataType, FieldSchema, MilvusLite, constants
 from milvus_lite.engine import compaction
 
-from phantoscope.storage import lite_compaction, lite_search
+from phantoscope.storage import lite_compaction
 
 DIMENSION = 8
 VECTORS = np.random.default_rng(5).normal(size=(2000, DIMENSION)).astype(np.float32)
@@ -21,14 +20,9 @@ SEGMENT_CAP = 250  # milvus-lite's cap, lowered so that a merge of four files pa
 
 
 @pytest.fixture(autouse=True)
-def installed_after(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def lowered_cap(monkeypatch: pytest.MonkeyPatch, lite_swaps: None) -> None:
     monkeypatch.setattr(compaction, "MAX_SEGMENT_ROWS", SEGMENT_CAP)
     monkeypatch.setattr("milvus_lite.constants.MAX_SEGMENT_ROWS", SEGMENT_CAP)
-    assert lite_search.install()
-    try:
-        yield
-    finally:
-        lite_compaction.install()
 
 
 def _rows(keys: range | list[int], generation: int) -> list[dict]:

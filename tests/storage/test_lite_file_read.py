@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 from milvus_lite import CollectionSchema, DataType, FieldSchema, MilvusLite
 
-from phantoscope.storage import lite_file_read, lite_search
+from phantoscope.storage import lite_file_read
 
 ROWS, GROUP = 1000, 300  # four row groups, the last one short
 
 
-@pytest.fixture(autouse=True)
-def installed_after() -> Iterator[None]:
-    assert lite_search.install()
-    try:
-        yield
-    finally:
-        lite_file_read.install()
+pytestmark = pytest.mark.usefixtures("lite_swaps")
 
 
 def _vectors(rows: int, width: int, seed: int) -> pa.FixedSizeListArray:

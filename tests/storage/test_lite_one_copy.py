@@ -19,7 +19,7 @@ from milvus_lite.index.faiss_hnsw import FaissHnswIndex
 from milvus_lite.storage.segment import Segment
 
 from helpers import resident_mb
-from phantoscope.storage import lite_one_copy, lite_search
+from phantoscope.storage import lite_one_copy
 
 DIMENSION = 24
 VECTORS = np.random.default_rng(3).normal(size=(1200, DIMENSION)).astype(np.float32)
@@ -27,17 +27,14 @@ QUERIES = np.random.default_rng(4).normal(size=(8, DIMENSION)).astype(np.float32
 
 
 @pytest.fixture(autouse=True)
-def one_thread_and_installed() -> Iterator[None]:
+def one_thread(lite_swaps: None) -> Iterator[None]:
     """One faiss thread, so that two collections built from the same rows get the same HNSW
-    graphs; the sharing installed (as a store on Lite installs it)."""
+    graphs; the sharing installed (`lite_swaps`, as a store on Lite installs it)."""
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
-    assert lite_search.install()
-    lite_one_copy.install()
     try:
         yield
     finally:
-        lite_one_copy.install()
         faiss.omp_set_num_threads(threads)
 
 

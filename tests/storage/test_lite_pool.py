@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +16,12 @@ from milvus_lite import CollectionSchema, DataType, FieldSchema, MilvusLite
 from milvus_lite.storage.segment import Segment
 
 from helpers import resident_mb
-from phantoscope.storage import lite_pool, lite_search
+from phantoscope.storage import lite_pool
 
 FREED_MB = 256  # what the test leaves freed in the pool
 
 
-@pytest.fixture(autouse=True)
-def installed_after() -> Iterator[None]:
-    assert lite_search.install()
-    try:
-        yield
-    finally:
-        lite_pool.install()
+pytestmark = pytest.mark.usefixtures("lite_swaps")
 
 
 def _collection(db: MilvusLite) -> Any:

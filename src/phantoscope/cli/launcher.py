@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +29,11 @@ from phantoscope.cli.worker_processes import operator_group
 from phantoscope.config import LOCAL_MILVUS_SERVER, ServerSettings
 from phantoscope.engine import registry
 from phantoscope.engine.context import Stores
-from phantoscope.operators.process_group import THREADS_VARIABLE, threads_per_process
+from phantoscope.operators.process_group import (
+    THREADS_VARIABLE,
+    threads_per_process,
+    wait_for_interrupt,
+)
 from phantoscope.zoo import DEFAULT_ENCODER
 
 DEFAULT_OPERATOR = "efficientnet-lite0"
@@ -178,7 +181,7 @@ def _serve_workers(
             workers.start()
             _announce(settings, console,
                       f" as {len(api_sockets)} processes (logs: {logs / 'api*.log'})")
-            threading.Event().wait()
+            wait_for_interrupt()
         except KeyboardInterrupt:
             pass
         finally:

@@ -32,6 +32,17 @@ WATCH_INTERVAL_S = 0.25
 FIRST_RESTART_DELAY_S = 0.5
 MAX_RESTART_DELAY_S = 30.0
 STABLE_AFTER_S = 30.0  # a process that ran this long restarts without delay next time
+INTERRUPT_POLL_S = 0.5
+
+
+def wait_for_interrupt() -> None:
+    """Block until Ctrl-C (or a SIGTERM turned into one) raises KeyboardInterrupt here, in
+    the main thread. In steps: a signal the kernel hands to another thread (the group's
+    watcher, a gRPC thread) never wakes a wait without a timeout, and Python runs its handler
+    only in the main thread, so an unbounded `threading.Event().wait()` could miss Ctrl-C
+    for good; a step's end lets the handler run."""
+    while True:
+        time.sleep(INTERRUPT_POLL_S)
 
 
 def usable_cores() -> int:

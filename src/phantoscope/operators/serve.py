@@ -11,7 +11,7 @@ import threading
 
 from phantoscope.config import OperatorSettings
 from phantoscope.operators.base import Operator
-from phantoscope.operators.process_group import ProcessGroup
+from phantoscope.operators.process_group import ProcessGroup, wait_for_interrupt
 from phantoscope.operators.server import OperatorServer
 
 log = logging.getLogger("phantoscope.operator")
@@ -77,7 +77,7 @@ def serve_group_forever(group: ProcessGroup) -> None:
             "serving on %d processes; register them as one operator with the endpoint %s",
             len(group.endpoints), group.endpoint_list,
         )
-        threading.Event().wait()
+        wait_for_interrupt()
     except KeyboardInterrupt:
         pass
     finally:

@@ -90,6 +90,23 @@ def test_a_pair_stops_stepping_once_it_has_converged(coffee, monkeypatch):
         assert getattr(early, figure) == pytest.approx(getattr(full, figure), abs=0.005)
 
 
+def test_a_pairs_figures_do_not_depend_on_the_pairs_aligned_beside_it(coffee):
+    """ALIGN_BATCH only sets the speed: a pair aligned alone, in a call with copies and other
+    photos, or in calls cut elsewhere gives the same figures, bit for bit."""
+    original = png(coffee)
+    others = [png(sample_photo(name)) for name in ("chelsea", "astronaut", "camera")]
+    seconds = thumbs(*[COPY_EDITS[name](coffee).data for name in COPIES], *others)
+    firsts = thumbs(*[original] * len(seconds))
+    together = align(firsts, seconds)
+    for cut in (1, 3, 8):
+        parts = [align(firsts[start:start + cut], seconds[start:start + cut])
+                 for start in range(0, len(firsts), cut)]
+        for figure in registration.Alignment.__dataclass_fields__:
+            joined = np.concatenate([getattr(part, figure) for part in parts])
+            assert np.array_equal(joined, getattr(together, figure), equal_nan=True), \
+                (figure, cut)
+
+
 def test_oriented_views_are_the_eight_turns_and_mirrorings():
     square = np.arange(16).reshape(4, 4)
     views = {oriented(square, which).tobytes() for which in range(8)}

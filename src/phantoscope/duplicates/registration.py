@@ -38,7 +38,9 @@ DAMPING = 1e-3
 CONVERGED_PIXELS = 0.01  # a pair whose map moves less in a step (summed over the affine
 # terms, in the level's pixels) has converged: it takes no more steps at that level
 FINAL_MIN_OVERLAP = 0.7  # below it at 32 pixels, a pair is not refined at 64
-ALIGN_BATCH = 256  # pairs a caller aligns in one call: about 60 MB of working arrays
+ALIGN_BATCH = 64  # pairs a caller aligns in one call: about 15 MB of working arrays. Per
+# pair, 64 took 0.78x the CPU of 256 (whose 60 MB leave the caches) and 32 or 16 no less
+# (bench/align.py); a call's figures do not depend on the pairs beside it
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from test_up import assert_stopped, start, stop
 
 from helpers import PHANTOSCOPE, child_commands, free_port
 from phantoscope.cli.worker_processes import is_free
-from phantoscope.operators.rpc_client import OperatorClient
+from phantoscope.operators.rpc_client import OperatorCallError, OperatorClient
 from photos import PHOTO_NAMES, b64, jpeg, photo
 
 pytestmark = pytest.mark.usefixtures("fixed_ports")  # its `up` takes the operator ports
@@ -107,7 +107,7 @@ def test_up_with_two_workers_survives_an_operator_killed_mid_upload(tmp_path):
         # the killed process was started again on its port, and serves
         restarted = wait_for(lambda: replaced(process.pid, victim_port, victim))
         with OperatorClient(f"127.0.0.1:{victim_port}", timeout_s=5) as client:
-            wait_for(lambda: client.health() == "healthy", 120)
+            wait_for(lambda: _healthy(client), 120)  # refused until it listens
         answer = api.get("/v1/operator/efficientnet-lite0/health")
         assert answer.text == "healthy"
     finally:
@@ -158,7 +158,8 @@ def test_operator_serve_processes_restarts_one_that_dies_and_stops_all(tmp_path)
 
 
 def _healthy(client: OperatorClient) -> bool:
+    """Whether the operator answers healthy; False while it is not serving yet."""
     try:
         return client.health() == "healthy"
-    except Exception:
+    except OperatorCallError:
         return False

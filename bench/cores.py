@@ -135,6 +135,19 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _wait_api_processes(home: Path, count: int, timeout_s: float = 300) -> None:
+    """Wait until each of ``count`` API processes serves. `up` starts the first, then the
+    others once it serves, so a ping can be answered before the others exist: their CPU
+    would go uncounted and the import's first requests would all go to the first."""
+    if count == 1:
+        return  # `up` serves it itself
+    deadline = time.monotonic() + timeout_s
+    while len(list((home / "logs").glob("api-*.ready"))) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{count} API processes not all serving after {timeout_s} s")
+        time.sleep(0.2)
+
+
 def import_run(folder: Path, workers: int, count: int, api_workers: int = 1,
                env: dict[str, str] | None = None) -> dict[str, float]:
     """A fresh `up --workers N --api-workers M` (with ``env`` added to its environment), one
@@ -142,6 +155,7 @@ def import_run(folder: Path, workers: int, count: int, api_workers: int = 1,
     operators and the client."""
     with engine(env={"PHANTOSCOPE_WORKERS": str(workers),
                      "PHANTOSCOPE_API_WORKERS": str(api_workers), **(env or {})}) as eng:
+        _wait_api_processes(eng.home, api_workers)
         pids = descendants(eng.process.pid)  # with one API process, `up` itself serves it
         operators = [pid for pid in pids if _is_operator(pid)]
         api_side = [pid for pid in pids if pid not in operators]

@@ -60,10 +60,7 @@ def align_all(a: np.ndarray, b: np.ndarray, batch: int) -> tuple[Alignment, floa
     cpu, wall = time.process_time(), time.perf_counter()
     parts = [align(a[start:start + batch], b[start:start + batch])
              for start in range(0, len(a), batch)]
-    used, took = time.process_time() - cpu, time.perf_counter() - wall
-    joined = Alignment(**{name: np.concatenate([getattr(part, name) for part in parts])
-                          for name in Alignment.__dataclass_fields__})
-    return joined, used, took
+    return Alignment.joined(parts), time.process_time() - cpu, time.perf_counter() - wall
 
 
 def same(one: Alignment, other: Alignment) -> bool:

@@ -17,13 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from backends import drop_database, fresh_database
-from phantoscope.storage import (
-    lite_compaction,
-    lite_file_read,
-    lite_one_copy,
-    lite_pool,
-    lite_search,
-)
+from phantoscope.storage import lite_search
 
 
 @pytest.fixture(scope="session")
@@ -71,5 +65,5 @@ def lite_swaps() -> Iterator[None]:
     try:
         yield
     finally:
-        for swap in (lite_one_copy, lite_compaction, lite_pool, lite_file_read):
+        for swap in lite_search.SWAPS:
             swap.install()

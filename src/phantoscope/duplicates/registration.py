@@ -19,6 +19,7 @@ to 1 across each thumbnail, so the map is independent of either picture's size a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +64,16 @@ class Alignment:
     scale: np.ndarray
     orientation: np.ndarray
     aligned: np.ndarray
+
+    @classmethod
+    def joined(cls, parts: Sequence[Alignment]) -> Alignment:
+        """The pairs of ``parts`` (alignments of consecutive calls) one after another; with
+        no parts, an alignment of no pair."""
+        return cls(**{
+            name: np.concatenate([getattr(part, name) for part in parts]) if parts
+            else np.zeros(0, dtype=bool if name == "aligned" else np.float64)
+            for name in cls.__dataclass_fields__
+        })
 
 
 def oriented(thumbnails: np.ndarray, which: int) -> np.ndarray:

@@ -298,11 +298,7 @@ def evaluate_duplicates(folder: Path, truth: DuplicateTruth, encode: Encode, *,
         chunk = pairs[start:start + ALIGN_BATCH]
         parts.append(align(thumbs[first[chunk]], thumbs[second[chunk]]))
         progress(f"aligned {min(start + ALIGN_BATCH, len(pairs))}/{len(pairs)} candidate pairs")
-    alignment = Alignment(**{
-        name: np.concatenate([getattr(part, name) for part in parts]) if parts
-        else np.zeros(0, dtype=bool if name == "aligned" else np.float64)
-        for name in Alignment.__dataclass_fields__
-    })
+    alignment = Alignment.joined(parts)
     seconds["align"] = time.perf_counter() - clock
     return DuplicateRun(
         images=list(truth.images), first=first, second=second,

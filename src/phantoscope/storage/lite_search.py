@@ -63,6 +63,9 @@ WIDER_BELOW = 0.3
 WIDER_EF = 256
 _WINNER_CACHE_SETS = 16
 
+# What `install` puts in place beside the executor, each with its own install/uninstall.
+SWAPS = (lite_one_copy, lite_compaction, lite_pool, lite_file_read)
+
 _original: Callable[..., list[list[dict]]] | None = None
 _install_lock = threading.Lock()
 
@@ -87,10 +90,8 @@ def install() -> bool:
             return False
         _original = lite_collection.execute_search_with_index
         lite_collection.execute_search_with_index = search_with_index
-        lite_one_copy.install()
-        lite_compaction.install()
-        lite_pool.install()
-        lite_file_read.install()
+        for swap in SWAPS:
+            swap.install()
         return True
 
 

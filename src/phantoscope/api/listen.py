@@ -30,6 +30,8 @@ import sys
 import uvicorn
 from fastapi import FastAPI
 
+from phantoscope.api.process_tuning import tune_server_process
+
 BACKLOG = 2048  # uvicorn's default
 STARTUP_FAILED = 3  # the exit status uvicorn.run gives
 
@@ -90,6 +92,7 @@ def serve(app: FastAPI, host: str, port: int, sock: socket.socket | None = None)
     """Run ``app`` on ``host:port`` until interrupted (Ctrl-C or SIGTERM), the port bound
     before start-up (here, or by the caller: ``sock``, from `listening_socket`)."""
     stop_on_sigterm()
+    tune_server_process()
     if sock is None:
         sock = listening_socket(host, port)
     config = uvicorn.Config(

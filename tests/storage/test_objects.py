@@ -350,6 +350,27 @@ def test_folder_layout_and_hand_copied_files(tmp_path):
     assert store.get("photos", "hand.png") == (PNG_HEAD, "image/png")
 
 
+def test_folder_keeps_a_type_file_only_for_a_type_the_bytes_do_not_tell(tmp_path):
+    store = FolderObjectStore(tmp_path)
+    store.ensure_bucket("photos")
+    types = tmp_path / "photos" / ".meta"
+    store.put("photos", "a.jpg", JPEG, "image/jpeg")
+    assert (tmp_path / "photos" / "a.jpg").read_bytes() == JPEG
+    assert not (types / "a.jpg").exists()  # one file a photo
+    store.put("photos", "b", JPEG, "application/x-custom")
+    assert (types / "b").read_text() == "application/x-custom"
+    # replaced by an object whose bytes tell its type: the old type goes with the old bytes
+    store.put("photos", "b", PNG_HEAD, "image/png")
+    assert not (types / "b").exists()
+    assert store.get("photos", "b") == (PNG_HEAD, "image/png")
+    # as a release before this one wrote every object: a type file beside it, still read
+    (types / "old.jpg").write_text("image/x-older")
+    (tmp_path / "photos" / "old.jpg").write_bytes(JPEG)
+    assert store.get("photos", "old.jpg") == (JPEG, "image/x-older")
+    store.delete("photos", "old.jpg")
+    assert not (types / "old.jpg").exists()
+
+
 def test_folder_write_is_atomic(tmp_path, monkeypatch):
     store = FolderObjectStore(tmp_path)
     store.ensure_bucket("photos")

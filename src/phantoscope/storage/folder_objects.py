@@ -28,8 +28,9 @@ __all__ = ["FolderObjectStore"]
 class FolderObjectStore(ObjectStore):
     """Objects as files: ``<root>/<bucket>/<key>``.
 
-    The content type given at ``put`` is kept in ``<root>/<bucket>/.meta/<key>``; an object
-    without one (copied in by hand) gets the type its first bytes tell. Writes go to a temporary
+    The content type given at ``put`` is kept in ``<root>/<bucket>/.meta/<key>`` unless it is
+    the type the object's first bytes tell, which an object without one (an image put with its
+    own type, or copied in by hand) gets. Writes go to a temporary
     file in the same folder, flushed to disk (when ``fsync``), then renamed over the target, so a
     crash never leaves half an image. A deleted bucket is first renamed out of sight, so a
     half-deleted one is never visible; leftovers are removed at the next open.
@@ -123,10 +124,15 @@ class FolderObjectStore(ObjectStore):
                 f"cannot store '{key}': bucket '{bucket}' does not exist", bucket=bucket, key=key
             )
         try:
-            # The type first: a crash in between leaves a harmless stray type file, never an
-            # image with the wrong type.
-            meta.parent.mkdir(exist_ok=True)
-            self._write_atomic(meta, content_type.encode("ascii"))
+            # The type first: a crash in between leaves a harmless stray type file (or an
+            # earlier object's bytes without theirs), never an image with the wrong type.
+            if content_type == sniff_content_type(data):
+                # what get() tells from the bytes needs no file (one file, not two, a photo)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(meta)
+            else:
+                meta.parent.mkdir(exist_ok=True)
+                self._write_atomic(meta, content_type.encode("ascii"))
             self._write_atomic(path, data)
         except OSError as e:
             if not bdir.is_dir():

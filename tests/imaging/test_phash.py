@@ -79,6 +79,14 @@ def test_the_first_orientation_hash_is_the_hash(photos):
     assert hamming(orientation_hashes(thumb)[4], phash(mirrored)) <= 2
 
 
+def test_each_orientation_hash_is_the_hash_of_the_thumbnail_so_turned(photos):
+    for name, image in photos.items():
+        thumb = thumbnail(image)
+        turned = [np.rot90(thumb, quarter) for quarter in range(4)]
+        views = [*turned, *(np.fliplr(view) for view in turned)]
+        assert orientation_hashes(thumb) == tuple(phash(view) for view in views), name
+
+
 def test_distinct_photos_differ_in_many_bits(photos):
     hashes = {name: orientation_hashes(thumbnail(image)) for name, image in photos.items()}
     names = sorted(hashes)

@@ -52,25 +52,41 @@ def _dct_rows() -> np.ndarray:
     return matrix
 
 
-def _hash_of(pixels: np.ndarray) -> int:
+# (-1)^k for the KEPT lowest frequencies: a DCT-II coefficient of frequency k changes sign
+# with k's parity when its axis is reversed
+_ALTERNATE = (-1.0) ** np.arange(KEPT)
+
+
+def _low_frequencies(pixels: np.ndarray) -> np.ndarray:
+    """The KEPT x KEPT lowest frequencies of the 2-D DCT of a thumbnail's HASHED half."""
     half = pixels.reshape(HASHED, 2, HASHED, 2).mean(axis=(1, 3))
     rows = _dct_rows()
-    low = (rows @ half @ rows.T).ravel()
-    bits = low > np.median(low)
-    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+    return rows @ half @ rows.T
+
+
+def _hashes(lows: np.ndarray) -> list[int]:
+    """The hash of each row of (k, BITS) coefficients: a bit where one is above their median."""
+    bits = lows > np.median(lows, axis=1, keepdims=True)
+    return [int.from_bytes(row.tobytes(), "big") for row in np.packbits(bits, axis=1)]
 
 
 def phash(thumb: np.ndarray) -> int:
     """The 64-bit DCT hash of a :func:`thumbnail` (an unsigned int)."""
-    return _hash_of(np.asarray(thumb, dtype=np.float64))
+    return _hashes(_low_frequencies(np.asarray(thumb, dtype=np.float64)).reshape(1, BITS))[0]
 
 
 def orientation_hashes(thumb: np.ndarray) -> tuple[int, ...]:
     """The hashes of a :func:`thumbnail` turned 0/90/180/270 degrees counter-clockwise, then
-    of each of those mirrored left to right: eight unsigned ints, the first :func:`phash`."""
-    pixels = np.asarray(thumb, dtype=np.float64)
-    turned = [np.rot90(pixels, quarter) for quarter in range(4)]
-    return tuple(_hash_of(view) for view in [*turned, *(np.fliplr(view) for view in turned)])
+    of each of those mirrored left to right: eight unsigned ints, the first :func:`phash`.
+
+    One DCT serves all eight: turning or mirroring the picture transposes its coefficients
+    or changes their signs (a quarter turn is a transpose, then the rows reversed)."""
+    low = _low_frequencies(np.asarray(thumb, dtype=np.float64))
+    reverse_rows, reverse_columns = _ALTERNATE[:, None], _ALTERNATE[None, :]
+    turned = [low, reverse_rows * low.T, reverse_rows * reverse_columns * low,
+              reverse_columns * low.T]
+    views = [*turned, *(view * reverse_columns for view in turned)]
+    return tuple(_hashes(np.stack(views).reshape(len(views), BITS)))
 
 
 def hamming(first: int, second: int) -> int:

@@ -5,13 +5,15 @@ same run: one plain single-threaded process per core decoding, resizing and runn
 Runtime on the same files, with no gRPC, HTTP or store.
 
     .venv/bin/python bench/cores.py [--images 192] [--workers 1,2] [--api-workers 1,2]
-                                    [--passes 2] [--size 4032x3024]
+                                    [--passes 2] [--size 4032x3024] [--baseline-src DIR]
 
 Each run imports the files into a fresh `phantoscope up` (its own home). Passes repeat the
 runs in turn (1, 2, ..., then again), so that a change of outside load hits every count; the
 figure is the median of the passes. The CPU columns are per imported image: the API side
 (`up`, its API processes and their Milvus Lite, in them or in a Lite host process), every
-operator process, and the `phantoscope import` client.
+operator process, and the `phantoscope import` client. With ``--baseline-src`` (an earlier
+checkout's ``src``) each pass also runs every count with PYTHONPATH=DIR, in turn with this
+code (which goes first alternates), for the ratio of this code's figures to that code's.
 """
 
 from __future__ import annotations
@@ -194,6 +196,8 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--size", default="x".join(map(str, PHONE_SIZE)),
                         help="WIDTHxHEIGHT of the JPEGs (default: a phone's 12 MP)")
+    parser.add_argument("--baseline-src", metavar="DIR",
+                        help="also run an earlier checkout's src (PYTHONPATH=DIR), interleaved")
     args = parser.parse_args()
     cores = usable_cores()
     counts = ([int(n) for n in args.workers.split(",")] if args.workers
@@ -201,39 +205,52 @@ def main() -> None:
     default_apis = api_worker_count(None, "--api-workers", cores, None)
     api_counts = ([int(n) for n in args.api_workers.split(",")] if args.api_workers
                   else sorted({1, default_apis}))
+    codes = {"": {}}
+    if args.baseline_src:
+        codes["baseline"] = {"PYTHONPATH": str(Path(args.baseline_src).absolute())}
     width, height = (int(side) for side in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory(prefix="phantoscope-cores-") as tmp:
         files = write_photos(Path(tmp) / "photos", phone_photos(args.images, (width, height)))
         megabytes = sum(path.stat().st_size for path in files) / 1e6
-        runs: dict[tuple[int, int], list[dict[str, float]]] = {}
+        runs: dict[tuple[str, int, int], list[dict[str, float]]] = {}
         ceilings: list[float] = []
-        for _ in range(args.passes):
+        for at in range(args.passes):
             ceilings.append(ceiling(files, cores))
-            for count in counts:
-                for apis in api_counts:
-                    runs.setdefault((count, apis), []).append(
-                        import_run(files[0].parent, count, len(files), apis))
+            for code in list(codes)[::-1 if at % 2 else 1]:
+                for count in counts:
+                    for apis in api_counts:
+                        runs.setdefault((code, count, apis), []).append(
+                            import_run(files[0].parent, count, len(files), apis, codes[code]))
     top = statistics.median(ceilings)
     first = (counts[0], api_counts[0])
-    base = statistics.median(run["rate"] for run in runs[first])
     print(f"{len(files)} JPEGs of {width}x{height} ({megabytes / len(files):.1f} "
           f"MB each), {cores} usable cores, {args.passes} passes (median; each pass in "
           f"brackets); `up` without --workers runs one per core, without --api-workers "
           f"{default_apis} here")
     rows = [[f"ceiling: {cores} plain processes x 1 thread", f"{top:.1f}",
              " ".join(f"{c:.1f}" for c in ceilings), "", "1.00", "", "", ""]]
-    for (count, apis), samples in runs.items():
+    for (code, count, apis), samples in sorted(runs.items()):
+        base = statistics.median(run["rate"] for run in runs[(code, *first)])
         rate = statistics.median(run["rate"] for run in samples)
         default = " (the default)" if (count, apis) == (min(cores, 64), default_apis) else ""
         rows.append([
-            f"up --workers {count} --api-workers {apis}{default}", f"{rate:.1f}",
-            " ".join(f"{run['rate']:.1f}" for run in samples), f"{rate / base:.2f}",
-            f"{rate / top:.2f}",
+            f"{code + ': ' if code else ''}up --workers {count} --api-workers {apis}{default}",
+            f"{rate:.1f}", " ".join(f"{run['rate']:.1f}" for run in samples),
+            f"{rate / base:.2f}", f"{rate / top:.2f}",
             *(f"{statistics.median(run[part] for run in samples):.1f}"
               for part in ("api_ms", "operator_ms", "client_ms")),
         ])
     print_table(["what", "images/s", "passes", "x {} / {}".format(*first), "x ceiling",
                  "API CPU ms/img", "operators CPU ms/img", "client CPU ms/img"], rows)
+    if args.baseline_src:
+        print("\nthis code / baseline, per pass: images/s; API CPU ms a photo")
+        for count in counts:
+            for apis in api_counts:
+                ours, theirs = runs[("", count, apis)], runs[("baseline", count, apis)]
+                print(f"  --workers {count} --api-workers {apis}: " + " ".join(
+                    f"{a['rate'] / b['rate']:.2f}" for a, b in zip(ours, theirs, strict=True))
+                    + "; " + " ".join(f"{a['api_ms'] / b['api_ms']:.2f}"
+                                      for a, b in zip(ours, theirs, strict=True)))
 
 
 if __name__ == "__main__":

@@ -5,11 +5,11 @@ Measured with ``perf record`` on the API process of ``phantoscope up --workers 1
 
 - glibc gave every buffer over its mmap threshold (an upload's bytes, a request's body, the
   request to an operator) fresh pages from the kernel and handed them back when freed, so the
-  kernel zeroed 0.6 MB to 20 MB of pages for each copy: page faults took 22 % of the process's
+  kernel zeroed 0.6 MB to 20 MB of pages for each copy: page faults took 24 % of the process's
   CPU. Buffers up to 32 MB now come from the heap, and up to 64 MB freed at its top stays
   there for the next request (the heap is not trimmed below that). Two malloc arenas, not
-  eight a core: the process's resident memory after the import fell from 600-700 MB to
-  520 MB, with no more CPU.
+  eight a core, so that few heaps keep such memory: resident memory after the import
+  655-703 MB against 632-658 MB before.
 - OpenBLAS kept a thread a core spinning after each matrix product (the duplicate check's and
   Milvus Lite's, all small): 7 % of the CPU. An API process serves many requests at once, so
   a product gains nothing from more threads; one.

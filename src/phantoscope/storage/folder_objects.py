@@ -28,11 +28,11 @@ __all__ = ["FolderObjectStore"]
 class FolderObjectStore(ObjectStore):
     """Objects as files: ``<root>/<bucket>/<key>``.
 
-    The content type given at ``put`` is kept in ``<root>/<bucket>/.meta/<key>`` unless it is
-    the type the object's first bytes tell, which an object without one (an image put with its
-    own type, or copied in by hand) gets. Writes go to a temporary
-    file in the same folder, flushed to disk (when ``fsync``), then renamed over the target, so a
-    crash never leaves half an image. A deleted bucket is first renamed out of sight, so a
+    The content type given at ``put`` is kept in ``<root>/<bucket>/.meta/<key>``, unless it is
+    the type the object's first bytes tell: an object without a type file (such an image, or a
+    file copied in by hand) gets the type its bytes tell. Writes go to a temporary file in the
+    same folder, flushed to disk (when ``fsync``), then renamed over the target, so a crash
+    never leaves half an image. A deleted bucket is first renamed out of sight, so a
     half-deleted one is never visible; leftovers are removed at the next open.
     """
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -49,6 +50,12 @@ class NewImage:
     descriptor: ImageDescriptor
     vector: np.ndarray | None  # its whole-image vector; None for a pipeline with processors
     vector_id: int | None
+
+    @cached_property
+    def unit(self) -> np.ndarray | None:
+        """Its vector scaled to length 1 (None without a vector), worked out once: each later
+        image of the upload takes its cosine with it."""
+        return None if self.vector is None else _unit(self.vector)
 
     @property
     def place(self) -> VectorPlace | None:
@@ -184,7 +191,7 @@ class UploadCheck:
         hashes = image.descriptor.orientation_hashes
         earlier_near: list[tuple[int, float]] = []
         if image.vector is not None and image.place is not None:
-            earlier_near = [(other.entity, float(_unit(image.vector) @ _unit(other.vector)))
+            earlier_near = [(other.entity, float(image.unit @ other.unit))
                             for other in self.accepted if other.vector is not None
                             and other.field.pipeline.name == image.field.pipeline.name]
         with self.index.lock:

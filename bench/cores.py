@@ -12,8 +12,9 @@ runs in turn (1, 2, ..., then again), so that a change of outside load hits ever
 figure is the median of the passes. The CPU columns are per imported image: the API side
 (`up`, its API processes and their Milvus Lite, in them or in a Lite host process), every
 operator process, and the `phantoscope import` client. With ``--baseline-src`` (an earlier
-checkout's ``src``) each pass also runs every count with PYTHONPATH=DIR, in turn with this
-code (which goes first alternates), for the ratio of this code's figures to that code's.
+checkout's ``src``) each pass also runs every count's `phantoscope up` with PYTHONPATH=DIR
+(the import client stays this code's), in turn with this code (which goes first alternates),
+for the ratio of this code's figures to that code's.
 """
 
 from __future__ import annotations

@@ -45,7 +45,9 @@ def _run(mode: str) -> dict:
     return json.loads(done.stdout)
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
+                    reason="the allocator settings are glibc's mallopt; with another C "
+                    "library the process keeps its allocator as it is")
 def test_large_buffers_are_reused_not_faulted_in_again():
     plain, tuned = _run("plain"), _run("tuned")
     # untuned, glibc hands the 60 MB back after each round and faults it in again

@@ -38,24 +38,22 @@ TRIM_THRESHOLD = 64 << 20
 ARENAS = 2
 
 
-def tune_allocator() -> bool:
-    """Keep large buffers in glibc's heap (see the module's docstring); False, changing
-    nothing, where the C library is not glibc or refuses a setting."""
+def _tune_allocator() -> None:
+    """Keep large buffers in glibc's heap (see the module's docstring); nothing where the C
+    library is not glibc."""
     if platform.libc_ver()[0] != "glibc":
-        return False
+        return
     mallopt = ctypes.CDLL(None).mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     settings = ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD),
                 (_M_ARENA_MAX, ARENAS))
-    done = all(mallopt(parameter, value) == 1 for parameter, value in settings)
-    if not done:
+    if not all(mallopt(parameter, value) == 1 for parameter, value in settings):
         log.warning("glibc refused a malloc setting; large buffers keep their default path")
-    return done
 
 
 def tune_server_process() -> None:
     """Set up this process to serve the API: allocator, BLAS threads, garbage collector.
     Call once, after the imports, before the server starts."""
-    tune_allocator()
+    _tune_allocator()
     threadpool_limits(limits=1, user_api="blas")
     gc.freeze()

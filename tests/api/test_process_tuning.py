@@ -13,7 +13,7 @@ import pytest
 # Three 20 MB buffers made and freed again and again, as an upload's body, its images and
 # its request to an operator are: the page faults of the rounds after the first.
 _CHURN = """
-import gc, json, resource, sys
+import asyncio.selector_events, gc, json, resource, sys
 from phantoscope.api.process_tuning import tune_server_process
 if sys.argv[1] == "tuned":
     tune_server_process()
@@ -35,6 +35,7 @@ print(json.dumps({
     "blas_threads": [pool["num_threads"] for pool in threadpool_info()
                      if pool["user_api"] == "blas"],
     "frozen": gc.get_freeze_count(),
+    "socket_read": asyncio.selector_events._SelectorSocketTransport.max_size,
 }))
 """
 
@@ -59,3 +60,9 @@ def test_blas_runs_one_thread_and_startup_objects_are_frozen():
     plain, tuned = _run("plain"), _run("tuned")
     assert tuned["blas_threads"] and set(tuned["blas_threads"]) == {1}
     assert tuned["frozen"] > 10_000 and plain["frozen"] == 0
+
+
+def test_sockets_are_read_a_mebibyte_at_a_time():
+    plain, tuned = _run("plain"), _run("tuned")
+    assert plain["socket_read"] == 256 << 10  # asyncio's own
+    assert tuned["socket_read"] == 1 << 20

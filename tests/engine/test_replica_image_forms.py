@@ -18,7 +18,7 @@ from inprocess import MeanColourEncoder
 from phantoscope.config import OperatorSettings
 from phantoscope.engine.model import Operator
 from phantoscope.engine.picture import Picture
-from phantoscope.engine.pipeline import PipelineRunner
+from phantoscope.engine.pipeline import MAX_PART_BYTES, PipelineRunner
 from phantoscope.engine.replicas import OperatorPool
 from phantoscope.imaging.codec import decode_image
 from phantoscope.imaging.phash import thumbnail
@@ -44,6 +44,7 @@ class ShapeShifter(pb_grpc.OperatorServicer):
     def __init__(self) -> None:
         self.original = False
         self.forms: list[str] = []
+        self.sizes: list[int] = []  # the file bytes each Execute carried
 
     def Identity(self, request, context):
         return pb.IdentityReply(name="shifter", type="encoder", input="image",
@@ -58,6 +59,7 @@ class ShapeShifter(pb_grpc.OperatorServicer):
         files = [base64.b64decode(d) for d in request.datas]
         if not self.original:
             files += list(request.images)
+        self.sizes.append(sum(map(len, files)))
         vectors = [pb.Vector(element=digest_vector(f)) for f in files]
         return pb.ExecuteReply(nums=len(vectors), vectors=vectors)
 
@@ -75,7 +77,8 @@ class RecordingServicer(OperatorServicer):
 
 
 def serve(servicer) -> tuple[grpc.Server, str]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
+                         options=[("grpc.max_receive_message_length", 64 << 20)])
     pb_grpc.add_OperatorServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -204,3 +207,29 @@ def test_thumbnails_come_from_the_replica_that_gives_them(ours, shifter, asked):
         assert vector.thumbnail == (thumbnail(image).tobytes() if asked else None)
     assert by_ours == 8
     assert servicer.forms == ["images"]
+
+
+def test_an_encoder_call_carries_at_most_max_part_bytes(shifter):
+    """Phone-size files to one replica: Execute calls of at most MAX_PART_BYTES of them, a
+    file larger than that alone, every vector the one of its file, in order."""
+    servicer, endpoint = shifter
+    small, large = MAX_PART_BYTES // 5, MAX_PART_BYTES + (1 << 20)
+    files = [bytes([index]) * (large if index == 5 else small) for index in range(11)]
+    encoder = Operator(name="shifter", backend="", type="encoder", input="image",
+                       output="vector", endpoints=[endpoint], metric_type="L2", dimension=3)
+    pool = OperatorPool(timeout_s=30)
+    runner = PipelineRunner(pool)
+    try:
+        vectors, _ = runner.run([], encoder, [Picture(raw=f) for f in files])
+    finally:
+        runner.close()
+        pool.close()
+    assert servicer.sizes == [5 * small, large, 5 * small]
+    assert [vector.vector.tolist() for vector in vectors] == [digest_vector(f) for f in files]
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 3, 1000, 1001])
+def test_a_picture_knows_its_size_from_either_form(length):
+    data = bytes(range(256)) * 4 + bytes(length)
+    assert Picture(raw=data).nbytes == len(data)
+    assert Picture(b64=base64.b64encode(data).decode()).nbytes == len(data)

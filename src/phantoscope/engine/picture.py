@@ -36,6 +36,14 @@ class Picture:
         return self._raw
 
     @property
+    def nbytes(self) -> int:
+        """The file's size in bytes (from the base64 text's length when only that is here)."""
+        if self._raw is not None:
+            return len(self._raw)
+        text = self._b64 or ""
+        return len(text) * 3 // 4 - text.endswith("=") - text.endswith("==")
+
+    @property
     def b64(self) -> str:
         """The file in standard padded base64."""
         if self._b64 is None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes
 import itertools
+import mmap
 import socket
+import sys
 import threading
 import time
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -447,3 +451,39 @@ def test_bad_urls(url, message):
     with pytest.raises(ValueError, match=message) as e:
         open_object_store(url)
     assert "topsecret" not in str(e.value)
+
+
+def _resident_pages(path: Path) -> tuple[int, int]:
+    """How many of a file's pages are in the page cache, of how many (mincore(2) on a private
+    mapping of it, not yet written to: its pages are the cache's)."""
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
+    with path.open("rb") as file, \
+            mmap.mmap(file.fileno(), size, access=mmap.ACCESS_COPY) as mapped:
+        first = ctypes.c_char.from_buffer(mapped)
+        flags = (ctypes.c_ubyte * pages)()
+        failed = libc.mincore(ctypes.addressof(first), size, flags)
+        del first  # the mapping closes only once nothing points into it
+    if failed:
+        raise OSError(ctypes.get_errno(), "mincore failed")
+    return sum(flag & 1 for flag in flags), pages
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="page-cache advice (posix_fadvise) and mincore are Linux's here")
+def test_folder_leaves_no_written_object_in_the_page_cache(tmp_path):
+    """An import writes each original once: once on disk, its pages are not kept in memory
+    (an unsynced store keeps them: they are not on disk yet)."""
+    data = bytes(range(256)) * (4 << 10)  # 1 MiB
+    synced, unsynced = FolderObjectStore(tmp_path / "synced"), FolderObjectStore(
+        tmp_path / "unsynced", fsync=False)
+    for store in (synced, unsynced):
+        store.ensure_bucket("photos")
+        store.put("photos", "a.jpg", data, "image/jpeg")
+    kept, pages = _resident_pages(tmp_path / "synced" / "photos" / "a.jpg")
+    assert pages == 256 and kept < pages // 8
+    kept, pages = _resident_pages(tmp_path / "unsynced" / "photos" / "a.jpg")
+    assert kept == pages
+    assert synced.get("photos", "a.jpg") == (data, "image/jpeg")

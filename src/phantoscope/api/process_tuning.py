@@ -19,8 +19,9 @@ Measured with ``perf record`` on the API process of ``phantoscope up --workers 1
 Measured again importing 12 MP photos (2.6 MB each, 32 MB a request): asyncio reads a socket
 256 KiB at a time, and after each read uvicorn pauses the socket until the request has taken
 the chunk, then resumes it, a round of the event loop and two epoll calls for every 256 KiB
-of an upload. Reads of up to 1 MiB took the API's CPU from 39.3 to 34.1 ms a photo
-(4 interleaved passes each, every pass lower; bench/README.md).
+of an upload. Reads of up to 2 MiB took the API's CPU from 39.3 to 34.1 ms a photo
+(4 interleaved passes each, every pass lower), and 1, 2 and 4 MiB did alike; with 1 MiB,
+34.3-38.8 against 38.6-44.1 ms (bench/README.md).
 """
 
 from __future__ import annotations

@@ -19,7 +19,10 @@ MAX_API_WORKERS = 64
 SEVERAL_APIS_FROM_CORES = 4
 # An import's CPU that the API spends, measured on 2 cores: 12 MP photos (bench/api_cpu.py)
 # API 62.5 ms, encoder operator 72-88 ms, client 10 ms a photo; 2.5 MP (bench/cores.py, the
-# candidates of a request aligned together) API 30-32, operators 34, client 3 ms.
+# candidates of a request aligned together) API 30-32, operators 34, client 3 ms. Measured
+# again on 2026-12-07 (bench/cores.py, bench/README.md): 12 MP API 26-30, operators 67-73;
+# 2.5 MP API 10.5-13.5, operators 20-21.5 ms a photo: the API's share of the two is 0.3 and
+# 0.37, still within this share.
 API_SHARE = 0.4
 
 

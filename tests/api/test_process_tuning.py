@@ -46,23 +46,29 @@ def _run(mode: str) -> dict:
     return json.loads(done.stdout)
 
 
+@pytest.fixture(scope="module")
+def processes() -> tuple[dict, dict]:
+    """What a plain and a tuned child process report, run once for the module's tests."""
+    return _run("plain"), _run("tuned")
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
                     reason="the allocator settings are glibc's mallopt; with another C "
                     "library the process keeps its allocator as it is")
-def test_large_buffers_are_reused_not_faulted_in_again():
-    plain, tuned = _run("plain"), _run("tuned")
+def test_large_buffers_are_reused_not_faulted_in_again(processes):
+    plain, tuned = processes
     # untuned, glibc hands the 60 MB back after each round and faults it in again
     assert plain["faults"] > 5 * (60 << 20) // 4096 // 2
     assert tuned["faults"] < plain["faults"] / 20
 
 
-def test_blas_runs_one_thread_and_startup_objects_are_frozen():
-    plain, tuned = _run("plain"), _run("tuned")
+def test_blas_runs_one_thread_and_startup_objects_are_frozen(processes):
+    plain, tuned = processes
     assert tuned["blas_threads"] and set(tuned["blas_threads"]) == {1}
     assert tuned["frozen"] > 10_000 and plain["frozen"] == 0
 
 
-def test_sockets_are_read_a_mebibyte_at_a_time():
-    plain, tuned = _run("plain"), _run("tuned")
+def test_sockets_are_read_a_mebibyte_at_a_time(processes):
+    plain, tuned = processes
     assert plain["socket_read"] == 256 << 10  # asyncio's own
     assert tuned["socket_read"] == 1 << 20

@@ -472,7 +472,8 @@ def _resident_pages(path: Path) -> tuple[int, int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"),
-                    reason="page-cache advice (posix_fadvise) and mincore are Linux's here")
+                    reason="the test reads the page cache with Linux's mincore(2); the "
+                    "store's advice (posix_fadvise) is Linux's too, CI's platform")
 def test_folder_leaves_no_written_object_in_the_page_cache(tmp_path):
     """An import writes each original once: once on disk, its pages are not kept in memory
     (an unsynced store keeps them: they are not on disk yet)."""

@@ -6,6 +6,7 @@ fields); payloads rewritten in place; partitions kept.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from phantoscope.engine.filters import matches, milvus_expression, parse_filter
+from phantoscope.storage import lite_search
 from phantoscope.storage.milvus_vectors import MilvusVectorStore
 from phantoscope.storage.vectors import FILTER_FIELDS, VectorPayload, VectorStoreError
 
@@ -76,9 +78,25 @@ def filled(uri: str) -> Iterator[tuple[MilvusVectorStore, str, np.ndarray,
     store.flush(name)
     store.insert(name, list(range(ROWS - 20, ROWS)), vectors[ROWS - 20:], partition="pb",
                  payloads=made[ROWS - 20:])
+    wait_for_indexes(store, uri, name)
     yield store, name, vectors, made
     store.drop_collection(name)
     store.close()
+
+
+def wait_for_indexes(store: MilvusVectorStore, uri: str, name: str) -> None:
+    """Until the flushed segments' indexes are built. Both backends build them in the
+    background, and a segment searched before its index and after it can rank a near tie
+    differently and round a distance differently (1.0 against 0.99999988 was seen), so the
+    tests that compare two searches search the same indexes."""
+    lite = lite_search.local_collection(uri, name)
+    if lite is not None:
+        lite._wait_for_bg(timeout=120)
+        return
+    deadline = time.monotonic() + 120
+    while store._client.describe_index(name, "vector").get("pending_index_rows", 0):
+        assert time.monotonic() < deadline, "the server's index builds did not end in 120 s"
+        time.sleep(0.2)
 
 
 def exact(vectors: np.ndarray, allowed: np.ndarray, query: np.ndarray) -> list[int]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
 
 import sqlalchemy
+
+from phantoscope.storage.milvus_server import LocalMilvusServer
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,18 @@ DATABASE_URLS = {
     "mariadb": "mysql+pymysql://root@127.0.0.1:3306/{name}",
     "postgres": "postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
 }
+
+
+# The tests' Milvus servers send a time tick every 50 ms, not every 200 ms: a Strong count (the
+# store counts every bad-input case takes twice) and a search just after a write wait for the
+# next tick. Measured on 2 cores: a count 210 against 52 ms, a search after a write 20 against
+# 8 ms; the idle server's CPU 3.0 against 6.7 % of a core.
+MILVUS_TEST_CONFIG = {"proxy.timeTickInterval": 50}
+
+
+def milvus_test_server(base_dir: str | os.PathLike[str], **options: float) -> LocalMilvusServer:
+    """A Milvus server (not yet started) for tests, with the tests' shorter time tick."""
+    return LocalMilvusServer(base_dir, config=MILVUS_TEST_CONFIG, **options)
 
 
 def fresh_database(kind: str) -> str:

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from api_server import ApiServer
-from backends import DEFAULT_BACKENDS, Backends, backend_env, drop_database
+from backends import DEFAULT_BACKENDS, Backends, backend_env, drop_database, milvus_test_server
 from helpers import SPEC_PROTO, fixed_ports_lock
-from phantoscope.storage.milvus_server import LocalMilvusServer
 from s3_server import s3_test_server
 
 # pytest-xdist's workers start with COLUMNS=80 and LINES=24 in their environment; a Rich
@@ -101,7 +100,7 @@ def original_stubs(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def milvus_uri(tmp_path_factory) -> Iterator[str]:
     """One Milvus server (PyPI `milvus`) for the whole run, shared by the suites over it."""
-    with LocalMilvusServer(tmp_path_factory.mktemp("milvus-server")) as server:
+    with milvus_test_server(tmp_path_factory.mktemp("milvus-server")) as server:
         yield server.uri
 
 

@@ -8,9 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from api_server import ApiServer
-from backends import drop_database, fresh_database
+from backends import drop_database, fresh_database, milvus_test_server
 from helpers import OperatorProcess, run_cli
-from phantoscope.storage.milvus_server import LocalMilvusServer
 from s3_server import s3_test_server
 
 
@@ -34,7 +33,7 @@ def histogram_endpoint(tmp_path_factory) -> Iterator[str]:
 def cluster_env(tmp_path_factory) -> Iterator[dict[str, str]]:
     """PHANTOSCOPE_* settings naming one fresh PostgreSQL database, one Milvus server and
     one S3 server."""
-    with LocalMilvusServer(tmp_path_factory.mktemp("milvus")) as milvus, \
+    with milvus_test_server(tmp_path_factory.mktemp("milvus")) as milvus, \
             s3_test_server() as s3:
         database = fresh_database("postgres")
         try:

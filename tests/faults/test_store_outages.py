@@ -15,9 +15,8 @@ from tally_process import Tally
 from tcp_proxy import TcpProxy
 
 from api_server import ApiServer
-from backends import drop_database, fresh_database
+from backends import drop_database, fresh_database, milvus_test_server
 from phantoscope.operators.process import free_port
-from phantoscope.storage.milvus_server import LocalMilvusServer
 
 STORAGE_TIMEOUT_S = 3.0
 OUTAGE_BOUND_S = 20.0  # every answer during an outage comes sooner than this
@@ -49,7 +48,7 @@ class Milvus:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.server = LocalMilvusServer(folder)
+        self.server = milvus_test_server(folder)
         self.server.start()
         self.proxy = TcpProxy("127.0.0.1", self.server.port).start()
 
@@ -61,7 +60,7 @@ class Milvus:
         self.server.stop()
 
     def start(self) -> None:
-        self.server = LocalMilvusServer(self.folder)  # same data
+        self.server = milvus_test_server(self.folder)  # same data
         self.server.start()
         self.proxy.target = ("127.0.0.1", self.server.port)
 

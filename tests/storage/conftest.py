@@ -1,10 +1,9 @@
 """Fixtures for the storage tests.
 
-`milvus_server_uri` (session scope) is a real Milvus server for the whole test session:
-started once with `phantoscope.storage.milvus_server.LocalMilvusServer` (2-10 s, ~1.2 GB,
-free ports, so parallel sessions do not collide), or taken from
-``$PHANTOSCOPE_TEST_MILVUS_URI`` when that names a running server. Fixtures here are seen
-only under tests/storage/; to share it with the API tests, move it to tests/conftest.py.
+`milvus_server_uri` (session scope) is a real Milvus server for the whole test session: the
+one the API tests share (`milvus_uri`, tests/conftest.py: 2-10 s to start, ~1.2 GB, free
+ports, so parallel sessions do not collide), or the one ``$PHANTOSCOPE_TEST_MILVUS_URI``
+names when it names a running server.
 `lite_swaps` installs our Milvus Lite executor and swaps for a test that takes some out.
 """
 
@@ -21,20 +20,9 @@ from phantoscope.storage import lite_search
 
 
 @pytest.fixture(scope="session")
-def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def milvus_server_uri(request: pytest.FixtureRequest) -> str:
     """The URI of a Milvus server shared by the test session (``http://127.0.0.1:PORT``)."""
-    if uri := os.environ.get("PHANTOSCOPE_TEST_MILVUS_URI"):
-        yield uri
-        return
-    pytest.importorskip("milvus", reason="the `milvus` package (dev extra) runs a Milvus server")
-    from phantoscope.storage.milvus_server import LocalMilvusServer
-
-    server = LocalMilvusServer(tmp_path_factory.mktemp("milvus-server"), grace_s=1)
-    server.start()
-    try:
-        yield server.uri
-    finally:
-        server.stop()
+    return os.environ.get("PHANTOSCOPE_TEST_MILVUS_URI") or request.getfixturevalue("milvus_uri")
 
 
 @pytest.fixture

@@ -248,11 +248,12 @@ def encoder_parts(images: list[Picture], replicas: int) -> list[list[Picture]]:
     parts: list[list[Picture]] = []
     held = 0
     for image in images:
-        if not parts or len(parts[-1]) == size or held + image.nbytes > MAX_PART_BYTES:
+        nbytes = image.nbytes
+        if not parts or len(parts[-1]) == size or held + nbytes > MAX_PART_BYTES:
             parts.append([])
             held = 0
         parts[-1].append(image)
-        held += image.nbytes
+        held += nbytes
     return parts
 
 

@@ -472,8 +472,9 @@ def _resident_pages(path: Path) -> tuple[int, int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"),
-                    reason="the test reads the page cache with Linux's mincore(2); the "
-                    "store's advice (posix_fadvise) is Linux's too, CI's platform")
+                    reason="the test reads the page cache with mincore(2) as Linux defines "
+                    "it (bit 0 of each page's byte: resident); CI runs on Linux, so it runs "
+                    "there")
 def test_folder_leaves_no_written_object_in_the_page_cache(tmp_path):
     """An import writes each original once: once on disk, its pages are not kept in memory
     (an unsynced store keeps them: they are not on disk yet)."""

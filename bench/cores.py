@@ -6,6 +6,7 @@ Runtime on the same files, with no gRPC, HTTP or store.
 
     .venv/bin/python bench/cores.py [--images 192] [--workers 1,2] [--api-workers 1,2]
                                     [--passes 2] [--size 4032x3024] [--baseline-src DIR]
+                                    [--server-reads]
 
 Each run imports the files into a fresh `phantoscope up` (its own home). Passes repeat the
 runs in turn (1, 2, ..., then again), so that a change of outside load hits every count; the
@@ -14,7 +15,10 @@ figure is the median of the passes. The CPU columns are per imported image: the 
 operator process, and the `phantoscope import` client. With ``--baseline-src`` (an earlier
 checkout's ``src``) each pass also runs every count's `phantoscope up` with PYTHONPATH=DIR
 (the import client stays this code's), in turn with this code (which goes first alternates),
-for the ratio of this code's figures to that code's.
+for the ratio of this code's figures to that code's. With ``--server-reads`` each pass also
+runs every count with the photos' folder in `up`'s PHANTOSCOPE_IMPORT_ROOTS, so that the
+import has the server read each file from its disk instead of sending it, for the ratio of
+those figures to the sent ones.
 """
 
 from __future__ import annotations
@@ -199,6 +203,8 @@ def main() -> None:
                         help="WIDTHxHEIGHT of the JPEGs (default: a phone's 12 MP)")
     parser.add_argument("--baseline-src", metavar="DIR",
                         help="also run an earlier checkout's src (PYTHONPATH=DIR), interleaved")
+    parser.add_argument("--server-reads", action="store_true",
+                        help="also run each count with the server reading the files itself")
     args = parser.parse_args()
     cores = usable_cores()
     counts = ([int(n) for n in args.workers.split(",")] if args.workers
@@ -206,12 +212,14 @@ def main() -> None:
     default_apis = api_worker_count(None, "--api-workers", cores, None)
     api_counts = ([int(n) for n in args.api_workers.split(",")] if args.api_workers
                   else sorted({1, default_apis}))
-    codes = {"": {}}
-    if args.baseline_src:
-        codes["baseline"] = {"PYTHONPATH": str(Path(args.baseline_src).absolute())}
     width, height = (int(side) for side in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory(prefix="phantoscope-cores-") as tmp:
         files = write_photos(Path(tmp) / "photos", phone_photos(args.images, (width, height)))
+        codes: dict[str, dict[str, str]] = {"": {}}
+        if args.baseline_src:
+            codes["baseline"] = {"PYTHONPATH": str(Path(args.baseline_src).absolute())}
+        if args.server_reads:
+            codes["server reads"] = {"PHANTOSCOPE_IMPORT_ROOTS": str(files[0].parent)}
         megabytes = sum(path.stat().st_size for path in files) / 1e6
         runs: dict[tuple[str, int, int], list[dict[str, float]]] = {}
         ceilings: list[float] = []
@@ -243,11 +251,15 @@ def main() -> None:
         ])
     print_table(["what", "images/s", "passes", "x {} / {}".format(*first), "x ceiling",
                  "API CPU ms/img", "operators CPU ms/img", "client CPU ms/img"], rows)
-    if args.baseline_src:
-        print("\nthis code / baseline, per pass: images/s; API CPU ms a photo")
+    for other in list(codes)[1:]:
+        ours_first = other == "baseline"
+        print(f"\n{'this code / baseline' if ours_first else other + ' / sent'}, per pass: "
+              "images/s; API CPU ms a photo")
         for count in counts:
             for apis in api_counts:
-                ours, theirs = runs[("", count, apis)], runs[("baseline", count, apis)]
+                ours, theirs = runs[("", count, apis)], runs[(other, count, apis)]
+                if not ours_first:
+                    ours, theirs = theirs, ours
                 print(f"  --workers {count} --api-workers {apis}: " + " ".join(
                     f"{a['rate'] / b['rate']:.2f}" for a, b in zip(ours, theirs, strict=True))
                     + "; " + " ".join(f"{a['api_ms'] / b['api_ms']:.2f}"

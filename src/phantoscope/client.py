@@ -43,7 +43,19 @@ import httpx
 DEFAULT_URL = "http://127.0.0.1:5000"
 API_KEY_ENV = "PHANTOSCOPE_API_KEY"
 
-ImageSource: TypeAlias = bytes | str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class ServerFile:
+    """An image the server reads from its own disk instead of receiving it: the file's
+    absolute path there (under the server's PHANTOSCOPE_IMPORT_ROOTS) and the SHA-256 of its
+    bytes, which the server checks before it stores or searches with them."""
+
+    path: str
+    sha256: str
+
+
+ImageSource: TypeAlias = bytes | str | os.PathLike[str] | ServerFile
 # A search or listing filter as the API takes it, e.g. {"attributes.category": "shoes",
 # "taken_at": {"gte": "2024-01-01"}, "name": {"prefix": "holidays/"}}.
 Filter: TypeAlias = Mapping[str, Any]
@@ -496,12 +508,20 @@ class Job:
 
 
 def is_url(image: ImageSource) -> bool:
-    """Whether ``image`` is an http(s) URL for the server to fetch (else bytes or a path)."""
+    """Whether ``image`` is an http(s) URL for the server to fetch."""
     return isinstance(image, str) and image.startswith(("http://", "https://"))
+
+
+def _by_reference(image: ImageSource) -> bool:
+    """Whether ``image`` travels as a JSON reference the server fetches or reads itself (a URL,
+    a server file), not as its bytes."""
+    return is_url(image) or isinstance(image, ServerFile)
 
 
 def _file(image: ImageSource) -> tuple[str, bytes]:
     """(file name, bytes) of an image given as bytes or a path."""
+    if isinstance(image, ServerFile):
+        raise TypeError("a ServerFile's bytes stay on the server: it travels as a reference")
     if isinstance(image, bytes | bytearray):
         return "image", bytes(image)
     path = Path(image)
@@ -509,9 +529,12 @@ def _file(image: ImageSource) -> tuple[str, bytes]:
 
 
 def _ref(image: ImageSource) -> dict[str, str]:
-    """The API's image reference: ``{"url"}`` or ``{"data"}`` (base64)."""
+    """The API's image reference: ``{"url"}``, ``{"path", "sha256"}`` or ``{"data"}``
+    (base64)."""
     if is_url(image):
         return {"url": str(image)}
+    if isinstance(image, ServerFile):
+        return {"path": image.path, "sha256": image.sha256}
     return {"data": base64.b64encode(_file(image)[1]).decode("ascii")}
 
 
@@ -555,7 +578,9 @@ def _upload(image: ImageSource | Upload, attributes: Mapping[str, Any] | None) -
     """``image`` as an :class:`Upload` with its name and attributes filled in."""
     item = image if isinstance(image, Upload) else Upload(image)
     name = item.name
-    if name is None and not is_url(item.image) and not isinstance(item.image, bytes | bytearray):
+    if name is None and isinstance(item.image, ServerFile):
+        name = Path(item.image.path).name
+    elif name is None and not is_url(item.image) and not isinstance(item.image, bytes | bytearray):
         name = Path(item.image).name
     return Upload(item.image, name, item.attributes if item.attributes is not None else attributes)
 
@@ -647,7 +672,7 @@ class PhantoscopeClient:
         lists of strings)."""
         path = f"/v1/application/{_segment(app)}/upload"
         params = {"reject_duplicates": "true"} if reject_duplicates else {}
-        if is_url(image):
+        if _by_reference(image):
             field = self._image_field(app, field)
             body = self.json(
                 "POST", path, json={"fields": {field: _ref(image)}, **_meta(name, attributes)},
@@ -682,15 +707,16 @@ class PhantoscopeClient:
         attributes; ``attributes`` apply to every image without attributes of its own.
         Names default as for :meth:`upload` (bytes without a name are unnamed when the batch
         goes as JSON). Files and bytes travel as multipart parts (the part's file name is the
-        image's name); all go as JSON (base64) when any is a URL, when images differ in
-        attributes, or when a name cannot be a part's file name.
+        image's name); all go as JSON (bytes in base64) when any is a URL or a
+        :class:`ServerFile`, when images differ in attributes, or when a name cannot be a
+        part's file name.
         """
         path = f"/v1/application/{_segment(app)}/upload/batch"
         params = {"reject_duplicates": "true"} if reject_duplicates else {}
         items = [_upload(image, attributes) for image in images]
         first = items[0].attributes if items else None
         multipart = all(
-            not is_url(item.image)
+            not _by_reference(item.image)
             and item.attributes == first
             and (item.name is None or _fits_part_header(item.name))
             for item in items
@@ -742,7 +768,7 @@ class PhantoscopeClient:
             return self._search_text(path, text, topk, field, filter, image, weights)
         if image is None:
             raise ValueError("search takes an image or text")
-        if is_url(image):
+        if _by_reference(image):
             field = self._image_field(app, field)
             request: dict[str, Any] = {"fields": {field: _ref(image)}, "topk": topk}
             if filter is not None:
@@ -769,7 +795,7 @@ class PhantoscopeClient:
                      weights: Sequence[float] | None) -> Hits:
         """A search by words, with an image too when ``image`` is given: JSON, or a form
         when the image is a file to send."""
-        if image is not None and not is_url(image):
+        if image is not None and not _by_reference(image):
             form = {
                 "text": text,
                 "topk": str(topk),

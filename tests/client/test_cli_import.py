@@ -1,16 +1,21 @@
-"""`phantoscope import` on a messy folder of 50 image files, run as the command itself."""
+"""`phantoscope import` on a messy folder of 50 image files, run as the command itself: sent
+to a server that reads no folders, and read by a server from its own disk where its import
+roots allow."""
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from api_server import ApiServer
 from helpers import run_cli
 from image_files import encoded, exif_rotated, png, tiff16, with_alpha
+from phantoscope.client import PhantoscopeClient
 from photos import PHOTO_NAMES, edited_copy, jpeg, photo
 
 # Photos that only appear in one special form, so a search can tell those files apart.
@@ -96,6 +101,7 @@ def test_import_is_complete_reports_failures_and_resumes(server, client, gallery
     assert "NOT_AN_IMAGE" in output
     assert "imported: 42" in output and "failed:   3" in output
     assert "skipped:  5 (already imported: 0, duplicates: 5)" in output
+    assert "read by the server" not in output  # this server reads no folders: all were sent
 
     # The special files were decoded as they look: a plain rendering finds each first.
     renderings = {
@@ -134,3 +140,64 @@ def test_import_refuses_a_missing_application_or_field(server, gallery, tmp_path
     result = run_cli("import", gallery.app, str(tmp_path), "--field", "photo", env=env)
     assert result.returncode == 1
     assert "has no image field 'photo' (image fields: image)" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def shared_disk(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("shared-disk")
+
+
+@pytest.fixture(scope="module")
+def reading_server(tmp_path_factory, shared_disk, encoder_endpoint) -> Iterator[ApiServer]:
+    """A server that may read ``whole/`` of the shared disk, and only ``photos/`` of
+    ``part/pictures``; an application `album` on it."""
+    roots = f"{shared_disk / 'whole'},{shared_disk / 'part' / 'pictures' / 'photos'}"
+    api = ApiServer(tmp_path_factory.mktemp("reading-api"),
+                    {"PHANTOSCOPE_IMPORT_ROOTS": roots}).start()
+    with PhantoscopeClient(api.url) as client:
+        client.operators.register("encoder", encoder_endpoint)
+        client.pipelines.create("pipe", "encoder")
+    yield api
+    api.stop()
+
+
+def imported_names(server: ApiServer, app: str) -> dict[str, str]:
+    with PhantoscopeClient(server.url) as client:
+        return {entity.name: entity.sha256 for entity in client.entities.iterate(app)}
+
+
+def test_a_server_reads_the_files_its_roots_allow_and_is_sent_the_rest(reading_server,
+                                                                       shared_disk):
+    env = {"PHANTOSCOPE_URL": reading_server.url, "COLUMNS": "200"}
+    with PhantoscopeClient(reading_server.url) as client:
+        for app in ("whole", "part"):
+            client.applications.create(app, pipeline="pipe")
+
+    root = shared_disk / "whole" / "pictures"
+    good = build_folder(root)
+    first = run_cli("import", "whole", str(root), "--batch-size", "5", env=env)
+    output = first.stdout + first.stderr
+    assert first.returncode == 1, output
+    assert "imported: 42" in output and "(42 read by the server from its own disk" in output
+    assert "failed:   3" in output and "NOT_AN_IMAGE" in output
+    assert "skipped:  5 (already imported: 0, duplicates: 5)" in output
+    names = imported_names(reading_server, "whole")
+    assert len(names) == 42 and set(names.values()) == set(map(sha, good.values()))
+    assert all((root / name).is_file() for name in names)  # named by their paths
+    again = run_cli("import", "whole", str(root), env=env)
+    output = again.stdout + again.stderr
+    assert "imported: 0" in output and "skipped:  47 (already imported: 47" in output
+
+    # Only photos/ of this folder is under the server's roots: it reads those, the rest is
+    # sent, and the import is the same.
+    root = shared_disk / "part" / "pictures"
+    good = build_folder(root)
+    result = run_cli("import", "part", str(root), "--batch-size", "5", env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    names = imported_names(reading_server, "part")
+    assert len(names) == 42 and set(names.values()) == set(map(sha, good.values()))
+    under_roots = sum(name.startswith("photos/") for name in names)
+    assert 0 < under_roots < 42
+    assert "imported: 42" in output
+    assert f"({under_roots} read by the server from its own disk" in output

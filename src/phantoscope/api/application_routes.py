@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 
 from phantoscope.api.deps import image_url, stores_of
 from phantoscope.api.entity_fields import attributes_of, form_attributes, form_name, name_of
-from phantoscope.api.image_refs import ImageRef, read_file, read_image
+from phantoscope.api.image_refs import ImageRef, read_file, read_image, ref_name
 from phantoscope.api.multipart_form import FormFile, read_form
 from phantoscope.api.responses import COMMON, errors
 from phantoscope.api.serialize import (
@@ -30,7 +30,6 @@ from phantoscope.engine import entities, registry
 from phantoscope.engine.catalog import ApplicationPlan
 from phantoscope.engine.context import Stores
 from phantoscope.engine.entity_filters import request_filter, request_filter_text
-from phantoscope.engine.entity_names import name_from_url
 from phantoscope.engine.errors import BadRequestError, EngineError, SchemaError, TooLargeError
 from phantoscope.engine.filters import Filter
 from phantoscope.engine.intake import ImageInput
@@ -288,7 +287,7 @@ def _upload_answer(stores: Stores, name: str, body: UploadBody | Files | EngineE
                                      name, attributes)]
     else:
         attributes = attributes_of(body.attributes)
-        names = {field: name_of(body.name, name_from_url(ref.url) if ref.url else None)
+        names = {field: name_of(body.name, ref_name(ref))
                  for field, ref in body.fields.items()}
         items = [
             entities.UploadItem(field, read_image(stores, ref, f"fields.{field}"), names[field],
@@ -333,7 +332,7 @@ def _batch_reads(stores: Stores, body: BatchBody | Files) -> list[BatchRead]:
                           form_name(None, part.filename), attributes)
                 for part in body.files]
     return [BatchRead(ref.field, partial(read_image, stores, ref, f"images[{index}]"),
-                      name_of(ref.name, name_from_url(ref.url) if ref.url else None,
+                      name_of(ref.name, ref_name(ref),
                               f"images[{index}].name"),
                       attributes_of(ref.attributes, f"images[{index}]"))
             for index, ref in enumerate(body.images)]

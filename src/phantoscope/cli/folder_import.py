@@ -6,21 +6,33 @@ Each image is named by its path relative to the folder, with ``/`` between folde
 Resuming relies on the server alone: an image counts as imported when the application holds
 an entity with the same SHA-256 in the same field. So a run cut short, an entity deleted since,
 or another machine's import are all seen as they are, with no local state to go stale.
+
+A server that may read the folder itself (it lies under its PHANTOSCOPE_IMPORT_ROOTS: the
+same machine, or a disk they share) is sent each file's path and SHA-256 instead of its bytes,
+and reads the file only if it holds those bytes; a file it does not read is sent. That spares
+the copy through HTTP on both sides.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phantoscope.client import PhantoscopeClient, PhantoscopeError, Upload
+from phantoscope.client import BatchResult, PhantoscopeClient, PhantoscopeError, ServerFile, Upload
 
 # Below the server's default request limit (twice its 32 MiB image limit).
 MAX_BATCH_BYTES = 32 * 1024 * 1024
+# What a server answers for a file it reads from no disk (no roots set; INVALID_REQUEST: a
+# release that takes no `path`), and for one it does not read from its own: not under its
+# roots, not there, not readable by it, other bytes there. Such a file is sent.
+READS_NONE = frozenset({"IMPORT_ROOTS_UNSET", "INVALID_REQUEST"})
+SENT_INSTEAD = READS_NONE | {"PATH_NOT_ALLOWED", "FILE_NOT_FOUND", "NOT_A_FILE", "READ_ERROR",
+                             "CONTENT_DIFFERS"}
 
 
 @dataclass(frozen=True)
@@ -121,10 +133,31 @@ class Target:
         return path.relative_to(self.folder).as_posix()
 
 
-def upload_batch(
-    client: PhantoscopeClient, target: Target, batch: list[ImageFile]
-) -> tuple[int, list[Failure]]:
-    """Upload one batch in one request: how many were imported, and what failed."""
+class ServerReads:
+    """Whether the server is still asked to read files from its own disk, and how many it
+    read. It is asked until it says it reads no files at all."""
+
+    def __init__(self) -> None:
+        self.asked = True
+        self.read = 0
+        self._lock = threading.Lock()
+
+    def count(self, read: int) -> None:
+        with self._lock:
+            self.read += read
+
+
+def _failures(batch: list[ImageFile], result: BatchResult, labels: list[str]) -> list[Failure]:
+    """The batch's images the server refused, each with its path and the server's message
+    without the label it gave the image (``labels[index]``)."""
+    return [Failure(batch[item.index].path, item.error.code,
+                    item.error.message.removeprefix(f"{labels[item.index]}: "))
+            for item in result.results if item.error is not None]
+
+
+def _sent(client: PhantoscopeClient, target: Target, batch: list[ImageFile]
+          ) -> tuple[int, list[Failure]]:
+    """Send one batch's files in one request: how many were imported, and what failed."""
     names = [target.name(file.path) for file in batch]
     try:
         result = client.upload_batch(
@@ -136,19 +169,53 @@ def upload_batch(
     except OSError as exc:  # a file went away since it was hashed: find out which
         if len(batch) == 1:
             return 0, [Failure(batch[0].path, "READ_ERROR", exc.strerror or str(exc))]
-        outcomes = [upload_batch(client, target, [file]) for file in batch]
+        outcomes = [_sent(client, target, [file]) for file in batch]
         return sum(n for n, _ in outcomes), [f for _, failures in outcomes for f in failures]
     except PhantoscopeError as exc:
         return 0, [Failure(file.path, exc.code, exc.message) for file in batch]
-    failures = []
-    for item in result.results:
-        if item.error is not None:
-            path = batch[item.index].path
-            # The server labels its message with the part's file name (the image's name); the
-            # report shows the path.
-            message = item.error.message.removeprefix(f"{names[item.index]}: ")
-            failures.append(Failure(path, item.error.code, message))
-    return result.imported, failures
+    # The server labels its message with the part's file name (the image's name); the report
+    # shows the path.
+    return result.imported, _failures(batch, result, names)
+
+
+def _read_by_server(client: PhantoscopeClient, target: Target, batch: list[ImageFile],
+                    reads: ServerReads) -> tuple[int, list[Failure], list[ImageFile]]:
+    """Ask the server to read one batch's files itself: how many it imported, what failed,
+    and the files it did not read (to send)."""
+    try:
+        result = client.upload_batch(
+            target.app,
+            [Upload(ServerFile(str(file.path.absolute()), file.sha256), target.name(file.path))
+             for file in batch],
+            field=target.field,
+            attributes=target.attributes,
+        )
+    except PhantoscopeError:  # the bytes get the server's verdict
+        reads.asked = False
+        return 0, [], batch
+    codes = {item.index: item.error.code for item in result.results if item.error is not None}
+    declined = sorted(index for index, code in codes.items() if code in SENT_INSTEAD)
+    if READS_NONE & set(codes.values()):
+        reads.asked = False
+    reads.count(result.imported)
+    labels = [f"images[{index}]" for index in range(len(batch))]  # the JSON batch's labels
+    failures = [failure for failure in _failures(batch, result, labels)
+                if failure.code not in SENT_INSTEAD]
+    return result.imported, failures, [batch[index] for index in declined]
+
+
+def upload_batch(
+    client: PhantoscopeClient, target: Target, batch: list[ImageFile], reads: ServerReads
+) -> tuple[int, list[Failure]]:
+    """Import one batch, read by the server where it may, else sent: how many were imported,
+    and what failed."""
+    if not reads.asked:
+        return _sent(client, target, batch)
+    imported, failures, rest = _read_by_server(client, target, batch, reads)
+    if rest:
+        sent, failed = _sent(client, target, rest)
+        imported, failures = imported + sent, failures + failed
+    return imported, failures
 
 
 def upload_all(
@@ -157,14 +224,16 @@ def upload_all(
     batched: Iterable[list[ImageFile]],
     concurrency: int,
     on_done: Callable[[int], None],
+    reads: ServerReads,
 ) -> tuple[int, list[Failure]]:
-    """Upload the batches, ``concurrency`` requests in flight; ``on_done(n)`` after each."""
+    """Import the batches, ``concurrency`` at a time; ``on_done(n)`` after each."""
     imported = 0
     failures: list[Failure] = []
     pool = ThreadPoolExecutor(concurrency)
     try:
         futures = {
-            pool.submit(upload_batch, client, target, batch): len(batch) for batch in batched
+            pool.submit(upload_batch, client, target, batch, reads): len(batch)
+            for batch in batched
         }
         for future in as_completed(futures):
             done, failed = future.result()

@@ -63,7 +63,8 @@ def _image_field(client: PhantoscopeClient, app: str, field: str | None) -> str:
 
 
 def _report(
-    folder: Path, plan: folder_import.Plan, imported: int, failures: list[folder_import.Failure]
+    folder: Path, plan: folder_import.Plan, imported: int, failures: list[folder_import.Failure],
+    read_by_server: int,
 ) -> None:
     skipped = len(plan.existing) + len(plan.duplicates)
     if failures:
@@ -74,6 +75,9 @@ def _report(
             )
         console.print(shown)
     console.print(f"imported: {imported}", highlight=False)
+    if read_by_server:
+        console.print(f"          ({read_by_server} read by the server from its own disk, "
+                      "not sent)", highlight=False)
     console.print(
         f"skipped:  {skipped} (already imported: {len(plan.existing)}, "
         f"duplicates: {len(plan.duplicates)})",
@@ -113,6 +117,9 @@ def import_folder(
     Resumable: skips images the application holds already (same SHA-256) and repeated files;
     those keep the name and attributes they have.
 
+    A server that may read FOLDER itself (under its PHANTOSCOPE_IMPORT_ROOTS) reads each file
+    from its own disk when the bytes there are the same, instead of receiving them.
+
     Exits 1 when some image failed. Hidden files and folders are left out.
     """
     attributes = parse_attributes(attrs or ()) or None
@@ -140,6 +147,7 @@ def import_folder(
                 paths, existing, workers, lambda: progress.advance(hashing)
             )
             uploading = progress.add_task("uploading", total=len(plan.upload))
+            reads = folder_import.ServerReads()
             try:
                 imported, failures = folder_import.upload_all(
                     client,
@@ -147,10 +155,11 @@ def import_folder(
                     folder_import.batches(plan.upload, batch_size),
                     concurrency,
                     lambda done: progress.advance(uploading, done),
+                    reads,
                 )
             except KeyboardInterrupt:
                 raise fail("interrupted: run the same command again to resume", 130) from None
-    _report(folder, plan, imported, plan.unreadable + failures)
+    _report(folder, plan, imported, plan.unreadable + failures, reads.read)
     if plan.unreadable or failures:
         raise typer.Exit(1)
 

@@ -1,27 +1,39 @@
-"""Where an import job's images come from: a folder on the server (only under the roots the
-settings allow) or a list of URLs; each item read and checked as an upload's image is.
+"""Images the server reads from its own disks: an import job's folder (only under the roots
+the settings allow) or list of URLs, each item read and checked as an upload's image is, and
+a single file an upload names by its path (``{"path", "sha256"}``).
 
-A folder is refused unless its real path (links resolved) lies under a root of
+A folder or file is refused unless its real path (links resolved) lies under a root of
 ``PHANTOSCOPE_IMPORT_ROOTS``; a path with ``..`` is refused as written. A file is checked
 again when it is read, so a link inside the folder that leads outside the roots (or one put
-there after the job listed the folder) is not read.
+there after the job listed the folder) is not read. A file named by an upload is stored only
+when its bytes have the SHA-256 the request gives: its sender shows it knows them, and a
+server whose file of that path differs (another machine's folder) refuses rather than store
+the wrong image.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from phantoscope.engine.entity_names import default_name, name_from_url
-from phantoscope.engine.errors import BadRequestError, ForbiddenError, NotFoundError, TooLargeError
+from phantoscope.engine.errors import (
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    TooLargeError,
+)
 from phantoscope.engine.folder_images import find_images
 from phantoscope.engine.intake import ImageInput, IntakeLimits, check_image, image_from_url
 
 MAX_URLS = 100_000
 MAX_URL = 2048
 ROOTS_SETTING = "PHANTOSCOPE_IMPORT_ROOTS"
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def import_roots(setting: str) -> list[Path]:
@@ -33,29 +45,35 @@ def _inside(path: Path, roots: Sequence[Path]) -> bool:
     return any(path == root or path.is_relative_to(root) for root in roots)
 
 
-def checked_folder(value: object, roots: Sequence[Path]) -> Path:
-    """The real path of the folder a job names, or the error that refuses it."""
-    if not isinstance(value, str) or not value:
-        raise BadRequestError("INVALID_SOURCE", "source.folder must be a path (a string)")
+def _allowed(value: str, roots: Sequence[Path], what: str, code: str, prefix: str) -> Path:
+    """The real path of an absolute path without ``..`` under one of ``roots``, or the error
+    that refuses it (``code`` for one outside them); ``what`` names it in messages."""
     given = Path(value)
     if not given.is_absolute():
-        raise BadRequestError("INVALID_FOLDER",
-                              f"folder {value!r} is relative: give its absolute path on the server")
+        raise BadRequestError(f"INVALID_{what.upper()}", f"{prefix}{what} {value!r} is relative: "
+                                                         "give its absolute path on the server")
     if ".." in given.parts:
-        raise BadRequestError("INVALID_FOLDER",
-                              f"folder {value!r} holds '..': give the path without it")
+        raise BadRequestError(f"INVALID_{what.upper()}",
+                              f"{prefix}{what} {value!r} holds '..': give the path without it")
     if not roots:
         raise ForbiddenError(
             "IMPORT_ROOTS_UNSET",
-            f"this server reads no folders: set {ROOTS_SETTING} to the folders it may import "
-            "from (comma-separated), then restart it")
+            f"{prefix}this server reads no folders: set {ROOTS_SETTING} to the folders it may "
+            "import from (comma-separated), then restart it")
     real = Path(os.path.realpath(given))
     if not _inside(real, roots):
         links = " (through a symbolic link)" if real != given else ""
         raise ForbiddenError(
-            "FOLDER_NOT_ALLOWED",
-            f"folder {value!r} is outside the folders this server may import from{links}: "
-            f"{', '.join(str(root) for root in roots)} ({ROOTS_SETTING})")
+            code, f"{prefix}{what} {value!r} is outside the folders this server may import "
+                  f"from{links}: {', '.join(str(root) for root in roots)} ({ROOTS_SETTING})")
+    return real
+
+
+def checked_folder(value: object, roots: Sequence[Path]) -> Path:
+    """The real path of the folder a job names, or the error that refuses it."""
+    if not isinstance(value, str) or not value:
+        raise BadRequestError("INVALID_SOURCE", "source.folder must be a path (a string)")
+    real = _allowed(value, roots, "folder", "FOLDER_NOT_ALLOWED", "")
     if not real.exists():
         raise NotFoundError("FOLDER_NOT_FOUND", f"folder {value!r} does not exist on the server")
     if not real.is_dir():
@@ -103,6 +121,35 @@ def read_file(folder: Path, item: str, roots: Sequence[Path],
     except OSError as exc:
         raise BadRequestError("READ_ERROR", f"{item}: {exc.strerror or exc}") from None
     return check_image(data, limits, item), default_name(item)
+
+
+def read_named_file(value: str, sha256: object, roots: Sequence[Path], limits: IntakeLimits,
+                    label: str) -> ImageInput:
+    """The image of the server's file ``value`` names, checked, if its bytes have the SHA-256
+    ``sha256`` (lower-case hex); otherwise the error that refuses it."""
+    if not isinstance(sha256, str) or not SHA256.fullmatch(sha256):
+        raise BadRequestError("INVALID_SHA256", f"{label}: give the file's `sha256` with its "
+                                                "`path`: 64 lower-case hex digits")
+    real = _allowed(value, roots, "path", "PATH_NOT_ALLOWED", f"{label}: ")
+    try:
+        size = real.stat().st_size
+        if not real.is_file():
+            raise BadRequestError("NOT_A_FILE", f"{label}: {value!r} is not a file")
+        if size > limits.max_bytes:
+            raise TooLargeError("IMAGE_TOO_LARGE", f"{label}: {size:,} bytes; the limit is "
+                                                   f"{limits.max_bytes:,} bytes")
+        data = real.read_bytes()
+    except FileNotFoundError:
+        raise NotFoundError("FILE_NOT_FOUND", f"{label}: no file {value!r} on the server"
+                            ) from None
+    except OSError as exc:
+        raise BadRequestError("READ_ERROR", f"{label}: {value!r}: {exc.strerror or exc}"
+                              ) from None
+    image = check_image(data, limits, label)
+    if image.sha256 != sha256:
+        raise ConflictError("CONTENT_DIFFERS", f"{label}: the server's file {value!r} holds "
+                                               "other bytes than those of the `sha256` given")
+    return image
 
 
 def read_url(url: str, limits: IntakeLimits) -> tuple[ImageInput, str | None]:

@@ -1,6 +1,6 @@
 """`phantoscope import` on a messy folder of 50 image files, run as the command itself: sent
 to a server that reads no folders, and read by a server from its own disk where its import
-roots allow."""
+roots allow (as the client's `ServerFile` names a file there)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from PIL import Image
 from api_server import ApiServer
 from helpers import run_cli
 from image_files import encoded, exif_rotated, png, tiff16, with_alpha
-from phantoscope.client import PhantoscopeClient
+from phantoscope.client import PhantoscopeClient, PhantoscopeError, ServerFile
 from photos import PHOTO_NAMES, edited_copy, jpeg, photo
 
 # Photos that only appear in one special form, so a search can tell those files apart.
@@ -201,3 +201,20 @@ def test_a_server_reads_the_files_its_roots_allow_and_is_sent_the_rest(reading_s
     assert 0 < under_roots < 42
     assert "imported: 42" in output
     assert f"({under_roots} read by the server from its own disk" in output
+
+
+def test_the_client_names_a_file_the_server_reads(reading_server, shared_disk):
+    path = shared_disk / "whole" / "single" / "coins.jpg"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(jpeg(photo("coins")))
+    image = ServerFile(str(path), sha(path.read_bytes()))
+    with PhantoscopeClient(reading_server.url) as client:
+        client.applications.create("single", pipeline="pipe")
+        (entity,) = client.upload("single", image)
+        assert (entity.name, entity.sha256) == ("coins.jpg", image.sha256)
+        (hit,) = client.search("single", image, topk=1)
+        assert hit.id == entity.id
+        with pytest.raises(PhantoscopeError) as refused:
+            client.upload("single", ServerFile(str(path), sha(b"other bytes")))
+        assert (refused.value.status, refused.value.code) == (409, "CONTENT_DIFFERS")
+        assert client.applications.count("single") == 1

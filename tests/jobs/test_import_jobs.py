@@ -242,6 +242,8 @@ def bad_requests(roots: Path) -> list[tuple[dict, int, str]]:
         (job({"folder": "ok"}), 400, "INVALID_FOLDER"),
         (job({"folder": f"{roots}/ok/../ok"}), 400, "INVALID_FOLDER"),
         (job({"folder": f"{roots}/../outside"}), 400, "INVALID_FOLDER"),
+        (job({"folder": f"{roots}/ok\0"}), 400, "INVALID_FOLDER"),
+        (job({"folder": f"{roots}/{'x' * 5000}"}), 400, "INVALID_FOLDER"),
         (job({"folder": str(outside)}), 403, "FOLDER_NOT_ALLOWED"),
         (job({"folder": "/"}), 403, "FOLDER_NOT_ALLOWED"),
         (job({"folder": str(roots / "link-out")}), 403, "FOLDER_NOT_ALLOWED"),

@@ -98,6 +98,8 @@ def bad_refs(roots: Path) -> list[tuple[dict, int, str]]:
     return [
         (ref("bad/good.jpg"), 400, "INVALID_PATH"),
         (ref(f"{folder}/../bad/good.jpg"), 400, "INVALID_PATH"),
+        (ref(f"{good_path}\0.png"), 400, "INVALID_PATH"),
+        (ref(f"{folder}/{'x' * 5000}.jpg"), 400, "READ_ERROR"),  # a name too long
         (ref(str(roots.parent / "outside" / "secret.jpg"), secret), 403, "PATH_NOT_ALLOWED"),
         (ref(str(folder / "link-out.jpg"), secret), 403, "PATH_NOT_ALLOWED"),
         (ref("/etc/hostname"), 403, "PATH_NOT_ALLOWED"),
@@ -135,9 +137,11 @@ def test_bad_references_are_refused_with_a_code_and_nothing_is_stored(server, ro
     assert (answer.status_code, answer.json()["code"]) == (422, "INVALID_REQUEST")
     assert "fields.photo.sha256" in answer.json()["message"]
     assert server.counts() == counts
-    outside = roots.parent / "outside" / "secret.jpg"
-    assert str(outside) in results[2]["error"]["message"]
-    assert "symbolic link" in results[3]["error"]["message"]
+    messages = {ref["path"]: result["error"]["message"]
+                for (ref, _, _), result in zip(cases, results, strict=True)}
+    outside = str(roots.parent / "outside" / "secret.jpg")
+    assert outside in messages[outside]
+    assert "symbolic link" in messages[str(roots / "bad" / "link-out.jpg")]
 
 
 def test_a_server_without_import_roots_reads_no_file(tmp_path, tally):

@@ -48,6 +48,9 @@ def _inside(path: Path, roots: Sequence[Path]) -> bool:
 def _allowed(value: str, roots: Sequence[Path], what: str, code: str, prefix: str) -> Path:
     """The real path of an absolute path without ``..`` under one of ``roots``, or the error
     that refuses it (``code`` for one outside them); ``what`` names it in messages."""
+    if "\0" in value:
+        raise BadRequestError(f"INVALID_{what.upper()}",
+                              f"{prefix}{what} {value!r} holds a NUL character: no path does")
     given = Path(value)
     if not given.is_absolute():
         raise BadRequestError(f"INVALID_{what.upper()}", f"{prefix}{what} {value!r} is relative: "
@@ -74,8 +77,14 @@ def checked_folder(value: object, roots: Sequence[Path]) -> Path:
     if not isinstance(value, str) or not value:
         raise BadRequestError("INVALID_SOURCE", "source.folder must be a path (a string)")
     real = _allowed(value, roots, "folder", "FOLDER_NOT_ALLOWED", "")
-    if not real.exists():
-        raise NotFoundError("FOLDER_NOT_FOUND", f"folder {value!r} does not exist on the server")
+    try:
+        real.stat()
+    except FileNotFoundError:
+        raise NotFoundError("FOLDER_NOT_FOUND", f"folder {value!r} does not exist on the server"
+                            ) from None
+    except OSError as exc:  # a name too long, say
+        raise BadRequestError("INVALID_FOLDER", f"folder {value!r}: {exc.strerror or exc}"
+                              ) from None
     if not real.is_dir():
         raise BadRequestError("NOT_A_FOLDER", f"{value!r} is a file, not a folder")
     return real

@@ -44,7 +44,6 @@ DEFAULT_URL = "http://127.0.0.1:5000"
 API_KEY_ENV = "PHANTOSCOPE_API_KEY"
 
 
-
 @dataclass(frozen=True)
 class ServerFile:
     """An image the server reads from its own disk instead of receiving it: the file's
@@ -520,8 +519,6 @@ def _by_reference(image: ImageSource) -> bool:
 
 def _file(image: ImageSource) -> tuple[str, bytes]:
     """(file name, bytes) of an image given as bytes or a path."""
-    if isinstance(image, ServerFile):
-        raise TypeError("a ServerFile's bytes stay on the server: it travels as a reference")
     if isinstance(image, bytes | bytearray):
         return "image", bytes(image)
     path = Path(image)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from PIL import Image
 from api_server import ApiServer
 from helpers import run_cli
 from image_files import encoded, exif_rotated, png, tiff16, with_alpha
+from phantoscope.cli import folder_import
 from phantoscope.client import PhantoscopeClient, PhantoscopeError, ServerFile
 from photos import PHOTO_NAMES, edited_copy, jpeg, photo
 
@@ -218,3 +220,33 @@ def test_the_client_names_a_file_the_server_reads(reading_server, shared_disk):
             client.upload("single", ServerFile(str(path), sha(b"other bytes")))
         assert (refused.value.status, refused.value.code) == (409, "CONTENT_DIFFERS")
         assert client.applications.count("single") == 1
+
+
+def test_uploads_start_while_the_files_are_still_hashed(server, client, gallery, tmp_path):
+    names = [f"{name}.jpg" for name in PLAIN[:6]]
+    for name in names:
+        (tmp_path / name).write_bytes(jpeg(photo(name.removesuffix(".jpg"))))
+    paths = [tmp_path / name for name in names]
+
+    # Files are sorted one at a time, each new one given out as soon as it is sorted.
+    plan, sorted_count = folder_import.Plan(), []
+    files = folder_import.plan_import(paths, set(), 2, plan, lambda: sorted_count.append(1))
+    first = next(files)
+    assert (first.path, len(plan.upload), len(sorted_count)) == (paths[0], 1, 1)
+    rest = list(files)
+    assert [file.path for file in [first, *rest]] == paths and len(sorted_count) == 6
+
+    # A batch is imported while the next is still to come.
+    first_imported = threading.Event()
+
+    def batched():
+        yield [first, *rest[:2]]
+        assert first_imported.wait(60), "the next batch was wanted before the first went"
+        yield rest[2:]
+
+    target = folder_import.Target(gallery.app, "image", tmp_path)
+    imported, failures = folder_import.upload_all(
+        client, target, batched(), 2, lambda done: first_imported.set(),
+        folder_import.ServerReads())
+    assert (imported, failures) == (6, [])
+    assert {entity.name for entity in client.entities.iterate(gallery.app)} == set(names)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,11 +75,13 @@ def existing_hashes(client: PhantoscopeClient, app: str, image_field: str) -> se
 
 
 def plan_import(
-    paths: list[Path], existing: set[str], workers: int, on_hashed: Callable[[], None]
-) -> Plan:
-    """Hash the files (``workers`` at a time) and sort them into upload, existing, duplicate
-    and unreadable, keeping the first of several files with the same bytes."""
-    plan = Plan()
+    paths: list[Path], existing: set[str], workers: int, plan: Plan,
+    on_sorted: Callable[[], None],
+) -> Iterator[ImageFile]:
+    """Hash the files (``workers`` at a time, in order) and sort each into ``plan``'s upload,
+    existing, duplicate or unreadable, keeping the first of several files with the same bytes;
+    ``on_sorted()`` after each. Yields each file to upload once it is sorted, so that uploads
+    start while the rest are hashed."""
     seen: set[str] = set()
 
     def hashed(path: Path) -> ImageFile | Failure:
@@ -87,11 +89,11 @@ def plan_import(
             return hash_file(path)
         except OSError as exc:
             return Failure(path, "READ_ERROR", exc.strerror or str(exc))
-        finally:
-            on_hashed()
 
-    with ThreadPoolExecutor(workers) as pool:
+    pool = ThreadPoolExecutor(workers)
+    try:
         for result in pool.map(hashed, paths):
+            new = False
             if isinstance(result, Failure):
                 plan.unreadable.append(result)
             elif result.sha256 in existing:
@@ -101,11 +103,16 @@ def plan_import(
             else:
                 seen.add(result.sha256)
                 plan.upload.append(result)
-    return plan
+                new = True
+            on_sorted()
+            if new:
+                yield result
+    finally:  # on Ctrl-C, hash no more
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def batches(
-    files: list[ImageFile], size: int, max_bytes: int = MAX_BATCH_BYTES
+    files: Iterable[ImageFile], size: int, max_bytes: int = MAX_BATCH_BYTES
 ) -> Iterator[list[ImageFile]]:
     """Groups of at most ``size`` files and ``max_bytes`` bytes (a bigger file goes alone)."""
     batch: list[ImageFile] = []
@@ -226,20 +233,23 @@ def upload_all(
     on_done: Callable[[int], None],
     reads: ServerReads,
 ) -> tuple[int, list[Failure]]:
-    """Import the batches, ``concurrency`` at a time; ``on_done(n)`` after each."""
+    """Import the batches, ``concurrency`` at a time, each as soon as ``batched`` gives it;
+    ``on_done(n)`` after each (in the thread that imported it)."""
+
+    def imported_batch(batch: list[ImageFile]) -> tuple[int, list[Failure]]:
+        outcome = upload_batch(client, target, batch, reads)
+        on_done(len(batch))
+        return outcome
+
     imported = 0
     failures: list[Failure] = []
     pool = ThreadPoolExecutor(concurrency)
     try:
-        futures = {
-            pool.submit(upload_batch, client, target, batch, reads): len(batch)
-            for batch in batched
-        }
-        for future in as_completed(futures):
+        futures = [pool.submit(imported_batch, batch) for batch in batched]
+        for future in futures:
             done, failed = future.result()
             imported += done
             failures.extend(failed)
-            on_done(futures[future])
     finally:  # on Ctrl-C, finish the requests in flight but start no more
         pool.shutdown(wait=True, cancel_futures=True)
     return imported, failures

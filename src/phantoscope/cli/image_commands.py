@@ -142,17 +142,21 @@ def import_folder(
             existing = folder_import.existing_hashes(client, app, image_field)
         with Progress(*columns, console=console) as progress:
             hashing = progress.add_task("hashing", total=len(paths))
+            uploading = progress.add_task("uploading", total=0)
+            plan = folder_import.Plan()
+
+            def sorted_one() -> None:  # the upload bar's total grows as files are hashed
+                progress.advance(hashing)
+                progress.update(uploading, total=len(plan.upload))
+
             workers = min(8, os.cpu_count() or 1)
-            plan = folder_import.plan_import(
-                paths, existing, workers, lambda: progress.advance(hashing)
-            )
-            uploading = progress.add_task("uploading", total=len(plan.upload))
+            to_upload = folder_import.plan_import(paths, existing, workers, plan, sorted_one)
             reads = folder_import.ServerReads()
             try:
                 imported, failures = folder_import.upload_all(
                     client,
                     folder_import.Target(app, image_field, folder, attributes),
-                    folder_import.batches(plan.upload, batch_size),
+                    folder_import.batches(to_upload, batch_size),
                     concurrency,
                     lambda done: progress.advance(uploading, done),
                     reads,

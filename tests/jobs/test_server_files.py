@@ -16,6 +16,7 @@ from api_server import ApiServer
 
 APP = "served"
 LIMIT = 200_000  # bytes an image may have on this server
+REQUEST_LIMIT = 400_000  # bytes a request's body, or the files it names, may hold
 
 
 def sha(data: bytes) -> str:
@@ -36,7 +37,8 @@ def roots(tmp_path_factory) -> Path:
 def server(tmp_path_factory, roots, tally) -> Iterator[ApiServer]:
     api = ApiServer(tmp_path_factory.mktemp("server-files-api"), {
         "PHANTOSCOPE_IMPORT_ROOTS": str(roots),
-        "PHANTOSCOPE_MAX_UPLOAD_BYTES": str(LIMIT)}).start()
+        "PHANTOSCOPE_MAX_UPLOAD_BYTES": str(LIMIT),
+        "PHANTOSCOPE_MAX_REQUEST_BYTES": str(REQUEST_LIMIT)}).start()
     make_application(api.client, tally.endpoint, APP, "tally")
     yield api
     api.stop()
@@ -79,6 +81,32 @@ def test_a_batch_and_an_upload_name_files_the_server_reads(server, roots):
         "fields": {"photo": {"path": path, "sha256": sha(one)}}, "topk": 1})
     assert answer.status_code == 200, answer.text
     assert answer.json()[0]["_id"] == str(entity["_id"])
+
+
+def test_a_request_names_files_of_at_most_a_request_body_together(server, roots):
+    """Naming files costs the server no more memory than sending them: a batch reads at most
+    PHANTOSCOPE_MAX_REQUEST_BYTES from its disk; the files beyond fail, each alone."""
+    folder = roots / "heavy"
+    folder.mkdir()
+    refs = []
+    for number in range(3):  # 150 kB each (a photo and padding after it): two fit, not three
+        data = photo_bytes(300 + number) + b"\0" * 150_000
+        (folder / f"{number}.jpg").write_bytes(data)
+        refs.append({"path": str(folder / f"{number}.jpg"), "sha256": sha(data)})
+    before = server.counts()
+    answer = server.client.post(f"/v1/application/{APP}/upload/batch", json={"images": refs})
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert answer.json()["imported"] == 2 and "entity" in results[0] and "entity" in results[1]
+    assert (results[2]["error"]["status"], results[2]["error"]["code"]) == \
+        (413, "REQUEST_TOO_LARGE")
+    assert f"{REQUEST_LIMIT:,} bytes" in results[2]["error"]["message"]
+    after = server.counts()
+    assert (after["entities"], after["objects"]) == (before["entities"] + 2,
+                                                     before["objects"] + 2)
+    # Each request has its own budget: the third alone is read.
+    answer = server.client.post(f"/v1/application/{APP}/upload/batch", json={"images": refs[2:]})
+    assert answer.json()["imported"] == 1, answer.text
 
 
 def bad_refs(roots: Path) -> list[tuple[dict, int, str]]:

@@ -16,7 +16,13 @@ from starlette.datastructures import FormData
 
 from phantoscope.api.deps import image_url, stores_of
 from phantoscope.api.entity_fields import attributes_of, form_attributes, form_name, name_of
-from phantoscope.api.image_refs import ImageRef, read_file, read_image, ref_name
+from phantoscope.api.image_refs import (
+    ImageRef,
+    read_budget,
+    read_file,
+    read_image,
+    ref_name,
+)
 from phantoscope.api.multipart_form import FormFile, read_form
 from phantoscope.api.responses import COMMON, errors
 from phantoscope.api.serialize import (
@@ -289,9 +295,10 @@ def _upload_answer(stores: Stores, name: str, body: UploadBody | Files | EngineE
         attributes = attributes_of(body.attributes)
         names = {field: name_of(body.name, ref_name(ref))
                  for field, ref in body.fields.items()}
+        budget = read_budget(stores)
         items = [
-            entities.UploadItem(field, read_image(stores, ref, f"fields.{field}"), names[field],
-                                attributes)
+            entities.UploadItem(field, read_image(stores, ref, f"fields.{field}", budget),
+                                names[field], attributes)
             for field, ref in body.fields.items()
         ]
     outcomes = entities.upload(stores, plan, items, reject_duplicates=reject_duplicates)
@@ -331,7 +338,8 @@ def _batch_reads(stores: Stores, body: BatchBody | Files) -> list[BatchRead]:
         return [BatchRead(body.field, partial(read_file, stores, part.data, part.label),
                           form_name(None, part.filename), attributes)
                 for part in body.files]
-    return [BatchRead(ref.field, partial(read_image, stores, ref, f"images[{index}]"),
+    budget = read_budget(stores)
+    return [BatchRead(ref.field, partial(read_image, stores, ref, f"images[{index}]", budget),
                       name_of(ref.name, ref_name(ref),
                               f"images[{index}].name"),
                       attributes_of(ref.attributes, f"images[{index}]"))

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from phantoscope.engine.context import Stores
 from phantoscope.engine.entity_names import default_name, name_from_url
 from phantoscope.engine.errors import BadRequestError
-from phantoscope.engine.import_sources import import_roots, read_named_file
+from phantoscope.engine.import_sources import ReadBudget, import_roots, read_named_file
 from phantoscope.engine.intake import ImageInput, check_image, image_from_base64, image_from_url
 
 
@@ -26,8 +26,15 @@ class ImageRef(BaseModel):
                                "lower-case hex digits")
 
 
-def read_image(stores: Stores, ref: ImageRef, label: str) -> ImageInput:
-    """Fetch, decode or read the image a reference names, within the server's limits."""
+def read_budget(stores: Stores) -> ReadBudget:
+    """What the images one request names on the server may hold together."""
+    return ReadBudget(stores.settings.max_request_bytes)
+
+
+def read_image(stores: Stores, ref: ImageRef, label: str,
+               budget: ReadBudget | None = None) -> ImageInput:
+    """Fetch, decode or read the image a reference names, within the server's limits (files
+    on the server within ``budget``, the request's, when it names several)."""
     if sum(given is not None for given in (ref.url, ref.data, ref.path)) != 1:
         raise BadRequestError("INVALID_REQUEST",
                               f"{label}: give exactly one of `url`, `data` or `path`")
@@ -35,7 +42,7 @@ def read_image(stores: Stores, ref: ImageRef, label: str) -> ImageInput:
         return image_from_base64(ref.data, stores.limits, label)
     if ref.path is not None:
         return read_named_file(ref.path, ref.sha256, import_roots(stores.settings.import_roots),
-                               stores.limits, label)
+                               stores.limits, label, budget or read_budget(stores))
     return image_from_url(ref.url, stores.limits, label)
 
 

@@ -132,10 +132,27 @@ def read_file(folder: Path, item: str, roots: Sequence[Path],
     return check_image(data, limits, item), default_name(item)
 
 
+class ReadBudget:
+    """The bytes one request may still have the server read from its disk: as many as its
+    body may hold, so that naming files costs the server no more memory than sending them."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def take(self, size: int, label: str) -> None:
+        if size > self.left:
+            raise TooLargeError(
+                "REQUEST_TOO_LARGE",
+                f"{label}: the files this request names on the server hold over "
+                f"{self.limit:,} bytes together, a request's limit: name fewer in one request")
+        self.left -= size
+
+
 def read_named_file(value: str, sha256: object, roots: Sequence[Path], limits: IntakeLimits,
-                    label: str) -> ImageInput:
+                    label: str, budget: ReadBudget) -> ImageInput:
     """The image of the server's file ``value`` names, checked, if its bytes have the SHA-256
-    ``sha256`` (lower-case hex); otherwise the error that refuses it."""
+    ``sha256`` (lower-case hex) and fit in ``budget``; otherwise the error that refuses it."""
     if not isinstance(sha256, str) or not SHA256.fullmatch(sha256):
         raise BadRequestError("INVALID_SHA256", f"{label}: give the file's `sha256` with its "
                                                 "`path`: 64 lower-case hex digits")
@@ -147,6 +164,7 @@ def read_named_file(value: str, sha256: object, roots: Sequence[Path], limits: I
         if size > limits.max_bytes:
             raise TooLargeError("IMAGE_TOO_LARGE", f"{label}: {size:,} bytes; the limit is "
                                                    f"{limits.max_bytes:,} bytes")
+        budget.take(size, label)
         data = real.read_bytes()
     except FileNotFoundError:
         raise NotFoundError("FILE_NOT_FOUND", f"{label}: no file {value!r} on the server"

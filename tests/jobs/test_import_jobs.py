@@ -28,16 +28,6 @@ SHAPE = {"id", "kind", "application", "field", "pipeline", "state", "total", "do
 
 
 @pytest.fixture(scope="module")
-def roots(tmp_path_factory) -> Path:
-    """The one folder the server may import from; ``outside`` is beside it."""
-    base = tmp_path_factory.mktemp("import")
-    (base / "outside").mkdir()
-    (base / "outside" / "secret.jpg").write_bytes(photo_bytes(999))
-    (base / "roots").mkdir()
-    return base / "roots"
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory, roots, tally) -> Iterator[ApiServer]:
     api = ApiServer(tmp_path_factory.mktemp("jobs-api"), {
         "PHANTOSCOPE_IMPORT_ROOTS": f"{roots}, {roots.parent / 'missing-root'}",

@@ -24,16 +24,6 @@ def sha(data: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def roots(tmp_path_factory) -> Path:
-    """The one folder the server may read; ``outside`` is beside it."""
-    base = tmp_path_factory.mktemp("server-files")
-    (base / "outside").mkdir()
-    (base / "outside" / "secret.jpg").write_bytes(photo_bytes(990))
-    (base / "roots").mkdir()
-    return base / "roots"
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory, roots, tally) -> Iterator[ApiServer]:
     api = ApiServer(tmp_path_factory.mktemp("server-files-api"), {
         "PHANTOSCOPE_IMPORT_ROOTS": str(roots),

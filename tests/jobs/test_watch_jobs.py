@@ -22,14 +22,6 @@ SHAPE = {"id", "kind", "application", "field", "pipeline", "state", "total", "do
 
 
 @pytest.fixture(scope="module")
-def roots(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("watch")
-    (base / "outside").mkdir()
-    (base / "roots").mkdir()
-    return base / "roots"
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory, roots, tally) -> Iterator[ApiServer]:
     api = ApiServer(tmp_path_factory.mktemp("watch-api"), {
         "PHANTOSCOPE_IMPORT_ROOTS": str(roots), "PHANTOSCOPE_JOB_POLL_S": "0.1",

@@ -1,14 +1,18 @@
 """Shared test helpers: the `phantoscope` command, where the original protocol lies, the
-lock of the fixed operator ports, and this process's resident memory."""
+lock of the fixed operator ports, this process's resident memory, and a folder served over
+HTTP on loopback."""
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from phantoscope.cli.worker_processes import OPERATOR_PORT
@@ -18,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 SPEC_PROTO = REPO.parent / "shared" / "spec" / "omnisearch.proto"
 
 __all__ = ["PHANTOSCOPE", "REPO", "SPEC_PROTO", "OperatorProcess", "fixed_ports_lock",
-           "free_port", "run_cli"]
+           "folder_server", "free_port", "run_cli"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
@@ -69,3 +73,21 @@ def resident_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def folder_server(folder: Path) -> Iterator[str]:
+    """``folder`` served over HTTP on loopback while the block runs; its base URL."""
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()

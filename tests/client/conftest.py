@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import secrets
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from api_server import ApiServer
-from helpers import OperatorProcess
+from helpers import OperatorProcess, folder_server
 from phantoscope.client import PhantoscopeClient
 
 
@@ -59,18 +56,8 @@ def gallery(client, encoder_endpoint) -> Iterator[Gallery]:
     client.operators.delete(names.operator)
 
 
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *_: object) -> None:
-        pass
-
-
 @pytest.fixture
 def image_host(tmp_path) -> Iterator[str]:
     """An HTTP server on loopback serving ``tmp_path``; its base URL."""
-    handler = functools.partial(QuietHandler, directory=str(tmp_path))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with folder_server(tmp_path) as url:
+        yield url

@@ -5,12 +5,9 @@ mid-job, and bad input refused with nothing made."""
 
 from __future__ import annotations
 
-import functools
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,7 +16,7 @@ from picky import POISON_WIDTH
 from PIL import Image
 
 from api_server import ApiServer
-from helpers import OperatorProcess, run_cli
+from helpers import OperatorProcess, folder_server, run_cli
 
 APP = "album"
 HERE = Path(__file__).resolve().parent
@@ -38,20 +35,11 @@ def server(tmp_path_factory, roots, tally) -> Iterator[ApiServer]:
     api.stop()
 
 
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def image_host(tmp_path) -> Iterator[tuple[str, Path]]:
     """An HTTP server on loopback serving a folder: its base URL and the folder."""
-    httpd = ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(tmp_path)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", tmp_path
-    httpd.shutdown()
-    httpd.server_close()
+    with folder_server(tmp_path) as url:
+        yield url, tmp_path
 
 
 def entities(server: ApiServer, app: str = APP) -> dict[str, dict]:

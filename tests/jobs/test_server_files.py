@@ -13,6 +13,7 @@ import pytest
 from job_world import make_application, photo_bytes, write_photos
 
 from api_server import ApiServer
+from helpers import folder_server
 
 APP = "served"
 LIMIT = 200_000  # bytes an image may have on this server
@@ -25,12 +26,15 @@ def sha(data: bytes) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, roots, tally) -> Iterator[ApiServer]:
+    """The API server, with ``files_url``: an HTTP server on loopback serving ``roots``."""
     api = ApiServer(tmp_path_factory.mktemp("server-files-api"), {
-        "PHANTOSCOPE_IMPORT_ROOTS": str(roots),
+        "PHANTOSCOPE_IMPORT_ROOTS": str(roots), "PHANTOSCOPE_ALLOW_PRIVATE_URLS": "true",
         "PHANTOSCOPE_MAX_UPLOAD_BYTES": str(LIMIT),
         "PHANTOSCOPE_MAX_REQUEST_BYTES": str(REQUEST_LIMIT)}).start()
     make_application(api.client, tally.endpoint, APP, "tally")
-    yield api
+    with folder_server(roots) as url:
+        api.files_url = url
+        yield api
     api.stop()
 
 
@@ -73,30 +77,36 @@ def test_a_batch_and_an_upload_name_files_the_server_reads(server, roots):
     assert answer.json()[0]["_id"] == str(entity["_id"])
 
 
-def test_a_request_names_files_of_at_most_a_request_body_together(server, roots):
-    """Naming files costs the server no more memory than sending them: a batch reads at most
-    PHANTOSCOPE_MAX_REQUEST_BYTES from its disk; the files beyond fail, each alone."""
+def test_a_request_names_images_of_at_most_a_request_body_together(server, roots):
+    """Naming images costs the server no more memory than sending them: files it reads from
+    its disk and URLs it fetches for one request hold at most PHANTOSCOPE_MAX_REQUEST_BYTES
+    together; the images beyond fail, each alone."""
     folder = roots / "heavy"
     folder.mkdir()
-    refs = []
+    paths, urls = [], []
     for number in range(3):  # 150 kB each (a photo and padding after it): two fit, not three
         data = photo_bytes(300 + number) + b"\0" * 150_000
         (folder / f"{number}.jpg").write_bytes(data)
-        refs.append({"path": str(folder / f"{number}.jpg"), "sha256": sha(data)})
+        paths.append({"path": str(folder / f"{number}.jpg"), "sha256": sha(data)})
+        urls.append({"url": f"{server.files_url}/heavy/{number}.jpg"})
+
+    def batch(*refs: dict) -> list[dict]:
+        answer = server.client.post(f"/v1/application/{APP}/upload/batch",
+                                    json={"images": list(refs)})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["results"]
+
     before = server.counts()
-    answer = server.client.post(f"/v1/application/{APP}/upload/batch", json={"images": refs})
-    assert answer.status_code == 200, answer.text
-    results = answer.json()["results"]
-    assert answer.json()["imported"] == 2 and "entity" in results[0] and "entity" in results[1]
-    assert (results[2]["error"]["status"], results[2]["error"]["code"]) == \
-        (413, "REQUEST_TOO_LARGE")
-    assert f"{REQUEST_LIMIT:,} bytes" in results[2]["error"]["message"]
+    for results in (batch(paths[0], urls[1], paths[2]), batch(paths[2], paths[0], urls[1])):
+        assert "entity" in results[0] and "entity" in results[1], results
+        assert (results[2]["error"]["status"], results[2]["error"]["code"]) == \
+            (413, "REQUEST_TOO_LARGE")
+        assert f"{REQUEST_LIMIT:,} bytes" in results[2]["error"]["message"]
     after = server.counts()
-    assert (after["entities"], after["objects"]) == (before["entities"] + 2,
-                                                     before["objects"] + 2)
+    assert (after["entities"], after["objects"]) == (before["entities"] + 4,
+                                                     before["objects"] + 4)
     # Each request has its own budget: the third alone is read.
-    answer = server.client.post(f"/v1/application/{APP}/upload/batch", json={"images": refs[2:]})
-    assert answer.json()["imported"] == 1, answer.text
+    assert "entity" in batch(paths[1])[0]
 
 
 def bad_refs(roots: Path) -> list[tuple[dict, int, str]]:

@@ -16,14 +16,11 @@ raw features equal OpenCLIP's unnormalised ones within 1e-5 of their largest com
 from __future__ import annotations
 
 import contextlib
-import functools
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +32,7 @@ from open_clip.transformer import QuickGELU
 from PIL import Image
 
 from api_server import ApiServer
+from helpers import folder_server
 from inprocess import serve_in_process
 from phantoscope.cli.operator_loader import load_operator
 from phantoscope.config import OperatorSettings
@@ -138,11 +136,6 @@ class OpenAILayout(torch.nn.Module):
         return x * self.logit_scale
 
 
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="session")
 def clip_photos() -> list[Image.Image]:
     return [photo(name) for name in PHOTO_NAMES]
@@ -153,17 +146,11 @@ def clip_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
     """A folder of checkpoints and the loopback URL serving it, with a temporary model cache
     for the whole session."""
     folder = tmp_path_factory.mktemp("clip-weights")
-    handler = functools.partial(QuietHandler, directory=str(folder))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     models = tmp_path_factory.mktemp("clip-models")
-    with pytest.MonkeyPatch.context() as patch:
+    with folder_server(folder) as url, pytest.MonkeyPatch.context() as patch:
         patch.setenv("PHANTOSCOPE_MODELS", str(models))
         patch.delenv("PHANTOSCOPE_WEIGHTS", raising=False)
-        yield folder, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+        yield folder, url
     for path in [*folder.iterdir(), *models.iterdir()]:  # ~2 GB: not for pytest's kept folders
         path.unlink()
 

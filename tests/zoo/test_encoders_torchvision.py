@@ -7,14 +7,11 @@ checkpoint, serves it from a loopback HTTP server, and exports into a temporary 
 
 from __future__ import annotations
 
-import functools
 import re
 import shutil
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -24,28 +21,19 @@ import torchvision
 from PIL import Image
 from skimage import data
 
+from helpers import folder_server
 from phantoscope.operators.base import l2_normalize
 from phantoscope.zoo.onnx_encoder import TorchvisionWeightsEncoder
 from phantoscope.zoo.resnet import ResNet50Encoder
 from phantoscope.zoo.vgg import VGG16Encoder
 
 
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="session")
 def weights_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """A folder and the http:// URL that serves it."""
     folder = tmp_path_factory.mktemp("weights")
-    handler = functools.partial(QuietHandler, directory=str(folder))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield folder, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with folder_server(folder) as url:
+        yield folder, url
 
 
 @dataclass

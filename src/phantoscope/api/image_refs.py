@@ -27,14 +27,14 @@ class ImageRef(BaseModel):
 
 
 def read_budget(stores: Stores) -> ReadBudget:
-    """What the images one request names on the server may hold together."""
+    """What the images one request names (files on the server, URLs) may hold together."""
     return ReadBudget(stores.settings.max_request_bytes)
 
 
 def read_image(stores: Stores, ref: ImageRef, label: str,
                budget: ReadBudget | None = None) -> ImageInput:
     """Fetch, decode or read the image a reference names, within the server's limits (files
-    on the server within ``budget``, the request's, when it names several)."""
+    on the server and URLs within ``budget``, the request's, when it names several)."""
     if sum(given is not None for given in (ref.url, ref.data, ref.path)) != 1:
         raise BadRequestError("INVALID_REQUEST",
                               f"{label}: give exactly one of `url`, `data` or `path`")
@@ -43,7 +43,9 @@ def read_image(stores: Stores, ref: ImageRef, label: str,
     if ref.path is not None:
         return read_named_file(ref.path, ref.sha256, import_roots(stores.settings.import_roots),
                                stores.limits, label, budget or read_budget(stores))
-    return image_from_url(ref.url, stores.limits, label)
+    image = image_from_url(ref.url, stores.limits, label)
+    (budget or read_budget(stores)).take(len(image.data), label)
+    return image
 
 
 def ref_name(ref: ImageRef) -> str | None:

@@ -133,8 +133,9 @@ def read_file(folder: Path, item: str, roots: Sequence[Path],
 
 
 class ReadBudget:
-    """The bytes one request may still have the server read from its disk: as many as its
-    body may hold, so that naming files costs the server no more memory than sending them."""
+    """The bytes one request may still have the server read from its disk or fetch: as many
+    as its body may hold, so that naming images costs the server no more memory than sending
+    them."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -144,8 +145,9 @@ class ReadBudget:
         if size > self.left:
             raise TooLargeError(
                 "REQUEST_TOO_LARGE",
-                f"{label}: the files this request names on the server hold over "
-                f"{self.limit:,} bytes together, a request's limit: name fewer in one request")
+                f"{label}: the images this request names (files on the server, URLs) hold "
+                f"over {self.limit:,} bytes together, a request's limit: name fewer in one "
+                "request")
         self.left -= size
 
 

@@ -6,6 +6,7 @@ given; every other case refused with a code, and nothing stored."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from job_world import make_application, photo_bytes, write_photos
 
 from api_server import ApiServer
 from helpers import folder_server
+from phantoscope.engine.errors import BadRequestError
+from phantoscope.engine.import_sources import import_roots, read_file
+from phantoscope.engine.intake import IntakeLimits
+from phantoscope.imaging.fetch import FetchPolicy
 
 APP = "served"
 LIMIT = 200_000  # bytes an image may have on this server
@@ -116,6 +121,7 @@ def bad_refs(roots: Path) -> list[tuple[dict, int, str]]:
     (folder / "notes.jpg").write_bytes(b"shopping list")
     (folder / "big.jpg").write_bytes(photo_bytes(201) + b"\0" * LIMIT)
     (folder / "sub.jpg").mkdir()
+    os.mkfifo(folder / "pipe.jpg")  # read, it would block for ever
     (folder / "link-out.jpg").symlink_to(roots.parent / "outside" / "secret.jpg")
     secret = (roots.parent / "outside" / "secret.jpg").read_bytes()
 
@@ -133,6 +139,7 @@ def bad_refs(roots: Path) -> list[tuple[dict, int, str]]:
         (ref("/etc/hostname"), 403, "PATH_NOT_ALLOWED"),
         (ref(str(folder / "missing.jpg")), 404, "FILE_NOT_FOUND"),
         (ref(str(folder / "sub.jpg")), 400, "NOT_A_FILE"),
+        (ref(str(folder / "pipe.jpg")), 400, "NOT_A_FILE"),
         (ref(good_path, good + b"x"), 409, "CONTENT_DIFFERS"),
         ({"path": good_path}, 400, "INVALID_SHA256"),
         ({"path": good_path, "sha256": sha(good).upper()}, 400, "INVALID_SHA256"),
@@ -186,3 +193,14 @@ def test_a_server_without_import_roots_reads_no_file(tmp_path, tally):
         assert api.counts() == counts
     finally:
         api.stop()
+
+
+def test_a_job_item_that_became_a_fifo_is_refused_not_read(roots):
+    """A job lists its folder's files, then reads each later: a FIFO put in a file's place
+    since fails that item instead of blocking the job's worker."""
+    (roots / "swapped").mkdir()
+    os.mkfifo(roots / "swapped" / "a.jpg")
+    limits = IntakeLimits(max_bytes=LIMIT, max_pixels=10**8, fetch=FetchPolicy())
+    with pytest.raises(BadRequestError) as refused:
+        read_file(roots / "swapped", "a.jpg", import_roots(str(roots)), limits)
+    assert refused.value.code == "NOT_A_FILE"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -111,27 +112,6 @@ def checked_urls(value: object) -> list[str]:
     return list(value)
 
 
-def read_file(folder: Path, item: str, roots: Sequence[Path],
-              limits: IntakeLimits) -> tuple[ImageInput, str | None]:
-    """A folder item's image, checked, and its name (the item)."""
-    path = Path(os.path.realpath(folder / item))
-    if not _inside(path, roots):
-        raise ForbiddenError("FILE_OUTSIDE_ROOTS",
-                             f"{item}: a link to a file outside the folders this server may "
-                             f"import from ({ROOTS_SETTING}); it was not read")
-    try:
-        if path.stat().st_size > limits.max_bytes:
-            raise TooLargeError("IMAGE_TOO_LARGE", f"{item}: {path.stat().st_size:,} bytes; "
-                                                   f"the limit is {limits.max_bytes:,} bytes")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BadRequestError("FILE_GONE", f"{item}: removed after the job listed the folder"
-                              ) from None
-    except OSError as exc:
-        raise BadRequestError("READ_ERROR", f"{item}: {exc.strerror or exc}") from None
-    return check_image(data, limits, item), default_name(item)
-
-
 class ReadBudget:
     """The bytes one request may still have the server read from its disk or fetch: as many
     as its body may hold, so that naming images costs the server no more memory than sending
@@ -151,6 +131,45 @@ class ReadBudget:
         self.left -= size
 
 
+def _read_regular(path: Path, label: str, limits: IntakeLimits,
+                  budget: ReadBudget | None = None) -> bytes:
+    """The bytes of the regular file at ``path``, checked once it is open, so that a FIFO or
+    device put in a file's place is refused rather than read (a read that could block for
+    ever); OSError for the caller to name."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise BadRequestError("NOT_A_FILE", f"{label}: not a file")
+        if info.st_size > limits.max_bytes:
+            raise TooLargeError("IMAGE_TOO_LARGE", f"{label}: {info.st_size:,} bytes; the "
+                                                   f"limit is {limits.max_bytes:,} bytes")
+        if budget is not None:
+            budget.take(info.st_size, label)
+        with open(descriptor, "rb", closefd=False) as file:
+            return file.read()
+    finally:
+        os.close(descriptor)
+
+
+def read_file(folder: Path, item: str, roots: Sequence[Path],
+              limits: IntakeLimits) -> tuple[ImageInput, str | None]:
+    """A folder item's image, checked, and its name (the item)."""
+    path = Path(os.path.realpath(folder / item))
+    if not _inside(path, roots):
+        raise ForbiddenError("FILE_OUTSIDE_ROOTS",
+                             f"{item}: a link to a file outside the folders this server may "
+                             f"import from ({ROOTS_SETTING}); it was not read")
+    try:
+        data = _read_regular(path, item, limits)
+    except FileNotFoundError:
+        raise BadRequestError("FILE_GONE", f"{item}: removed after the job listed the folder"
+                              ) from None
+    except OSError as exc:
+        raise BadRequestError("READ_ERROR", f"{item}: {exc.strerror or exc}") from None
+    return check_image(data, limits, item), default_name(item)
+
+
 def read_named_file(value: str, sha256: object, roots: Sequence[Path], limits: IntakeLimits,
                     label: str, budget: ReadBudget) -> ImageInput:
     """The image of the server's file ``value`` names, checked, if its bytes have the SHA-256
@@ -160,14 +179,7 @@ def read_named_file(value: str, sha256: object, roots: Sequence[Path], limits: I
                                                 "`path`: 64 lower-case hex digits")
     real = _allowed(value, roots, "path", "PATH_NOT_ALLOWED", f"{label}: ")
     try:
-        size = real.stat().st_size
-        if not real.is_file():
-            raise BadRequestError("NOT_A_FILE", f"{label}: {value!r} is not a file")
-        if size > limits.max_bytes:
-            raise TooLargeError("IMAGE_TOO_LARGE", f"{label}: {size:,} bytes; the limit is "
-                                                   f"{limits.max_bytes:,} bytes")
-        budget.take(size, label)
-        data = real.read_bytes()
+        data = _read_regular(real, f"{label}: {value!r}", limits, budget)
     except FileNotFoundError:
         raise NotFoundError("FILE_NOT_FOUND", f"{label}: no file {value!r} on the server"
                             ) from None

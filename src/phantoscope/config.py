@@ -3,6 +3,7 @@ so every layer can read it."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +45,17 @@ class OperatorSettings(BaseSettings):
     # an operator never outlives a `phantoscope up` that was killed outright).
     stop_with_parent: bool = False
 
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 in brackets or not) is this machine's
+    loopback."""
+    if host.strip("[]") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def endpoint_port(endpoint: str) -> int:

@@ -104,6 +104,8 @@ def test_import_is_complete_reports_failures_and_resumes(server, client, gallery
     assert "imported: 42" in output and "failed:   3" in output
     assert "skipped:  5 (already imported: 0, duplicates: 5)" in output
     assert "read by the server" not in output  # this server reads no folders: all were sent
+    assert f"tip: this server reads no folders, so every file was sent to it; started with " \
+        f"PHANTOSCOPE_IMPORT_ROOTS={root}" in output
 
     # The special files were decoded as they look: a plain rendering finds each first.
     renderings = {
@@ -181,6 +183,7 @@ def test_a_server_reads_the_files_its_roots_allow_and_is_sent_the_rest(reading_s
     output = first.stdout + first.stderr
     assert first.returncode == 1, output
     assert "imported: 42" in output and "(42 read by the server from its own disk" in output
+    assert "tip:" not in output
     assert "failed:   3" in output and "NOT_AN_IMAGE" in output
     assert "skipped:  5 (already imported: 0, duplicates: 5)" in output
     names = imported_names(reading_server, "whole")

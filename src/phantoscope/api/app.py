@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -31,7 +30,7 @@ from phantoscope.api.error_handlers import install_error_handlers
 from phantoscope.api.limits import BodySizeLimit
 from phantoscope.api.observability import REQUEST_ID_HEADER, RequestObserver
 from phantoscope.api.route_table import RouteTable
-from phantoscope.config import ServerSettings
+from phantoscope.config import ServerSettings, is_loopback
 from phantoscope.engine.context import Stores
 from phantoscope.engine.job_runner import JobRunner
 from phantoscope.engine.journal import repair_logged
@@ -42,15 +41,6 @@ from phantoscope.web import mount_ui
 log = logging.getLogger(__name__)
 
 CORS_HEADERS = ["Authorization", "X-API-Key", "Content-Type", REQUEST_ID_HEADER]
-
-
-def is_loopback(host: str) -> bool:
-    if host.strip("[]") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def cors_origins(setting: str) -> list[str]:

@@ -142,11 +142,13 @@ class Target:
 
 class ServerReads:
     """Whether the server is still asked to read files from its own disk, and how many it
-    read. It is asked until it says it reads no files at all."""
+    read. It is asked until it says it reads no files at all; ``roots_unset``: it said so
+    for want of import roots."""
 
     def __init__(self) -> None:
         self.asked = True
         self.read = 0
+        self.roots_unset = False
         self._lock = threading.Lock()
 
     def count(self, read: int) -> None:
@@ -204,6 +206,7 @@ def _read_by_server(client: PhantoscopeClient, target: Target, batch: list[Image
     declined = sorted(index for index, code in codes.items() if code in SENT_INSTEAD)
     if READS_NONE & set(codes.values()):
         reads.asked = False
+        reads.roots_unset = "IMPORT_ROOTS_UNSET" in codes.values()
     reads.count(result.imported)
     labels = [f"images[{index}]" for index in range(len(batch))]  # the JSON batch's labels
     failures = [failure for failure in _failures(batch, result, labels)

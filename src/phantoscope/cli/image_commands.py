@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.progress import (
@@ -32,6 +33,7 @@ from phantoscope.cli.filter_options import (
 )
 from phantoscope.cli.output import Url, connect, console, fail, row, table
 from phantoscope.client import DEFAULT_URL, Box, Hit, PhantoscopeClient, is_url
+from phantoscope.config import is_loopback
 from phantoscope.engine.folder_images import find_images
 
 App = Annotated[str, typer.Argument(help="The application.", show_default=False)]
@@ -64,7 +66,7 @@ def _image_field(client: PhantoscopeClient, app: str, field: str | None) -> str:
 
 def _report(
     folder: Path, plan: folder_import.Plan, imported: int, failures: list[folder_import.Failure],
-    read_by_server: int,
+    reads: folder_import.ServerReads, url: str,
 ) -> None:
     skipped = len(plan.existing) + len(plan.duplicates)
     if failures:
@@ -75,8 +77,8 @@ def _report(
             )
         console.print(shown)
     console.print(f"imported: {imported}", highlight=False)
-    if read_by_server:
-        console.print(f"          ({read_by_server} read by the server from its own disk, "
+    if reads.read:
+        console.print(f"          ({reads.read} read by the server from its own disk, "
                       "not sent)", highlight=False)
     console.print(
         f"skipped:  {skipped} (already imported: {len(plan.existing)}, "
@@ -86,6 +88,11 @@ def _report(
     console.print(f"failed:   {len(failures)}", highlight=False)
     if skipped and not imported and not failures:
         console.print(f"all {skipped} images skipped: nothing new to import", highlight=False)
+    if reads.roots_unset and is_loopback(urlsplit(url).hostname or ""):
+        console.print(
+            f"tip: this server reads no folders, so every file was sent to it; started with "
+            f"PHANTOSCOPE_IMPORT_ROOTS={folder.absolute()} (or a folder above), it reads them "
+            "from its own disk instead, which is faster", highlight=False, soft_wrap=True)
 
 
 def import_folder(
@@ -163,7 +170,7 @@ def import_folder(
                 )
             except KeyboardInterrupt:
                 raise fail("interrupted: run the same command again to resume", 130) from None
-    _report(folder, plan, imported, plan.unreadable + failures, reads.read)
+    _report(folder, plan, imported, plan.unreadable + failures, reads, url)
     if plan.unreadable or failures:
         raise typer.Exit(1)
 

@@ -75,7 +75,12 @@ def test_a_batch_and_an_upload_name_files_the_server_reads(server, roots):
     (entity,) = answer.json()
     assert (entity["name"], entity["sha256"]) == ("d.jpg", sha(one))
 
-    # A search names its query the same way: the image itself comes first.
+    # A pipeline test and a search name their image the same way; the image itself comes
+    # first.
+    answer = server.client.post(f"/v1/pipeline/{APP}-pipe/test",
+                                json={"path": path, "sha256": sha(one)})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["steps"][-1]["vectors"]) == 1
     answer = server.client.post(f"/v1/application/{APP}/search", json={
         "fields": {"photo": {"path": path, "sha256": sha(one)}}, "topk": 1})
     assert answer.status_code == 200, answer.text

@@ -69,7 +69,8 @@ def delete_pipeline(name: str, request: Request) -> dict:
 
 @router.post("/{name}/test", responses=errors(413, 502))
 async def test_pipeline(name: str, body: ImageRef, request: Request) -> dict[str, Any]:
-    """Run the pipeline on one image (`data` or `url`) without storing anything."""
+    """Run the pipeline on one image (`data`, `url` or `path` and `sha256`) without storing
+    anything."""
     stores = stores_of(request)
     registry.get_pipeline(stores, name)
     image = await run_in_threadpool(read_image, stores, body, "image")

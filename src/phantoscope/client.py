@@ -663,10 +663,10 @@ class PhantoscopeClient:
         ``field`` may be left out when the application has one image field.
         ``reject_duplicates``: refuse a copy (PhantoscopeError 409 ``DUPLICATE``).
 
-        ``name`` defaults to the file's name for a path, the URL's last path segment for a
-        URL (the server's default), and ``image`` for bytes (the name of the part they
-        travel in); ``attributes`` are the user's own keys (strings, numbers, booleans or
-        lists of strings)."""
+        ``name`` defaults to the file's name for a path or a :class:`ServerFile`, the URL's
+        last path segment for a URL (the server's default for those two), and ``image`` for
+        bytes (the name of the part they travel in); ``attributes`` are the user's own keys
+        (strings, numbers, booleans or lists of strings)."""
         path = f"/v1/application/{_segment(app)}/upload"
         params = {"reject_duplicates": "true"} if reject_duplicates else {}
         if _by_reference(image):

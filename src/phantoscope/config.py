@@ -46,7 +46,6 @@ class OperatorSettings(BaseSettings):
     stop_with_parent: bool = False
 
 
-
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or an address, IPv6 in brackets or not) is this machine's
     loopback."""

@@ -90,7 +90,7 @@ def _report(
         console.print(f"all {skipped} images skipped: nothing new to import", highlight=False)
     if reads.roots_unset and is_loopback(urlsplit(url).hostname or ""):
         console.print(
-            f"tip: this server reads no folders, so every file was sent to it; started with "
+            "tip: this server reads no folders, so every file was sent to it; started with "
             f"PHANTOSCOPE_IMPORT_ROOTS={folder.absolute()} (or a folder above), it reads them "
             "from its own disk instead, which is faster", highlight=False, soft_wrap=True)
 

@@ -104,7 +104,7 @@ def test_import_is_complete_reports_failures_and_resumes(server, client, gallery
     assert "imported: 42" in output and "failed:   3" in output
     assert "skipped:  5 (already imported: 0, duplicates: 5)" in output
     assert "read by the server" not in output  # this server reads no folders: all were sent
-    assert f"tip: this server reads no folders, so every file was sent to it; started with " \
+    assert "tip: this server reads no folders, so every file was sent to it; started with " \
         f"PHANTOSCOPE_IMPORT_ROOTS={root}" in output
 
     # The special files were decoded as they look: a plain rendering finds each first.
@@ -154,7 +154,7 @@ def shared_disk(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reading_server(tmp_path_factory, shared_disk, encoder_endpoint) -> Iterator[ApiServer]:
     """A server that may read ``whole/`` of the shared disk, and only ``photos/`` of
-    ``part/pictures``; an application `album` on it."""
+    ``part/pictures``; an encoder and a pipeline `pipe` on it."""
     roots = f"{shared_disk / 'whole'},{shared_disk / 'part' / 'pictures' / 'photos'}"
     api = ApiServer(tmp_path_factory.mktemp("reading-api"),
                     {"PHANTOSCOPE_IMPORT_ROOTS": roots}).start()

@@ -22,7 +22,7 @@ from phantoscope.imaging.fetch import FetchPolicy
 
 APP = "served"
 LIMIT = 200_000  # bytes an image may have on this server
-REQUEST_LIMIT = 400_000  # bytes a request's body, or the files it names, may hold
+REQUEST_LIMIT = 400_000  # bytes a request's body, or the images it names, may hold together
 
 
 def sha(data: bytes) -> str:

@@ -251,19 +251,17 @@ def main() -> None:
         ])
     print_table(["what", "images/s", "passes", "x {} / {}".format(*first), "x ceiling",
                  "API CPU ms/img", "operators CPU ms/img", "client CPU ms/img"], rows)
-    for other in list(codes)[1:]:
-        ours_first = other == "baseline"
-        print(f"\n{'this code / baseline' if ours_first else other + ' / sent'}, per pass: "
-              "images/s; API CPU ms a photo")
+    for other in list(codes)[1:]:  # this code over the baseline; server reads over sent
+        over, under = ("", other) if other == "baseline" else (other, "")
+        print(f"\n{'this code / baseline' if other == 'baseline' else other + ' / sent'}, "
+              "per pass: images/s; API CPU ms a photo")
         for count in counts:
             for apis in api_counts:
-                ours, theirs = runs[("", count, apis)], runs[(other, count, apis)]
-                if not ours_first:
-                    ours, theirs = theirs, ours
+                tops, bottoms = runs[(over, count, apis)], runs[(under, count, apis)]
                 print(f"  --workers {count} --api-workers {apis}: " + " ".join(
-                    f"{a['rate'] / b['rate']:.2f}" for a, b in zip(ours, theirs, strict=True))
+                    f"{a['rate'] / b['rate']:.2f}" for a, b in zip(tops, bottoms, strict=True))
                     + "; " + " ".join(f"{a['api_ms'] / b['api_ms']:.2f}"
-                                      for a, b in zip(ours, theirs, strict=True)))
+                                      for a, b in zip(tops, bottoms, strict=True)))
 
 
 if __name__ == "__main__":

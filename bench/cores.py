@@ -4,21 +4,26 @@ the default for this machine, or the counts given), beside the ceiling of this m
 same run: one plain single-threaded process per core decoding, resizing and running ONNX
 Runtime on the same files, with no gRPC, HTTP or store.
 
-    .venv/bin/python bench/cores.py [--images 192] [--workers 1,2] [--api-workers 1,2]
+    .venv/bin/python bench/cores.py [--images 512] [--workers 1,2] [--api-workers 1,2]
                                     [--passes 2] [--size 4032x3024] [--baseline-src DIR]
-                                    [--server-reads]
+                                    [--server-reads] [--concurrency 4]
 
 Each run imports the files into a fresh `phantoscope up` (its own home). Passes repeat the
 runs in turn (1, 2, ..., then again), so that a change of outside load hits every count; the
-figure is the median of the passes. The CPU columns are per imported image: the API side
-(`up`, its API processes and their Milvus Lite, in them or in a Lite host process), every
-operator process, and the `phantoscope import` client. With ``--baseline-src`` (an earlier
-checkout's ``src``) each pass also runs every count's `phantoscope up` with PYTHONPATH=DIR
-(the import client stays this code's), in turn with this code (which goes first alternates),
-for the ratio of this code's figures to that code's. With ``--server-reads`` each pass also
-runs every count with the photos' folder in `up`'s PHANTOSCOPE_IMPORT_ROOTS, so that the
-import has the server read each file from its disk instead of sending it, for the ratio of
-those figures to the sent ones.
+figure is the median of the passes. Beside the whole import's images/s, the middle half's
+(from the stored entities' times) is the pace of a large import, which a short one hides
+behind its fixed costs: the client's start, the server's first upload, the last requests'
+drain (the "start + drain" column, in seconds). So the default image count grows with the
+cores (the middle half must start after the first requests in flight and end before the
+last): on 16 cores the ceiling would take 192 photos in half a second. The CPU columns are per
+imported image: the API side (`up`, its API processes and their Milvus Lite, in them or in a
+Lite host process), every operator process, and the `phantoscope import` client. With
+``--baseline-src`` (an earlier checkout's ``src``) each pass also runs every count's
+`phantoscope up` with PYTHONPATH=DIR (the import client stays this code's), in turn with this
+code (which goes first alternates), for the ratio of this code's figures to that code's. With
+``--server-reads`` each pass also runs every count with the photos' folder in `up`'s
+PHANTOSCOPE_IMPORT_ROOTS, so that the import has the server read each file from its disk
+instead of sending it, for the ratio of those figures to the sent ones.
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ import numpy as np
 from common import PHOTO_NAMES, descendants, engine, print_table, write_photos
 from PIL import Image, ImageOps
 
+from phantoscope.cli.folder_import import BATCH_SIZE, CONCURRENCY, MAX_BATCH_BYTES
 from phantoscope.cli.worker_count import api_worker_count
+from phantoscope.client import PhantoscopeClient
 from phantoscope.operators.process import PHANTOSCOPE
 from phantoscope.operators.process_group import usable_cores
 from phantoscope.photoset import sample_photo
@@ -63,28 +70,39 @@ def _mosaic(tiles: list[Image.Image], size: tuple[int, int]) -> Image.Image:
     return image
 
 
-def phone_photos(count: int, size: tuple[int, int] = PHONE_SIZE) -> list[bytes]:
-    """``count`` different pictures as JPEGs of ``size`` (a phone's 12 MP by default), with
-    camera-like noise and quality."""
-    rng = np.random.default_rng(0)
-    noise = rng.normal(0, 5, (*size[::-1], 3)).astype(np.int16)
-    tiles = []
+_tiles: list[Image.Image] = []
+_noise: np.ndarray | None = None
+
+
+def _load_tiles(size: tuple[int, int]) -> None:
+    """Each generating process's tiles and camera noise (the same in every process)."""
+    global _noise
+    _noise = np.random.default_rng(0).normal(0, 5, (*size[::-1], 3)).astype(np.int16)
     for name in PHOTO_NAMES:
         base = sample_photo(name).convert("RGB")
         width, height = base.size
         for left, top in WINDOWS:
             tile = base.crop((int(left * width), int(top * height),
                               int((left + KEEP) * width), int((top + KEEP) * height)))
-            tiles += [tile, ImageOps.mirror(tile)]
-    photos = []
-    for _ in range(count):
-        chosen = rng.choice(len(tiles), 4, replace=False)
-        pixels = np.asarray(_mosaic([tiles[at] for at in chosen], size), dtype=np.int16) + noise
-        buffer = io.BytesIO()
-        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
-            buffer, format="JPEG", quality=92)
-        photos.append(buffer.getvalue())
-    return photos
+            _tiles.extend([tile, ImageOps.mirror(tile)])
+
+
+def _phone_photo(index: int, size: tuple[int, int]) -> bytes:
+    chosen = np.random.default_rng((1, index)).choice(len(_tiles), 4, replace=False)
+    pixels = np.asarray(_mosaic([_tiles[at] for at in chosen], size), dtype=np.int16) + _noise
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
+        buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def phone_photos(count: int, size: tuple[int, int] = PHONE_SIZE) -> list[bytes]:
+    """``count`` different pictures as JPEGs of ``size`` (a phone's 12 MP by default), with
+    camera-like noise and quality; made on every core (the same pictures on any machine)."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(usable_cores(), count), _load_tiles, (size,)) as pool:
+        return pool.starmap(_phone_photo, [(index, size) for index in range(count)],
+                            chunksize=4)
 
 
 # -- the ceiling: decode + ONNX Runtime in plain processes ------------------------------------
@@ -155,11 +173,24 @@ def _wait_api_processes(home: Path, count: int, timeout_s: float = 300) -> None:
         time.sleep(0.2)
 
 
+def steady_rate(stored: list[float]) -> float:
+    """Images/s between the upload that stored the image a quarter of the way through
+    ``stored`` (each image's time of storing, in order) and the one that stored the image
+    three quarters of the way: the import's pace once its requests follow each other, without
+    the client's start, the server's first upload or the last requests' drain. Images stored
+    by one request share a time, so both ends are whole requests."""
+    first, last = stored[len(stored) // 4], stored[3 * len(stored) // 4]
+    between = sum(1 for at in stored if first < at <= last)
+    return between / (last - first) if last > first else float("nan")
+
+
 def import_run(folder: Path, workers: int, count: int, api_workers: int = 1,
-               env: dict[str, str] | None = None) -> dict[str, float]:
+               env: dict[str, str] | None = None, concurrency: int | None = None
+               ) -> dict[str, float]:
     """A fresh `up --workers N --api-workers M` (with ``env`` added to its environment), one
-    `phantoscope import` of ``folder``: images/s and CPU ms per image of the API side, the
-    operators and the client."""
+    `phantoscope import` of ``folder`` (with ``--concurrency`` if given): images/s of the
+    whole import and in its middle half (:func:`steady_rate`), and CPU ms per image of the API
+    side, the operators and the client."""
     with engine(env={"PHANTOSCOPE_WORKERS": str(workers),
                      "PHANTOSCOPE_API_WORKERS": str(api_workers), **(env or {})}) as eng:
         _wait_api_processes(eng.home, api_workers)
@@ -170,13 +201,21 @@ def import_run(folder: Path, workers: int, count: int, api_workers: int = 1,
         before = {pid: _cpu_s(pid) for pid in pids}
         client_before = _children_cpu_s()
         started = time.perf_counter()
-        subprocess.run([PHANTOSCOPE, "import", "default", str(folder), "--url", eng.url],
+        subprocess.run([PHANTOSCOPE, "import", "default", str(folder), "--url", eng.url,
+                        *(["--concurrency", str(concurrency)] if concurrency else [])],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         elapsed = time.perf_counter() - started
         client = _children_cpu_s() - client_before
         used = {pid: _cpu_s(pid) - before[pid] for pid in pids}
+        with PhantoscopeClient(eng.url) as reader:
+            stored = sorted(entity.created_at.timestamp()
+                            for entity in reader.entities.iterate("default"))
+    assert len(stored) == count, f"{len(stored)} entities stored, not {count}"
+    steady = steady_rate(stored)
     return {
         "rate": count / elapsed,
+        "steady": steady,
+        "start_s": elapsed - count / steady,
         "api_ms": 1000 * sum(used[pid] for pid in api_side) / count,
         "operator_ms": 1000 * sum(used[pid] for pid in operators) / count,
         "client_ms": 1000 * client / count,
@@ -193,7 +232,8 @@ def worker_counts(cores: int) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=192)
+    parser.add_argument("--images", type=int,
+                        help="how many photos (default 96 a core, at least 512)")
     parser.add_argument("--workers", help="comma-separated counts (default 1, 2, 4, ... cores)")
     parser.add_argument("--api-workers",
                         help="comma-separated API process counts (default 1 and this machine's "
@@ -205,8 +245,11 @@ def main() -> None:
                         help="also run an earlier checkout's src (PYTHONPATH=DIR), interleaved")
     parser.add_argument("--server-reads", action="store_true",
                         help="also run each count with the server reading the files itself")
+    parser.add_argument("--concurrency", type=int,
+                        help="the import's requests in flight (default: its own default)")
     args = parser.parse_args()
     cores = usable_cores()
+    images = args.images or max(512, 96 * cores)
     counts = ([int(n) for n in args.workers.split(",")] if args.workers
               else worker_counts(cores))
     default_apis = api_worker_count(None, "--api-workers", cores, None)
@@ -214,13 +257,18 @@ def main() -> None:
                   else sorted({1, default_apis}))
     width, height = (int(side) for side in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory(prefix="phantoscope-cores-") as tmp:
-        files = write_photos(Path(tmp) / "photos", phone_photos(args.images, (width, height)))
+        files = write_photos(Path(tmp) / "photos", phone_photos(images, (width, height)))
         codes: dict[str, dict[str, str]] = {"": {}}
         if args.baseline_src:
             codes["baseline"] = {"PYTHONPATH": str(Path(args.baseline_src).absolute())}
         if args.server_reads:
             codes["server reads"] = {"PHANTOSCOPE_IMPORT_ROOTS": str(files[0].parent)}
         megabytes = sum(path.stat().st_size for path in files) / 1e6
+        in_flight = (args.concurrency or CONCURRENCY) * min(
+            BATCH_SIZE, MAX_BATCH_BYTES // max(path.stat().st_size for path in files))
+        if len(files) < 4 * in_flight:
+            print(f"warning: {len(files)} images: the middle half is not clear of the first "
+                  f"and last {in_flight} in flight; take at least {4 * in_flight}")
         runs: dict[tuple[str, int, int], list[dict[str, float]]] = {}
         ceilings: list[float] = []
         for at in range(args.passes):
@@ -229,28 +277,36 @@ def main() -> None:
                 for count in counts:
                     for apis in api_counts:
                         runs.setdefault((code, count, apis), []).append(
-                            import_run(files[0].parent, count, len(files), apis, codes[code]))
+                            import_run(files[0].parent, count, len(files), apis, codes[code],
+                                       args.concurrency))
     top = statistics.median(ceilings)
     first = (counts[0], api_counts[0])
     print(f"{len(files)} JPEGs of {width}x{height} ({megabytes / len(files):.1f} "
-          f"MB each), {cores} usable cores, {args.passes} passes (median; each pass in "
+          f"MB each), {cores} usable cores, {args.passes} passes (median, each pass in "
           f"brackets); `up` without --workers runs one per core, without --api-workers "
-          f"{default_apis} here")
-    rows = [[f"ceiling: {cores} plain processes x 1 thread", f"{top:.1f}",
-             " ".join(f"{c:.1f}" for c in ceilings), "", "1.00", "", "", ""]]
+          f"{default_apis} here. Middle half: images/s from the request that stored the "
+          f"image a quarter of the way to the one that stored it three quarters of the way; "
+          f"start + drain: the whole import's time beyond the middle half's pace")
+    rows = [[f"ceiling: {cores} plain processes x 1 thread",
+             f"{top:.1f} ({' '.join(f'{c:.1f}' for c in ceilings)})", "", "1.00",
+             "", "", "1.00", "", "", "", ""]]
     for (code, count, apis), samples in sorted(runs.items()):
-        base = statistics.median(run["rate"] for run in runs[(code, *first)])
-        rate = statistics.median(run["rate"] for run in samples)
+        def median(part: str, among: list[dict[str, float]] = samples) -> float:
+            return statistics.median(run[part] for run in among)
+
+        base = runs[(code, *first)]
         default = " (the default)" if (count, apis) == (min(cores, 64), default_apis) else ""
         rows.append([
             f"{code + ': ' if code else ''}up --workers {count} --api-workers {apis}{default}",
-            f"{rate:.1f}", " ".join(f"{run['rate']:.1f}" for run in samples),
-            f"{rate / base:.2f}", f"{rate / top:.2f}",
-            *(f"{statistics.median(run[part] for run in samples):.1f}"
-              for part in ("api_ms", "operator_ms", "client_ms")),
+            *(cell for part in ("rate", "steady") for cell in (
+                f"{median(part):.1f} ({' '.join(f'{run[part]:.1f}' for run in samples)})",
+                f"{median(part) / median(part, base):.2f}", f"{median(part) / top:.2f}")),
+            f"{median('start_s'):.2f}",
+            *(f"{median(part):.1f}" for part in ("api_ms", "operator_ms", "client_ms")),
         ])
-    print_table(["what", "images/s", "passes", "x {} / {}".format(*first), "x ceiling",
-                 "API CPU ms/img", "operators CPU ms/img", "client CPU ms/img"], rows)
+    print_table(["what", "images/s", "x {} / {}".format(*first), "x ceiling",
+                 "middle half", "x {} / {}".format(*first), "x ceiling", "start + drain s",
+                 "API CPU ms/img", "operators", "client"], rows)
     for other in list(codes)[1:]:  # this code over the baseline; server reads over sent
         over, under = ("", other) if other == "baseline" else (other, "")
         print(f"\n{'this code / baseline' if other == 'baseline' else other + ' / sent'}, "

@@ -86,6 +86,21 @@ def test_up_refuses_a_bad_count_before_starting_anything(tmp_path, args, env, me
     assert not home.exists()  # nothing started: no data folder, no log
 
 
+def test_up_refuses_an_import_root_that_is_no_folder_before_starting_anything(tmp_path):
+    home, file, comma = tmp_path / "home", tmp_path / "photo.jpg", tmp_path / "a,b"
+    file.write_bytes(b"not a folder")
+    comma.mkdir()
+    for root, message in ((tmp_path / "gone", f"--import-root {tmp_path / 'gone'}: does not "
+                                              "exist; give a folder the server may read"),
+                          (file, f"--import-root {file}: is not a folder"),
+                          (comma, f"--import-root {comma}: its path '{comma}' holds a comma")):
+        result = run_cli("up", "--port", str(free_port()), "--import-root", str(tmp_path),
+                         "--import-root", str(root), env={"PHANTOSCOPE_HOME": str(home)})
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert message in result.stderr
+        assert not home.exists()
+
+
 def test_up_refuses_more_workers_than_the_memory_holds(tmp_path):
     assert available_mb() is not None  # Linux: /proc/meminfo
     # More than the whole memory holds: refused however much other processes free meanwhile.

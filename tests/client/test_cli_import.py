@@ -105,7 +105,8 @@ def test_import_is_complete_reports_failures_and_resumes(server, client, gallery
     assert "skipped:  5 (already imported: 0, duplicates: 5)" in output
     assert "read by the server" not in output  # this server reads no folders: all were sent
     assert "tip: this server reads no folders, so every file was sent to it; started with " \
-        f"PHANTOSCOPE_IMPORT_ROOTS={root}" in output
+        f"`phantoscope up --import-root {root}` (or a folder above; PHANTOSCOPE_IMPORT_ROOTS " \
+        "for any server)" in output
 
     # The special files were decoded as they look: a plain rendering finds each first.
     renderings = {

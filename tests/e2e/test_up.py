@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -18,9 +19,10 @@ from photos import b64, edited_copy, jpeg, photo
 pytestmark = pytest.mark.usefixtures("fixed_ports")  # its `up` takes the operator ports
 
 
-def start(home, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start(home, port: int, env: dict[str, str] | None = None, *args: str) -> subprocess.Popen:
     process = subprocess.Popen(
-        [PHANTOSCOPE, "up", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [PHANTOSCOPE, "up", "--port", str(port), *args], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True, env={**os.environ, "PHANTOSCOPE_HOME": str(home), **(env or {})},
     )
     deadline = time.monotonic() + 600
@@ -80,9 +82,19 @@ def test_up_serves_a_ready_application_and_ctrl_c_or_sigterm_stops_everything(tm
     assert_stopped(operator["_endpoint"])
 
     # Restarting keeps everything; SIGTERM (kill, systemd, docker stop) stops it all too.
-    process = start(tmp_path, port)
+    # Started with --import-root, the server reads a file under it from its own disk.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "clock.jpg").write_bytes(jpeg(photo("clock")))
+    process = start(tmp_path, port, None, "--import-root", str(photos))
     try:
         assert api.get("/v1/application/default/entity/count").json() == {"count": 3}
+        by_path = {"path": str(photos / "clock.jpg"),
+                   "sha256": hashlib.sha256((photos / "clock.jpg").read_bytes()).hexdigest()}
+        answer = api.post("/v1/application/default/upload", json={"fields": {"image": by_path}})
+        assert answer.status_code == 200, answer.text
+        stored = api.get(f"/v1/application/default/entity/{answer.json()[0]['_id']}").json()
+        assert stored["sha256"] == by_path["sha256"]
         hits = api.post("/v1/application/default/search", json={
             "fields": {"image": {"data": b64(edited_copy(photo("rocket")))}}, "topk": 1}).json()
         assert hits[0]["_id"] == rocket

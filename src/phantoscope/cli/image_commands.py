@@ -91,8 +91,9 @@ def _report(
     if reads.roots_unset and is_loopback(urlsplit(url).hostname or ""):
         console.print(
             "tip: this server reads no folders, so every file was sent to it; started with "
-            f"PHANTOSCOPE_IMPORT_ROOTS={folder.absolute()} (or a folder above), it reads them "
-            "from its own disk instead, which is faster", highlight=False, soft_wrap=True)
+            f"`phantoscope up --import-root {folder.absolute()}` (or a folder above; "
+            "PHANTOSCOPE_IMPORT_ROOTS for any server), it reads them from its own disk "
+            "instead, which is faster", highlight=False, soft_wrap=True)
 
 
 def import_folder(
@@ -109,10 +110,10 @@ def import_folder(
     field: Field = None,
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, max=64, help="Requests in flight.")
-    ] = 4,
+    ] = folder_import.CONCURRENCY,
     batch_size: Annotated[
         int, typer.Option("--batch-size", "-b", min=1, max=256, help="Images per request.")
-    ] = 32,  # 3 % more images/s than 16 on 2 cores (bench/README.md); fewer, larger requests
+    ] = folder_import.BATCH_SIZE,
     attrs: Attrs = None,
     url: Url = DEFAULT_URL,
 ) -> None:

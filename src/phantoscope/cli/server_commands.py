@@ -57,6 +57,39 @@ ApiWorkersOption = Annotated[
 ]
 
 
+ImportRootOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--import-root",
+        help="A folder the server may read images from, with its subfolders (repeatable; "
+        "added to $PHANTOSCOPE_IMPORT_ROOTS): `phantoscope import` of a folder under it then "
+        "has the server read each file from its own disk, and import jobs may import from it.",
+        show_default=False, metavar="DIR",
+    ),
+]
+
+
+def _add_import_roots(folders: list[Path]) -> None:
+    """Put ``folders`` (checked: existing folders, no comma in their real paths) into the
+    import roots setting of this process and of the API processes it starts; exit 2 with
+    what is wrong before anything starts."""
+    from phantoscope.engine.import_sources import ROOTS_SETTING
+
+    roots = [part for part in os.environ.get(ROOTS_SETTING, "").split(",") if part.strip()]
+    for folder in folders:
+        if not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise fail(f"--import-root {folder}: {what}; give a folder the server may read "
+                       "images from", 2)
+        real = os.path.realpath(folder)
+        if "," in real:
+            raise fail(f"--import-root {folder}: its path {real!r} holds a comma, which "
+                       f"{ROOTS_SETTING} uses between folders; give a folder above it or a "
+                       "link to it without one", 2)
+        roots.append(real)
+    os.environ[ROOTS_SETTING] = ",".join(roots)
+
+
 def _given(option: str | None, flag: str, variable: str) -> tuple[str | None, str]:
     """A count's text and where it came from: the option, else the environment variable."""
     if option is not None:
@@ -66,7 +99,7 @@ def _given(option: str | None, flag: str, variable: str) -> tuple[str | None, st
 
 def up(
     host: HostOption = None, port: PortOption = None, workers: WorkersOption = None,
-    api_workers: ApiWorkersOption = None,
+    api_workers: ApiWorkersOption = None, import_root: ImportRootOption = None,
 ) -> None:
     """Start the engine on its embedded defaults: API server, default operator, stores."""
     from phantoscope.api.listen import PortUnavailable
@@ -91,6 +124,8 @@ def up(
                              reserved_mb=API_MB * apis)
     except WorkerCountError as exc:
         raise fail(str(exc), 2) from None
+    if import_root:
+        _add_import_roots(import_root)
     try:
         start(_server_settings(host, port), count, cores, apis)
     except PortUnavailable as exc:

@@ -43,7 +43,13 @@ import numpy as np
 from common import PHOTO_NAMES, descendants, engine, print_table, write_photos
 from PIL import Image, ImageOps
 
-from phantoscope.cli.folder_import import BATCH_SIZE, CONCURRENCY, MAX_BATCH_BYTES
+from phantoscope.cli.folder_import import (
+    BATCH_SIZE,
+    CONCURRENCY,
+    MAX_BATCH_BYTES,
+    MAX_CONCURRENCY,
+    REQUESTS_PER_REPLICA,
+)
 from phantoscope.cli.worker_count import api_worker_count
 from phantoscope.client import PhantoscopeClient
 from phantoscope.operators.process import PHANTOSCOPE
@@ -233,7 +239,7 @@ def worker_counts(cores: int) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int,
-                        help="how many photos (default 96 a core, at least 512)")
+                        help="how many photos (default 128 a core, at least 512)")
     parser.add_argument("--workers", help="comma-separated counts (default 1, 2, 4, ... cores)")
     parser.add_argument("--api-workers",
                         help="comma-separated API process counts (default 1 and this machine's "
@@ -246,10 +252,10 @@ def main() -> None:
     parser.add_argument("--server-reads", action="store_true",
                         help="also run each count with the server reading the files itself")
     parser.add_argument("--concurrency", type=int,
-                        help="the import's requests in flight (default: its own default)")
+                        help="the import's requests in flight (default: its own, 2 a replica)")
     args = parser.parse_args()
     cores = usable_cores()
-    images = args.images or max(512, 96 * cores)
+    images = args.images or max(512, 128 * cores)
     counts = ([int(n) for n in args.workers.split(",")] if args.workers
               else worker_counts(cores))
     default_apis = api_worker_count(None, "--api-workers", cores, None)
@@ -264,7 +270,9 @@ def main() -> None:
         if args.server_reads:
             codes["server reads"] = {"PHANTOSCOPE_IMPORT_ROOTS": str(files[0].parent)}
         megabytes = sum(path.stat().st_size for path in files) / 1e6
-        in_flight = (args.concurrency or CONCURRENCY) * min(
+        requests = args.concurrency or min(MAX_CONCURRENCY, max(
+            CONCURRENCY, REQUESTS_PER_REPLICA * max(counts)))  # the import's default
+        in_flight = requests * min(
             BATCH_SIZE, MAX_BATCH_BYTES // max(path.stat().st_size for path in files))
         if len(files) < 4 * in_flight:
             print(f"warning: {len(files)} images: the middle half is not clear of the first "

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from api_server import ApiServer
+from faults.tally_process import Tally
 from helpers import run_cli
 from image_files import encoded, exif_rotated, png, tiff16, with_alpha
 from phantoscope.cli import folder_import
@@ -254,3 +255,24 @@ def test_uploads_start_while_the_files_are_still_hashed(server, client, gallery,
         folder_import.ServerReads())
     assert (imported, failures) == (6, [])
     assert {entity.name for entity in client.entities.iterate(gallery.app)} == set(names)
+
+
+def test_requests_in_flight_grow_with_the_replicas_of_the_encoder(client, gallery, tmp_path):
+    assert folder_import.default_concurrency(client, gallery.pipeline) == 4  # one replica
+    replicas = [Tally(tmp_path) for _ in range(3)]
+    for replica in replicas:
+        replica.start()
+    try:
+        for replica in replicas:
+            replica.wait_healthy(60)
+        endpoint = ",".join(replica.endpoint for replica in replicas)
+        client.operators.register("tally-three", endpoint)
+        client.pipelines.create("tally-three", "tally-three")
+        assert folder_import.default_concurrency(client, "tally-three") == 6  # 2 a replica
+        client.pipelines.delete("tally-three")
+        client.operators.delete("tally-three")
+    finally:
+        for replica in replicas:
+            replica.stop()
+    # a server that does not say (no such pipeline): the plain default
+    assert folder_import.default_concurrency(client, "no-such-pipeline") == 4

@@ -51,17 +51,17 @@ class RateColumn(ProgressColumn):
         return Text("-- img/s" if speed is None else f"{speed:.1f} img/s", style="cyan")
 
 
-def _image_field(client: PhantoscopeClient, app: str, field: str | None) -> str:
-    """The image field to import into, checked against the application."""
+def _image_field(client: PhantoscopeClient, app: str, field: str | None) -> tuple[str, str]:
+    """The image field to import into, checked against the application, and its pipeline."""
     fields = client.applications.get(app).image_fields
     names = ", ".join(fields)
     if field is None:
         if len(fields) == 1:
-            return next(iter(fields))
+            return next(iter(fields.items()))
         raise fail(f"application {app!r} has image fields {names}: choose one with --field")
     if field not in fields:
         raise fail(f"application {app!r} has no image field {field!r} (image fields: {names})")
-    return field
+    return field, fields[field]
 
 
 def _report(
@@ -109,8 +109,13 @@ def import_folder(
     ],
     field: Field = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", min=1, max=64, help="Requests in flight.")
-    ] = folder_import.CONCURRENCY,
+        int | None,
+        typer.Option(
+            "--concurrency", "-c", min=1, max=folder_import.MAX_CONCURRENCY,
+            help=f"Requests in flight (default: {folder_import.REQUESTS_PER_REPLICA} for each "
+            f"replica of the field's encoder, at least {folder_import.CONCURRENCY}).",
+            show_default=False),
+    ] = None,
     batch_size: Annotated[
         int, typer.Option("--batch-size", "-b", min=1, max=256, help="Images per request.")
     ] = folder_import.BATCH_SIZE,
@@ -145,7 +150,8 @@ def import_folder(
         TimeRemainingColumn(),
     )
     with connect(url) as client:
-        image_field = _image_field(client, app, field)
+        image_field, pipeline = _image_field(client, app, field)
+        concurrency = concurrency or folder_import.default_concurrency(client, pipeline)
         with console.status(f"reading what {app} holds"):
             existing = folder_import.existing_hashes(client, app, image_field)
         with Progress(*columns, console=console) as progress:

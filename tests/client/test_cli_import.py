@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from faults.tally_process import Tally
 from PIL import Image
 
 from api_server import ApiServer
-from faults.tally_process import Tally
 from helpers import run_cli
 from image_files import encoded, exif_rotated, png, tiff16, with_alpha
 from phantoscope.cli import folder_import

@@ -14,16 +14,18 @@ figure is the median of the passes. Beside the whole import's images/s, the midd
 (from the stored entities' times) is the pace of a large import, which a short one hides
 behind its fixed costs: the client's start, the server's first upload, the last requests'
 drain (the "start + drain" column, in seconds). So the default image count grows with the
-cores (the middle half must start after the first requests in flight and end before the
-last): on 16 cores the ceiling would take 192 photos in half a second. The CPU columns are per
+cores (the middle half must start after the first requests in flight and end before the last):
+on 16 cores the ceiling would take 192 photos in half a second. The CPU columns are per
 imported image: the API side (`up`, its API processes and their Milvus Lite, in them or in a
-Lite host process), every operator process, and the `phantoscope import` client. With
-``--baseline-src`` (an earlier checkout's ``src``) each pass also runs every count's
-`phantoscope up` with PYTHONPATH=DIR (the import client stays this code's), in turn with this
-code (which goes first alternates), for the ratio of this code's figures to that code's. With
-``--server-reads`` each pass also runs every count with the photos' folder in `up`'s
-PHANTOSCOPE_IMPORT_ROOTS, so that the import has the server read each file from its disk
-instead of sending it, for the ratio of those figures to the sent ones.
+Lite host process), every operator process, and the `phantoscope import` client; with one API
+process, the candidate pairs its duplicate check aligned a photo (a few ms of CPU each: they
+grow with the photos stored, as these pictures, windows of 20 sample photos, find
+look-alikes). With ``--baseline-src`` (an earlier checkout's ``src``) each pass also runs
+every count's `phantoscope up` with PYTHONPATH=DIR (the import client stays this code's), in
+turn with this code (which goes first alternates), for the ratio of this code's figures to
+that code's. With ``--server-reads`` each pass also runs every count with the photos' folder
+in `up`'s PHANTOSCOPE_IMPORT_ROOTS, so that the import has the server read each file from its
+disk instead of sending it, for the ratio of those figures to the sent ones.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import argparse
 import io
 import multiprocessing
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -39,6 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 from common import PHOTO_NAMES, descendants, engine, print_table, write_photos
 from PIL import Image, ImageOps
@@ -179,6 +183,13 @@ def _wait_api_processes(home: Path, count: int, timeout_s: float = 300) -> None:
         time.sleep(0.2)
 
 
+def _aligned_pairs(url: str) -> float:
+    """The candidate pairs the API's duplicate checks aligned (of its one process: each of
+    several answers `/metrics` for itself)."""
+    text = httpx.get(f"{url}/metrics", timeout=60).text
+    return float(re.search(r"^phantoscope_aligned_pairs_total (\S+)$", text, re.M)[1])
+
+
 def steady_rate(stored: list[float]) -> float:
     """Images/s between the upload that stored the image a quarter of the way through
     ``stored`` (each image's time of storing, in order) and the one that stored the image
@@ -216,12 +227,14 @@ def import_run(folder: Path, workers: int, count: int, api_workers: int = 1,
         with PhantoscopeClient(eng.url) as reader:
             stored = sorted(entity.created_at.timestamp()
                             for entity in reader.entities.iterate("default"))
+        aligned = _aligned_pairs(eng.url) if api_workers == 1 else float("nan")
     assert len(stored) == count, f"{len(stored)} entities stored, not {count}"
     steady = steady_rate(stored)
     return {
         "rate": count / elapsed,
         "steady": steady,
         "start_s": elapsed - count / steady,
+        "aligned": aligned / count,
         "api_ms": 1000 * sum(used[pid] for pid in api_side) / count,
         "operator_ms": 1000 * sum(used[pid] for pid in operators) / count,
         "client_ms": 1000 * client / count,
@@ -297,7 +310,7 @@ def main() -> None:
           f"start + drain: the whole import's time beyond the middle half's pace")
     rows = [[f"ceiling: {cores} plain processes x 1 thread",
              f"{top:.1f} ({' '.join(f'{c:.1f}' for c in ceilings)})", "", "1.00",
-             "", "", "1.00", "", "", "", ""]]
+             "", "", "1.00", "", "", "", "", ""]]
     for (code, count, apis), samples in sorted(runs.items()):
         def median(part: str, among: list[dict[str, float]] = samples) -> float:
             return statistics.median(run[part] for run in among)
@@ -311,10 +324,11 @@ def main() -> None:
                 f"{median(part) / median(part, base):.2f}", f"{median(part) / top:.2f}")),
             f"{median('start_s'):.2f}",
             *(f"{median(part):.1f}" for part in ("api_ms", "operator_ms", "client_ms")),
+            "-" if apis > 1 else f"{median('aligned'):.2f}",
         ])
     print_table(["what", "images/s", "x {} / {}".format(*first), "x ceiling",
                  "middle half", "x {} / {}".format(*first), "x ceiling", "start + drain s",
-                 "API CPU ms/img", "operators", "client"], rows)
+                 "API CPU ms/img", "operators", "client", "aligned pairs/img"], rows)
     for other in list(codes)[1:]:  # this code over the baseline; server reads over sent
         over, under = ("", other) if other == "baseline" else (other, "")
         print(f"\n{'this code / baseline' if other == 'baseline' else other + ' / sent'}, "

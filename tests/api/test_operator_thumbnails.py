@@ -1,7 +1,8 @@
 """Each upload decoded once (issue 20): through a real API server and our default encoder, an
 upload's duplicate check takes the thumbnail the encoder made of the image it decoded for
 its model, and the API decodes nothing for it (its `phantoscope_described_images` counter
-says where each thumbnail came from). A store whose older entities the API described (before
+says where each thumbnail came from, `phantoscope_aligned_pairs` how many candidates it
+aligned). A store whose older entities the API described (before
 this release, or with PHANTOSCOPE_OPERATOR_THUMBNAILS=false) still finds their copies."""
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ def described(api: httpx.Client) -> dict[str, float]:
     text = api.get("/metrics").text
     return {where: float(count) for where, count in re.findall(
         r'^phantoscope_described_images_total\{thumbnail="(\w+)"\} (\S+)$', text, re.M)}
+
+
+def aligned(api: httpx.Client) -> float:
+    """The server's count of candidate pairs its uploads' duplicate checks aligned."""
+    [count] = re.findall(r"^phantoscope_aligned_pairs_total (\S+)$", api.get("/metrics").text,
+                         re.M)
+    return float(count)
 
 
 def files() -> dict[str, bytes]:
@@ -61,9 +69,11 @@ def test_upload_takes_the_encoders_thumbnail_and_finds_the_copy(encoder_endpoint
         photos = files()
         first = upload(api, "original", photos["original"])
         other = upload(api, "other", photos["other"])
+        assert aligned(api) == 0  # two pictures nothing alike: no candidate to align
         copy = upload(api, "half", photos["half"])
         assert first["duplicate_of"] is None and other["duplicate_of"] is None
         assert copy["duplicate_of"]["_id"] == first["_id"], copy
+        assert aligned(api) >= 1  # the copy was aligned with its original to be found
         assert described(api) == {"operator": 3.0}  # the API decoded none of them
     finally:
         server.stop()

@@ -27,7 +27,7 @@ from phantoscope.engine.duplicate_state import VectorPlace
 from phantoscope.engine.intake import ImageInput
 from phantoscope.imaging.codec import BadImageError
 from phantoscope.imaging.phash import THUMBNAIL
-from phantoscope.metrics import DESCRIBED_IMAGES
+from phantoscope.metrics import ALIGNED_PAIRS, DESCRIBED_IMAGES
 
 log = logging.getLogger(__name__)
 FIRST_ALIGNED = 4  # candidates an upload aligns at a time, until it finds a copy
@@ -142,6 +142,10 @@ class UploadCheck:
         return np.stack([self.pictures[entity] if entity in self.pictures else found[entity]
                          for entity in ids])
 
+    def _judge(self, candidates: Candidates) -> list[Pair]:
+        ALIGNED_PAIRS.inc(len(candidates))
+        return judge(candidates, self._thumbnails, min_cosine=self.cosine)
+
     def check(self, image: NewImage) -> tuple[list[Pair], Candidates]:
         """The pairs the new image makes with stored and earlier images (its id in each)
         judged so far, and its candidates left to align: candidates are aligned nearest hash
@@ -149,7 +153,7 @@ class UploadCheck:
         (stored_near,) = self._stored_near([image])
         checking = self._checking(image, stored_near)
         while chunk := checking.next_chunk():
-            checking.found += judge(chunk, self._thumbnails, min_cosine=self.cosine)
+            checking.found += self._judge(chunk)
         return checking.answer()
 
     def check_all(self, images: Sequence[NewImage]) -> list[tuple[list[Pair], Candidates]]:
@@ -166,7 +170,7 @@ class UploadCheck:
             if not owner:
                 break
             together = {key: value for chunk in chunks for key, value in chunk.items()}
-            for pair in judge(together, self._thumbnails, min_cosine=self.cosine):
+            for pair in self._judge(together):
                 checks[owner[(pair.first, pair.second)]].found.append(pair)
         answers = [checking.answer() for checking in checks]
         for image, (pairs, pending) in zip(images, answers, strict=True):

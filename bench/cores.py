@@ -47,13 +47,7 @@ import numpy as np
 from common import PHOTO_NAMES, descendants, engine, print_table, write_photos
 from PIL import Image, ImageOps
 
-from phantoscope.cli.folder_import import (
-    BATCH_SIZE,
-    CONCURRENCY,
-    MAX_BATCH_BYTES,
-    MAX_CONCURRENCY,
-    REQUESTS_PER_REPLICA,
-)
+from phantoscope.cli.folder_import import BATCH_SIZE, MAX_BATCH_BYTES, requests_in_flight
 from phantoscope.cli.worker_count import api_worker_count
 from phantoscope.client import PhantoscopeClient
 from phantoscope.operators.process import PHANTOSCOPE
@@ -283,8 +277,7 @@ def main() -> None:
         if args.server_reads:
             codes["server reads"] = {"PHANTOSCOPE_IMPORT_ROOTS": str(files[0].parent)}
         megabytes = sum(path.stat().st_size for path in files) / 1e6
-        requests = args.concurrency or min(MAX_CONCURRENCY, max(
-            CONCURRENCY, REQUESTS_PER_REPLICA * max(counts)))  # the import's default
+        requests = args.concurrency or requests_in_flight(max(counts))  # the import's default
         in_flight = requests * min(
             BATCH_SIZE, MAX_BATCH_BYTES // max(path.stat().st_size for path in files))
         if len(files) < 4 * in_flight:

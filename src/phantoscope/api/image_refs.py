@@ -40,11 +40,12 @@ def read_image(stores: Stores, ref: ImageRef, label: str,
                               f"{label}: give exactly one of `url`, `data` or `path`")
     if ref.data is not None:
         return image_from_base64(ref.data, stores.limits, label)
+    budget = budget or read_budget(stores)
     if ref.path is not None:
         return read_named_file(ref.path, ref.sha256, import_roots(stores.settings.import_roots),
-                               stores.limits, label, budget or read_budget(stores))
+                               stores.limits, label, budget)
     image = image_from_url(ref.url, stores.limits, label)
-    (budget or read_budget(stores)).take(len(image.data), label)
+    budget.take(len(image.data), label)
     return image
 
 

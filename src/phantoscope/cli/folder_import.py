@@ -238,17 +238,22 @@ def upload_batch(
     return imported, failures
 
 
+def requests_in_flight(replicas: int) -> int:
+    """Requests in flight for an encoder of ``replicas`` replicas: two for each, at least
+    CONCURRENCY, at most MAX_CONCURRENCY."""
+    return min(MAX_CONCURRENCY, max(CONCURRENCY, REQUESTS_PER_REPLICA * replicas))
+
+
 def default_concurrency(client: PhantoscopeClient, pipeline: str) -> int:
-    """Requests in flight for an import through ``pipeline`` when none is given: two for each
-    replica of its encoder (the endpoints its operator lists), at least CONCURRENCY, at most
-    MAX_CONCURRENCY; CONCURRENCY when the server does not say."""
+    """Requests in flight for an import through ``pipeline`` when none is given
+    (:func:`requests_in_flight` of its encoder's replicas, the endpoints its operator lists);
+    CONCURRENCY when the server does not say."""
     try:
         encoder = client.pipelines.get(pipeline).encoder
         endpoints = client.operators.get(encoder).endpoint.split(",")
     except PhantoscopeError:
         return CONCURRENCY
-    replicas = sum(1 for endpoint in endpoints if endpoint.strip())
-    return min(MAX_CONCURRENCY, max(CONCURRENCY, REQUESTS_PER_REPLICA * replicas))
+    return requests_in_flight(sum(1 for endpoint in endpoints if endpoint.strip()))
 
 
 def upload_all(

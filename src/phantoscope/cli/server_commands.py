@@ -73,9 +73,9 @@ def _add_import_roots(folders: list[Path]) -> None:
     """Put ``folders`` (checked: existing folders, no comma in their real paths) into the
     import roots setting of this process and of the API processes it starts; exit 2 with
     what is wrong before anything starts."""
-    from phantoscope.engine.import_sources import ROOTS_SETTING
+    from phantoscope.engine.import_sources import ROOTS_SETTING, import_roots
 
-    roots = [part for part in os.environ.get(ROOTS_SETTING, "").split(",") if part.strip()]
+    roots = [str(root) for root in import_roots(os.environ.get(ROOTS_SETTING, ""))]
     for folder in folders:
         if not folder.is_dir():
             what = "is not a folder" if folder.exists() else "does not exist"

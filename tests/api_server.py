@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -62,3 +63,10 @@ class ApiServer:
         answer = self.client.get("/v1/settings/stats")
         assert answer.status_code == 200, answer.text
         return answer.json()
+
+
+def aligned_pairs(api: httpx.Client) -> float:
+    """The server's count of candidate pairs its uploads' duplicate checks aligned."""
+    [count] = re.findall(r"^phantoscope_aligned_pairs_total (\S+)$", api.get("/metrics").text,
+                         re.M)
+    return float(count)

@@ -552,6 +552,12 @@ def _meta(name: str | None, attributes: Mapping[str, Any] | None) -> dict[str, A
     }
 
 
+def _copy_params(reject_duplicates: bool, check_duplicates: bool) -> dict[str, str]:
+    """An upload's query parameters for its copy check, each only when not the default."""
+    return {**({"reject_duplicates": "true"} if reject_duplicates else {}),
+            **({} if check_duplicates else {"check_duplicates": "false"})}
+
+
 def _fits_part_header(name: str) -> bool:
     """Whether ``name`` reaches the server unchanged as a multipart part's file name: httpx
     percent-encodes quotes and control characters, and the form parser keeps only the last
@@ -657,18 +663,21 @@ class PhantoscopeClient:
         name: str | None = None,
         attributes: Mapping[str, Any] | None = None,
         reject_duplicates: bool = False,
+        check_duplicates: bool = True,
     ) -> list[Entity]:
         """Store one image; one entity object per vector produced (a region each, with
         processors), each saying the stored entity the image copies (``duplicate_of``).
         ``field`` may be left out when the application has one image field.
         ``reject_duplicates``: refuse a copy (PhantoscopeError 409 ``DUPLICATE``).
+        ``check_duplicates`` False: store it without looking for what it copies (no
+        ``duplicate_of``; the duplicates listing finds its copies).
 
         ``name`` defaults to the file's name for a path or a :class:`ServerFile`, the URL's
         last path segment for a URL (the server's default for those two), and ``image`` for
         bytes (the name of the part they travel in); ``attributes`` are the user's own keys
         (strings, numbers, booleans or lists of strings)."""
         path = f"/v1/application/{_segment(app)}/upload"
-        params = {"reject_duplicates": "true"} if reject_duplicates else {}
+        params = _copy_params(reject_duplicates, check_duplicates)
         if _by_reference(image):
             field = self._image_field(app, field)
             body = self.json(
@@ -695,10 +704,12 @@ class PhantoscopeClient:
         field: str | None = None,
         attributes: Mapping[str, Any] | None = None,
         reject_duplicates: bool = False,
+        check_duplicates: bool = True,
     ) -> BatchResult:
         """Store many images in one request; each succeeds or fails on its own (with
         ``reject_duplicates``, a copy of a stored entity or of an earlier image fails with
-        ``DUPLICATE``), each stored one saying what it copies (``entity.duplicate_of``).
+        ``DUPLICATE``), each stored one saying what it copies (``entity.duplicate_of``;
+        ``check_duplicates`` False: not looked for, as :meth:`upload`).
 
         Each image is an image source, or an :class:`Upload` with its own name and
         attributes; ``attributes`` apply to every image without attributes of its own.
@@ -709,7 +720,7 @@ class PhantoscopeClient:
         part's file name.
         """
         path = f"/v1/application/{_segment(app)}/upload/batch"
-        params = {"reject_duplicates": "true"} if reject_duplicates else {}
+        params = _copy_params(reject_duplicates, check_duplicates)
         items = [_upload(image, attributes) for image in images]
         first = items[0].attributes if items else None
         multipart = all(

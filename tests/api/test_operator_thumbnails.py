@@ -13,7 +13,7 @@ import re
 import httpx
 from PIL import Image
 
-from api_server import ApiServer
+from api_server import ApiServer, aligned_pairs
 from photos import jpeg, photo
 
 
@@ -27,13 +27,6 @@ def described(api: httpx.Client) -> dict[str, float]:
     text = api.get("/metrics").text
     return {where: float(count) for where, count in re.findall(
         r'^phantoscope_described_images_total\{thumbnail="(\w+)"\} (\S+)$', text, re.M)}
-
-
-def aligned(api: httpx.Client) -> float:
-    """The server's count of candidate pairs its uploads' duplicate checks aligned."""
-    [count] = re.findall(r"^phantoscope_aligned_pairs_total (\S+)$", api.get("/metrics").text,
-                         re.M)
-    return float(count)
 
 
 def files() -> dict[str, bytes]:
@@ -69,11 +62,11 @@ def test_upload_takes_the_encoders_thumbnail_and_finds_the_copy(encoder_endpoint
         photos = files()
         first = upload(api, "original", photos["original"])
         other = upload(api, "other", photos["other"])
-        assert aligned(api) == 0  # two pictures nothing alike: no candidate to align
+        assert aligned_pairs(api) == 0  # two pictures nothing alike: no candidate to align
         copy = upload(api, "half", photos["half"])
         assert first["duplicate_of"] is None and other["duplicate_of"] is None
         assert copy["duplicate_of"]["_id"] == first["_id"], copy
-        assert aligned(api) >= 1  # the copy was aligned with its original to be found
+        assert aligned_pairs(api) >= 1  # the copy was aligned with its original to be found
         assert described(api) == {"operator": 3.0}  # the API decoded none of them
     finally:
         server.stop()

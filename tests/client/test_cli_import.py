@@ -14,7 +14,7 @@ import pytest
 from faults.tally_process import Tally
 from PIL import Image
 
-from api_server import ApiServer
+from api_server import ApiServer, aligned_pairs
 from helpers import run_cli
 from image_files import encoded, exif_rotated, png, tiff16, with_alpha
 from phantoscope.cli import folder_import
@@ -94,10 +94,20 @@ def test_import_is_complete_reports_failures_and_resumes(server, client, gallery
     env = {"PHANTOSCOPE_URL": server.url, "COLUMNS": "200"}
     command = ("import", gallery.app, str(root), "--concurrency", "4", "--batch-size", "5")
 
+    aligned = aligned_pairs(server.client)
     first = run_cli(*command, env=env)
     output = first.stdout + first.stderr
     assert first.returncode == 1, output
     assert client.applications.count(gallery.app) == 42
+    # Stored without the copy check (nothing aligned); the listing finds the mirrored copies.
+    assert aligned_pairs(server.client) == aligned
+    groups = [{member.name for member in group.entities}
+              for group in client.duplicates.iterate(gallery.app)]
+    for name in VARIED[10:15]:  # each original with its mirrored copy (a PNG of mirrored/)
+        assert any(any(other.startswith("mirrored/") for other in names)
+                   and any(other.startswith("photos/") and other.rsplit("/", 1)[1]
+                           .split(".")[0] == name for other in names)
+                   for names in groups), (name, groups)
     assert {e.sha256 for e in client.entities.iterate(gallery.app)} == set(map(sha, good.values()))
     for path in BROKEN:
         assert path in output

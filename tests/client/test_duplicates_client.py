@@ -64,3 +64,19 @@ def test_uploads_groups_resolve_and_dismiss(client, gallery):
     with pytest.raises(PhantoscopeError) as gone:
         client.duplicates.dismiss(app, "copies-0123456789abcdef")
     assert (gone.value.status, gone.value.code) == (404, "GROUP_NOT_FOUND")
+
+
+def test_uploads_without_the_copy_check_are_grouped_by_the_listing(client, gallery):
+    app = gallery.app
+    [moon] = client.upload(app, _png("moon"), name="moon.png", check_duplicates=False)
+    batch = client.upload_batch(app, [COPY_EDITS["jpeg-50"](photo("moon")).data,
+                                      _png("rocket")], check_duplicates=False)
+    copy = batch.results[0].entity
+    assert moon.duplicate_of is None and copy.duplicate_of is None  # not looked for
+    [group] = client.duplicates.list(app).groups
+    assert {member.id for member in group.entities} == {moon.id, copy.id}
+
+    with pytest.raises(PhantoscopeError) as refused:
+        client.upload(app, _png("horse"), reject_duplicates=True, check_duplicates=False)
+    assert (refused.value.status, refused.value.code) == (400, "INVALID_REQUEST")
+    assert client.applications.count(app) == 3

@@ -15,8 +15,10 @@ from job_world import make_application, photo_bytes, wait_for_job, write_photos
 from picky import POISON_WIDTH
 from PIL import Image
 
-from api_server import ApiServer
+from api_server import ApiServer, aligned_pairs
 from helpers import OperatorProcess, folder_server, run_cli
+from phantoscope.duplicate_set import COPY_EDITS
+from photos import photo
 
 APP = "album"
 HERE = Path(__file__).resolve().parent
@@ -91,6 +93,26 @@ def test_a_folder_is_imported_in_the_background_named_by_its_paths(server, roots
     status = wait_for_job(server.client, again["id"])
     assert (status["done"], status["failed"]) == (25, 2)
     assert len(entities(server)) == 25
+
+
+def test_an_import_job_aligns_nothing_and_the_listing_finds_its_copies(server, roots, tally):
+    make_application(server.client, tally.endpoint, "copies", "tally-copies")
+    folder = roots / "copies"
+    folder.mkdir()
+    for name, edit in (("coffee", "jpeg-95"), ("coffee-mirrored", "mirrored"),
+                       ("horse", "jpeg-95")):
+        (folder / f"{name}.jpg").write_bytes(COPY_EDITS[edit](photo(name.split("-")[0])).data)
+    aligned = aligned_pairs(server.client)
+    started = server.client.post("/v1/jobs", json={
+        "kind": "import", "application": "copies", "source": {"folder": str(folder)}})
+    assert started.status_code == 200, started.text
+    status = wait_for_job(server.client, started.json()["id"])
+    assert (status["state"], status["done"]) == ("done", 3)
+    assert aligned_pairs(server.client) == aligned
+    answer = server.client.get("/v1/application/copies/duplicates")
+    assert answer.status_code == 200, answer.text
+    assert [sorted(each["name"] for each in group["entities"])
+            for group in answer.json()["groups"]] == [["coffee-mirrored.jpg", "coffee.jpg"]]
 
 
 def test_urls_are_fetched_and_named_by_their_files(server, image_host):

@@ -68,6 +68,9 @@ PIPELINE = ("Search by image with this pipeline instead of the field's own: one 
             "switching).")
 REJECT = ("Refuse (409 DUPLICATE, nothing stored) an image that is a copy of a stored entity "
           "(or of an earlier image of the same request).")
+CHECK = ("false: store the images without looking for what they copy (faster, as an import "
+         "wants); the answer then carries no `duplicate_of`, and the duplicates listing finds "
+         "the copies.")
 TEXT = (f"Search by words (at most {MAX_TEXT:,} characters): through the pipeline's text "
         "encoder when it has one, else the words name image labels through WordNet. With "
         "an image too: a mixed query (the field's pipeline needs a text encoder).")
@@ -263,7 +266,7 @@ def _duplicate_json(outcome: entities.UploadOutcome) -> dict | None:
 def _entities_answer(stores: Stores, application: Application,
                      outcomes: list[entities.UploadOutcome]) -> list[dict]:
     """One object per vector, as the original answered an upload, with the stored entity
-    the image copies (``duplicate_of``, null when none)."""
+    the image copies (``duplicate_of``, null when none; left out when not checked)."""
     answer = []
     for outcome in outcomes:
         entity = outcome.entity
@@ -272,13 +275,15 @@ def _entities_answer(stores: Stores, application: Application,
         for vector in entity.vectors:
             body = entity_json(entity, application, url)
             body["box"] = box_json(vector.box)
-            body["duplicate_of"] = _duplicate_json(outcome)
+            if outcome.copies_checked:
+                body["duplicate_of"] = _duplicate_json(outcome)
             answer.append(body)
     return answer
 
 
 def _upload_answer(stores: Stores, name: str, body: UploadBody | Files | EngineError,
-                   reject_duplicates: bool = False) -> list[dict]:
+                   reject_duplicates: bool = False, check_duplicates: bool = True
+                   ) -> list[dict]:
     """The rest of an upload, on one worker thread: the catalog read (once), the image read
     and checked, stored, and the answer built."""
     plan = entities.plan_upload(stores, name)
@@ -301,7 +306,8 @@ def _upload_answer(stores: Stores, name: str, body: UploadBody | Files | EngineE
                                 names[field], attributes)
             for field, ref in body.fields.items()
         ]
-    outcomes = entities.upload(stores, plan, items, reject_duplicates=reject_duplicates)
+    outcomes = entities.upload(stores, plan, items, reject_duplicates=reject_duplicates,
+                               check_duplicates=check_duplicates)
     INGESTED_IMAGES.labels(name).inc(len(outcomes))
     return _entities_answer(stores, plan.application, outcomes)
 
@@ -309,15 +315,17 @@ def _upload_answer(stores: Stores, name: str, body: UploadBody | Files | EngineE
 @router.post("/{name}/upload", openapi_extra=IMAGE_BODY,
              responses=errors(409, 413, 502))
 async def upload(name: str, request: Request,
-                 reject_duplicates: bool = Query(False, description=REJECT)) -> list[dict]:
+                 reject_duplicates: bool = Query(False, description=REJECT),
+                 check_duplicates: bool = Query(True, description=CHECK)) -> list[dict]:
     """Upload one image: JSON `{"fields": {"<field>": {"url"|"data"}}, "name"?,
     "attributes"?}` or a multipart `file` (with optional `field`, `name` and `attributes`
     as JSON text). The name defaults to the file's name, or the URL's last path segment.
     Answers one entity object per vector produced, each with `duplicate_of`: the stored
-    entity the image is a copy of (`{"_id", "score"}`), or null."""
+    entity the image is a copy of (`{"_id", "score"}`), or null (left out with
+    `check_duplicates=false`)."""
     body = await _upload_body(request, UploadBody)
     return await run_in_threadpool(_upload_answer, stores_of(request), name, body,
-                                   reject_duplicates)
+                                   reject_duplicates, check_duplicates)
 
 
 @dataclass(frozen=True)
@@ -363,7 +371,7 @@ def _error_json(error: EngineError) -> dict:
 
 
 def _batch_answer(stores: Stores, name: str, body: BatchBody | Files | EngineError,
-                  reject_duplicates: bool = False) -> dict:
+                  reject_duplicates: bool = False, check_duplicates: bool = True) -> dict:
     """The rest of a batch upload, on one worker thread (as :func:`_upload_answer`)."""
     plan = entities.plan_upload(stores, name)
     if isinstance(body, EngineError):
@@ -377,7 +385,8 @@ def _batch_answer(stores: Stores, name: str, body: BatchBody | Files | EngineErr
         (index, item) for index, item in enumerate(read) if isinstance(item, entities.UploadItem)
     ]
     outcomes = entities.upload(stores, plan, [item for _, item in good], atomic=False,
-                               reject_duplicates=reject_duplicates)
+                               reject_duplicates=reject_duplicates,
+                               check_duplicates=check_duplicates)
     results = _batch_results(stores, plan, read, [index for index, _ in good], outcomes)
     imported = sum("entity" in result for result in results)
     INGESTED_IMAGES.labels(name).inc(imported)
@@ -386,16 +395,17 @@ def _batch_answer(stores: Stores, name: str, body: BatchBody | Files | EngineErr
 
 @router.post("/{name}/upload/batch", openapi_extra=IMAGE_BODY, responses=errors(413, 502))
 async def upload_batch(name: str, request: Request,
-                       reject_duplicates: bool = Query(False, description=REJECT)) -> dict:
+                       reject_duplicates: bool = Query(False, description=REJECT),
+                       check_duplicates: bool = Query(True, description=CHECK)) -> dict:
     """Upload many images in one request: JSON `{"images": [{"url"|"data", "field"?,
     "name"?, "attributes"?}]}` or multipart `files` (each named by its file name; an
     `attributes` form field applies to all). Each image succeeds or fails on its own; the
     answer says which, and each stored one's `duplicate_of` (a stored entity or an earlier
-    image of the batch that it copies, or null). A bad name or attributes refuses the whole
-    batch."""
+    image of the batch that it copies, or null; left out with `check_duplicates=false`). A
+    bad name or attributes refuses the whole batch."""
     body = await _upload_body(request, BatchBody)
     return await run_in_threadpool(_batch_answer, stores_of(request), name, body,
-                                   reject_duplicates)
+                                   reject_duplicates, check_duplicates)
 
 
 def _batch_results(stores: Stores, plan: ApplicationPlan,
@@ -413,9 +423,11 @@ def _batch_results(stores: Stores, plan: ApplicationPlan,
             results.append({"index": index, "error": _error_json(outcome.error)})
         elif outcome.entity is not None:
             url = image_url(stores, application, outcome.entity)
-            results.append({"index": index,
-                            "entity": entity_json(outcome.entity, application, url),
-                            "duplicate_of": _duplicate_json(outcome)})
+            result = {"index": index,
+                      "entity": entity_json(outcome.entity, application, url)}
+            if outcome.copies_checked:
+                result["duplicate_of"] = _duplicate_json(outcome)
+            results.append(result)
     return sorted(results, key=lambda result: result["index"])
 
 

@@ -11,6 +11,9 @@ A server that may read the folder itself (it lies under its PHANTOSCOPE_IMPORT_R
 same machine, or a disk they share) is sent each file's path and SHA-256 instead of its bytes,
 and reads the file only if it holds those bytes; a file it does not read is sent. That spares
 the copy through HTTP on both sides.
+
+Images go up without the server's copy check (``check_duplicates=false``): an import stores
+what the folder holds, and ``phantoscope duplicates`` finds the copies among it afterwards.
 """
 
 from __future__ import annotations
@@ -184,6 +187,7 @@ def _sent(client: PhantoscopeClient, target: Target, batch: list[ImageFile]
             [Upload(file.path, name) for file, name in zip(batch, names, strict=True)],
             field=target.field,
             attributes=target.attributes,
+            check_duplicates=False,
         )
     except OSError as exc:  # a file went away since it was hashed: find out which
         if len(batch) == 1:
@@ -208,6 +212,7 @@ def _read_by_server(client: PhantoscopeClient, target: Target, batch: list[Image
              for file in batch],
             field=target.field,
             attributes=target.attributes,
+            check_duplicates=False,
         )
     except PhantoscopeError:  # the bytes get the server's verdict
         reads.asked = False

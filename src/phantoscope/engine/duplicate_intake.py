@@ -1,7 +1,8 @@
 """An upload against what is stored: is each new image a copy of a stored one (or of one
 before it in the same upload)? Checked before anything is written, so that
 ``reject_duplicates`` can refuse a copy; recorded in the application's index once the upload
-is stored."""
+is stored. An upload that does not check (an import) leaves its images to the next
+listing."""
 
 from __future__ import annotations
 
@@ -240,3 +241,20 @@ class UploadCheck:
                     self.index.add(image.entity, image.descriptor.orientation_hashes,
                                    image.place, self.pairs[image.entity],
                                    self.pending[image.entity])
+
+
+def add_unchecked(stores: Stores, plan: ApplicationPlan, images: Sequence[NewImage]) -> None:
+    """Stored images whose copies no one looked for: into the application's index, if this
+    process has loaded it, to be judged by the next listing (as if another process had
+    stored them, :func:`~phantoscope.engine.duplicate_index.caught_up`), and found by the
+    uploads checked meanwhile."""
+    index = stores.duplicates.of(plan.application.name)
+    with index.lock:
+        if not index.loaded:  # loading it reads them
+            return
+        for image in images:
+            if image.entity in index.hashes:
+                continue
+            index.add(image.entity, image.descriptor.orientation_hashes, image.place)
+            if index.pairs is not None:
+                index.unjudged.add(image.entity)

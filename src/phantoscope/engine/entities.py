@@ -22,6 +22,7 @@ from phantoscope.engine.duplicate_intake import (
     DuplicateOf,
     NewImage,
     UploadCheck,
+    add_unchecked,
     describe_upload,
 )
 from phantoscope.engine.entity_filters import matching_entities
@@ -75,6 +76,7 @@ class UploadOutcome:
     entity: Entity | None = None
     error: EngineError | None = None
     duplicate_of: DuplicateOf | None = None  # the stored entity the image copies
+    copies_checked: bool = True  # False: stored without looking for what it copies
 
 
 plan_upload = entry_point(application_plan)
@@ -138,13 +140,14 @@ def _undoing(steps: list[Callable[[], None]]) -> bool:
 @entry_point
 def upload(
     stores: Stores, plan: ApplicationPlan, items: Sequence[UploadItem], *, atomic: bool = True,
-    reject_duplicates: bool = False,
+    reject_duplicates: bool = False, check_duplicates: bool = True,
 ) -> list[UploadOutcome]:
     """Store each image with its vectors, its copy descriptor (and, for a pipeline without
     processors, the labels its encoder gave the image), in the entity's transaction; an item
     is either wholly stored or not at all. Each stored item says which stored entity (or
     earlier item) it copies, if any; with ``reject_duplicates`` such an item is refused
-    (409 ``DUPLICATE``) instead.
+    (409 ``DUPLICATE``) instead. Without ``check_duplicates`` nothing is aligned: the items
+    are stored as they are, and the duplicates listing judges them (as an import wants).
 
     ``plan``: the application's, from :func:`plan_upload`.
     ``atomic``: the first item error fails the whole request and nothing is stored.
@@ -152,7 +155,11 @@ def upload(
     A store failure fails (and undoes) every item either way.
     """
     application = plan.application
-    outcomes = [UploadOutcome() for _ in items]
+    if reject_duplicates and not check_duplicates:
+        raise BadRequestError(
+            "INVALID_REQUEST",
+            "reject_duplicates=true needs the copy check: leave out check_duplicates=false")
+    outcomes = [UploadOutcome(copies_checked=check_duplicates) for _ in items]
     by_field: dict[str, list[int]] = defaultdict(list)
     for index, item in enumerate(items):
         try:
@@ -194,7 +201,7 @@ def upload(
         if reject_duplicates else nullcontext()
     with exclusive:
         _check_and_store(stores, plan, items, embedded, standby, outcomes, atomic=atomic,
-                         reject_duplicates=reject_duplicates)
+                         reject_duplicates=reject_duplicates, check_duplicates=check_duplicates)
     return outcomes
 
 
@@ -203,6 +210,7 @@ def _check_and_store(
     embedded: Mapping[int, tuple[FieldPlan, list[PipelineVector]]],
     standby: Mapping[int, list[tuple[FieldPlan, list[PipelineVector]]]],
     outcomes: list[UploadOutcome], *, atomic: bool, reject_duplicates: bool,
+    check_duplicates: bool,
 ) -> None:
     """The second half of :func:`upload`: each embedded item checked for copies, then the
     accepted ones written together; their entities (or errors) set in ``outcomes``."""
@@ -226,8 +234,9 @@ def _check_and_store(
             new_images[index] = NewImage(entity.id, field_plan, descriptor,
                                          result[0].vector if whole else None,
                                          entity.vectors[0].id if whole else None)
-    check = UploadCheck(stores, plan, at_once=reject_duplicates)
-    _find_copies(check, new_images, outcomes, refuse=reject_duplicates)
+    check = UploadCheck(stores, plan, at_once=reject_duplicates) if check_duplicates else None
+    if check is not None:
+        _find_copies(check, new_images, outcomes, refuse=reject_duplicates)
     for index, entity in entities.items():
         if outcomes[index].error is not None:
             continue
@@ -253,7 +262,12 @@ def _check_and_store(
         replaced = _replaced(stores, application.name, [items[i].replaces for i in stored])
         _write(stores, application, list(stored.values()), collection_writes, descriptors,
                replaced)
-        check.record([entity.id for entity, _ in stored.values()])
+        kept = [entity.id for entity, _ in stored.values()]
+        if check is not None:
+            check.record(kept)
+        else:
+            add_unchecked(stores, plan, [new_images[index] for index in stored
+                                         if index in new_images])
         if replaced:
             delete_stored(stores, application, replaced)
             stores.duplicates.forget(application.name, [entity.id for entity in replaced])

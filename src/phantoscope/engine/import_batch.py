@@ -103,15 +103,21 @@ def import_items(stores: Stores, job: JobRow, items: list[ClaimedItem]) -> Batch
 
 def _store(stores: Stores, plan: ApplicationPlan, items: list[UploadItem]
            ) -> list[EngineError | None]:
-    """Each item's error, or None where it was stored. An operator answering an error for
-    several images at once is asked again for each alone, so an image it cannot take fails
-    alone instead of holding the job; one that fails twice alone is that image's error."""
+    """Each item's error, or None where it was stored (without a copy check: the duplicates
+    listing judges an import's images). An operator answering an error for several images
+    at once is asked again for each alone, so an image it cannot take fails alone instead of
+    holding the job; one that fails twice alone is that image's error."""
+
+    def stored() -> list[EngineError | None]:
+        return [outcome.error
+                for outcome in upload(stores, plan, items, atomic=False, check_duplicates=False)]
+
     try:
-        return [outcome.error for outcome in upload(stores, plan, items, atomic=False)]
+        return stored()
     except OperatorFailedError as exc:
         if len(items) > 1:
             return [error for item in items for error in _store(stores, plan, [item])]
         try:
-            return [outcome.error for outcome in upload(stores, plan, items, atomic=False)]
+            return stored()
         except OperatorFailedError:
             return [exc]

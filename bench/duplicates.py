@@ -1,8 +1,9 @@
 """Finding every copy and similar-shot group of an application of N entities, and checking
 one new upload against what is stored (issue 18), with the vectors on Milvus Lite.
 
-    .venv/bin/python bench/duplicates.py [--entities 10000] [--new 50] [--workers 2]
-                                         [--dimension 1280] [--neighbours 10] [--seed 0]
+    .venv/bin/python bench/duplicates.py [--entities 10000] [--new 50] [--imported 1000]
+                                         [--workers 2] [--dimension 1280] [--neighbours 10]
+                                         [--seed 0]
 
 Data, synthetic but shaped like real descriptors: scenes drawn as smooth random pictures
 (96 x 96: coarse shapes, finer detail and noise), each shown through an 80 x 80 window and
@@ -22,6 +23,12 @@ Measured, the vectors inserted into Milvus Lite (HNSW, IP) first and indexed (no
 - one new upload (--new of them: a copy of a stored entity, a new shot of a stored burst or
   a new scene, in turn): `finder.check_new` with its hash scan and one vector search, p50
   and p95 of the whole check;
+- the next listing after an import (--imported uploads stored unchecked, or by other
+  processes): their pairs judged one image at a time, each with its vector search, its hash
+  scan and its candidates aligned (as listings did before `finder.pairs_of_new`), against
+  `pairs_of_new`: one hash pass of their rows, a vector search of 1,000 a call, every
+  candidate aligned together (one thread; the server's reads of descriptors and thumbnails,
+  which the one-at-a-time listing made for each image, are not counted);
 - memory: the process's VmRSS / VmHWM (Milvus Lite runs in it) and what the duplicate
   state itself holds (hashes, and the thumbnails, which the server would read from its
   store rather than hold);
@@ -44,7 +51,7 @@ import numpy as np
 from filtered_search import available_gb, status_mb
 from PIL import Image
 
-from phantoscope.duplicates.finder import HashIndex, Pair, check_new, find_pairs
+from phantoscope.duplicates.finder import HashIndex, Pair, check_new, find_pairs, pairs_of_new
 from phantoscope.duplicates.groups import group_copies, group_pairs
 from phantoscope.imaging.phash import orientation_hashes
 from phantoscope.storage import lite_search
@@ -236,6 +243,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entities", type=int, default=10_000)
     parser.add_argument("--new", type=int, default=50, help="new uploads checked one by one")
+    parser.add_argument("--imported", type=int, default=1000,
+                        help="uploads stored unchecked, then judged by a listing")
     parser.add_argument("--workers", type=int, default=2, help="alignment threads")
     parser.add_argument("--dimension", type=int, default=1280)
     parser.add_argument("--neighbours", type=int, default=10,
@@ -248,7 +257,7 @@ def main() -> None:
     began = time.perf_counter()
     made = make_entities(args.entities, args.dimension, args.seed)
     stored = args.entities
-    add_new_uploads(made, args.new, np.random.default_rng(args.seed + 1))
+    add_new_uploads(made, args.new + args.imported, np.random.default_rng(args.seed + 1))
     drawn = time.perf_counter() - began
     began = time.perf_counter()
     hashes = np.array([orientation_hashes(picture) for picture in made.thumbnails],
@@ -326,7 +335,40 @@ def main() -> None:
                   f"{statistics.median(checks):.1f} ms, p95 {p95:.1f} ms over {len(checks)} "
                   f"(vector search, hash scan and alignment of its candidates); found "
                   f"{verdicts}", flush=True)
+        if args.imported:
+            listing_after_import(store, index, hashes, made, range(stored, len(hashes)),
+                                 args.neighbours, thumbnails)
         store.close()
+
+
+def listing_after_import(store: MilvusVectorStore, index: HashIndex, hashes: np.ndarray,
+                         made: Entities, new: Sequence[int], topk: int, thumbnails) -> None:
+    """The pairs of uploads stored unchecked, judged one at a time and together."""
+    store.insert(COLLECTION, list(new), made.vectors[list(new)])
+    store.flush(COLLECTION)
+    neighbours, _ = neighbours_from(store, made.vectors, topk)
+    one_by_one, began = index.snapshot(), time.perf_counter()
+    singly: list[Pair] = []
+    for entity in new:
+        [near] = neighbours([entity])
+        singly += check_new(one_by_one, tuple(int(v) for v in hashes[entity]),
+                            made.thumbnails[entity],
+                            [(other, cosine) for other, cosine in near if other in one_by_one],
+                            thumbnails, new_id=entity)
+        one_by_one.add([entity], hashes[entity][None, :])
+    alone = time.perf_counter() - began
+    together = index.snapshot()
+    together.add(list(new), hashes[list(new)])
+    began = time.perf_counter()
+    pairs = pairs_of_new(together, list(new), neighbours, thumbnails)
+    batched = time.perf_counter() - began
+    copies = sum(pair.copy for pair in pairs)
+    print(f"\nthe next listing after {len(new):,} uploads stored unchecked, against "
+          f"{len(index):,} stored: one image at a time {alone:.1f} s "
+          f"({1e3 * alone / len(new):.1f} ms an image), together {batched:.1f} s "
+          f"({1e3 * batched / len(new):.1f} ms an image, {alone / batched:.1f}x); "
+          f"{copies} copy pairs (one at a time: {sum(pair.copy for pair in singly)})",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from PIL import Image
 from phantoscope.duplicate_set import COPY_EDITS
 from phantoscope.duplicates.decision import similar_min_cosine
 from phantoscope.duplicates.descriptor import ImageDescriptor, describe
-from phantoscope.duplicates.finder import HashIndex, check_new, find_pairs
+from phantoscope.duplicates.finder import HashIndex, check_new, find_pairs, pairs_of_new
 from phantoscope.imaging.phash import hamming
 from phantoscope.photoset import sample_photo
 
@@ -41,6 +41,23 @@ def test_near_pairs_are_the_brute_force_pairs_each_once():
     assert all(ids[0] not in pair[:2] and ids[40] not in pair[:2]
                for pair in index.near_pairs(max_bits=4))
     assert len(index) == len(hashes) - 2
+
+
+def test_near_pairs_of_some_ids_are_the_brute_force_pairs_holding_them():
+    rng = np.random.default_rng(11)
+    hashes = rng.integers(0, 2**63, size=(60, 8), dtype=np.uint64)
+    hashes[30:] = hashes[:30] ^ np.uint64(0b111)  # each of the last 30 three bits off one
+    index = HashIndex()
+    ids = list(range(500, 560))
+    index.add(ids, hashes)
+    some = [ids[3], ids[33], ids[40], ids[41]]
+    found = sorted(index.near_pairs_of(some, max_bits=3))
+    expected = sorted(
+        (ids[i], ids[j]) for i in range(60) if ids[i] in some for j in range(60)
+        if i != j and min(hamming(int(hashes[i, which]), int(hashes[j, 0]))
+                          for which in range(8)) <= 3)
+    assert found == expected
+    assert {(ids[3], ids[33]), (ids[33], ids[3]), (ids[40], ids[10])} <= set(found)
 
 
 def encoded(image: Image.Image) -> bytes:
@@ -144,3 +161,36 @@ def test_the_similar_cosine_is_the_encoders(stored):
         pairs = check_new(index_of(stored), new.orientation_hashes, new.pixels, [(3, 0.65)],
                           thumbnails, min_cosine=similar_min_cosine(encoder))
         assert [pair.similar for pair in pairs] == ([True] if similar else []), encoder
+
+
+def test_pairs_of_new_images_are_what_a_full_pass_adds(stored):
+    """Stored images judged, then new ones stored: their pairs with the old and with each
+    other, judged together, are the full pass's pairs that the first lacked."""
+    new = {
+        5: describe(COPY_EDITS["jpeg-50"](sample_photo("coffee")).data),
+        6: describe(COPY_EDITS["turned-90"](sample_photo("rocket")).data),
+        7: describe(encoded(sample_photo("motorcycle_right"))),
+        8: describe(COPY_EDITS["mirrored"](sample_photo("motorcycle_right")).data),
+    }
+    everything = {**stored, **new}
+    vectors = {1: [1.0, 0.0], 2: [0.0, 1.0], 3: [0.6, 0.8], 4: [0.99, 0.141],
+               5: [0.98, 0.2], 6: [0.62, 0.78], 7: [0.1, 0.995], 8: [0.12, 0.993]}
+
+    def neighbours(ids):
+        return [[(other, float(np.dot(vectors[entity], vectors[other])))
+                 for other in vectors] for entity in ids]
+
+    def by_key(pairs):
+        return {(pair.first, pair.second): dataclasses.astuple(pair) for pair in pairs}
+
+    thumbnails, _ = reader(everything)
+    before = by_key(find_pairs(index_of(stored), list(stored), neighbours, thumbnails))
+    full = by_key(find_pairs(index_of(everything), list(everything), neighbours, thumbnails))
+    thumbnails, asked = reader(everything)
+    added = by_key(pairs_of_new(index_of(everything), list(new), neighbours, thumbnails))
+    assert set(added) == set(full) - set(before)
+    for key, figures in added.items():
+        np.testing.assert_equal(figures, full[key])
+    copies = sorted(key for key, figures in added.items() if figures[-2])
+    assert copies == [(1, 5), (3, 6), (4, 5), (7, 8)]
+    assert len(asked) == 1  # every candidate aligned in one batch

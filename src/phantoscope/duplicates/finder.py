@@ -11,7 +11,7 @@ caller reads from wherever it keeps them (:data:`Thumbnails`), a batch at a time
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -123,6 +123,27 @@ class HashIndex:
                 yield (int(self._ids[start + row]), int(self._ids[start + 1 + column]),
                        int(best[row, column]))
 
+    def near_pairs_of(self, ids: Sequence[int], max_bits: int = CANDIDATE_HASH_BITS
+                      ) -> Iterator[tuple[int, int]]:
+        """Every stored pair within ``max_bits`` that holds one of stored ``ids``, as (one of
+        ``ids``, the other; a pair of two of them comes twice): a brute-force pass of their
+        rows against all, HASH_BLOCK comparisons at a time."""
+        rows = np.array([self._row[int(entity)] for entity in ids], dtype=np.int64)
+        upright = self._hashes[:, 0]
+        rows_at_once = max(1, HASH_BLOCK // max(len(self._ids), 1))
+        for start in range(0, len(rows), rows_at_once):
+            block = rows[start:start + rows_at_once]
+            best = np.full((len(block), len(upright)), BITS, dtype=np.uint8)
+            differ = np.empty(best.shape, dtype=np.uint64)
+            for which in range(8):
+                np.bitwise_xor(self._hashes[block, which][:, None], upright[None, :],
+                               out=differ)
+                np.minimum(best, popcount(differ), out=best)
+            found, columns = np.nonzero(best <= max_bits)
+            for row, column in zip(block[found], columns, strict=True):
+                if row != column:
+                    yield int(self._ids[row]), int(self._ids[column])
+
     def distances(self, orientation_hashes: Sequence[int], ids: Sequence[int]) -> np.ndarray:
         """The hash distance (nearest orientation) of a picture to each of stored ``ids``."""
         rows = [self._row[int(entity)] for entity in ids]
@@ -184,6 +205,21 @@ def judge(candidates: dict[tuple[int, int], tuple[int, float]], thumbnails: Thum
         return [pair for judged in done for pair in judged]
 
 
+def _neighbour_cosines(ids: Sequence[int], neighbours: Neighbours, partners: Container[int],
+                       batch: int) -> dict[tuple[int, int], float]:
+    """The encoder's cosine of each pair of one of ``ids`` with one of its neighbours among
+    ``partners``, by (smaller id, larger id): the larger where both sides found it."""
+    cosine: dict[tuple[int, int], float] = {}
+    for start in range(0, len(ids), batch):
+        chunk = list(ids[start:start + batch])
+        for entity, found in zip(chunk, neighbours(chunk), strict=True):
+            for other, value in found:
+                if other != entity and other in partners:
+                    key = (min(entity, other), max(entity, other))
+                    cosine[key] = max(value, cosine.get(key, -1.0))
+    return cosine
+
+
 def find_pairs(index: HashIndex, ids: Sequence[int], neighbours: Neighbours,
                thumbnails: Thumbnails, *, neighbour_batch: int = 1000, workers: int = 1,
                min_cosine: float = SIMILAR_MIN_COSINE,
@@ -194,14 +230,7 @@ def find_pairs(index: HashIndex, ids: Sequence[int], neighbours: Neighbours,
     timings = {} if timings is None else timings
     clock = time.perf_counter()
     members = {int(entity) for entity in ids}
-    cosine: dict[tuple[int, int], float] = {}
-    for start in range(0, len(ids), neighbour_batch):
-        chunk = list(ids[start:start + neighbour_batch])
-        for entity, found in zip(chunk, neighbours(chunk), strict=True):
-            for other, value in found:
-                if other != entity and other in members:
-                    key = (min(entity, other), max(entity, other))
-                    cosine[key] = max(value, cosine.get(key, -1.0))
+    cosine = _neighbour_cosines(ids, neighbours, members, neighbour_batch)
     timings["neighbours"] = time.perf_counter() - clock
     clock = time.perf_counter()
     bits = {(first, second): found for first, second, found in index.near_pairs()
@@ -218,6 +247,22 @@ def find_pairs(index: HashIndex, ids: Sequence[int], neighbours: Neighbours,
     judged = judge(candidates, thumbnails, workers=workers, min_cosine=min_cosine)
     timings["judge"] = time.perf_counter() - clock
     return judged + similar_only
+
+
+def pairs_of_new(index: HashIndex, ids: Sequence[int], neighbours: Neighbours,
+                 thumbnails: Thumbnails, *, neighbour_batch: int = 1000,
+                 min_cosine: float = SIMILAR_MIN_COSINE) -> list[Pair]:
+    """Every candidate pair that one of ``ids`` makes with any image of ``index`` (``ids``
+    among them), judged as :func:`find_pairs` judges it: the pairs a full pass adds once the
+    ids are stored. Their candidates are aligned together (far cheaper a pair than one
+    image's at a time)."""
+    cosine = _neighbour_cosines(ids, neighbours, index, neighbour_batch)
+    keys = {(min(entity, other), max(entity, other)) for entity, other in index.near_pairs_of(ids)}
+    keys = sorted(keys | cosine.keys())
+    bits = index.pair_distances([first for first, _ in keys], [second for _, second in keys])
+    candidates, similar_only = _sorted_out(
+        keys, bits, np.array([cosine.get(key, np.nan) for key in keys]), min_cosine)
+    return judge(candidates, thumbnails, min_cosine=min_cosine) + similar_only
 
 
 Candidates = dict[tuple[int, int], tuple[int, float]]

@@ -3,11 +3,13 @@
 An application's index holds the perceptual hashes of its described entities (a
 :class:`~phantoscope.duplicates.finder.HashIndex`), which of their vectors describe the whole
 image, and, once a listing asked for them, every judged pair. A new upload is checked against
-it (:func:`check_new`, no rescan) and added; a deletion removes its entity. A listing first
-brings it level with the descriptor table (:func:`synced`): entities stored before revision
-0005 get their descriptors (:mod:`phantoscope.engine.duplicate_backfill`), entities added or
-deleted by another process are added or removed; the first listing after a start finds every
-pair at once (:func:`~phantoscope.duplicates.finder.find_pairs`).
+it (:mod:`phantoscope.engine.duplicate_intake`, no rescan) and added; a deletion removes its
+entity. A listing first brings it level with the descriptor table (:func:`synced`): entities
+stored before revision 0005 get their descriptors
+(:mod:`phantoscope.engine.duplicate_backfill`), entities added or deleted by another process
+(or stored without a check) are added, judged together against the rest
+(:func:`~phantoscope.duplicates.finder.pairs_of_new`), or removed; the first listing after a
+start finds every pair at once (:func:`~phantoscope.duplicates.finder.find_pairs`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from phantoscope.duplicates.decision import similar_min_cosine
-from phantoscope.duplicates.finder import check_new, find_pairs, judge
+from phantoscope.duplicates.finder import find_pairs, judge, pairs_of_new
 from phantoscope.engine.catalog import ApplicationPlan, FieldPlan
 from phantoscope.engine.context import Stores
 from phantoscope.engine.duplicate_backfill import backfill
@@ -73,13 +75,6 @@ class Lookups:
         owners = self.index.owners  # read while uploads and deletions change it
         return [[(owner, cosine_of(hit.distance, metric)) for hit in found
                  if (owner := owners.get(hit.id)) is not None] for found in hits]
-
-    def neighbours_at(self, place: VectorPlace) -> list[tuple[int, float]]:
-        """The stored nearest neighbours of the vector at ``place``."""
-        stored = self.stores.vectors.vectors_of(place.collection, [place.vector_id])
-        if place.vector_id not in stored:
-            return []
-        return self.near(place.collection, place.metric, stored[place.vector_id][None, :])[0]
 
     def neighbours(self, ids: Sequence[int]) -> list[list[tuple[int, float]]]:
         at = {int(entity): place for entity in ids
@@ -205,19 +200,13 @@ def _level(stores: Stores, plan: ApplicationPlan, index: ApplicationIndex) -> li
 
 def _judge_new(stores: Stores, plan: ApplicationPlan, index: ApplicationIndex,
                lookups: Lookups, new: Sequence[int]) -> None:
-    """Add stored entities to an index whose pairs are found, each judged against the rest,
-    and align what uploads left pending."""
-    name = plan.application.name
-    records = DuplicateRecords(stores.meta)
+    """Add stored entities to an index whose pairs are found, judged against the rest and
+    each other in one pass, and align what uploads left pending."""
     cosine = min_cosine(plan)
-    for each in records.descriptors(name, new):
-        place = places(plan, records.whole_vectors(name, [each.entity_id])).get(each.entity_id)
-        hashes = unsigned(each.hashes)
-        neighbours = lookups.neighbours_at(place) if place is not None else []
-        pairs = check_new(index.hashes, hashes, lookups.thumbnails([each.entity_id])[0],
-                          neighbours, lookups.thumbnails, min_cosine=cosine,
-                          new_id=each.entity_id)
-        index.add(each.entity_id, hashes, place, pairs)
+    added = _add_stored(stores, plan, index, new)
+    for pair in pairs_of_new(index.hashes, added, lookups.neighbours, lookups.thumbnails,
+                             min_cosine=cosine):
+        index.pairs[(pair.first, pair.second)] = pair
     if index.pending:  # what uploads left to align
         for pair in judge(index.pending, lookups.thumbnails, min_cosine=cosine):
             index.pairs[(pair.first, pair.second)] = pair

@@ -133,6 +133,9 @@ def import_folder(
     A server that may read FOLDER itself (under its PHANTOSCOPE_IMPORT_ROOTS) reads each file
     from its own disk when the bytes there are the same, instead of receiving them.
 
+    Copies of other pictures are stored too, not looked for while importing:
+    `phantoscope duplicates` lists them afterwards.
+
     Exits 1 when some image failed. Hidden files and folders are left out.
     """
     attributes = parse_attributes(attrs or ()) or None

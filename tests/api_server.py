@@ -65,8 +65,12 @@ class ApiServer:
         return answer.json()
 
 
+def counter(api: httpx.Client, name: str) -> float:
+    """The value of the server's unlabelled counter ``name`` (``_total`` left out)."""
+    [count] = re.findall(rf"^{re.escape(name)}_total (\S+)$", api.get("/metrics").text, re.M)
+    return float(count)
+
+
 def aligned_pairs(api: httpx.Client) -> float:
     """The server's count of candidate pairs its uploads' duplicate checks aligned."""
-    [count] = re.findall(r"^phantoscope_aligned_pairs_total (\S+)$", api.get("/metrics").text,
-                         re.M)
-    return float(count)
+    return counter(api, "phantoscope_aligned_pairs")

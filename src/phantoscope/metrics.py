@@ -43,6 +43,11 @@ ALIGNED_PAIRS = Counter(
     "duplicate checks aligned, a few milliseconds of CPU each: against "
     "phantoscope_ingested_images, what the check costs an upload.",
 )
+JUDGED_IN_BACKGROUND = Counter(
+    "phantoscope_judged_in_background",
+    "Stored images (imported unchecked, or stored by other processes) whose duplicate pairs "
+    "were judged while uploads paused, ahead of the next listing.",
+)
 HTTP_REQUESTS = Counter(
     "phantoscope_http_requests",
     "HTTP requests answered, by method, route template and status.",

@@ -2,15 +2,17 @@
 API server with the default encoder: nothing is aligned and the answers carry no
 `duplicate_of`, yet the duplicates listing ends with the same groups as for uploads checked
 one by one, whether it is the first listing or a later one; a checked upload finds an
-unchecked one as its original; and asking to refuse copies without checking is refused."""
+unchecked one as its original; once uploads pause, the server judges what they stored ahead
+of the next listing; and asking to refuse copies without checking is refused."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from api_server import ApiServer, aligned_pairs
+from api_server import ApiServer, aligned_pairs, counter
 from phantoscope.duplicate_set import COPY_EDITS
 from photos import b64, photo
 
@@ -101,6 +103,18 @@ def test_a_checked_upload_finds_an_unchecked_one_as_its_original(server):
     server.upload("unchecked", [("chelsea", "original")], **UNCHECKED)
     [result] = server.upload("unchecked", [("chelsea", "jpeg-30")])
     assert result["duplicate_of"]["_id"] == server.ids["unchecked"]["chelsea/original"]
+
+
+def test_the_server_judges_what_was_stored_unchecked_once_uploads_pause(server):
+    server.groups("unchecked")  # listed: the server keeps this application's listing ready
+    judged = counter(server.api, "phantoscope_judged_in_background")
+    server.upload("unchecked", [("rocket", "mirrored"), ("horse", "jpeg-30")], **UNCHECKED)
+    deadline = time.monotonic() + 60
+    while counter(server.api, "phantoscope_judged_in_background") < judged + 2:
+        assert time.monotonic() < deadline, "nothing was judged in the background"
+        time.sleep(0.5)
+    assert ["rocket/mirrored", "rocket/original"] in server.groups("unchecked")
+    assert ["horse/cropped-2", "horse/jpeg-30", "horse/original"] in server.groups("unchecked")
 
 
 def test_refusing_copies_without_checking_is_refused_and_stores_nothing(server):

@@ -1,7 +1,7 @@
 """Duplicates under concurrent work, on real stores (Milvus Lite, SQLite, a folder) and a
 real gRPC encoder: the first listing of a process finds every pair in one pass (minutes at
-100k entities) without making uploads wait, and uploads refusing copies sent at once store
-one picture once."""
+100k entities) without making uploads wait, uploads refusing copies sent at once store
+one picture once, and the background leveller judges what imports stored once they pause."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from phantoscope.config import ServerSettings
 from phantoscope.duplicates.descriptor import describe
 from phantoscope.engine.context import Stores
 from phantoscope.engine.duplicate_intake import NewImage, UploadCheck
+from phantoscope.engine.duplicate_leveller import level_once
 from phantoscope.engine.duplicate_review import list_groups
 from phantoscope.engine.duplicate_state import DuplicateIndexes
 from phantoscope.engine.entities import UploadItem, embed_each, plan_upload, upload
@@ -54,9 +55,10 @@ def resized_copy(name: str) -> bytes:
     return jpeg(photo.resize((photo.width * 7 // 10, photo.height * 7 // 10)), quality=75)
 
 
-def _upload(stores: Stores, data: bytes, name: str) -> int:
+def _upload(stores: Stores, data: bytes, name: str, *, check_duplicates: bool = True) -> int:
     image = check_image(data, stores.limits, name)
-    [outcome] = upload(stores, plan_upload(stores, "album"), [UploadItem(None, image, name)])
+    [outcome] = upload(stores, plan_upload(stores, "album"), [UploadItem(None, image, name)],
+                       check_duplicates=check_duplicates)
     assert outcome.error is None, outcome.error
     return outcome.entity.id
 
@@ -226,3 +228,25 @@ def test_an_upload_aligns_its_images_together_with_the_answers_of_one_at_a_time(
               for pairs, _ in expected]
     assert copies[0] and copies[5] and copies[6]
     assert (900_004, 900_005) in copies[5]
+
+
+def test_the_leveller_judges_what_imports_stored_once_they_pause(stores):
+    coffee = _upload(stores, jpeg(sample_photo("coffee")), "coffee")
+    waiting: dict[str, tuple[int, float]] = {}
+    assert level_once(stores, waiting, idle_s=0.0) == 0  # nothing listed: nothing to keep
+    assert not list_groups(stores, "album", "copies", 0, 10).groups
+    index = stores.duplicates.listed()["album"]
+    assert level_once(stores, waiting, idle_s=0.0) == 0 and not waiting  # nothing new
+
+    copy = _upload(stores, resized_copy("coffee"), "coffee-copy", check_duplicates=False)
+    assert index.unjudged == {copy}
+    assert level_once(stores, waiting, idle_s=0.0) == 0  # the count moved: one more look
+    chelsea = _upload(stores, resized_copy("chelsea"), "chelsea", check_duplicates=False)
+    assert level_once(stores, waiting, idle_s=60.0) == 0  # moved again
+    assert level_once(stores, waiting, idle_s=60.0) == 0  # still, but not for 60 s
+    assert index.unjudged == {copy, chelsea}
+    assert level_once(stores, waiting, idle_s=0.0) == 2
+    assert not index.unjudged and not waiting
+    assert index.pairs[(min(coffee, copy), max(coffee, copy))].copy
+    [group] = list_groups(stores, "album", "copies", 0, 10).groups
+    assert {member.entity.id for member in group.members} == {coffee, copy}

@@ -32,6 +32,7 @@ from phantoscope.api.observability import REQUEST_ID_HEADER, RequestObserver
 from phantoscope.api.route_table import RouteTable
 from phantoscope.config import ServerSettings, is_loopback
 from phantoscope.engine.context import Stores
+from phantoscope.engine.duplicate_leveller import DuplicateLeveller
 from phantoscope.engine.job_runner import JobRunner
 from phantoscope.engine.journal import repair_logged
 from phantoscope.engine.standby_sweep import StandbySweeper
@@ -79,6 +80,8 @@ def create_app(
         jobs.start()
         sweeper = StandbySweeper(app.state.stores)  # old pipelines' vectors after a switch
         sweeper.start()
+        leveller = DuplicateLeveller(app.state.stores)  # listed duplicates, kept ready
+        leveller.start()
         try:
             if on_start is not None:
                 on_start(app.state.stores)
@@ -87,6 +90,7 @@ def create_app(
             repairs.cancel()
             await run_in_threadpool(jobs.stop)
             await run_in_threadpool(sweeper.stop)
+            await run_in_threadpool(leveller.stop)
             app.state.stores.close()
 
     app = FastAPI(

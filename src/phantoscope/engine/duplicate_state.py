@@ -97,6 +97,12 @@ class DuplicateIndexes:
                 index.basis = basis
             return index
 
+    def listed(self) -> dict[str, ApplicationIndex]:
+        """The indexes whose pairs a listing has found, by application."""
+        with self._lock:
+            return {name: index for name, index in self._indexes.items()
+                    if index.pairs is not None}
+
     def drop(self, application: str) -> None:
         with self._lock:
             self._indexes.pop(application, None)

@@ -32,10 +32,10 @@ from phantoscope.api.observability import REQUEST_ID_HEADER, RequestObserver
 from phantoscope.api.route_table import RouteTable
 from phantoscope.config import ServerSettings, is_loopback
 from phantoscope.engine.context import Stores
-from phantoscope.engine.duplicate_leveller import DuplicateLeveller
+from phantoscope.engine.duplicate_leveller import duplicate_leveller
 from phantoscope.engine.job_runner import JobRunner
 from phantoscope.engine.journal import repair_logged
-from phantoscope.engine.standby_sweep import StandbySweeper
+from phantoscope.engine.standby_sweep import standby_sweeper
 from phantoscope.engine.stats import store_counts
 from phantoscope.web import mount_ui
 
@@ -78,9 +78,9 @@ def create_app(
         repairs = asyncio.create_task(_repair_forever(app.state.stores, settings))
         jobs = app.state.job_runner = JobRunner(app.state.stores)  # resumes what was left
         jobs.start()
-        sweeper = StandbySweeper(app.state.stores)  # old pipelines' vectors after a switch
+        sweeper = standby_sweeper(app.state.stores)  # old pipelines' vectors after a switch
         sweeper.start()
-        leveller = DuplicateLeveller(app.state.stores)  # listed duplicates, kept ready
+        leveller = duplicate_leveller(app.state.stores)  # listed duplicates, kept ready
         leveller.start()
         try:
             if on_start is not None:

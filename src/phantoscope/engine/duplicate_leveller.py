@@ -6,18 +6,14 @@ pause because judging during an import would take back the CPU the import saved.
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 
 from phantoscope.engine.catalog import application_plan
 from phantoscope.engine.context import Stores
 from phantoscope.engine.duplicate_index import caught_up, synced
-from phantoscope.engine.errors import EngineError, NotFoundError
+from phantoscope.engine.errors import NotFoundError
+from phantoscope.engine.upkeep import Upkeep
 from phantoscope.metrics import JUDGED_IN_BACKGROUND
-from phantoscope.storage.store_error import StoreError
-
-log = logging.getLogger(__name__)
 
 TICK_S = 1.0  # how often it looks
 IDLE_S = 5.0  # how long an application's new entities must have stopped coming
@@ -58,28 +54,8 @@ def level_once(stores: Stores, waiting: dict[str, tuple[int, float]],
     return judged
 
 
-class DuplicateLeveller:
+def duplicate_leveller(stores: Stores) -> Upkeep:
     """A thread calling :func:`level_once` every ``TICK_S``."""
-
-    def __init__(self, stores: Stores) -> None:
-        self.stores = stores
-        self._waiting: dict[str, tuple[int, float]] = {}
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._work, name="duplicate-leveller",
-                                        daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(30)
-
-    def _work(self) -> None:
-        while not self._stopping.wait(TICK_S):
-            try:
-                level_once(self.stores, self._waiting)
-            except (StoreError, EngineError) as exc:
-                log.warning("could not judge the duplicates of what was stored lately: %s", exc)
-            except Exception:  # a listing will do it; the thread stays for the next look
-                log.exception("judging the duplicates of what was stored lately failed")
+    waiting: dict[str, tuple[int, float]] = {}
+    return Upkeep("duplicate-leveller", TICK_S, lambda: level_once(stores, waiting),
+                  "could not judge the duplicates of what was stored lately")

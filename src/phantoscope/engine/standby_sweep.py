@@ -11,13 +11,12 @@ the field. Every step is conditional on the field being as the sweep read it.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 
 from phantoscope.engine.context import Stores
 from phantoscope.engine.standby import Standby, now, replaced, standby_of, without
+from phantoscope.engine.upkeep import Upkeep
 from phantoscope.storage.reindex_store import ImageField, ReindexStore
-from phantoscope.storage.store_error import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -68,24 +67,7 @@ def _sweep(stores: Stores, seen: ImageField, entry: Standby) -> int:
     return len(ids)
 
 
-class StandbySweeper:
+def standby_sweeper(stores: Stores) -> Upkeep:
     """A thread sweeping every ``settings.job_poll_s`` seconds."""
-
-    def __init__(self, stores: Stores) -> None:
-        self.stores = stores
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._work, name="standby-sweeper", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(30)
-
-    def _work(self) -> None:
-        while not self._stopping.wait(self.stores.settings.job_poll_s):
-            try:
-                sweep_once(self.stores)
-            except StoreError as exc:
-                log.warning("could not remove the vectors of retired pipelines: %s", exc)
+    return Upkeep("standby-sweeper", stores.settings.job_poll_s, lambda: sweep_once(stores),
+                  "could not remove the vectors of retired pipelines")

@@ -44,7 +44,7 @@ class Server:
             self.ids[app]["/".join(key)] = result["entity"]["_id"]
         return results
 
-    def groups(self, app: str, kind: str = "copies") -> list[set[str]]:
+    def groups(self, app: str, kind: str = "copies") -> list[list[str]]:
         """The groups listed, each as its members' names."""
         answer = self.api.get(f"/v1/application/{app}/duplicates",
                               params={"kind": kind, "num": 100})

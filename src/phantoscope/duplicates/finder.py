@@ -257,8 +257,10 @@ def pairs_of_new(index: HashIndex, ids: Sequence[int], neighbours: Neighbours,
     ids are stored. Their candidates are aligned together (far cheaper a pair than one
     image's at a time)."""
     cosine = _neighbour_cosines(ids, neighbours, index, neighbour_batch)
-    keys = {(min(entity, other), max(entity, other)) for entity, other in index.near_pairs_of(ids)}
-    keys = sorted(keys | cosine.keys())
+    near = {(min(entity, other), max(entity, other)) for entity, other in index.near_pairs_of(ids)}
+    keys = sorted(near | cosine.keys())
+    # measured anew, as find_pairs measures a pair: the first's orientations against the
+    # second's upright hash (near_pairs_of measured from the new image's side)
     bits = index.pair_distances([first for first, _ in keys], [second for _, second in keys])
     candidates, similar_only = _sorted_out(
         keys, bits, np.array([cosine.get(key, np.nan) for key in keys]), min_cosine)

@@ -262,9 +262,8 @@ def _check_and_store(
         replaced = _replaced(stores, application.name, [items[i].replaces for i in stored])
         _write(stores, application, list(stored.values()), collection_writes, descriptors,
                replaced)
-        kept = [entity.id for entity, _ in stored.values()]
         if check is not None:
-            check.record(kept)
+            check.record([entity.id for entity, _ in stored.values()])
         else:
             add_unchecked(stores, plan, [new_images[index] for index in stored
                                          if index in new_images])
